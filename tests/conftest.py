@@ -1,0 +1,83 @@
+"""Shared test helpers. Fixture families live in their own modules, imported here:
+fixtures_index (a real PEP 503 index over loopback) and fixtures_docker (real engine)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fixtures_docker import *  # noqa: E402,F403
+from fixtures_index import *  # noqa: E402,F403
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def isolated_env(cache_dir: Path, **extra: str) -> dict[str, str]:
+    """No pip/uv config from this machine leaks into what a test asserts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "WHEELHOUSE_"))}
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        WHEELHOUSE_CACHE_DIR=str(cache_dir),
+        UV_CACHE_DIR=str(cache_dir / "uv"),
+        NO_COLOR="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Wheelhouse:
+    """Runs the real `python -m wheelhouse` CLI in a project folder."""
+
+    def __init__(self, project: Path, cache_dir: Path) -> None:
+        self.project = project
+        self.cache_dir = cache_dir
+        self.env = isolated_env(cache_dir)
+
+    def __call__(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+        timeout: float = 900,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "wheelhouse", *args],
+            cwd=self.project,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"wheelhouse {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    p = tmp_path / "project"
+    p.mkdir()
+    return p
+
+
+@pytest.fixture
+def wh(project: Path, tmp_path: Path) -> Wheelhouse:
+    return Wheelhouse(project, tmp_path / "cache")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def lines(text: str) -> Sequence[str]:
+    return [x for x in text.splitlines() if x.strip()]

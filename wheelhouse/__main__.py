@@ -1,0 +1,3 @@
+from wheelhouse.cli import main
+
+main()

@@ -1,0 +1,570 @@
+"""Configuration: `wheelhouse.toml` or `[tool.wheelhouse]`, validated into frozen dataclasses.
+
+Every error names the file, the dotted key, quotes the bad value and says what to do, in
+the style of pypa/packaging: the config is data, validation is strict, unknown keys are
+errors (with a "did you mean"), because a typo silently ignored is a wrong build later.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from packaging.utils import InvalidName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from wheelhouse.errors import ConfigError
+
+CONFIG_FILE = "wheelhouse.toml"
+PYPI = "https://pypi.org/simple"
+
+Libc = Literal["glibc", "musl"]
+Resolver = Literal["pip", "uv"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexSettings:
+    """Where packages come from. Passed explicitly to every tool: pip.conf is not read,
+    so a lock never depends on the machine that made it."""
+
+    index_url: str = PYPI
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+
+    @property
+    def all_index_urls(self) -> tuple[str, ...]:
+        return (self.index_url, *self.extra_index_urls)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where wheels will be installed: interpreter, libc, arch, accelerator, and images."""
+
+    name: str
+    python_version: str  # "3.12": major.minor
+    implementation: str = "cp"
+    libc: Libc = "glibc"
+    libc_version: str | None = None  # "2.36" / "1.2"; None: probed from the final image
+    arch: str = "x86_64"
+    builder_image: str
+    final_image: str
+    cuda: str | None = None
+    index: IndexSettings = field(default_factory=IndexSettings)
+    no_binary: tuple[str, ...] = ()
+    only_binary: tuple[str, ...] = ()
+    build_env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def python_tuple(self) -> tuple[int, int]:
+        major, minor = self.python_version.split(".")[:2]
+        return int(major), int(minor)
+
+    def binary_policy(self, project: str) -> Literal["any", "no-binary", "only-binary"]:
+        """pip's semantics: a named package beats :all:; no-binary beats only-binary."""
+        name = canonicalize_name(project)
+        if name in self.no_binary:
+            return "no-binary"
+        if name in self.only_binary:
+            return "only-binary"
+        if ":all:" in self.no_binary:
+            return "no-binary"
+        if ":all:" in self.only_binary:
+            return "only-binary"
+        return "any"
+
+    def describe(self) -> str:
+        libc = f"{self.libc} {self.libc_version or '(probed)'}"
+        cuda = f", cuda {self.cuda}" if self.cuda else ""
+        return f"{self.implementation}{self.python_version}, {libc}, {self.arch}{cuda}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    root: Path
+    source: Path | None  # the file the settings came from; None when all defaults
+    inputs: tuple[Path, ...]
+    constraints: tuple[Path, ...] = ()
+    output: Path
+    locks: Path
+    cache_dir: Path
+    resolver: Resolver = "pip"
+    engine: str = "docker"
+    ca_bundle: Path | None = None
+    tools_index_url: str = PYPI
+    default_targets: tuple[str, ...]
+    targets: Mapping[str, Target]
+
+    def target(self, name: str) -> Target:
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown target {name!r}",
+                hint=_did_you_mean(name, self.targets)
+                or f"known targets: {', '.join(sorted(self.targets))}",
+            ) from None
+
+    def selected(self, names: Sequence[str]) -> list[Target]:
+        return [self.target(n) for n in (names or self.default_targets)]
+
+    def rel(self, path: Path) -> str:
+        """A path as written in outputs: relative to the project root, POSIX style."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+
+# -- built-in targets -------------------------------------------------------------------
+
+BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
+    "slim": {
+        "python-version": "3.12",
+        "libc": "glibc",
+        "libc-version": "2.36",  # Debian 12 (bookworm), pinned by the image tags below
+        "builder-image": "python:3.12-bookworm",
+        "final-image": "python:3.12-slim-bookworm",
+    },
+    "alpine": {
+        "python-version": "3.12",
+        "libc": "musl",
+        "libc-version": "1.2",
+        "builder-image": "python:3.12-alpine3.20",
+        "final-image": "python:3.12-alpine3.20",
+    },
+    "gpu": {
+        "python-version": "3.12",  # Ubuntu 24.04's python3
+        "libc": "glibc",
+        "libc-version": "2.39",
+        "builder-image": "nvidia/cuda:12.6.3-devel-ubuntu24.04",
+        "final-image": "nvidia/cuda:12.6.3-runtime-ubuntu24.04",
+        "cuda": "12.6",
+        "extra-index-urls": ["https://download.pytorch.org/whl/cu126"],
+    },
+}
+
+# -- schema -----------------------------------------------------------------------------
+
+TOP_KEYS = (
+    "inputs",
+    "constraints",
+    "output",
+    "locks",
+    "cache-dir",
+    "resolver",
+    "engine",
+    "ca-bundle",
+    "tools-index-url",
+    "default-targets",
+    "index",
+    "targets",
+)
+INDEX_KEYS = ("index-url", "extra-index-urls", "find-links")
+TARGET_KEYS = (
+    "extends",
+    "python-version",
+    "implementation",
+    "libc",
+    "libc-version",
+    "arch",
+    "builder-image",
+    "final-image",
+    "cuda",
+    *INDEX_KEYS,
+    "no-binary",
+    "only-binary",
+    "build-env",
+)
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+class _Reader:
+    """Typed access to one TOML table; errors carry the file and dotted key."""
+
+    def __init__(self, table: Mapping[str, Any], where: str, source: str) -> None:
+        self.table = table
+        self.where = where
+        self.source = source
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def fail(self, name: str, value: Any, expected: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(
+            f"{self.source}: {self.key(name)} = {_show(value)}: expected {expected}", hint=hint
+        )
+
+    def check_keys(self, allowed: Sequence[str]) -> None:
+        if not isinstance(self.table, Mapping):
+            raise ConfigError(
+                f"{self.source}: {self.where} = {_show(self.table)}: expected a table"
+            )
+        for k in self.table:
+            if k not in allowed:
+                raise ConfigError(
+                    f"{self.source}: unknown key {self.key(k)!r}",
+                    hint=_did_you_mean(k, allowed) or f"known keys: {', '.join(allowed)}",
+                )
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.table.get(name, default)
+        if value is not None and not isinstance(value, str):
+            raise self.fail(name, value, "a string")
+        return value
+
+    def choice(self, name: str, choices: Sequence[str], default: str) -> str:
+        value = self.text(name, default)
+        if value is None or value not in choices:
+            raise self.fail(name, value, "one of " + ", ".join(map(repr, choices)))
+        return value
+
+    def str_list(self, name: str) -> tuple[str, ...]:
+        value = self.table.get(name, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(name, value, "a list of strings")
+        return tuple(value)
+
+    def str_map(self, name: str) -> tuple[tuple[str, str], ...]:
+        value = self.table.get(name, {})
+        if not isinstance(value, Mapping):
+            raise self.fail(name, value, "a table of strings")
+        for k, v in value.items():
+            if not isinstance(v, str):
+                raise ConfigError(
+                    f"{self.source}: {self.key(name)}.{k} = {_show(v)}: expected a string",
+                    hint='quote environment values, e.g. CFLAGS = "-O2"',
+                )
+        return tuple(sorted(value.items()))
+
+    def table_of(self, name: str) -> Mapping[str, Any]:
+        value = self.table.get(name, {})
+        if not isinstance(value, Mapping):
+            raise self.fail(name, value, "a table")
+        return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _version_text(r: _Reader, name: str, value: str | None, parts: int) -> str | None:
+    if value is None:
+        return None
+    if not re.fullmatch(r"\d+(\.\d+){" + str(parts - 1) + "}", value):
+        example = "3.12" if name == "python-version" else "2.36"
+        raise r.fail(name, value, f"a version like {example!r}")
+    try:
+        Version(value)
+    except InvalidVersion:  # pragma: no cover - the regex above already ensures it
+        raise r.fail(name, value, "a version") from None
+    return value
+
+
+def _package_list(r: _Reader, name: str) -> tuple[str, ...]:
+    out = []
+    for item in r.str_list(name):
+        if item == ":all:":
+            out.append(item)
+            continue
+        try:
+            out.append(canonicalize_name(item, validate=True))
+        except InvalidName:
+            raise r.fail(name, item, "package names or ':all:'") from None
+    return tuple(sorted(set(out)))
+
+
+def _url_list(r: _Reader, name: str) -> tuple[str, ...]:
+    urls = r.str_list(name)
+    for u in urls:
+        _check_location(r, name, u)
+    return urls
+
+
+def _check_location(r: _Reader, name: str, value: str) -> None:
+    if not re.match(r"^(https?|file)://", value) and name != "find-links":
+        raise r.fail(name, value, "an http(s):// or file:// URL")
+
+
+def _index(r: _Reader, base: IndexSettings, *, extend: bool) -> IndexSettings:
+    index_url = r.text("index-url") or base.index_url
+    if "index-url" in r.table:
+        _check_location(r, "index-url", index_url)
+    extra = _url_list(r, "extra-index-urls")
+    links = r.str_list("find-links")
+    if extend:  # per-target lists add to the global ones
+        extra = base.extra_index_urls + tuple(u for u in extra if u not in base.extra_index_urls)
+        links = base.find_links + tuple(u for u in links if u not in base.find_links)
+    return IndexSettings(index_url=index_url, extra_index_urls=extra, find_links=links)
+
+
+def _target(
+    name: str, raw: Mapping[str, Any], source: str, index: IndexSettings, root: Path
+) -> Target:
+    r = _Reader(raw, f"targets.{name}", source)
+    r.check_keys(TARGET_KEYS)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(
+            f"{source}: targets.{name}: a target name must be letters, digits, '.', '_', '-'",
+            hint="it names files (locks/<target>.txt) and folders",
+        )
+    for required in ("python-version", "builder-image"):
+        if required not in raw:
+            raise ConfigError(
+                f"{source}: targets.{name}: missing {required!r}",
+                hint='set it, or derive from a built-in target with extends = "slim"',
+            )
+    builder = r.text("builder-image")
+    assert builder is not None
+    links = []
+    for link in _index(r, index, extend=True).find_links:
+        # relative find-links folders are relative to the project, as pip would take them
+        # from the directory the command runs in
+        is_url = re.match(r"^[a-z]+://", link)
+        links.append(link if is_url else str((root / link).resolve()))
+    target_index = replace(_index(r, index, extend=True), find_links=tuple(links))
+    python_version = _version_text(r, "python-version", r.text("python-version"), 2)
+    assert python_version is not None
+    return Target(
+        name=name,
+        python_version=python_version,
+        implementation=r.choice("implementation", ["cp"], "cp"),
+        libc=r.choice("libc", ["glibc", "musl"], "glibc"),  # type: ignore[arg-type]
+        libc_version=_version_text(r, "libc-version", r.text("libc-version"), 2),
+        arch=r.choice("arch", ["x86_64", "aarch64"], "x86_64"),
+        builder_image=builder,
+        final_image=r.text("final-image") or builder,
+        cuda=_version_text(r, "cuda", r.text("cuda"), 2),
+        index=target_index,
+        no_binary=_package_list(r, "no-binary"),
+        only_binary=_package_list(r, "only-binary"),
+        build_env=r.str_map("build-env"),
+    )
+
+
+def _merge_target(name: str, user: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A built-in (or `extends`) target's defaults with the user's fields laid over them."""
+    base_name = user.get("extends", name if name in BUILTIN_TARGETS else None)
+    if base_name is None:
+        return dict(user)
+    if base_name not in BUILTIN_TARGETS:
+        raise ConfigError(
+            f"{source}: targets.{name}.extends = {base_name!r}: not a built-in target",
+            hint=_did_you_mean(str(base_name), BUILTIN_TARGETS)
+            or f"built-in targets: {', '.join(BUILTIN_TARGETS)}",
+        )
+    merged = copy.deepcopy(BUILTIN_TARGETS[base_name])
+    merged.update({k: v for k, v in user.items() if k != "extends"})
+    return merged
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+def find_config(root: Path) -> tuple[Path | None, dict[str, Any]]:
+    """wheelhouse.toml wins over pyproject.toml's [tool.wheelhouse]."""
+    wt = root / CONFIG_FILE
+    if wt.is_file():
+        return wt, _read_toml(wt)
+    pp = root / "pyproject.toml"
+    if pp.is_file():
+        data = _read_toml(pp)
+        table = data.get("tool", {}).get("wheelhouse")
+        if table is not None:
+            return pp, table
+    return None, {}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(
+            f"{path}: not valid TOML: {e}", hint="fix the syntax at that line"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """`--set targets.slim.builder-image=img:tag`: a TOML array/table/quoted string/bool,
+    else the text as a string (so `python-version=3.12` is "3.12", not a float)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE", hint="e.g. --set resolver=uv")
+        value: Any = text
+        if text.strip()[:1] in ("[", "{", '"', "'") or text.strip() in ("true", "false"):
+            try:
+                value = tomllib.loads(f"v = {text}")["v"]
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"--set {item!r}: not a TOML value: {e}") from None
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a table")
+        node[parts[-1]] = value
+    return raw
+
+
+def load(
+    root: Path | None = None,
+    *,
+    config_file: Path | None = None,
+    overrides: Sequence[str] = (),
+    engine: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    env = os.environ if environ is None else environ
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"{config_file}: no such config file", hint="run `wheelhouse init`")
+        root = config_file.resolve().parent
+        raw = _read_toml(config_file)
+        if config_file.name == "pyproject.toml":
+            raw = raw.get("tool", {}).get("wheelhouse", {})
+        source_path: Path | None = config_file.resolve()
+    else:
+        root = (root or Path.cwd()).resolve()
+        source_path, raw = find_config(root)
+    source = source_path.name if source_path else CONFIG_FILE
+    if source_path and source_path.name == "pyproject.toml":
+        source = "pyproject.toml [tool.wheelhouse]"
+    raw = apply_overrides(raw, overrides)
+    return _build(root, source_path, source, raw, engine, env)
+
+
+def _build(
+    root: Path,
+    source_path: Path | None,
+    source: str,
+    raw: Mapping[str, Any],
+    engine: str | None,
+    env: Mapping[str, str],
+) -> Config:
+    r = _Reader(raw, "", source)
+    r.check_keys(TOP_KEYS)
+    ir = _Reader(r.table_of("index"), "index", source)
+    ir.check_keys(INDEX_KEYS)
+    index = _index(ir, IndexSettings(), extend=False)
+
+    targets_raw = r.table_of("targets")
+    targets: dict[str, Target] = {}
+    for name in sorted(set(BUILTIN_TARGETS) | set(targets_raw)):
+        user = targets_raw.get(name, {})
+        if not isinstance(user, Mapping):
+            raise r.fail(f"targets.{name}", user, "a table")
+        _Reader(user, f"targets.{name}", source).check_keys(TARGET_KEYS)
+        targets[name] = _target(name, _merge_target(name, user, source), source, index, root)
+
+    defaults = r.str_list("default-targets") or tuple(targets_raw) or ("slim",)
+    for name in defaults:
+        if name not in targets:
+            raise ConfigError(
+                f"{source}: default-targets: unknown target {name!r}",
+                hint=_did_you_mean(name, targets) or f"known: {', '.join(sorted(targets))}",
+            )
+
+    inputs = r.str_list("inputs")
+    if not inputs:
+        if (root / "requirements.in").is_file():
+            inputs = ("requirements.in",)
+        elif (root / "pyproject.toml").is_file():
+            inputs = ("pyproject.toml",)
+        else:
+            inputs = ("requirements.in",)  # reported as missing when locking
+
+    cache = env.get("WHEELHOUSE_CACHE_DIR") or r.text("cache-dir")
+    cache_dir = (
+        Path(cache).expanduser() if cache else Path(platformdirs.user_cache_dir("wheelhouse"))
+    )
+    ca = (
+        r.text("ca-bundle")
+        or env.get("PIP_CERT")
+        or env.get("REQUESTS_CA_BUNDLE")
+        or env.get("SSL_CERT_FILE")
+    )
+    if ca and not Path(ca).is_file():
+        where = "ca-bundle" if r.text("ca-bundle") else "PIP_CERT/REQUESTS_CA_BUNDLE/SSL_CERT_FILE"
+        raise ConfigError(
+            f"{source}: {where} = {ca!r}: no such file", hint="point it at a PEM CA bundle"
+        )
+
+    return Config(
+        root=root,
+        source=source_path,
+        inputs=tuple(root / p for p in inputs),
+        constraints=tuple(root / p for p in r.str_list("constraints")),
+        output=root / (r.text("output") or "wheelhouse"),
+        locks=root / (r.text("locks") or "locks"),
+        cache_dir=(root / cache_dir) if not cache_dir.is_absolute() else cache_dir,
+        resolver=r.choice("resolver", ["pip", "uv"], "pip"),  # type: ignore[arg-type]
+        engine=engine or env.get("WHEELHOUSE_ENGINE") or r.text("engine") or "docker",
+        ca_bundle=Path(ca).resolve() if ca else None,
+        tools_index_url=r.text("tools-index-url") or PYPI,
+        default_targets=defaults,
+        targets=targets,
+    )
+
+
+STARTER = """\
+# wheelhouse configuration. Every key is optional; shown values are the defaults.
+# Docs: README.md. Check with `wheelhouse targets`.
+
+# Requirement inputs: requirements.in files, or "pyproject.toml" for the project's
+# own [project].dependencies.
+inputs = ["requirements.in"]
+# constraints = ["constraints.txt"]
+
+# Which resolver pins the lock: "pip" (pip-compile) or "uv" (needs wheelhouse[uv]).
+resolver = "pip"
+
+# Targets locked and built when none is named on the command line.
+default-targets = ["slim"]
+
+# output = "wheelhouse"      # wheelhouse/<target>/
+# locks = "locks"            # locks/<target>.txt
+# cache-dir = "..."          # default: the user cache dir; WHEELHOUSE_CACHE_DIR overrides
+# engine = "docker"          # or "podman", or a path; --engine / WHEELHOUSE_ENGINE override
+# ca-bundle = "/etc/ssl/certs/ca-certificates.crt"  # trusted inside containers too
+
+[index]
+index-url = "https://pypi.org/simple"
+# extra-index-urls = []
+# find-links = []
+
+# Built-in targets: slim (python:3.12-slim), alpine (musl), gpu (CUDA). Override any field:
+[targets.slim]
+python-version = "3.12"
+# builder-image = "python:3.12-bookworm"
+# final-image = "python:3.12-slim-bookworm"
+# no-binary = []             # packages always built from source ("psycopg2", or ":all:")
+# only-binary = []           # packages never built from source
+# build-env = { CFLAGS = "-O2" }
+
+# Add your own: a target on another Python, derived from slim.
+# [targets.py313]
+# extends = "slim"
+# python-version = "3.13"
+# builder-image = "python:3.13-bookworm"
+# final-image = "python:3.13-slim-bookworm"
+"""

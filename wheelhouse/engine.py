@@ -1,0 +1,242 @@
+"""The one place that talks to the container engine, through its CLI.
+
+docker and podman speak the same CLI, so the binary is just a setting. Containers are
+context managers that always remove what they created, also on Ctrl-C (cibuildwheel's
+pattern): `docker run --rm` would leave the container running if the client were killed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from wheelhouse import _subprocess
+from wheelhouse.errors import EngineError
+from wheelhouse.fsutil import atomic_write
+
+LABEL = "io.wheelhouse.managed=1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool = True
+
+    def arg(self) -> str:
+        opt = ",readonly" if self.read_only else ""
+        return f"type=bind,source={self.source},target={self.target}{opt}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageInfo:
+    """What an image's interpreter and libc are, probed once and cached by image id."""
+
+    image_id: str
+    python: str  # the interpreter's path inside the image
+    python_version: str  # "3.11.2"
+    implementation: str  # "cpython"
+    soabi: str
+    libc: Literal["glibc", "musl"]
+    libc_version: str  # "2.36" / "1.2"
+    arch: str
+    distro: str  # os-release ID, e.g. "debian", "alpine", "ubuntu"
+    distro_like: tuple[str, ...] = ()
+    package_manager: str | None = None  # "apt", "apk", "dnf", or None
+
+    @property
+    def python_minor(self) -> str:
+        return ".".join(self.python_version.split(".")[:2])
+
+
+# Runs inside the image under its own python; stdlib only, works on 3.8+.
+_PROBE = r"""
+import json, os, platform, re, subprocess, sys, sysconfig, glob
+libc, ver = platform.libc_ver()
+if libc != "glibc":
+    libc, ver = "musl", ""
+    for ld in glob.glob("/lib/ld-musl-*.so.1"):
+        out = subprocess.run([ld], capture_output=True, text=True).stderr
+        m = re.search(r"Version\s+(\d+\.\d+)", out)
+        if m:
+            ver = m.group(1)
+rel = {}
+for p in ("/etc/os-release", "/usr/lib/os-release"):
+    if os.path.exists(p):
+        for line in open(p):
+            k, _, v = line.strip().partition("=")
+            rel[k] = v.strip('"')
+        break
+pm = None
+for name, path in (("apt", "/usr/bin/apt-get"), ("apk", "/sbin/apk"), ("dnf", "/usr/bin/dnf"),
+                   ("microdnf", "/usr/bin/microdnf")):
+    if os.path.exists(path):
+        pm = name
+        break
+print(json.dumps({
+    "python": sys.executable, "python_version": platform.python_version(),
+    "implementation": sys.implementation.name, "soabi": sysconfig.get_config_var("SOABI") or "",
+    "libc": libc, "libc_version": ".".join(ver.split(".")[:2]), "arch": platform.machine(),
+    "distro": rel.get("ID", ""), "distro_like": rel.get("ID_LIKE", "").split(),
+    "package_manager": pm,
+}))
+"""
+
+# Finds the image's interpreter instead of assuming a path: official images have
+# /usr/local/bin/python, Debian's have /usr/bin/python3.
+FIND_PYTHON = (
+    "PY=$(command -v python3 || command -v python) || "
+    '{ echo "wheelhouse: no python3 or python on PATH in this image" >&2; exit 127; }'
+)
+
+
+@dataclass(kw_only=True)
+class Container:
+    """A container created on enter and force-removed on exit, whatever happens."""
+
+    engine: Engine
+    image: str
+    command: Sequence[str]
+    mounts: Sequence[Mount] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    network: str = "none"
+    user: str | None = None
+    workdir: str | None = None
+    id: str | None = None
+
+    def __enter__(self) -> Container:
+        name = f"wheelhouse-{secrets.token_hex(6)}"
+        args = ["create", "--name", name, "--label", LABEL, "--network", self.network]
+        if self.user:
+            args += ["--user", self.user]
+        if self.workdir:
+            args += ["--workdir", self.workdir]
+        for m in self.mounts:
+            args += ["--mount", m.arg()]
+        for k, v in sorted(self.env.items()):
+            args += ["--env", f"{k}={v}"]
+        args += [self.image, *self.command]
+        res = self.engine.run(*args)
+        if not res.ok:
+            raise EngineError(
+                f"cannot create a container from {self.image}: {res.tail(5)}",
+                hint="check the image name and that the engine is healthy (`docker info`)",
+            )
+        self.id = res.stdout.strip()
+        return self
+
+    def run(self, timeout: float | None = None) -> _subprocess.Result:
+        assert self.id, "use the container as a context manager"
+        return self.engine.run("start", "--attach", self.id, timeout=timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.id:
+            self.engine.run("rm", "--force", "--volumes", self.id)
+
+
+class Engine:
+    def __init__(self, binary: str, cache_dir: Path) -> None:
+        self.binary = binary
+        self.cache_dir = cache_dir
+        self._checked = False
+
+    def run(self, *args: str, timeout: float | None = None) -> _subprocess.Result:
+        return _subprocess.run(
+            [self.binary, *args],
+            timeout=timeout,
+            missing=EngineError(
+                f"container engine {self.binary!r} not found",
+                hint="install Docker (Debian: apt-get install docker.io) or Podman, or point "
+                "--engine / WHEELHOUSE_ENGINE at its binary",
+            ),
+        )
+
+    def check(self) -> str:
+        """The server's version; a clear error when the engine is missing or stopped."""
+        res = self.run("version", "--format", "{{.Server.Version}}", timeout=60)
+        version = res.stdout.strip()
+        if not res.ok or not version or version == "<no value>":
+            text = res.stderr.strip()
+            if "permission denied" in text.lower():
+                raise EngineError(
+                    f"no permission to use the engine ({self.binary}): {text.splitlines()[-1]}",
+                    hint="add yourself to the 'docker' group, or run with sudo",
+                )
+            last = text.splitlines()[-1] if text else "no answer"
+            raise EngineError(
+                f"the container engine ({self.binary}) is not running: {last}",
+                hint="start it (`sudo systemctl start docker`, or `sudo dockerd &`), or set "
+                "DOCKER_HOST / the engine's context to a running one",
+            )
+        self._checked = True
+        return version
+
+    def ensure(self) -> None:
+        if not self._checked:
+            self.check()
+
+    def image_id(self, ref: str, *, key: str | None = None, pull: bool = True) -> str:
+        """The local image id of `ref`, pulling it once if it is not present."""
+        self.ensure()
+        res = self.run("image", "inspect", "--format", "{{.Id}}", ref)
+        if res.ok:
+            return res.stdout.strip()
+        if pull:
+            pulled = self.run("pull", "--quiet", ref, timeout=1800)
+            if pulled.ok:
+                return self.image_id(ref, key=key, pull=False)
+            reason = pulled.tail(2)
+        else:
+            reason = res.tail(2)
+        where = f" ({key})" if key else ""
+        raise EngineError(
+            f"image {ref!r}{where} is not present and could not be pulled: {reason}",
+            hint="pull or build it first (`docker pull`, `docker load`), or set "
+            + (f"{key} to an image you have" if key else "another image"),
+        )
+
+    def container(self, image: str, command: Sequence[str], **kw: object) -> Container:
+        return Container(engine=self, image=image, command=command, **kw)  # type: ignore[arg-type]
+
+    def probe(self, ref: str, *, key: str | None = None) -> ImageInfo:
+        """Interpreter, ABI, libc of an image; cached by image id (tags move, ids do not)."""
+        image_id = self.image_id(ref, key=key)
+        cache = self.cache_dir / "probes" / (re.sub(r"[^A-Za-z0-9_.-]", "_", image_id) + ".json")
+        try:
+            data = json.loads(cache.read_text())
+            data["distro_like"] = tuple(data.get("distro_like", ()))
+            return ImageInfo(**data)
+        except (OSError, ValueError, TypeError):
+            pass
+        script = f'{FIND_PYTHON}; exec "$PY" -c "$WHEELHOUSE_PROBE"'
+        with self.container(image_id, ["sh", "-c", script], env={"WHEELHOUSE_PROBE": _PROBE}) as c:
+            res = c.run(timeout=120)
+        if not res.ok:
+            raise EngineError(
+                f"cannot probe image {ref!r}: {res.tail(3)}",
+                hint="a target's image needs sh and python3 (or python) on its PATH",
+            )
+        data = json.loads(res.stdout.strip().splitlines()[-1])
+        info = ImageInfo(image_id=image_id, **{**data, "distro_like": tuple(data["distro_like"])})
+        atomic_write(cache, json.dumps(asdict(info), sort_keys=True))
+        return info
+
+
+@contextmanager
+def staging_dir(prefix: str = "wheelhouse-") -> Iterator[Path]:
+    """A host folder a container (running as another uid) can write into, removed after."""
+    import shutil
+
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        path.chmod(0o777)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

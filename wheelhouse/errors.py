@@ -1,0 +1,77 @@
+"""Error kinds. Each has its own exit code; every message ends with what to do next.
+
+Exit codes are part of the CLI contract (CI scripts branch on them), so never renumber.
+"""
+
+from __future__ import annotations
+
+
+class WheelhouseError(Exception):
+    """Base for errors the user can act on. ``hint`` says what to do next."""
+
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class ConfigError(WheelhouseError):
+    """wheelhouse.toml / [tool.wheelhouse] / --set is wrong: names file, dotted key, value."""
+
+    exit_code = 3
+    kind = "config error"
+
+
+class InputError(WheelhouseError):
+    """A requirements input is missing or malformed: names file and line."""
+
+    exit_code = 4
+    kind = "input error"
+
+
+class EngineError(WheelhouseError):
+    """The container engine is missing, stopped, or an image cannot be had."""
+
+    exit_code = 5
+    kind = "engine error"
+
+
+class ResolveError(WheelhouseError):
+    """The resolver could not produce pins (conflict, no such version, ...)."""
+
+    exit_code = 6
+    kind = "resolve error"
+
+
+class IndexUnreachableError(WheelhouseError):
+    """A package index or find-links location cannot be reached."""
+
+    exit_code = 7
+    kind = "index error"
+
+
+class StaleLockError(WheelhouseError):
+    """`lock --check`: a lock is missing or was made from other inputs."""
+
+    exit_code = 8
+    kind = "stale lock"
+
+
+class HashMismatchError(WheelhouseError):
+    """A downloaded file does not have the hash the index or lock promised."""
+
+    exit_code = 9
+    kind = "hash mismatch"
+
+
+class ToolError(WheelhouseError):
+    """A helper tool (pip, pip-compile, uv) is missing or failed unexpectedly."""
+
+    exit_code = 10
+    kind = "tool error"

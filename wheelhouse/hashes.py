@@ -1,0 +1,69 @@
+"""Hashes for a target's lock, taken from the index's own data.
+
+Only files the target can install are hashed: wheels whose tags fit the target, and the
+sdist where no wheel does (or no-binary asks for it). No file is downloaded unless an index
+publishes no hash for it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from functools import cache
+
+from packaging.version import Version
+
+from wheelhouse.config import Target
+from wheelhouse.errors import ResolveError
+from wheelhouse.lockfile import Pin
+from wheelhouse.simple import Distribution, FileLink, IndexClient, distributions
+from wheelhouse.tags import target_tags
+
+
+def hash_pins(pins: list[Pin], target: Target, client: IndexClient) -> list[Pin]:
+    accepted = frozenset(target_tags(target))
+
+    @cache
+    def find_links(location: str) -> tuple[FileLink, ...]:
+        return tuple(client.find_links(location))
+
+    def one(pin: Pin) -> Pin:
+        version = Version(pin.version)
+        dists: list[Distribution] = []
+        for link in target.index.find_links:
+            dists += distributions(find_links(link), pin.name, version)
+        for index_url in target.index.all_index_urls:
+            found = distributions(
+                client.project_links(index_url, pin.name, hint=pin.version), pin.name, version
+            )
+            if not found:  # the fast path missed an unusual spelling of the version
+                found = distributions(client.project_links(index_url, pin.name), pin.name, version)
+            dists += found
+        wheels = [d for d in dists if d.tags & accepted]
+        sdists = [d for d in dists if not d.tags]
+        policy = target.binary_policy(pin.name)
+        if policy == "no-binary":
+            chosen, source = sdists, True
+        elif wheels:
+            chosen, source = wheels, False
+        elif policy == "only-binary":
+            raise ResolveError(
+                f"{pin.spec}: no wheel fits target {target.name!r} ({target.describe()}) and "
+                "only-binary forbids building it",
+                hint=f"allow a source build (remove it from targets.{target.name}.only-binary) "
+                "or constrain it to a version that has a wheel",
+            )
+        else:
+            chosen, source = sdists, True
+        if not chosen:
+            have = ", ".join(sorted({d.link.filename for d in dists})[:5]) or "no files"
+            raise ResolveError(
+                f"{pin.spec}: no file fits target {target.name!r} ({target.describe()}); "
+                f"the indexes have: {have}",
+                hint="constrain it to a version with a wheel for this target or an sdist",
+            )
+        hashes = sorted({f"sha256:{d.link.sha256 or client.sha256_of(d.link)}" for d in chosen})
+        return replace(pin, hashes=tuple(hashes), source_build=source)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(one, pins))

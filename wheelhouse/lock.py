@@ -1,0 +1,257 @@
+"""`wheelhouse lock`: pins per target, right for the target, hashed, deterministic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.utils import canonicalize_name
+
+from wheelhouse import lockfile, resolve
+from wheelhouse.config import Config, Target
+from wheelhouse.errors import ResolveError, StaleLockError
+from wheelhouse.inputs import InputFile, check_inputs
+from wheelhouse.lockfile import LockFile, Pin
+from wheelhouse.resolve import Request
+
+if TYPE_CHECKING:
+    from wheelhouse.engine import Engine
+    from wheelhouse.simple import IndexClient
+
+
+@dataclass(frozen=True, kw_only=True)
+class Changes:
+    added: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    changed: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetLock:
+    target: Target
+    path: Path
+    lock: LockFile
+    changes: Changes
+    where: str
+    seconds: float
+    written: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockReport:
+    results: list[TargetLock]
+    # project -> {target: version}, where targets pinned different versions
+    divergent: dict[str, dict[str, str]]
+    # project -> targets whose lock does not have it (markers, platform-only deps)
+    partial: dict[str, list[str]]
+
+
+def lock_path(config: Config, target: Target) -> Path:
+    return config.locks / f"{target.name}.txt"
+
+
+def inputs_digest(config: Config, target: Target, files: Sequence[InputFile]) -> str:
+    """What a lock is a function of. No host paths: two machines agree on it."""
+    idx = target.index
+
+    def loc(value: str) -> str:
+        p = Path(value)
+        return config.rel(p) if p.is_absolute() else value
+
+    doc = {
+        "format": lockfile.FORMAT,
+        "inputs": sorted([config.rel(f.path), f.sha256] for f in files),
+        "target": {
+            "python": target.python_version,
+            "implementation": target.implementation,
+            "libc": [target.libc, target.libc_version],
+            "arch": target.arch,
+            "cuda": target.cuda,
+            "index-url": idx.index_url,
+            "extra-index-urls": list(idx.extra_index_urls),
+            "find-links": [loc(x) for x in idx.find_links],
+            "no-binary": list(target.no_binary),
+            "only-binary": list(target.only_binary),
+        },
+    }
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def _diff(old: LockFile | None, new: LockFile) -> Changes:
+    before = {p.name: p.version for p in old.pins} if old else {}
+    after = {p.name: p.version for p in new.pins}
+    return Changes(
+        added=sorted((n, v) for n, v in after.items() if n not in before),
+        removed=sorted((n, v) for n, v in before.items() if n not in after),
+        changed=sorted(
+            (n, before[n], v) for n, v in after.items() if n in before and before[n] != v
+        ),
+    )
+
+
+def _seed(existing: LockFile | None, anchor: list[Pin], upgrade: bool) -> str:
+    """Preferred pins: this target's last lock, overlaid by the first target's new pins,
+    so versions stay aligned across targets wherever the resolver allows."""
+    prefs: dict[str, str] = {}
+    if existing and not upgrade:
+        prefs.update({p.name: p.version for p in existing.pins})
+    prefs.update({p.name: p.version for p in anchor})
+    return "".join(f"{n}=={v}\n" for n, v in sorted(prefs.items()))
+
+
+def check(config: Config, targets: Sequence[Target]) -> None:
+    """`lock --check`: raise StaleLockError naming every missing or stale lock."""
+    files = check_inputs(config.inputs + config.constraints, config.root)
+    problems = []
+    for t in targets:
+        path = lock_path(config, t)
+        current = lockfile.read(path)
+        if current is None:
+            problems.append(f"{config.rel(path)}: missing")
+        elif current.inputs_digest != inputs_digest(config, t, files):
+            problems.append(
+                f"{config.rel(path)}: stale (the inputs or targets.{t.name} changed since it "
+                "was written)"
+            )
+    if problems:
+        names = " ".join(f"--target {t.name}" for t in targets)
+        raise StaleLockError(
+            "locks are not up to date:\n  " + "\n  ".join(problems),
+            hint=f"run `wheelhouse lock {names}` and commit the result",
+        )
+
+
+def lock(
+    config: Config,
+    targets: Sequence[Target],
+    *,
+    engine: Callable[[], Engine],
+    upgrade: bool = False,
+    upgrade_packages: Sequence[str] = (),
+    refresh: bool = False,
+    progress: Callable[[str], None] = lambda _: None,
+) -> LockReport:
+    files = check_inputs(config.inputs + config.constraints, config.root)
+    clients: list[IndexClient] = []
+
+    def client() -> IndexClient:
+        # Imported and made on first use: with uv, that is while the resolver runs.
+        if not clients:
+            from wheelhouse.simple import PAGE_TTL, IndexClient
+
+            clients.append(
+                IndexClient(
+                    ca_bundle=config.ca_bundle,
+                    cache_dir=config.cache_dir,
+                    ttl=0 if refresh else PAGE_TTL,
+                )
+            )
+        return clients[0]
+
+    try:
+        results = list(
+            _lock_targets(
+                config, targets, files, client, engine, upgrade, upgrade_packages, progress
+            )
+        )
+    except ResolveError:
+        # An unreachable index is the most common cause, and the resolver's own message
+        # buries it: check the indexes only now, so that success costs nothing.
+        urls = sorted({u for t in targets for u in t.index.all_index_urls})
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(client().check_reachable, urls))
+        raise
+    finally:
+        if clients:
+            clients[0].close()
+    return _report(results)
+
+
+def _lock_targets(
+    config: Config,
+    targets: Sequence[Target],
+    files: list[InputFile],
+    client: Callable[[], IndexClient],
+    engine: Callable[[], Engine],
+    upgrade: bool,
+    upgrade_packages: Sequence[str],
+    progress: Callable[[str], None],
+) -> Iterator[TargetLock]:
+
+    upgrade_names = tuple(canonicalize_name(p) for p in upgrade_packages)
+    anchor: list[Pin] = []
+    for i, target in enumerate(targets):
+        start = time.monotonic()
+        path = lock_path(config, target)
+        existing = lockfile.read(path)
+        seed = _seed(existing, anchor, upgrade)
+        if upgrade_names:  # the anchor must not hold back a package being upgraded
+            seed = "".join(
+                line
+                for line in seed.splitlines(keepends=True)
+                if canonicalize_name(line.split("==")[0]) not in upgrade_names
+            )
+        progress(f"resolving {target.name} ({target.describe()})")
+        pending = resolve.start(
+            Request(
+                config=config,
+                target=target,
+                seed=seed,
+                upgrade=upgrade and i == 0,
+                upgrade_packages=upgrade_names,
+            ),
+            engine,
+        )
+        for line in seed.splitlines():  # most pins survive a re-lock: fetch their pages now
+            name, _, version = line.partition("==")
+            for url in target.index.all_index_urls:
+                client().prefetch(url, name, version)
+        from wheelhouse.hashes import hash_pins
+
+        resolution = pending()
+        progress(f"hashing {len(resolution.pins)} pins for {target.name}")
+        pins = hash_pins(sorted(resolution.pins, key=lambda p: p.name), target, client())
+        new = LockFile(
+            target=target.name,
+            target_description=target.describe(),
+            inputs_digest=inputs_digest(config, target, files),
+            pins=tuple(pins),
+        )
+        written = lockfile.write_atomic(path, new.render())
+        if i == 0:
+            anchor = pins
+        yield TargetLock(
+            target=target,
+            path=path,
+            lock=new,
+            changes=_diff(existing, new),
+            where=resolution.where,
+            seconds=time.monotonic() - start,
+            written=written,
+        )
+
+
+def _report(results: list[TargetLock]) -> LockReport:
+    versions: dict[str, dict[str, str]] = {}
+    for r in results:
+        for p in r.lock.pins:
+            versions.setdefault(p.name, {})[r.target.name] = p.version
+    names = [r.target.name for r in results]
+    divergent = {n: v for n, v in sorted(versions.items()) if len(set(v.values())) > 1}
+    partial = {
+        n: [t for t in names if t not in v]
+        for n, v in sorted(versions.items())
+        if len(v) < len(names)
+    }
+    return LockReport(results=results, divergent=divergent, partial=partial)

@@ -1,0 +1,351 @@
+"""Resolver backends: pip-compile (on the host, or inside the target's builder image) and uv.
+
+Both only *resolve* (pins and `# via` notes); the hashes are added afterwards from the
+index's own data for the files the target can install (see hashes.py). That is what makes
+the two backends write the same lock, and what keeps pip-compile from downloading every
+file of every pinned version just to hash it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from wheelhouse import _subprocess
+from wheelhouse.config import Config, Target
+from wheelhouse.engine import FIND_PYTHON, Engine, Mount, staging_dir
+from wheelhouse.errors import ResolveError, ToolError
+from wheelhouse.lockfile import Pin, parse_pins
+
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+_CONTAINER_CA = "/etc/wheelhouse/ca-bundle.pem"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    config: Config
+    target: Target
+    seed: str  # pins the resolver should prefer (pip-compile/uv read the output file)
+    upgrade: bool = False
+    upgrade_packages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resolution:
+    pins: list[Pin]
+    where: str  # "host", "uv", or "container <image>": for the report
+
+
+def host_matches(target: Target) -> bool:
+    """Whether this interpreter evaluates markers and tags as the target would."""
+    libc, _ = platform.libc_ver()
+    return (
+        sys.implementation.name == "cpython"
+        and sys.version_info[:2] == target.python_tuple
+        and sys.platform == "linux"
+        and platform.machine() == target.arch
+        and (libc or "musl") == target.libc
+    )
+
+
+def _rel(config: Config, path: Path) -> str:
+    return config.rel(path)
+
+
+def _common_args(req: Request) -> list[str]:
+    """Flags both resolvers share, with index settings passed explicitly."""
+    idx = req.target.index
+    args = ["--index-url", idx.index_url]
+    for url in idx.extra_index_urls:
+        args += ["--extra-index-url", url]
+    for link in idx.find_links:
+        args += ["--find-links", link]
+    if req.upgrade:
+        args.append("--upgrade")
+    for p in req.upgrade_packages:
+        args += ["--upgrade-package", p]
+    for c in req.config.constraints:
+        args += ["--constraint", _rel(req.config, c)]
+    return args
+
+
+def _binary_args(target: Target) -> list[str]:
+    args = []
+    if target.no_binary:
+        args += ["--no-binary", ",".join(target.no_binary)]
+    if target.only_binary:
+        args += ["--only-binary", ",".join(target.only_binary)]
+    return args
+
+
+def _pip_compile_args(req: Request, out: str) -> list[str]:
+    args = [
+        "--quiet",
+        "--no-header",
+        "--annotate",
+        "--no-emit-index-url",
+        "--no-emit-trusted-host",
+        "--no-emit-find-links",
+        "--allow-unsafe",
+        "--strip-extras",
+        "--resolver=backtracking",
+        *_common_args(req),
+        "--output-file",
+        out,
+    ]
+    binary = _binary_args(req.target)
+    if binary:
+        args += ["--pip-args", " ".join(binary)]
+    return args + [_rel(req.config, p) for p in req.config.inputs]
+
+
+def tool_env(config: Config, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for pip/pip-compile/uv: the user's pip config is *not* read."""
+    env = {k: v for k, v in (base or os.environ).items() if not k.startswith(("PIP_", "UV_"))}
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    if config.ca_bundle:
+        env.update(PIP_CERT=str(config.ca_bundle), SSL_CERT_FILE=str(config.ca_bundle))
+    return env
+
+
+def _failed(tool: str, req: Request, res: _subprocess.Result) -> ResolveError:
+    return ResolveError(
+        f"{tool} could not resolve target {req.target.name!r}:\n{res.tail(25)}",
+        hint="fix the conflicting or missing requirement named above in your inputs; "
+        "rerun with -v to see the command",
+    )
+
+
+def start(req: Request, engine: Callable[[], Engine]) -> Callable[[], Resolution]:
+    """Begin resolving; the returned function waits for the pins.
+
+    uv runs in the background so that the caller's own work (importing the hashing code,
+    prefetching index pages) overlaps it: a warm uv lock is dominated by fixed costs.
+    """
+    if req.config.resolver == "uv":
+        return _start_uv(req)
+    if host_matches(req.target):
+        return lambda: _resolve_pip_host(req)
+    return lambda: _resolve_pip_container(req, engine())
+
+
+def _resolve_pip_host(req: Request) -> Resolution:
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-lock-") as tmp:
+        out = Path(tmp) / "lock.txt"
+        out.write_text(req.seed)
+        res = _subprocess.run(
+            [sys.executable, "-m", "piptools", "compile", *_pip_compile_args(req, str(out))],
+            cwd=req.config.root,
+            env=tool_env(req.config),
+        )
+        if not res.ok:
+            raise _failed("pip-compile", req, res)
+        return Resolution(pins=parse_pins(out.read_text(), "pip-compile output"), where="host")
+
+
+def _uv_binary() -> str:
+    try:
+        from uv import find_uv_bin  # the `uv` wheel ships its binary and this finder
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found:
+            return found
+    raise ToolError(
+        'resolver = "uv" needs uv, which is not installed',
+        hint="pip install 'wheelhouse[uv]', or set resolver = \"pip\"",
+    )
+
+
+def uv_platform(target: Target) -> str:
+    if target.libc == "musl":
+        return f"{target.arch}-unknown-linux-musl"
+    major, minor = (int(x) for x in (target.libc_version or "2.17").split(".")[:2])
+    if major == 2 and 17 <= minor <= 40:  # the manylinux levels uv knows by name
+        return f"{target.arch}-manylinux_2_{minor}"
+    return f"{target.arch}-unknown-linux-gnu"
+
+
+def _start_uv(req: Request) -> Callable[[], Resolution]:
+    tmp = tempfile.TemporaryDirectory(prefix="wheelhouse-lock-")
+    out = Path(tmp.name) / "lock.txt"
+    out.write_text(req.seed)
+    args = [
+        _uv_binary(),
+        "pip",
+        "compile",
+        "--no-config",
+        "--quiet",
+        "--no-header",
+        "--python-version",
+        req.target.python_version,
+        "--python-platform",
+        uv_platform(req.target),
+        # pip's rule: the best version across all indexes (backends must agree)
+        "--index-strategy",
+        "unsafe-best-match",
+        *_common_args(req),
+        *_binary_args(req.target),
+        "--output-file",
+        str(out),
+        *[_rel(req.config, p) for p in req.config.inputs],
+    ]
+    running = _subprocess.start(args, cwd=req.config.root, env=tool_env(req.config))
+
+    def finish() -> Resolution:
+        with tmp:
+            res = running.wait(timeout=3600)
+            if not res.ok:
+                raise _failed("uv", req, res)
+            return Resolution(pins=parse_pins(out.read_text(), "uv output"), where="uv")
+
+    return finish
+
+
+# -- pip-compile inside the target's builder image --------------------------------------
+
+
+def _piptools_wheels(config: Config, python_version: str) -> Path:
+    """Wheels of pip-tools (same version as ours) for the container's Python, cached.
+
+    Installed offline in the container, so the image needs nothing but python, and the
+    resolver version inside matches the one on the host.
+    """
+    version = metadata.version("pip-tools")
+    dest = config.cache_dir / "tools" / f"pip-tools-{version}-py{python_version}"
+    if (dest / ".complete").exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".dl-", dir=dest.parent))
+    res = _subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary",
+            ":all:",
+            "--python-version",
+            python_version,
+            "--dest",
+            str(tmp),
+            "--index-url",
+            config.tools_index_url,
+            f"pip-tools=={version}",
+        ],
+        env=tool_env(config),
+    )
+    if not res.ok:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ToolError(
+            f"cannot download pip-tools {version} for Python {python_version}: {res.tail(5)}",
+            hint="check tools-index-url in wheelhouse.toml (default: PyPI) and your network",
+        )
+    (tmp / ".complete").touch()
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.replace(dest)
+    return dest
+
+
+def _local_mounts(req: Request) -> list[Mount]:
+    """file:// indexes and find-links folders, visible in the container at the same path."""
+    mounts = []
+    idx = req.target.index
+    for loc in (*idx.all_index_urls, *idx.find_links):
+        if loc.startswith("file://"):
+            path = Path(urllib.parse.unquote(urllib.parse.urlsplit(loc).path))
+        elif "://" in loc:
+            continue
+        else:
+            path = Path(loc)
+        if path.exists():
+            mounts.append(Mount(source=path.resolve(), target=str(path.resolve())))
+    return mounts
+
+
+def container_env(config: Config) -> dict[str, str]:
+    """Proxy variables and the CA bundle, as the host has them: works behind a TLS proxy."""
+    env = {
+        "PIP_CONFIG_FILE": "/dev/null",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+        "HOME": "/tmp",
+        "PIP_CACHE_DIR": "/wh-pip-cache",
+    }
+    for var in _PROXY_VARS:
+        for name in (var, var.lower()):
+            if name in os.environ:
+                env[name] = os.environ[name]
+    if config.ca_bundle:
+        env.update(
+            PIP_CERT=_CONTAINER_CA, SSL_CERT_FILE=_CONTAINER_CA, REQUESTS_CA_BUNDLE=_CONTAINER_CA
+        )
+    return env
+
+
+def _resolve_pip_container(req: Request, engine: Engine) -> Resolution:
+    target = req.target
+    key = f"targets.{target.name}.builder-image"
+    info = engine.probe(target.builder_image, key=key)
+    if info.python_minor != target.python_version:
+        raise ResolveError(
+            f"target {target.name!r} says Python {target.python_version}, but its builder "
+            f"image {target.builder_image} has Python {info.python_version}",
+            hint=f'set targets.{target.name}.python-version = "{info.python_minor}", or '
+            f"point {key} at an image with Python {target.python_version}",
+        )
+    tools = _piptools_wheels(req.config, target.python_version)
+    pip_cache = req.config.cache_dir / "container-pip-cache"
+    pip_cache.mkdir(parents=True, exist_ok=True)
+    pip_cache.chmod(0o777)
+    with staging_dir("wheelhouse-lock-") as out:
+        (out / "lock.txt").write_text(req.seed)
+        (out / "lock.txt").chmod(0o666)
+        mounts = [
+            Mount(source=req.config.root, target="/src"),
+            Mount(source=out, target="/out", read_only=False),
+            Mount(source=tools, target="/wh-tools"),
+            Mount(source=pip_cache, target="/wh-pip-cache", read_only=False),
+            *_local_mounts(req),
+        ]
+        if req.config.ca_bundle:
+            mounts.append(Mount(source=req.config.ca_bundle, target=_CONTAINER_CA))
+        script = (
+            f'set -e; {FIND_PYTHON}; "$PY" -m venv /tmp/wh-venv; '
+            "/tmp/wh-venv/bin/pip install --quiet --no-index --find-links /wh-tools pip-tools; "
+            'exec /tmp/wh-venv/bin/pip-compile "$@"'
+        )
+        uid = os.getuid()
+        with engine.container(
+            target.builder_image,
+            ["sh", "-c", script, "pip-compile", *_pip_compile_args(req, "/out/lock.txt")],
+            mounts=mounts,
+            env=container_env(req.config),
+            # resolving needs the index: the host's network view, loopback and proxies
+            # included; builds (not this) run with --network none
+            network="host",
+            user=f"{uid}:{os.getgid()}" if uid != 0 else "65534:65534",
+            workdir="/src",
+        ) as c:
+            res = c.run(timeout=3600)
+        if not res.ok:
+            raise _failed(f"pip-compile in {target.builder_image}", req, res)
+        text = (out / "lock.txt").read_text()
+    return Resolution(
+        pins=parse_pins(text, "pip-compile output"), where=f"container {target.builder_image}"
+    )

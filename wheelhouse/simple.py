@@ -1,0 +1,396 @@
+"""A client for PEP 503 (HTML) and PEP 691 (JSON) simple repositories and find-links.
+
+The lock's hashes come from here: every index already publishes each file's sha256 (in the
+`#sha256=` fragment or the JSON `hashes`), so a lock needs no file downloads at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html.parser
+import json
+import re
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from wheelhouse import __version__
+from wheelhouse.errors import HashMismatchError, IndexUnreachableError
+from wheelhouse.fsutil import atomic_write
+
+if TYPE_CHECKING:  # requests costs ~50 ms to import; a warm lock never needs it
+    import requests
+
+ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, "
+    "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
+)
+_TIMEOUT = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileLink:
+    filename: str
+    url: str
+    sha256: str | None
+    requires_python: str | None = None
+    yanked: bool = False
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Distribution:
+    """A file of a project's release, with its parsed identity."""
+
+    link: FileLink
+    name: NormalizedName
+    version: Version
+    tags: frozenset[Tag]  # empty for an sdist
+
+
+def parse_filename(filename: str) -> tuple[NormalizedName, Version, frozenset[Tag]] | None:
+    """Name, version and tags of a wheel or sdist file name; None for anything else."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _build, tags = parse_wheel_filename(filename)
+            return name, version, tags
+        if filename.endswith((".tar.gz", ".zip")):
+            name, version = parse_sdist_filename(filename)
+            return name, version, frozenset()
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    return None
+
+
+class _AnchorParser(html.parser.HTMLParser):
+    def __init__(self, base_url: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base_url = base_url
+        self.links: list[FileLink] = []
+        self._attrs: dict[str, str | None] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "base":
+            href = dict(attrs).get("href")
+            if href:
+                self.base_url = urllib.parse.urljoin(self.base_url, href)
+        elif tag == "a":
+            self._attrs = dict(attrs)
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._attrs is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag != "a" or self._attrs is None:
+            return
+        attrs, self._attrs = self._attrs, None
+        href = attrs.get("href")
+        if not href:
+            return
+        url = urllib.parse.urljoin(self.base_url, href)
+        url, _, fragment = url.partition("#")
+        filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+        digest = None
+        m = re.search(r"(?:^|&)sha256=([0-9a-fA-F]{64})", fragment)
+        if m:
+            digest = m.group(1).lower()
+        self.links.append(
+            FileLink(
+                filename=filename,
+                url=url,
+                sha256=digest,
+                requires_python=attrs.get("data-requires-python"),
+                yanked="data-yanked" in attrs,
+            )
+        )
+
+
+def parse_html(text: str, base_url: str, hint: str | None = None) -> list[FileLink]:
+    """Links of a PEP 503 page. ``hint``: only anchors containing it are parsed (fast path
+    for pages with thousands of files, such as numpy's); the caller falls back to None."""
+    if hint is not None:
+        chunks = re.split(r"(?i)(?=<a\s)", text)
+        head = chunks[0] if chunks and not chunks[0].lower().startswith("<a") else ""
+        text = head + "".join(c for c in chunks if hint in c)
+    parser = _AnchorParser(base_url)
+    parser.feed(text)
+    parser.close()
+    return parser.links
+
+
+def parse_json(data: bytes, base_url: str) -> list[FileLink]:
+    doc = json.loads(data)
+    links = []
+    for f in doc.get("files", []):
+        yanked = f.get("yanked", False)
+        links.append(
+            FileLink(
+                filename=f["filename"],
+                url=urllib.parse.urljoin(base_url, f["url"]),
+                sha256=(f.get("hashes") or {}).get("sha256"),
+                requires_python=f.get("requires-python"),
+                yanked=bool(yanked),
+            )
+        )
+    return links
+
+
+# How long a project page's file list is reused without asking the index again: PyPI's
+# own Cache-Control max-age for simple pages, the freshness pip and uv also work with.
+PAGE_TTL = 600.0
+
+
+class IndexClient:
+    """Fetches project pages from indexes and find-links; thread-safe, one session each.
+
+    Results are memoized per process (so pages prefetched while a resolver runs are ready
+    when hashing starts) and, with a cache folder, kept on disk for PAGE_TTL seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        ca_bundle: Path | None = None,
+        cache_dir: Path | None = None,
+        ttl: float = PAGE_TTL,
+    ) -> None:
+        self.ca_bundle = ca_bundle
+        self.cache_dir = cache_dir
+        self.ttl = ttl
+        self._local = threading.local()
+        self._memo: dict[tuple[str, str, str | None], Future[list[FileLink]]] = {}
+        self._memo_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wheelhouse-index")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> IndexClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def prefetch(self, index_url: str, project: str, hint: str | None = None) -> None:
+        """Start fetching a page in the background (e.g. while the resolver runs)."""
+        self._future(index_url, project, hint)
+
+    def _future(self, index_url: str, project: str, hint: str | None) -> Future[list[FileLink]]:
+        key = (index_url, str(canonicalize_name(project)), hint)
+        with self._memo_lock:
+            fut = self._memo.get(key)
+            if fut is None:
+                fut = self._pool.submit(self._cached_links, index_url, project, hint)
+                self._memo[key] = fut
+        return fut
+
+    def _cache_file(self, url: str, hint: str | None) -> Path | None:
+        if self.cache_dir is None or url.startswith("file://"):
+            return None
+        key = hashlib.sha256(f"{url}\n{hint or ''}".encode()).hexdigest()
+        return self.cache_dir / "pages" / key[:2] / f"{key}.json"
+
+    def _cached_links(self, index_url: str, project: str, hint: str | None) -> list[FileLink]:
+        url = index_url.rstrip("/") + f"/{canonicalize_name(project)}/"
+        cache = self._cache_file(url, hint)
+        if cache is not None:
+            try:
+                if time.time() - cache.stat().st_mtime < self.ttl:
+                    return [FileLink(**d) for d in json.loads(cache.read_bytes())]
+            except (OSError, ValueError, TypeError):
+                pass
+        links = self._fetch_links(index_url, project, hint)
+        if cache is not None:
+            atomic_write(cache, json.dumps([asdict(link) for link in links]))
+        return links
+
+    @property
+    def session(self) -> requests.Session:
+        import requests
+
+        s: requests.Session | None = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.headers["User-Agent"] = f"wheelhouse/{__version__}"
+            if self.ca_bundle:
+                s.verify = str(self.ca_bundle)
+            adapter = requests.adapters.HTTPAdapter(max_retries=3, pool_maxsize=16)
+            s.mount("https://", adapter)
+            s.mount("http://", adapter)
+            self._local.session = s
+        return s
+
+    def _get(self, url: str, **kw: object) -> requests.Response:
+        import requests
+
+        try:
+            return self.session.get(url, timeout=_TIMEOUT, **kw)  # type: ignore[arg-type]
+        except requests.exceptions.SSLError as e:
+            raise IndexUnreachableError(
+                f"TLS verification failed for {_redact(url)}: {e}",
+                hint="behind a TLS-intercepting proxy, set ca-bundle in wheelhouse.toml "
+                "(or PIP_CERT) to the proxy's CA bundle",
+            ) from None
+        except requests.exceptions.RequestException as e:
+            raise IndexUnreachableError(
+                f"cannot reach {_redact(url)}: {type(e).__name__}",
+                hint="check index-url / extra-index-urls in wheelhouse.toml, your network "
+                "and HTTP(S)_PROXY",
+            ) from None
+
+    def check_reachable(self, index_url: str) -> None:
+        """Say clearly which index is unreachable (a resolver buries it in its output)."""
+        import requests
+
+        if index_url.startswith("file://"):
+            path = _file_path(index_url)
+            if not path.is_dir():
+                raise IndexUnreachableError(
+                    f"index {index_url} is not a folder", hint="fix the file:// index URL"
+                )
+            return
+        try:
+            resp = self.session.head(index_url.rstrip("/") + "/", timeout=15, allow_redirects=True)
+        except requests.exceptions.RequestException as e:
+            raise IndexUnreachableError(
+                f"package index {_redact(index_url)} is unreachable ({type(e).__name__})",
+                hint="check index-url / extra-index-urls in wheelhouse.toml, your network "
+                "and HTTP(S)_PROXY",
+            ) from None
+        if resp.status_code in (401, 403):
+            raise IndexUnreachableError(
+                f"package index {_redact(index_url)} refused access (HTTP {resp.status_code})",
+                hint="put credentials in the URL or ~/.netrc",
+            )
+
+    def project_links(
+        self, index_url: str, project: str, hint: str | None = None
+    ) -> list[FileLink]:
+        """Files of one project on one index; [] when the index does not have it."""
+        return self._future(index_url, project, hint).result()
+
+    def _fetch_links(self, index_url: str, project: str, hint: str | None) -> list[FileLink]:
+        name = canonicalize_name(project)
+        url = index_url.rstrip("/") + f"/{name}/"
+        if url.startswith("file://"):
+            return _file_index_links(url, hint)
+        resp = self._get(url, headers={"Accept": ACCEPT})
+        if resp.status_code == 404:
+            return []
+        if resp.status_code >= 400:
+            raise IndexUnreachableError(
+                f"{_redact(url)} answered HTTP {resp.status_code}",
+                hint="check the index URL and credentials",
+            )
+        ctype = resp.headers.get("Content-Type", "")
+        if "json" in ctype:
+            return parse_json(resp.content, resp.url)
+        return parse_html(resp.text, resp.url, hint)
+
+    def find_links(self, location: str) -> list[FileLink]:
+        """Files in a find-links folder or page."""
+        if "://" not in location or location.startswith("file://"):
+            path = _file_path(location) if location.startswith("file://") else Path(location)
+            if not path.is_dir():
+                raise IndexUnreachableError(
+                    f"find-links folder {location} does not exist",
+                    hint="create it or remove it from find-links",
+                )
+            return [
+                FileLink(filename=p.name, url=p.resolve().as_uri(), sha256=None)
+                for p in sorted(path.iterdir())
+                if p.is_file()
+            ]
+        resp = self._get(location)
+        if resp.status_code >= 400:
+            raise IndexUnreachableError(f"{_redact(location)} answered HTTP {resp.status_code}")
+        return parse_html(resp.text, resp.url)
+
+    def sha256_of(self, link: FileLink) -> str:
+        """Hash a file by streaming it: only for links whose index gave no hash."""
+        h = hashlib.sha256()
+        if link.url.startswith("file://"):
+            with _file_path(link.url).open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest()
+        resp = self._get(link.url, stream=True)
+        with resp:
+            if resp.status_code >= 400:
+                raise IndexUnreachableError(f"{_redact(link.url)} answered HTTP {resp.status_code}")
+            for block in resp.iter_content(1 << 20):
+                h.update(block)
+        digest = h.hexdigest()
+        if link.sha256 and link.sha256 != digest:
+            raise HashMismatchError(
+                f"{link.filename}: index says sha256 {link.sha256}, file has {digest}",
+                hint="the index or a proxy serves corrupted files; do not use it",
+            )
+        return digest
+
+
+def _file_path(url: str) -> Path:
+    return Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+
+
+def _file_index_links(url: str, hint: str | None) -> list[FileLink]:
+    """A file:// index: the project folder's index.html, else its files (as pip does)."""
+    folder = _file_path(url)
+    page = folder / "index.html"
+    if page.is_file():
+        return parse_html(page.read_text(encoding="utf-8"), page.as_uri(), hint)
+    if not folder.is_dir():
+        return []
+    return [
+        FileLink(filename=p.name, url=p.as_uri(), sha256=None)
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    ]
+
+
+def _redact(url: str) -> str:
+    """Never print credentials embedded in an index URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username or parts.password:
+        netloc = "***@" + (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def distributions(links: Iterable[FileLink], name: str, version: Version) -> list[Distribution]:
+    """The links that are files of exactly `name==version` (local label included)."""
+    want = canonicalize_name(name)
+    out = []
+    for link in links:
+        parsed = parse_filename(link.filename)
+        if parsed is None:
+            continue
+        n, v, tags = parsed
+        if n == want and v == version:
+            out.append(Distribution(link=link, name=n, version=v, tags=tags))
+    return out
+
+
+redact = _redact
