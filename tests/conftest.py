@@ -13,8 +13,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fixtures_docker import *  # noqa: E402,F403
-from fixtures_index import *  # noqa: E402,F403
+from fixtures_docker import *  # noqa: F403
+from fixtures_index import *  # noqa: F403
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -111,7 +111,13 @@ def main(
     verbose: bool,
 ) -> None:
     """Build and cache wheels for Docker images."""
-    logging.basicConfig(format="  %(message)s", level=logging.DEBUG if verbose else logging.WARNING)
+    # Only our own logger speaks: urllib3's retry warnings would bury the real error.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    log = logging.getLogger("wheelhouse")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.propagate = False
     ctx.obj = Context(project_dir, config_file, overrides, engine)
 
 

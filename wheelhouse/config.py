@@ -302,9 +302,10 @@ def _check_location(r: _Reader, name: str, value: str) -> None:
 
 
 def _index(r: _Reader, base: IndexSettings, *, extend: bool) -> IndexSettings:
-    index_url = r.text("index-url") or base.index_url
-    if "index-url" in r.table:
-        _check_location(r, "index-url", index_url)
+    given = r.text("index-url")
+    if given is not None:  # checked as given: "" must not fall back to PyPI silently
+        _check_location(r, "index-url", given)
+    index_url = given or base.index_url
     extra = _url_list(r, "extra-index-urls")
     links = r.str_list("find-links")
     if extend:  # per-target lists add to the global ones
@@ -493,20 +494,24 @@ def _build(
         else:
             inputs = ("requirements.in",)  # reported as missing when locking
 
-    cache = env.get("WHEELHOUSE_CACHE_DIR") or r.text("cache-dir")
+    configured_cache = r.text("cache-dir")  # validated even when the env var wins
+    cache = env.get("WHEELHOUSE_CACHE_DIR") or configured_cache
     cache_dir = (
         Path(cache).expanduser() if cache else Path(platformdirs.user_cache_dir("wheelhouse"))
     )
-    ca = (
-        r.text("ca-bundle")
-        or env.get("PIP_CERT")
-        or env.get("REQUESTS_CA_BUNDLE")
-        or env.get("SSL_CERT_FILE")
-    )
-    if ca and not Path(ca).is_file():
-        where = "ca-bundle" if r.text("ca-bundle") else "PIP_CERT/REQUESTS_CA_BUNDLE/SSL_CERT_FILE"
+    configured_ca = r.text("ca-bundle")
+    ca_path: Path | None = None
+    if configured_ca:  # relative to the project, like every other path in the config
+        ca_path = Path(configured_ca).expanduser()
+        ca_path = ca_path if ca_path.is_absolute() else root / ca_path
+    else:
+        from_env = env.get("PIP_CERT") or env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE")
+        ca_path = Path(from_env) if from_env else None
+    if ca_path and not ca_path.is_file():
+        where = "ca-bundle" if configured_ca else "PIP_CERT/REQUESTS_CA_BUNDLE/SSL_CERT_FILE"
         raise ConfigError(
-            f"{source}: {where} = {ca!r}: no such file", hint="point it at a PEM CA bundle"
+            f"{source}: {where} = {str(ca_path)!r}: no such file",
+            hint="point it at a PEM CA bundle",
         )
 
     return Config(
@@ -519,7 +524,7 @@ def _build(
         cache_dir=(root / cache_dir) if not cache_dir.is_absolute() else cache_dir,
         resolver=r.choice("resolver", ["pip", "uv"], "pip"),  # type: ignore[arg-type]
         engine=engine or env.get("WHEELHOUSE_ENGINE") or r.text("engine") or "docker",
-        ca_bundle=Path(ca).resolve() if ca else None,
+        ca_bundle=ca_path.resolve() if ca_path else None,
         tools_index_url=r.text("tools-index-url") or PYPI,
         default_targets=defaults,
         targets=targets,

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Literal
 
 from wheelhouse import _subprocess
-from wheelhouse.errors import EngineError
+from wheelhouse.errors import EngineError, ToolError
 from wheelhouse.fsutil import atomic_write
 
 LABEL = "io.wheelhouse.managed=1"
+PROBE_VERSION = "v1"  # bump when _PROBE's answers change meaning: old cache entries go
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +111,7 @@ class Container:
     user: str | None = None
     workdir: str | None = None
     id: str | None = None
+    name: str | None = None
 
     def __enter__(self) -> Container:
         name = f"wheelhouse-{secrets.token_hex(6)}"
@@ -123,7 +125,13 @@ class Container:
         for k, v in sorted(self.env.items()):
             args += ["--env", f"{k}={v}"]
         args += [self.image, *self.command]
-        res = self.engine.run(*args)
+        self.name = name
+        try:
+            res = self.engine.run(*args)
+        except BaseException:
+            # interrupted after the daemon may have made it: remove it by name
+            self.engine.run("rm", "--force", name)
+            raise
         if not res.ok:
             raise EngineError(
                 f"cannot create a container from {self.image}: {res.tail(5)}",
@@ -148,15 +156,22 @@ class Engine:
         self._checked = False
 
     def run(self, *args: str, timeout: float | None = None) -> _subprocess.Result:
-        return _subprocess.run(
-            [self.binary, *args],
-            timeout=timeout,
-            missing=EngineError(
-                f"container engine {self.binary!r} not found",
-                hint="install Docker (Debian: apt-get install docker.io) or Podman, or point "
-                "--engine / WHEELHOUSE_ENGINE at its binary",
-            ),
-        )
+        try:
+            return _subprocess.run(
+                [self.binary, *args],
+                timeout=timeout,
+                missing=EngineError(
+                    f"container engine {self.binary!r} not found",
+                    hint="install Docker (Debian: apt-get install docker.io) or Podman, or "
+                    "point --engine / WHEELHOUSE_ENGINE at its binary",
+                ),
+            )
+        except ToolError:  # only a timeout gets here
+            raise EngineError(
+                f"the container engine ({self.binary}) did not answer `{args[0]}` within "
+                f"{timeout:.0f} s",
+                hint="check that it is healthy (`docker info`)",
+            ) from None
 
     def check(self) -> str:
         """The server's version; a clear error when the engine is missing or stopped."""
@@ -208,7 +223,8 @@ class Engine:
     def probe(self, ref: str, *, key: str | None = None) -> ImageInfo:
         """Interpreter, ABI, libc of an image; cached by image id (tags move, ids do not)."""
         image_id = self.image_id(ref, key=key)
-        cache = self.cache_dir / "probes" / (re.sub(r"[^A-Za-z0-9_.-]", "_", image_id) + ".json")
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", image_id)
+        cache = self.cache_dir / "probes" / PROBE_VERSION / f"{safe}.json"
         try:
             data = json.loads(cache.read_text())
             data["distro_like"] = tuple(data.get("distro_like", ()))

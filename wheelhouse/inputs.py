@@ -16,20 +16,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from wheelhouse.errors import InputError
 
-# pip requirement-file options that take a value and are harmless to a resolver
-_VALUE_OPTIONS = {
-    "-i",
-    "--index-url",
-    "--extra-index-url",
-    "-f",
-    "--find-links",
-    "--no-binary",
-    "--only-binary",
-    "--trusted-host",
-    "--pre",
-    "--prefer-binary",
-    "--use-feature",
-}
+# pip requirement-file options that are harmless to a resolver. Index options are not
+# among them: an index the resolver sees but the hasher and the digest do not is a lie.
+_VALUE_OPTIONS = {"--no-binary", "--only-binary", "--pre", "--prefer-binary", "--use-feature"}
 _INCLUDE_OPTIONS = {
     "-r": "requirement",
     "--requirement": "requirement",
@@ -143,7 +132,10 @@ def _check_pyproject(path: Path, root: Path, out: list[InputFile]) -> None:
     if not isinstance(deps, list):
         raise InputError(f"{shown}: project.dependencies must be a list of strings")
     for i, dep in enumerate(deps):
-        check_requirement(str(dep), f"{shown}: project.dependencies[{i}]")
+        where = f"{shown}: project.dependencies[{i}]"
+        if not isinstance(dep, str):
+            raise InputError(f"{where} = {dep!r}: expected a string")
+        check_requirement(dep, where)
     out.append(InputFile(path=path.resolve(), sha256=hashlib.sha256(data).hexdigest()))
 
 

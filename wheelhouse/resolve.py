@@ -195,6 +195,8 @@ def _start_uv(req: Request) -> Callable[[], Resolution]:
         req.target.python_version,
         "--python-platform",
         uv_platform(req.target),
+        # resolve *for* that version with the interpreter at hand: never download one
+        "--no-python-downloads",
         # pip's rule: the best version across all indexes (backends must agree)
         "--index-strategy",
         "unsafe-best-match",
@@ -256,6 +258,10 @@ def _piptools_wheels(config: Config, python_version: str) -> Path:
             f"cannot download pip-tools {version} for Python {python_version}: {res.tail(5)}",
             hint="check tools-index-url in wheelhouse.toml (default: PyPI) and your network",
         )
+    # mkdtemp makes 0700: the container's unprivileged user must read these wheels
+    tmp.chmod(0o755)
+    for f in tmp.iterdir():
+        f.chmod(0o644)
     (tmp / ".complete").touch()
     shutil.rmtree(dest, ignore_errors=True)
     tmp.replace(dest)

@@ -215,15 +215,20 @@ class IndexClient:
     def _cached_links(self, index_url: str, project: str, hint: str | None) -> list[FileLink]:
         url = index_url.rstrip("/") + f"/{canonicalize_name(project)}/"
         cache = self._cache_file(url, hint)
-        if cache is not None:
+        if cache is not None and self.ttl > 0:
             try:
-                if time.time() - cache.stat().st_mtime < self.ttl:
-                    return [FileLink(**d) for d in json.loads(cache.read_bytes())]
-            except (OSError, ValueError, TypeError):
+                doc = json.loads(cache.read_bytes())
+                if time.time() < doc["expires"]:
+                    return [FileLink(**d) for d in doc["links"]]
+            except (OSError, ValueError, TypeError, KeyError):
                 pass
-        links = self._fetch_links(index_url, project, hint)
-        if cache is not None:
-            atomic_write(cache, json.dumps([asdict(link) for link in links]))
+        links, max_age = self._fetch_links(index_url, project, hint)
+        # The index's Cache-Control decides how long its answer stays fresh, as in pip's
+        # and uv's HTTP caches; PAGE_TTL only where it says nothing.
+        ttl = self.ttl if max_age is None else min(self.ttl, max_age)
+        if cache is not None and ttl > 0:
+            doc = {"expires": time.time() + ttl, "links": [asdict(link) for link in links]}
+            atomic_write(cache, json.dumps(doc))
         return links
 
     @property
@@ -291,14 +296,18 @@ class IndexClient:
         """Files of one project on one index; [] when the index does not have it."""
         return self._future(index_url, project, hint).result()
 
-    def _fetch_links(self, index_url: str, project: str, hint: str | None) -> list[FileLink]:
+    def _fetch_links(
+        self, index_url: str, project: str, hint: str | None
+    ) -> tuple[list[FileLink], float | None]:
+        """The page's links and how long the index says they stay fresh (None: unsaid)."""
         name = canonicalize_name(project)
         url = index_url.rstrip("/") + f"/{name}/"
         if url.startswith("file://"):
-            return _file_index_links(url, hint)
+            return _file_index_links(url, hint), 0
         resp = self._get(url, headers={"Accept": ACCEPT})
+        max_age = _max_age(resp.headers.get("Cache-Control", ""))
         if resp.status_code == 404:
-            return []
+            return [], max_age
         if resp.status_code >= 400:
             raise IndexUnreachableError(
                 f"{_redact(url)} answered HTTP {resp.status_code}",
@@ -306,8 +315,8 @@ class IndexClient:
             )
         ctype = resp.headers.get("Content-Type", "")
         if "json" in ctype:
-            return parse_json(resp.content, resp.url)
-        return parse_html(resp.text, resp.url, hint)
+            return parse_json(resp.content, resp.url), max_age
+        return parse_html(resp.text, resp.url, hint), max_age
 
     def find_links(self, location: str) -> list[FileLink]:
         """Files in a find-links folder or page."""
@@ -349,6 +358,20 @@ class IndexClient:
                 hint="the index or a proxy serves corrupted files; do not use it",
             )
         return digest
+
+
+def _max_age(cache_control: str) -> float | None:
+    """Freshness from a Cache-Control header: 0 for no-cache/no-store, None if unsaid."""
+    directives = [d.strip().lower() for d in cache_control.split(",") if d.strip()]
+    if any(d in ("no-cache", "no-store") for d in directives):
+        return 0
+    for d in directives:
+        if d.startswith("max-age="):
+            try:
+                return max(0.0, float(d.split("=", 1)[1]))
+            except ValueError:
+                return 0
+    return None
 
 
 def _file_path(url: str) -> Path:
