@@ -109,7 +109,12 @@ def _pip_compile_args(req: Request, out: str) -> list[str]:
 
 def tool_env(config: Config, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for pip/pip-compile/uv: the user's pip config is *not* read."""
-    env = {k: v for k, v in (base or os.environ).items() if not k.startswith(("PIP_", "UV_"))}
+    # UV_CACHE_DIR only says where uv caches, not what it resolves: it may pass
+    env = {
+        k: v
+        for k, v in (base or os.environ).items()
+        if not k.startswith(("PIP_", "UV_")) or k == "UV_CACHE_DIR"
+    }
     env.update(
         PIP_CONFIG_FILE=os.devnull,
         PIP_DISABLE_PIP_VERSION_CHECK="1",
