@@ -46,7 +46,8 @@ class Wheelhouse:
         timeout: float = 900,
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "wheelhouse", *args],
+            # -P: the project's own `wheelhouse/` output folder must not shadow the package
+            [sys.executable, "-P", "-m", "wheelhouse", *args],
             cwd=self.project,
             env={**self.env, **(env or {})},
             capture_output=True,

@@ -14,12 +14,12 @@ import click
 
 from wheelhouse import __version__
 from wheelhouse import config as config_mod
-from wheelhouse import lock as lock_mod
 from wheelhouse.errors import ConfigError, WheelhouseError
 from wheelhouse.lockfile import write_atomic
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
+    from wheelhouse.lock import LockReport
 
 
 @dataclass
@@ -47,9 +47,9 @@ class Context:
         def make() -> Engine:
             from wheelhouse.engine import Engine
 
-            eng = Engine(cfg.engine, cfg.cache_dir)
-            eng.check()
-            return eng
+            # no up-front `docker version`: a failing call checks the engine then, so a
+            # fully cached build pays for one `image inspect`, not two round trips
+            return Engine(cfg.engine, cfg.cache_dir)
 
         return make
 
@@ -205,6 +205,8 @@ def lock(
     refresh: bool,
 ) -> None:
     """Pin requirements per target, with hashes, into locks/<target>.txt."""
+    from wheelhouse import lock as lock_mod
+
     cfg = obj.config()
     chosen = cfg.selected(_names(target_names))
     if check:
@@ -223,7 +225,7 @@ def lock(
     _render_lock(cfg, report)
 
 
-def _render_lock(cfg: config_mod.Config, report: lock_mod.LockReport) -> None:
+def _render_lock(cfg: config_mod.Config, report: LockReport) -> None:
     for r in report.results:
         state = "written" if r.written else "unchanged"
         click.echo(
@@ -246,3 +248,89 @@ def _render_lock(cfg: config_mod.Config, report: lock_mod.LockReport) -> None:
         click.echo("pinned in some targets only:")
         for name, missing in report.partial.items():
             click.echo(f"  {name}: not in {', '.join(missing)}")
+
+
+@main.command()
+@click.option(
+    "-t",
+    "--target",
+    "target_names",
+    multiple=True,
+    help="Target(s) to build (default: default-targets). Repeat or comma-separate.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel source builds (default: the number of cores).",
+)
+@click.option("--keep-going", is_flag=True, help="Build the rest when a build fails.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan (reuse / download / cached / build) and stop."
+)
+@click.pass_obj
+def build(
+    obj: Context,
+    target_names: tuple[str, ...],
+    jobs: int | None,
+    keep_going: bool,
+    dry_run: bool,
+) -> None:
+    """Turn each target's lock into wheelhouse/<target>/: wheels, lock.txt, manifest.json."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from wheelhouse import build as build_mod
+
+    cfg = obj.config()
+    chosen = cfg.selected(_names(target_names))
+    err = Console(stderr=True, highlight=False)
+    with err.status("planning", spinner="dots") as status:
+
+        def on_event(kind: str, message: str) -> None:
+            if kind in ("built", "failed", "build"):
+                style = {"built": "green", "failed": "red", "build": ""}[kind]
+                err.print(f"{kind:>6}  {message}", style=style)
+            status.update(message)
+
+        results = build_mod.build(
+            cfg,
+            chosen,
+            engine=obj.engine_factory(),
+            jobs=jobs,
+            keep_going=keep_going,
+            dry_run=dry_run,
+            on_event=on_event,
+        )
+    out = Console(highlight=False)
+    if dry_run:
+        for r in results:
+            table = Table(title=f"plan for {r.target.name}", title_justify="left")
+            for col in ("action", "pin", "file"):
+                table.add_column(col)
+            for item in r.plan.items:
+                table.add_row(item.action, item.pin.spec, item.dist.link.filename)
+            out.print(table)
+        return
+    table = Table(title="wheelhouse build", title_justify="left")
+    for col in ("target", "wheels", "reused", "downloaded", "cached", "built", "failed", "folder"):
+        table.add_column(col)
+    for r in results:
+        sources = list(r.output.wheels.values()) if r.output else []
+        table.add_row(
+            r.target.name,
+            str(len(sources)),
+            *(str(sources.count(s)) for s in ("reused", "downloaded", "cached", "built")),
+            str(len(r.failures)),
+            cfg.rel(r.output.folder) if r.output else "-",
+        )
+    out.print(table)
+    for r in results:
+        if r.output and r.output.runtime_packages:
+            out.print(f"{r.target.name}: runtime packages: {' '.join(r.output.runtime_packages)}")
+        for f in r.failures:
+            err.print(f"[red]failed[/red] {f.error}")
+    summary = build_mod.summary_error(results)
+    if summary:
+        raise summary

@@ -61,6 +61,7 @@ class Target:
     no_binary: tuple[str, ...] = ()
     only_binary: tuple[str, ...] = ()
     build_env: tuple[tuple[str, str], ...] = ()
+    repair: bool = False  # auditwheel repair: portable manylinux/musllinux tags, libs bundled
 
     @property
     def python_tuple(self) -> tuple[int, int]:
@@ -182,6 +183,7 @@ TARGET_KEYS = (
     "no-binary",
     "only-binary",
     "build-env",
+    "repair",
 )
 
 
@@ -222,6 +224,12 @@ class _Reader:
         value = self.table.get(name, default)
         if value is not None and not isinstance(value, str):
             raise self.fail(name, value, "a string")
+        return value
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self.table.get(name, default)
+        if not isinstance(value, bool):
+            raise self.fail(name, value, "true or false")
         return value
 
     def choice(self, name: str, choices: Sequence[str], default: str) -> str:
@@ -355,6 +363,7 @@ def _target(
         no_binary=_package_list(r, "no-binary"),
         only_binary=_package_list(r, "only-binary"),
         build_env=r.str_map("build-env"),
+        repair=r.boolean("repair"),
     )
 
 
@@ -565,6 +574,7 @@ python-version = "3.12"
 # no-binary = []             # packages always built from source ("psycopg2", or ":all:")
 # only-binary = []           # packages never built from source
 # build-env = { CFLAGS = "-O2" }
+# repair = false             # auditwheel repair: portable tags, shared libraries bundled
 
 # Add your own: a target on another Python, derived from slim.
 # [targets.py313]

@@ -8,6 +8,7 @@ pattern): `docker run --rm` would leave the container running if the client were
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import tempfile
@@ -115,7 +116,9 @@ class Container:
 
     def __enter__(self) -> Container:
         name = f"wheelhouse-{secrets.token_hex(6)}"
-        args = ["create", "--name", name, "--label", LABEL, "--network", self.network]
+        # --rm as well: if this process is killed, the daemon still removes the container
+        # when it exits (`rm --force` on exit covers every other case)
+        args = ["create", "--rm", "--name", name, "--label", LABEL, "--network", self.network]
         if self.user:
             args += ["--user", self.user]
         if self.workdir:
@@ -133,6 +136,7 @@ class Container:
             self.engine.run("rm", "--force", name)
             raise
         if not res.ok:
+            self.engine.ensure()
             raise EngineError(
                 f"cannot create a container from {self.image}: {res.tail(5)}",
                 hint="check the image name and that the engine is healthy (`docker info`)",
@@ -155,11 +159,14 @@ class Engine:
         self.cache_dir = cache_dir
         self._checked = False
 
-    def run(self, *args: str, timeout: float | None = None) -> _subprocess.Result:
+    def run(
+        self, *args: str, timeout: float | None = None, env: Mapping[str, str] | None = None
+    ) -> _subprocess.Result:
         try:
             return _subprocess.run(
                 [self.binary, *args],
                 timeout=timeout,
+                env={**os.environ, **env} if env else None,
                 missing=EngineError(
                     f"container engine {self.binary!r} not found",
                     hint="install Docker (Debian: apt-get install docker.io) or Podman, or "
@@ -199,10 +206,10 @@ class Engine:
 
     def image_id(self, ref: str, *, key: str | None = None, pull: bool = True) -> str:
         """The local image id of `ref`, pulling it once if it is not present."""
-        self.ensure()
         res = self.run("image", "inspect", "--format", "{{.Id}}", ref)
         if res.ok:
             return res.stdout.strip()
+        self.ensure()  # a stopped engine fails here with a clear message, not as "no image"
         if pull:
             pulled = self.run("pull", "--quiet", ref, timeout=1800)
             if pulled.ok:
@@ -216,6 +223,28 @@ class Engine:
             hint="pull or build it first (`docker pull`, `docker load`), or set "
             + (f"{key} to an image you have" if key else "another image"),
         )
+
+    def has_image(self, ref: str) -> bool:
+        return self.run("image", "inspect", "--format", "{{.Id}}", ref).ok
+
+    def build_image(
+        self, tag: str, dockerfile: str, build_args: Mapping[str, str], log: Path
+    ) -> None:
+        """`docker build` from a Dockerfile text with an empty context. The classic builder
+        (DOCKER_BUILDKIT=0) needs no buildx plugin and works with podman's CLI too."""
+        with tempfile.TemporaryDirectory(prefix="wheelhouse-ctx-") as ctx:
+            (Path(ctx) / "Dockerfile").write_text(dockerfile)
+            args = ["build", "--tag", tag, "--label", LABEL]
+            for k, v in sorted(build_args.items()):
+                args += ["--build-arg", f"{k}={v}"]
+            res = self.run(*args, ctx, timeout=3600, env={"DOCKER_BUILDKIT": "0"})
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(res.stdout + res.stderr)
+        if not res.ok:
+            raise EngineError(
+                f"building the builder image {tag} failed:\n{res.tail(15)}",
+                hint=f"full log: {log}. Check the system package names in your recipes",
+            )
 
     def container(self, image: str, command: Sequence[str], **kw: object) -> Container:
         return Container(engine=self, image=image, command=command, **kw)  # type: ignore[arg-type]

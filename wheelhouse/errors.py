@@ -75,3 +75,10 @@ class ToolError(WheelhouseError):
 
     exit_code = 10
     kind = "tool error"
+
+
+class BuildError(WheelhouseError):
+    """A source build failed or produced a wheel that fails its checks."""
+
+    exit_code = 11
+    kind = "build error"

@@ -120,6 +120,8 @@ def tool_env(config: Config, base: Mapping[str, str] | None = None) -> dict[str,
         PIP_DISABLE_PIP_VERSION_CHECK="1",
         PIP_NO_INPUT="1",
         PYTHONDONTWRITEBYTECODE="1",
+        # pip's HTTP cache travels with wheelhouse's cache (CI caches one folder)
+        PIP_CACHE_DIR=str(config.cache_dir / "pip"),
     )
     if config.ca_bundle:
         env.update(PIP_CERT=str(config.ca_bundle), SSL_CERT_FILE=str(config.ca_bundle))

@@ -247,6 +247,10 @@ class IndexClient:
             self._local.session = s
         return s
 
+    def get(self, url: str, **kw: object) -> requests.Response:
+        """A GET through this client's session (retries, CA bundle); errors made clear."""
+        return self._get(url, **kw)
+
     def _get(self, url: str, **kw: object) -> requests.Response:
         import requests
 
@@ -417,3 +421,4 @@ def distributions(links: Iterable[FileLink], name: str, version: Version) -> lis
 
 
 redact = _redact
+file_path = _file_path

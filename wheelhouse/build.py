@@ -1,0 +1,208 @@
+"""`wheelhouse build`: lock -> plan -> fetch (parallel) -> build (parallel) -> assemble."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+from wheelhouse import lockfile
+from wheelhouse.assemble import Output, assemble
+from wheelhouse.builder import Builders
+from wheelhouse.config import Config, Target
+from wheelhouse.engine import Engine
+from wheelhouse.errors import BuildError, InputError, WheelhouseError
+from wheelhouse.fetch import fetch_all
+from wheelhouse.plan import Item, Plan, input_key, make_plan
+from wheelhouse.recipes import Recipes
+from wheelhouse.simple import PAGE_TTL, IndexClient
+from wheelhouse.store import Blob, Store
+
+Event = Callable[[str, str], None]  # (kind, message) for the CLI's progress display
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    pin: str
+    error: WheelhouseError
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetBuild:
+    target: Target
+    plan: Plan
+    output: Output | None
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _read_lock(config: Config, target: Target) -> lockfile.LockFile:
+    path = config.locks / f"{target.name}.txt"
+    lock = lockfile.read(path)
+    if lock is None:
+        raise InputError(
+            f"{config.rel(path)}: no lock for target {target.name!r}",
+            hint=f"run `wheelhouse lock --target {target.name}` first",
+        )
+    if not lock.pins:
+        raise InputError(f"{config.rel(path)}: the lock pins nothing")
+    return lock
+
+
+def plan_target(
+    config: Config,
+    target: Target,
+    client: IndexClient,
+    store: Store,
+    recipes: Recipes,
+    engine: Callable[[], Engine],
+    builders: dict[str, Builders],
+) -> Plan:
+    lock = _read_lock(config, target)
+
+    guard = threading.Lock()
+
+    def key_for(pin: lockfile.Pin, sdist_sha: str) -> str:
+        with guard:  # make_plan calls this from many threads: one Builders, one probe
+            b = builders.get(target.name)
+            if b is None:
+                b = builders[target.name] = Builders(engine(), config, target, store)
+        recipe = recipes.get(pin.name)
+        return input_key(
+            sdist_sha256=sdist_sha,
+            target=target,
+            builder_tag=b.tag_for(recipe),
+            recipe_digest=recipe.digest() if recipe else None,
+        )
+
+    return make_plan(lock.pins, target, client, store, key_for)
+
+
+def build(
+    config: Config,
+    targets: Sequence[Target],
+    *,
+    engine: Callable[[], Engine],
+    jobs: int | None = None,
+    keep_going: bool = False,
+    dry_run: bool = False,
+    on_event: Event = lambda kind, msg: None,
+) -> list[TargetBuild]:
+    store = Store(config.cache_dir)
+    recipes = Recipes(config.root / "recipes", label="recipes")
+    builders: dict[str, Builders] = {}
+    results: list[TargetBuild] = []
+    with IndexClient(
+        ca_bundle=config.ca_bundle, cache_dir=config.cache_dir, ttl=PAGE_TTL
+    ) as client:
+        plans = []
+        for t in targets:
+            on_event("plan", f"planning {t.name}")
+            plans.append(plan_target(config, t, client, store, recipes, engine, builders))
+        if dry_run:
+            return [TargetBuild(target=p.target, plan=p, output=None) for p in plans]
+
+        # every file to fetch, once, whichever targets need it (shared downloads)
+        wanted: dict[str, Item] = {}
+        for p in plans:
+            for i in p.items:
+                if i.action in ("download", "build"):
+                    wanted.setdefault(i.sha256, i)
+        if wanted:
+            on_event("fetch", f"fetching {len(wanted)} files")
+        blobs = fetch_all(
+            list(wanted.values()),
+            client,
+            store,
+            on_done=lambda i, b: on_event("fetched", i.dist.link.filename),
+        )
+        for p in plans:
+            results.append(
+                _build_target(
+                    config, p, store, recipes, builders, engine, blobs, jobs, keep_going, on_event
+                )
+            )
+    failed = [f for r in results for f in r.failures]
+    if failed and not keep_going:
+        raise failed[0].error
+    return results
+
+
+def _build_target(
+    config: Config,
+    plan: Plan,
+    store: Store,
+    recipes: Recipes,
+    builders: dict[str, Builders],
+    engine: Callable[[], Engine],
+    blobs: dict[str, Blob],
+    jobs: int | None,
+    keep_going: bool,
+    on_event: Event,
+) -> TargetBuild:
+    target = plan.target
+    done: dict[str, tuple[Blob, str, dict[str, Any] | None]] = {}
+    for i in plan.items:
+        if i.action == "reuse" and i.blob:
+            done[i.pin.name] = (i.blob, "reused", None)
+        elif i.action == "download":
+            done[i.pin.name] = (blobs[i.sha256], "downloaded", None)
+        elif i.action == "cached" and i.blob:
+            hit = store.built(i.input_key) if i.input_key else store.pure(i.sha256)
+            done[i.pin.name] = (i.blob, "cached", hit[1] if hit else None)
+    to_build = [i for i in plan.items if i.action == "build"]
+    failures: list[Failure] = []
+    if to_build:
+        b = builders.get(target.name) or Builders(engine(), config, target, store)
+        builders[target.name] = b
+
+        def one(item: Item) -> tuple[Blob, dict[str, Any], str]:
+            recipe = recipes.get(item.pin.name)
+            key = item.input_key or input_key(
+                sdist_sha256=item.sha256,
+                target=target,
+                builder_tag=b.tag_for(recipe),
+                recipe_digest=recipe.digest() if recipe else None,
+            )
+            with store.lock(key):
+                # built meanwhile: by another process, or as a pure wheel for another target
+                hit = store.pure(item.sha256) or store.built(key)
+                if hit is not None:
+                    return hit[0], hit[1], "cached"
+                on_event("build", f"building {item.pin.spec} for {target.name}")
+                built = b.build(item.pin, blobs[item.sha256], recipe, key)
+                return built.blob, built.record, "built"
+
+        workers = max(1, jobs or os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(one, i): i for i in to_build}
+            for fut in as_completed(futures):
+                item = futures[fut]
+                try:
+                    blob, record, how = fut.result()
+                except WheelhouseError as err:
+                    failures.append(Failure(pin=item.pin.spec, error=err))
+                    on_event("failed", err.message.splitlines()[0])
+                    if not keep_going:
+                        for f in futures:
+                            f.cancel()
+                    continue
+                done[item.pin.name] = (blob, how, record)
+                on_event(how, f"{item.pin.spec} -> {blob.filename}")
+    if failures and not keep_going:
+        return TargetBuild(target=target, plan=plan, output=None, failures=failures)
+    output = assemble(config, target, plan, done, complete=not failures)
+    return TargetBuild(target=target, plan=plan, output=output, failures=failures)
+
+
+def summary_error(results: list[TargetBuild]) -> BuildError | None:
+    failed = [f for r in results for f in r.failures]
+    if not failed:
+        return None
+    lines = "\n".join(f"  {f.pin}: {f.error.message.splitlines()[0]}" for f in failed)
+    return BuildError(
+        f"{len(failed)} build(s) failed (the rest were built and assembled):\n{lines}",
+        hint="see each failure's log above; fix it and rerun (finished builds are cached)",
+    )

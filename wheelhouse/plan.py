@@ -1,0 +1,192 @@
+"""The build plan: for every pin of a target's lock, what wheelhouse will do.
+
+    reuse     a binary wheel that fits the target, already in the store
+    download  a binary wheel that fits the target, to fetch
+    cached    an sdist built before with the same inputs (or a pure wheel from any target)
+    build     an sdist to compile in the target's builder container
+
+Which file a pin means comes from the lock's hashes: a file is a candidate only if its
+sha256 is one the lock allows, so the plan can never pick something the lock did not pin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+from packaging.version import Version
+
+from wheelhouse.config import Target
+from wheelhouse.errors import HashMismatchError, ResolveError
+from wheelhouse.lockfile import Pin
+from wheelhouse.simple import Distribution, IndexClient, distributions
+from wheelhouse.store import Blob, Store
+from wheelhouse.tags import target_tags
+
+Action = Literal["reuse", "download", "cached", "build"]
+BUILD_FORMAT = "1"  # bump when the way wheels are built changes: every key changes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Item:
+    pin: Pin
+    action: Action
+    dist: Distribution  # the wheel to use, or the sdist to build
+    blob: Blob | None = None  # the store entry when reused/cached
+    input_key: str | None = None  # for sdists: what the built wheel is a function of
+
+    @property
+    def sha256(self) -> str:
+        assert self.dist.link.sha256
+        return self.dist.link.sha256
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    target: Target
+    items: tuple[Item, ...]
+
+    def count(self, action: Action) -> int:
+        return sum(1 for i in self.items if i.action == action)
+
+
+def wheel_rank(dist: Distribution, tags: Sequence[object]) -> int:
+    """Lower is better: the position of the wheel's best tag in the target's preference."""
+    order = {t: i for i, t in enumerate(tags)}
+    return min((order[t] for t in dist.tags if t in order), default=len(order))
+
+
+def input_key(
+    *,
+    sdist_sha256: str,
+    target: Target,
+    builder_tag: str,
+    recipe_digest: str | None,
+) -> str:
+    """What a built wheel is a function of, knowable without network or containers.
+
+    The builder tag is itself a content hash of Dockerfile.builder, the base image id and
+    the system packages; build-dependency pins are resolved when a build happens and kept
+    in the provenance record (and in the full key).
+    """
+    doc = {
+        "format": BUILD_FORMAT,
+        "sdist": sdist_sha256,
+        "target": {
+            "python": target.python_version,
+            "libc": [target.libc, target.libc_version],
+            "arch": target.arch,
+            "cuda": target.cuda,
+        },
+        "builder": builder_tag,
+        "recipe": recipe_digest,
+        "env": list(target.build_env),
+        "repair": target.repair,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def choose(pin: Pin, target: Target, client: IndexClient) -> Distribution:
+    """The file of `pin` to use for `target`: the best-fitting wheel, else the sdist."""
+    version = Version(pin.version)
+    allowed = {h.removeprefix("sha256:") for h in pin.hashes}
+    dists: list[Distribution] = []
+    for link in target.index.find_links:
+        dists += distributions(client.find_links(link), pin.name, version)
+    for url in target.index.all_index_urls:
+        found = distributions(client.project_links(url, pin.name, pin.version), pin.name, version)
+        dists += found or distributions(client.project_links(url, pin.name), pin.name, version)
+    # a file the index gives no hash for is hashed here (it was at lock time, too)
+    candidates: list[Distribution] = []
+    rejected: list[Distribution] = []
+    for d in dists:
+        digest = d.link.sha256 or client.sha256_of(d.link)
+        (candidates if digest in allowed else rejected).append(_with_sha(d, digest))
+    tags = target_tags(target)
+
+    def changed_under_the_lock() -> HashMismatchError | None:
+        """Files that fit but whose bytes the lock did not pin: the release changed (or
+        something between us and the index serves other bytes). Fail closed, loudly."""
+        fits = [d for d in rejected if not d.tags or set(d.tags) & set(tags)]
+        if not fits:
+            return None
+        seen = ", ".join(f"{d.link.filename} has sha256 {d.link.sha256}" for d in fits)
+        return HashMismatchError(
+            f"{pin.name} {pin.version}: {seen}, but the lock expects "
+            + " or ".join(sorted(h.removeprefix("sha256:") for h in pin.hashes)),
+            hint="the index serves other bytes than were locked; nothing was stored. If the "
+            "release really changed, re-lock; otherwise treat it as tampering",
+        )
+
+    wheels = sorted(
+        (d for d in candidates if d.tags and set(d.tags) & set(tags)),
+        key=lambda d: wheel_rank(d, tags),
+    )
+    sdists = [d for d in candidates if not d.tags]
+    policy = target.binary_policy(pin.name)
+    if policy != "no-binary" and wheels:
+        return wheels[0]
+    if not pin.source_build and policy != "no-binary":
+        # the lock pinned a wheel for this target; quietly building the sdist instead
+        # would hide that the wheel's bytes changed
+        err = changed_under_the_lock()
+        if err:
+            raise err
+    if policy == "only-binary":
+        raise ResolveError(
+            f"{pin.spec}: the lock has no wheel for target {target.name!r} and only-binary "
+            "forbids a source build",
+            hint=f"run `wheelhouse lock --target {target.name}` again",
+        )
+    if sdists:
+        return sdists[0]
+    err = changed_under_the_lock()
+    if err:
+        raise err
+    raise ResolveError(
+        f"{pin.spec}: none of the files the lock allows is on the configured indexes"
+        + (" (no-binary asks for the sdist)" if policy == "no-binary" else ""),
+        hint=f"the index changed or the lock is stale: `wheelhouse lock --target {target.name}`",
+    )
+
+
+def _with_sha(d: Distribution, digest: str) -> Distribution:
+    from dataclasses import replace
+
+    return replace(d, link=replace(d.link, sha256=digest))
+
+
+def make_plan(
+    pins: Sequence[Pin],
+    target: Target,
+    client: IndexClient,
+    store: Store,
+    key_for: Callable[[Pin, str], str] | None,
+) -> Plan:
+    """`key_for(pin, sdist_sha256)` gives an sdist's input key; None when it cannot be
+    known (no engine to ask for image ids), which plans every sdist as a build."""
+
+    def one(pin: Pin) -> Item:
+        dist = choose(pin, target, client)
+        sha = dist.link.sha256
+        assert sha
+        if dist.tags:
+            blob = store.get(sha)
+            return Item(pin=pin, action="reuse" if blob else "download", dist=dist, blob=blob)
+        pure = store.pure(sha)
+        if pure is not None:  # a pure wheel, built for any target, serves them all
+            return Item(pin=pin, action="cached", dist=dist, blob=pure[0])
+        key = key_for(pin, sha) if key_for else None
+        if key is not None:
+            hit = store.built(key)
+            if hit is not None:
+                return Item(pin=pin, action="cached", dist=dist, blob=hit[0], input_key=key)
+        return Item(pin=pin, action="build", dist=dist, input_key=key)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        items = tuple(pool.map(one, pins))
+    return Plan(target=target, items=items)

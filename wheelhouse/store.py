@@ -1,0 +1,175 @@
+"""The content-addressed store: every wheel and sdist by its sha256, built wheels by key.
+
+Layout under the cache dir (all writes are temp + rename, so an interrupted run leaves
+only whole entries and stray temp files that the next run ignores):
+
+    store/blobs/ab/<sha256>/<filename>   a file, named by its hash (and its real name)
+    store/built/<key>.json               build key -> {sha256, filename, provenance}
+    store/pure/<sdist-sha256>.json       an sdist known to build a pure wheel (any target)
+    store/logs/<key>.log                 the build log of that key
+    store/locks/<key>.lock               one builder per key at a time (flock)
+    store/tmp/                           downloads and builds in progress
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wheelhouse.fsutil import atomic_write
+
+_BLOCK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(_BLOCK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Blob:
+    sha256: str
+    filename: str
+    path: Path
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+class Store:
+    def __init__(self, cache_dir: Path) -> None:
+        self.root = cache_dir / "store"
+        self.tmp = self.root / "tmp"
+        for sub in ("blobs", "built", "pure", "logs", "locks", "tmp"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    def _blob_dir(self, sha256: str) -> Path:
+        return self.root / "blobs" / sha256[:2] / sha256
+
+    def get(self, sha256: str, *, verify: bool = True) -> Blob | None:
+        """The blob with this hash, or None. A corrupt one is deleted (and so rebuilt or
+        downloaded again by the caller), never returned."""
+        folder = self._blob_dir(sha256)
+        try:
+            files = [p for p in folder.iterdir() if not p.name.startswith(".")]
+        except FileNotFoundError:
+            return None
+        if len(files) != 1:
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        path = files[0]
+        if verify and not self._stamp_ok(folder, path):
+            # changed since stored (or never stamped): only the hash can say if it is whole
+            if sha256_file(path) != sha256:
+                shutil.rmtree(folder, ignore_errors=True)
+                return None
+            self._stamp(folder, path)
+        return Blob(sha256=sha256, filename=path.name, path=path)
+
+    @staticmethod
+    def _stamp_text(path: Path) -> str:
+        st = path.stat()
+        return f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}"
+
+    def _stamp_ok(self, folder: Path, path: Path) -> bool:
+        """Re-hashing every cached wheel on every run would cost more than the run; a
+        stamp of size, mtime and inode taken when the hash was last checked says whether
+        anything (a write through a hard link in an output folder, say) touched it."""
+        try:
+            return (folder / ".verified").read_text() == self._stamp_text(path)
+        except OSError:
+            return False
+
+    def _stamp(self, folder: Path, path: Path) -> None:
+        atomic_write(folder / ".verified", self._stamp_text(path))
+
+    def put(self, src: Path, filename: str, *, sha256: str | None = None) -> Blob:
+        """Move `src` (a file under store/tmp) into the store under its hash."""
+        digest = sha256 or sha256_file(src)
+        existing = self.get(digest)
+        if existing is not None:
+            src.unlink(missing_ok=True)
+            return existing
+        folder = self._blob_dir(digest)
+        staging = self.tempdir(f"blob-{digest[:16]}-")  # unique per thread and process
+        # the filename comes from a wheel/sdist name (validated by packaging), but never
+        # let it pick a path: only its last component is used
+        target = staging / Path(filename).name
+        try:
+            src.replace(target)
+        except OSError:  # another filesystem: copy, then drop the source
+            shutil.copyfile(src, target)
+            src.unlink(missing_ok=True)
+        target.chmod(0o644)
+        self._stamp(staging, target)  # hashed just now (by the caller or above)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.replace(folder)
+        except OSError:  # someone else stored the same bytes first
+            shutil.rmtree(staging, ignore_errors=True)
+            got = self.get(digest)
+            if got is None:
+                raise
+            return got
+        return Blob(sha256=digest, filename=target.name, path=folder / target.name)
+
+    def tempdir(self, prefix: str) -> Path:
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp))
+
+    # -- built wheels by key --------------------------------------------------------------
+
+    def built(self, key: str) -> tuple[Blob, dict[str, Any]] | None:
+        """The wheel built for this key (verified) and its provenance record."""
+        try:
+            record = json.loads((self.root / "built" / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+            return None  # not a record we wrote: a miss, rebuilt and overwritten
+        blob = self.get(record["sha256"])
+        if blob is None:
+            return None
+        return blob, record
+
+    def record_built(self, key: str, record: dict[str, Any]) -> None:
+        atomic_write(self.root / "built" / f"{key}.json", json.dumps(record, sort_keys=True))
+
+    def pure(self, sdist_sha256: str) -> tuple[Blob, dict[str, Any]] | None:
+        try:
+            key = json.loads((self.root / "pure" / f"{sdist_sha256}.json").read_text())["key"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return self.built(key)
+
+    def record_pure(self, sdist_sha256: str, key: str) -> None:
+        atomic_write(self.root / "pure" / f"{sdist_sha256}.json", json.dumps({"key": key}))
+
+    def log_path(self, key: str) -> Path:
+        return self.root / "logs" / f"{key}.log"
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """One process per key: a second `wheelhouse build` on this cache waits here and
+        then finds the entry the first one made."""
+        path = self.root / "locks" / f"{key}.lock"
+        with path.open("a") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
