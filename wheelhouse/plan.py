@@ -23,7 +23,7 @@ from packaging.version import Version
 from wheelhouse.config import Target
 from wheelhouse.errors import HashMismatchError, ResolveError
 from wheelhouse.lockfile import Pin
-from wheelhouse.simple import Distribution, IndexClient, distributions
+from wheelhouse.simple import Distribution, FileLink, IndexClient, distributions, parse_filename
 from wheelhouse.store import Blob, Store
 from wheelhouse.tags import target_tags
 
@@ -88,6 +88,33 @@ def input_key(
         "repair": target.repair,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def from_store(pin: Pin, target: Target, store: Store) -> Distribution | None:
+    """The file to use, when the store already has one the lock allows: no index needed,
+    so a warm build is fast and works offline (a CI runner with a restored cache)."""
+    policy = target.binary_policy(pin.name)
+    tags = target_tags(target)
+    found: list[Distribution] = []
+    for h in pin.hashes:
+        blob = store.get(h.removeprefix("sha256:"))
+        parsed = parse_filename(blob.filename) if blob else None
+        if blob is None or parsed is None:
+            continue
+        name, version, file_tags = parsed
+        link = FileLink(filename=blob.filename, url=blob.path.as_uri(), sha256=blob.sha256)
+        found.append(Distribution(link=link, name=name, version=version, tags=file_tags))
+    wheels = sorted(
+        (d for d in found if d.tags and set(d.tags) & set(tags)),
+        key=lambda d: wheel_rank(d, tags),
+    )
+    if wheels and policy != "no-binary":
+        return wheels[0]
+    sdists = [d for d in found if not d.tags]
+    # the sdist only where the lock meant a source build: else the wheel may exist upstream
+    if sdists and (pin.source_build or policy == "no-binary"):
+        return sdists[0]
+    return None
 
 
 def choose(pin: Pin, target: Target, client: IndexClient) -> Distribution:
@@ -171,7 +198,7 @@ def make_plan(
     known (no engine to ask for image ids), which plans every sdist as a build."""
 
     def one(pin: Pin) -> Item:
-        dist = choose(pin, target, client)
+        dist = from_store(pin, target, store) or choose(pin, target, client)
         sha = dist.link.sha256
         assert sha
         if dist.tags:

@@ -82,7 +82,8 @@ class Store:
     @staticmethod
     def _stamp_text(path: Path) -> str:
         st = path.stat()
-        return f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}"
+        # not ctime: hard-linking the blob into an output folder changes it
+        return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
 
     def _stamp_ok(self, folder: Path, path: Path) -> bool:
         """Re-hashing every cached wheel on every run would cost more than the run; a
