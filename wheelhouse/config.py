@@ -390,26 +390,28 @@ def find_config(root: Path) -> tuple[Path | None, dict[str, Any]]:
     """wheelhouse.toml wins over pyproject.toml's [tool.wheelhouse]."""
     wt = root / CONFIG_FILE
     if wt.is_file():
-        return wt, _read_toml(wt)
+        return wt, read_toml(wt)
     pp = root / "pyproject.toml"
     if pp.is_file():
-        data = _read_toml(pp)
+        data = read_toml(pp)
         table = data.get("tool", {}).get("wheelhouse")
         if table is not None:
             return pp, table
     return None, {}
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, shown: str | None = None) -> dict[str, Any]:
+    """A TOML file as a dict; errors name it as `shown` (default: its path)."""
+    label = shown or str(path)
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(
-            f"{path}: not valid TOML: {e}", hint="fix the syntax at that line"
+            f"{label}: not valid TOML: {e}", hint="fix the syntax at that line"
         ) from None
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        raise ConfigError(f"{label}: cannot read: {e.strerror}") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -449,7 +451,7 @@ def load(
         if not config_file.is_file():
             raise ConfigError(f"{config_file}: no such config file", hint="run `wheelhouse init`")
         root = config_file.resolve().parent
-        raw = _read_toml(config_file)
+        raw = read_toml(config_file)
         if config_file.name == "pyproject.toml":
             raw = raw.get("tool", {}).get("wheelhouse", {})
         source_path: Path | None = config_file.resolve()

@@ -18,7 +18,6 @@ import fnmatch
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidName, canonicalize_name
 
-from wheelhouse.config import _Reader
+from wheelhouse.config import _Reader, read_toml
 from wheelhouse.errors import ConfigError
 
 SHIPPED_DIR = Path(__file__).parent / "_recipes"
@@ -286,12 +285,4 @@ def _scan(folder: Path, label: str) -> dict[str, tuple[Path, str]]:
 
 
 def _read(path: Path, source: str) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(
-            f"{source}: not valid TOML: {e}", hint="fix the syntax at that line"
-        ) from None
-    except OSError as e:
-        raise ConfigError(f"{source}: cannot read: {e.strerror}") from None
+    return read_toml(path, source)
