@@ -31,7 +31,7 @@ from wheelhouse import __version__, _subprocess
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import FIND_PYTHON, Engine, ImageInfo, Mount, staging_dir
 from wheelhouse.errors import BuildError
-from wheelhouse.fsutil import atomic_write
+from wheelhouse.fsutil import atomic_write, is_complete, publish_dir
 from wheelhouse.lockfile import Pin
 from wheelhouse.recipes import Recipe
 from wheelhouse.resolve import tool_env
@@ -234,22 +234,15 @@ class Builders:
         doc = json.dumps([sorted(requirements), info.python_minor, plats, idx.all_index_urls])
         key = hashlib.sha256(doc.encode()).hexdigest()[:24]
         dest = self.config.cache_dir / "builddeps" / key
-        if (dest / ".complete").exists():
+        if is_complete(dest):
             return dest
         with self.store.lock("deps-" + key):
-            if (dest / ".complete").exists():
+            if is_complete(dest):
                 return dest
             tmp = self.store.tempdir("deps-")
             if requirements:
                 self._download(tmp, requirements, info, plats)
-            tmp.chmod(0o755)  # read by the container's unprivileged user
-            for wheel_file in tmp.iterdir():
-                wheel_file.chmod(0o644)
-            (tmp / ".complete").touch()
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.replace(dest)
-        return dest
+            return publish_dir(tmp, dest)
 
     def _download(
         self, tmp: Path, requirements: list[str], info: ImageInfo, plats: list[str]
@@ -282,10 +275,12 @@ class Builders:
     def _extra_file(self, sdist_sha: str) -> Path:
         return self.config.cache_dir / "builddeps" / f"dynamic-{sdist_sha}.json"
 
-    def build_requirements(self, sdist: Blob, recipe: Recipe | None) -> list[str]:
+    def build_requirements(
+        self, sdist: Blob, recipe: Recipe | None, static: tuple[str, ...]
+    ) -> list[str]:
         """PEP 517 static requirements from the sdist, the recipe's extras, and dynamic ones
         (get_requires_for_build_wheel) learnt from an earlier build of this sdist."""
-        reqs = list(static_build_requires(sdist.path))
+        reqs = list(static)
         reqs += list(recipe.requires) if recipe else []
         with contextlib.suppress(OSError, ValueError):  # none learnt yet
             reqs += json.loads(self._extra_file(sdist.sha256).read_text())
@@ -296,7 +291,8 @@ class Builders:
     def build(self, pin: Pin, sdist: Blob, recipe: Recipe | None, input_key: str) -> Built:
         log_path = self.store.log_path(input_key)
         tag = self.ensure_image(recipe)
-        requirements = self.build_requirements(sdist, recipe)
+        static = static_build_requires(sdist.path)
+        requirements = self.build_requirements(sdist, recipe, static)
         log_parts: list[str] = []
         started = time.time()
         for _attempt in range(6):
@@ -319,7 +315,7 @@ class Builders:
                     f"recipe (recipes/{pin.name}.toml, build.apt / build.apk)",
                 )
             requirements = sorted(set(requirements) | set(new))
-            dynamic = [r for r in requirements if r not in static_build_requires(sdist.path)]
+            dynamic = [r for r in requirements if r not in static]
             atomic_write(self._extra_file(sdist.sha256), json.dumps(dynamic))
         else:
             raise BuildError(f"{pin.spec}: build requirements kept changing; giving up")

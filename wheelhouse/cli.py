@@ -169,14 +169,17 @@ def _names(values: Sequence[str]) -> list[str]:
     return [n for v in values for n in v.split(",") if n]
 
 
-@main.command()
-@click.option(
+_target_option = click.option(
     "-t",
     "--target",
     "target_names",
     multiple=True,
-    help="Target(s) to lock (default: default-targets). Repeat or comma-separate.",
+    help="Target(s) to work on (default: default-targets). Repeat or comma-separate.",
 )
+
+
+@main.command()
+@_target_option
 @click.option("-U", "--upgrade", is_flag=True, help="Ignore existing pins; take the newest.")
 @click.option(
     "-P",
@@ -251,13 +254,7 @@ def _render_lock(cfg: config_mod.Config, report: LockReport) -> None:
 
 
 @main.command()
-@click.option(
-    "-t",
-    "--target",
-    "target_names",
-    multiple=True,
-    help="Target(s) to build (default: default-targets). Repeat or comma-separate.",
-)
+@_target_option
 @click.option(
     "-j",
     "--jobs",

@@ -4,6 +4,7 @@ interrupted run) see the old file or the new one, never half of one."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,3 +23,24 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+COMPLETE = ".complete"
+
+
+def publish_dir(tmp: Path, dest: Path) -> Path:
+    """Move a finished folder of files into place, readable by a container's unprivileged
+    user (mkdtemp makes 0700), and marked complete: a folder without the mark is a
+    leftover of an interrupted run and is replaced."""
+    tmp.chmod(0o755)
+    for f in tmp.iterdir():
+        f.chmod(0o644)
+    (tmp / COMPLETE).touch()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.replace(dest)
+    return dest
+
+
+def is_complete(folder: Path) -> bool:
+    return (folder / COMPLETE).exists()

@@ -9,36 +9,19 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from functools import cache
-
-from packaging.version import Version
 
 from wheelhouse.config import Target
 from wheelhouse.errors import ResolveError
 from wheelhouse.lockfile import Pin
-from wheelhouse.simple import Distribution, FileLink, IndexClient, distributions
+from wheelhouse.simple import IndexClient
 from wheelhouse.tags import target_tags
 
 
 def hash_pins(pins: list[Pin], target: Target, client: IndexClient) -> list[Pin]:
     accepted = frozenset(target_tags(target))
 
-    @cache
-    def find_links(location: str) -> tuple[FileLink, ...]:
-        return tuple(client.find_links(location))
-
     def one(pin: Pin) -> Pin:
-        version = Version(pin.version)
-        dists: list[Distribution] = []
-        for link in target.index.find_links:
-            dists += distributions(find_links(link), pin.name, version)
-        for index_url in target.index.all_index_urls:
-            found = distributions(
-                client.project_links(index_url, pin.name, hint=pin.version), pin.name, version
-            )
-            if not found:  # the fast path missed an unusual spelling of the version
-                found = distributions(client.project_links(index_url, pin.name), pin.name, version)
-            dists += found
+        dists = client.release_files(target.index, pin.name, pin.version)
         wheels = [d for d in dists if d.tags & accepted]
         sdists = [d for d in dists if not d.tags]
         policy = target.binary_policy(pin.name)

@@ -18,12 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-from packaging.version import Version
-
 from wheelhouse.config import Target
 from wheelhouse.errors import HashMismatchError, ResolveError
 from wheelhouse.lockfile import Pin
-from wheelhouse.simple import Distribution, FileLink, IndexClient, distributions, parse_filename
+from wheelhouse.simple import Distribution, FileLink, IndexClient, parse_filename
 from wheelhouse.store import Blob, Store
 from wheelhouse.tags import target_tags
 
@@ -119,14 +117,8 @@ def from_store(pin: Pin, target: Target, store: Store) -> Distribution | None:
 
 def choose(pin: Pin, target: Target, client: IndexClient) -> Distribution:
     """The file of `pin` to use for `target`: the best-fitting wheel, else the sdist."""
-    version = Version(pin.version)
     allowed = {h.removeprefix("sha256:") for h in pin.hashes}
-    dists: list[Distribution] = []
-    for link in target.index.find_links:
-        dists += distributions(client.find_links(link), pin.name, version)
-    for url in target.index.all_index_urls:
-        found = distributions(client.project_links(url, pin.name, pin.version), pin.name, version)
-        dists += found or distributions(client.project_links(url, pin.name), pin.name, version)
+    dists = client.release_files(target.index, pin.name, pin.version)
     # a file the index gives no hash for is hashed here (it was at lock time, too)
     candidates: list[Distribution] = []
     rejected: list[Distribution] = []

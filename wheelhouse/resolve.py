@@ -23,6 +23,7 @@ from wheelhouse import _subprocess
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import FIND_PYTHON, Engine, Mount, staging_dir
 from wheelhouse.errors import ResolveError, ToolError
+from wheelhouse.fsutil import is_complete, publish_dir
 from wheelhouse.lockfile import Pin, parse_pins
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -236,7 +237,7 @@ def _piptools_wheels(config: Config, python_version: str) -> Path:
     """
     version = metadata.version("pip-tools")
     dest = config.cache_dir / "tools" / f"pip-tools-{version}-py{python_version}"
-    if (dest / ".complete").exists():
+    if is_complete(dest):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".dl-", dir=dest.parent))
@@ -265,14 +266,7 @@ def _piptools_wheels(config: Config, python_version: str) -> Path:
             f"cannot download pip-tools {version} for Python {python_version}: {res.tail(5)}",
             hint="check tools-index-url in wheelhouse.toml (default: PyPI) and your network",
         )
-    # mkdtemp makes 0700: the container's unprivileged user must read these wheels
-    tmp.chmod(0o755)
-    for f in tmp.iterdir():
-        f.chmod(0o644)
-    (tmp / ".complete").touch()
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.replace(dest)
-    return dest
+    return publish_dir(tmp, dest)
 
 
 def _local_mounts(req: Request) -> list[Mount]:

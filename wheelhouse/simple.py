@@ -31,6 +31,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from wheelhouse import __version__
+from wheelhouse.config import IndexSettings
 from wheelhouse.errors import HashMismatchError, IndexUnreachableError
 from wheelhouse.fsutil import atomic_write
 
@@ -182,6 +183,7 @@ class IndexClient:
         self._local = threading.local()
         self._memo: dict[tuple[str, str, str | None], Future[list[FileLink]]] = {}
         self._memo_lock = threading.Lock()
+        self._links_memo: dict[str, Future[list[FileLink]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wheelhouse-index")
 
     def close(self) -> None:
@@ -322,8 +324,29 @@ class IndexClient:
             return parse_json(resp.content, resp.url), max_age
         return parse_html(resp.text, resp.url, hint), max_age
 
+    def release_files(self, index: IndexSettings, name: str, version: str) -> list[Distribution]:
+        """Every file of `name==version` in find-links and on every index."""
+        want = Version(version)
+        dists: list[Distribution] = []
+        for location in index.find_links:
+            dists += distributions(self.find_links(location), name, want)
+        for url in index.all_index_urls:
+            found = distributions(self.project_links(url, name, version), name, want)
+            # the fast path (only anchors containing the version text) can miss an
+            # unusual spelling of the version: then the whole page
+            dists += found or distributions(self.project_links(url, name), name, want)
+        return dists
+
     def find_links(self, location: str) -> list[FileLink]:
-        """Files in a find-links folder or page."""
+        """Files in a find-links folder or page (listed once per client)."""
+        with self._memo_lock:
+            fut = self._links_memo.get(location)
+            if fut is None:
+                fut = self._pool.submit(self._find_links, location)
+                self._links_memo[location] = fut
+        return fut.result()
+
+    def _find_links(self, location: str) -> list[FileLink]:
         if "://" not in location or location.startswith("file://"):
             path = _file_path(location) if location.startswith("file://") else Path(location)
             if not path.is_dir():
