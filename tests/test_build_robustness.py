@@ -108,10 +108,15 @@ def sleep_for(seconds: float) -> str:
 
 
 def custom_sdist(
-    name: str, version: str = "1.0", *, before: str = "", tag: str = "py3-none-any"
+    name: str,
+    version: str = "1.0",
+    *,
+    before: str = "",
+    tag: str = "py3-none-any",
+    requires: tuple[str, ...] = (),
 ) -> tuple[str, bytes]:
     """(filename, bytes) of a valid sdist whose build_wheel runs `before` first and makes a
-    wheel tagged `tag` holding only a .py file."""
+    wheel tagged `tag` holding only a .py file; `requires` is its build-system.requires."""
     dist = name.replace("-", "_")
     base = f"{dist}-{version}"
     backend = (
@@ -123,7 +128,8 @@ def custom_sdist(
     files = {
         "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         "pyproject.toml": (
-            '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+            f"[build-system]\nrequires = {json.dumps(list(requires))}\n"
+            'build-backend = "backend"\nbackend-path = ["."]\n'
         ),
         "backend.py": backend,
         f"{dist}/__init__.py": f"VERSION = {version!r}\n",
@@ -145,7 +151,7 @@ def custom_sdist(
     return f"{base}.tar.gz", out.getvalue()
 
 
-def publish(index: LocalIndex, name: str, **kw: str) -> str:
+def publish(index: LocalIndex, name: str, **kw: Any) -> str:
     filename, data = custom_sdist(name, **kw)
     index.add_bytes(filename, data)
     return filename
@@ -719,3 +725,47 @@ def test_placing_a_wheel_placed_meanwhile_leaves_no_temp_file(
     monkeypatch.setattr(os, "link", link)
     assemble._place(blob, folder)
     assert sorted(p.name for p in folder.iterdir()) == [blob.filename]
+
+
+# -- 7. a build requirement that exists only as an sdist -----------------------------------
+
+
+@docker
+def test_sdist_only_build_requirement_is_built_first(
+    wh: Wheelhouse,
+    project: Path,
+    index: LocalIndex,
+    test_images: dict[str, str],
+    engine: EngineLog,
+) -> None:
+    # plugdep has no wheel anywhere; needsplug's build imports it, so the build only
+    # succeeds when plugdep was built into a wheel and installed into its build env
+    publish(index, "plugdep")
+    use_plugin = "    import plugdep  # ImportError, and a failed build, without it\n"
+    publish(index, "needsplug", before=use_plugin, requires=("plugdep>=1",))
+    setup_project(project, index, test_images, engine, "needsplug\ngamma\n")
+    wh("lock")
+    res = wh("build")
+    assert sources(project) == {"needsplug": "built", "gamma": "downloaded"}, res.stderr
+    # the build requirement is not in the wheelhouse (nothing installs it at run time)...
+    names = sorted(p.name for p in (project / "wheelhouse/slim").glob("*.whl"))
+    assert names == ["gamma-1.0-py3-none-any.whl", "needsplug-1.0-py3-none-any.whl"]
+    # ...but it was built, in its own hermetic container, and cached with a provenance
+    assert len(engine.containers(what="build")) == 2
+    (dep_record,) = built_records(wh.cache_dir, "plugdep")
+    record = json.loads(dep_record.read_text())
+    assert record["filename"] == "plugdep-1.0-py3-none-any.whl"
+    (main_record,) = built_records(wh.cache_dir, "needsplug")
+    main = json.loads(main_record.read_text())
+    assert any(d.startswith("plugdep-1.0-py3-none-any.whl sha256:")
+               for d in main["build_dependencies"]), main["build_dependencies"]
+    assert_store_consistent(wh.cache_dir)
+
+    # a fresh output folder and cache for the wheels: the dependency is not built again
+    shutil.rmtree(project / "wheelhouse")
+    for built in (wh.cache_dir / "store/built").glob("*.json"):
+        if json.loads(built.read_text())["filename"].startswith("needsplug"):
+            built.unlink()
+    mark = engine.mark()
+    wh("build")
+    assert len(engine.containers(mark, what="build")) == 1

@@ -33,6 +33,7 @@ class Output:
     lock: Path
     manifest: Path
     wheels: dict[str, str]  # project -> how it got here: reused/downloaded/built/cached
+    sha256: dict[str, str]  # file name -> sha256 (hard links of verified store entries)
     runtime_packages: tuple[str, ...]
 
 
@@ -118,5 +119,6 @@ def assemble(
         lock=folder / LOCK_NAME,
         manifest=folder / MANIFEST_NAME,
         wheels={e["name"]: e["source"] for e in entries},
+        sha256={e["filename"]: e["sha256"] for e in entries},
         runtime_packages=tuple(sorted(runtime)),
     )

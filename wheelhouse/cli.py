@@ -19,6 +19,7 @@ from wheelhouse.lockfile import write_atomic
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
+    from wheelhouse.index import IndexReport
     from wheelhouse.lock import LockReport
 
 
@@ -266,6 +267,9 @@ def _render_lock(cfg: config_mod.Config, report: LockReport) -> None:
 @click.option(
     "--dry-run", is_flag=True, help="Print the plan (reuse / download / cached / build) and stop."
 )
+@click.option(
+    "--no-index", "no_index", is_flag=True, help="Do not write the static indexes at the end."
+)
 @click.pass_obj
 def build(
     obj: Context,
@@ -273,61 +277,248 @@ def build(
     jobs: int | None,
     keep_going: bool,
     dry_run: bool,
+    no_index: bool,
 ) -> None:
-    """Turn each target's lock into wheelhouse/<target>/: wheels, lock.txt, manifest.json."""
-    from rich.console import Console
-    from rich.table import Table
-
+    """Turn each target's lock into wheelhouse/<target>/ (wheels, lock.txt, manifest.json),
+    then write the static indexes (`wheelhouse index`)."""
     from wheelhouse import build as build_mod
+    from wheelhouse.display import Display
 
     cfg = obj.config()
     chosen = cfg.selected(_names(target_names))
-    err = Console(stderr=True, highlight=False)
-    with err.status("planning", spinner="dots") as status:
+    show = Display()
+    with show.status("planning") as status:
 
         def on_event(kind: str, message: str) -> None:
             if kind in ("built", "failed", "build"):
-                style = {"built": "green", "failed": "red", "build": ""}[kind]
-                err.print(f"{kind:>6}  {message}", style=style)
+                show.event(kind, message)
             status.update(message)
 
-        results = build_mod.build(
+        report = build_mod.build(
             cfg,
             chosen,
             engine=obj.engine_factory(),
             jobs=jobs,
             keep_going=keep_going,
             dry_run=dry_run,
+            index=not no_index,
             on_event=on_event,
         )
-    out = Console(highlight=False)
+    results = report.targets
     if dry_run:
         for r in results:
-            table = Table(title=f"plan for {r.target.name}", title_justify="left")
-            for col in ("action", "pin", "file"):
-                table.add_column(col)
-            for item in r.plan.items:
-                table.add_row(item.action, item.pin.spec, item.dist.link.filename)
-            out.print(table)
+            rows = [(i.action, i.pin.spec, i.dist.link.filename) for i in r.plan.items]
+            show.table(f"plan for {r.target.name}", ("action", "pin", "file"), rows)
         return
-    table = Table(title="wheelhouse build", title_justify="left")
-    for col in ("target", "wheels", "reused", "downloaded", "cached", "built", "failed", "folder"):
-        table.add_column(col)
+    columns = ("target", "wheels", "reused", "downloaded", "cached", "built", "failed", "folder")
+    table = []
     for r in results:
         sources = list(r.output.wheels.values()) if r.output else []
-        table.add_row(
-            r.target.name,
-            str(len(sources)),
-            *(str(sources.count(s)) for s in ("reused", "downloaded", "cached", "built")),
-            str(len(r.failures)),
-            cfg.rel(r.output.folder) if r.output else "-",
+        table.append(
+            (
+                r.target.name,
+                str(len(sources)),
+                *(str(sources.count(s)) for s in ("reused", "downloaded", "cached", "built")),
+                str(len(r.failures)),
+                cfg.rel(r.output.folder) if r.output else "-",
+            )
         )
-    out.print(table)
+    show.table("wheelhouse build", columns, table)
     for r in results:
         if r.output and r.output.runtime_packages:
-            out.print(f"{r.target.name}: runtime packages: {' '.join(r.output.runtime_packages)}")
+            show.line(f"{r.target.name}: runtime packages: {' '.join(r.output.runtime_packages)}")
         for f in r.failures:
-            err.print(f"[red]failed[/red] {f.error}")
+            show.line(f"failed {f.error}", err=True)
+    _render_indexes(cfg, report.indexes, show.line)
     summary = build_mod.summary_error(results)
     if summary:
         raise summary
+
+
+@main.command()
+@_target_option
+@click.pass_obj
+def index(obj: Context, target_names: tuple[str, ...]) -> None:
+    """Publish wheelhouse/<target>/simple/ and the combined wheelhouse/simple/: static
+    PEP 503/691 indexes (with PEP 658 metadata) for pip --index-url file://… or any server."""
+    from wheelhouse import index as index_mod
+
+    cfg = obj.config()
+    _render_indexes(cfg, index_mod.index_all(cfg, cfg.selected(_names(target_names))), click.echo)
+
+
+def _render_indexes(
+    cfg: config_mod.Config, reports: Sequence[IndexReport], say: Callable[[str], None]
+) -> None:
+    from wheelhouse.index import COMBINED, YANKED_NAME
+
+    for r in reports:
+        say(
+            f"index {r.name}: {cfg.rel(r.path)}/ {r.projects} projects, {r.files} files "
+            f"[{r.hashed} hashed, {r.pages_written} pages written, {r.pages_removed} removed; "
+            f"{r.elapsed:.2f} s]"
+        )
+        if r.name == COMBINED and r.unmatched_yanks:  # per target, others' yanks don't match
+            say(f"  {YANKED_NAME}: no wheel matches {', '.join(r.unmatched_yanks)}")
+
+
+@main.command()
+@click.option(
+    "-t",
+    "--target",
+    "target_name",
+    metavar="NAME",
+    help="The target whose wheelhouse the image installs (default: the only default target).",
+)
+@click.option(
+    "--app",
+    "app_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="The app, relative to the project: files or folders copied last (repeatable), or "
+    "one project folder (pyproject.toml/setup.py) installed from its own pure wheel.",
+)
+@click.option(
+    "--cmd",
+    metavar="COMMAND",
+    help='The image\'s command, split as a shell would, e.g. --cmd "python app.py".',
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Dockerfile here and OUTPUT.dockerignore beside it (default: stdout).",
+)
+@click.option(
+    "--whole",
+    is_flag=True,
+    help="A complete Dockerfile that says how to build it, not only the final stage.",
+)
+@click.option(
+    "--install",
+    "install_mode",
+    type=click.Choice(["auto", "mount", "copy"]),
+    default="auto",
+    show_default=True,
+    help="mount: bind-mount the wheelhouse (BuildKit); copy: a throwaway install stage, "
+    "for builders without bind mounts; auto: ask the engine.",
+)
+@click.pass_obj
+def dockerfile(
+    obj: Context,
+    target_name: str | None,
+    app_paths: tuple[Path, ...],
+    cmd: str | None,
+    output: Path | None,
+    whole: bool,
+    install_mode: str,
+) -> None:
+    """Write the final stage that installs wheelhouse/<target>/ offline (no wheel, no pip
+    and no compiler in the image)."""
+    import shlex
+
+    from wheelhouse import dockerfile as dockerfile_mod
+
+    cfg = obj.config()
+    if target_name is None:
+        if len(cfg.default_targets) != 1:
+            raise click.UsageError("name the target with --target (there are several defaults)")
+        target_name = cfg.default_targets[0]
+    target = cfg.target(target_name)
+    try:
+        argv = shlex.split(cmd) if cmd is not None else []
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--cmd") from None
+    if cmd is not None and not argv:
+        raise click.BadParameter("an empty command", param_hint="--cmd")
+    name = cfg.rel(output.resolve()) if output else "Dockerfile"
+    result = dockerfile_mod.dockerfile(
+        cfg,
+        target,
+        engine=obj.engine_factory(),
+        app=app_paths,
+        cmd=argv,
+        mode=install_mode,  # type: ignore[arg-type]
+        whole=whole,
+        dockerfile_name=name,
+    )
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    if output is None:
+        click.echo(result.text, nl=False)
+        click.echo(
+            "# keep the build context small: save this as Dockerfile.dockerignore\n"
+            + result.ignore,
+            err=True,
+        )
+        return
+    ignore = output.with_name(output.name + dockerfile_mod.IGNORE_SUFFIX)
+    write_atomic(output, result.text)
+    write_atomic(ignore, result.ignore)
+    click.echo(f"wrote {output} and {ignore}")
+    if result.stage.mode == "copy":
+        click.echo(f"the legacy builder reads only .dockerignore: copy {ignore.name} there")
+    click.echo(f"build it: {dockerfile_mod.build_command(result.stage, name)}")
+
+
+@main.command("image-report")
+@click.argument("image")
+@click.option("--base", metavar="IMAGE", help="The image it was built FROM: what it adds.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 12 when the image's own layers hold a .whl file or a compiler.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.pass_obj
+def image_report(obj: Context, image: str, base: str | None, strict: bool, as_json: bool) -> None:
+    """An image's size, its layers, and any wheel file or compiler in it."""
+    import json
+
+    from wheelhouse import image_report as report_mod
+    from wheelhouse.errors import ImageCheckError
+
+    report = report_mod.report(obj.engine_factory()(), image, base)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+    else:
+        _render_image_report(report)
+    bad = report.added("wheel") + report.added("compiler")
+    if strict and bad:
+        shown = ", ".join(f"{f.path} (layer {f.layer})" for f in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise ImageCheckError(
+            f"{image} holds {len(report.added('wheel'))} wheel file(s) and "
+            f"{len(report.added('compiler'))} compiler(s): {shown}{more}",
+            hint="install wheels from a bind mount (`wheelhouse dockerfile`) and build in a "
+            "separate stage, so neither lands in the final image's layers",
+        )
+
+
+def _mb(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def _render_image_report(r: Any) -> None:
+    click.echo(f"image: {r.image} ({r.image_id[:19]}), {_mb(r.size)}")
+    if r.base:
+        click.echo(f"base:  {r.base}, {_mb(r.base_size)}; added {_mb(r.added_size)}")
+        if not r.base_matches:
+            click.echo("  warning: the image is not built on this base (its layers differ)")
+    click.echo("layers (bottom first):")
+    for layer in r.layers:
+        mark = "base" if layer.in_base else "    "
+        what = " ".join(layer.created_by.split())[:90] or "-"
+        click.echo(f"  {layer.index:>3} {mark} {_mb(layer.size):>10}  {what}")
+    for kind in ("wheel", "compiler"):
+        found = [f for f in r.findings if f.kind == kind]
+        if not found:
+            click.echo(f"{kind}s: none")
+            continue
+        click.echo(f"{kind}s: {len(found)}")
+        for f in found[:20]:
+            where = "base layer" if f.in_base else "layer"
+            gone = "" if f.present else " (deleted later, still shipped)"
+            click.echo(f"  {f.path}  [{where} {f.layer}]{gone}")
+        if len(found) > 20:
+            click.echo(f"  ... and {len(found) - 20} more")

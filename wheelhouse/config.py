@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
 from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -42,6 +41,15 @@ class IndexSettings:
     @property
     def all_index_urls(self) -> tuple[str, ...]:
         return (self.index_url, *self.extra_index_urls)
+
+    def pip_args(self) -> list[str]:
+        """The same settings as pip / pip-compile / uv flags."""
+        args = ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        return args
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -507,9 +515,7 @@ def _build(
 
     configured_cache = r.text("cache-dir")  # validated even when the env var wins
     cache = env.get("WHEELHOUSE_CACHE_DIR") or configured_cache
-    cache_dir = (
-        Path(cache).expanduser() if cache else Path(platformdirs.user_cache_dir("wheelhouse"))
-    )
+    cache_dir = Path(cache).expanduser() if cache else _user_cache_dir()
     configured_ca = r.text("ca-bundle")
     ca_path: Path | None = None
     if configured_ca:  # relative to the project, like every other path in the config
@@ -585,3 +591,9 @@ python-version = "3.12"
 # builder-image = "python:3.13-bookworm"
 # final-image = "python:3.13-slim-bookworm"
 """
+
+
+def _user_cache_dir() -> Path:
+    import platformdirs  # only when no cache folder is set
+
+    return Path(platformdirs.user_cache_dir("wheelhouse"))

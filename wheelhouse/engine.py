@@ -11,12 +11,13 @@ import json
 import os
 import re
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from wheelhouse import _subprocess
 from wheelhouse.errors import EngineError, ToolError
@@ -204,10 +205,25 @@ class Engine:
         if not self._checked:
             self.check()
 
+    def _inspect_id(self, ref: str) -> str | None:
+        """The image id of `ref`, or None when it is not present. Asks the engine's API
+        socket when it is Docker's local default (a millisecond, where starting the CLI
+        costs 30 ms: a warm build is mostly this); anything else goes through the CLI."""
+        socket_path = _local_docker_socket(self.binary)
+        if socket_path is not None:
+            found = _api_image_id(socket_path, ref)
+            if found is not _UNKNOWN:
+                return found if isinstance(found, str) else None
+        res = self.run("image", "inspect", "--format", "{{.Id}}", ref)
+        return res.stdout.strip() if res.ok else None
+
     def image_id(self, ref: str, *, key: str | None = None, pull: bool = True) -> str:
         """The local image id of `ref`, pulling it once if it is not present."""
+        found = self._inspect_id(ref)
+        if found:
+            return found
         res = self.run("image", "inspect", "--format", "{{.Id}}", ref)
-        if res.ok:
+        if res.ok:  # the API said no, the CLI says yes: trust the CLI
             return res.stdout.strip()
         self.ensure()  # a stopped engine fails here with a clear message, not as "no image"
         if pull:
@@ -225,7 +241,7 @@ class Engine:
         )
 
     def has_image(self, ref: str) -> bool:
-        return self.run("image", "inspect", "--format", "{{.Id}}", ref).ok
+        return self._inspect_id(ref) is not None
 
     def build_image(
         self, tag: str, dockerfile: str, build_args: Mapping[str, str], log: Path
@@ -244,6 +260,71 @@ class Engine:
             raise EngineError(
                 f"building the builder image {tag} failed:\n{res.tail(15)}",
                 hint=f"full log: {log}. Check the system package names in your recipes",
+            )
+
+    # -- images built from a context, and what is in them ----------------------------------
+
+    def versions(self) -> tuple[str, str]:
+        """(client, server) versions, e.g. ("20.10.24+dfsg1", "20.10.24+dfsg1"); a clear
+        EngineError when the engine is missing or stopped."""
+        res = self.run("version", "--format", "{{json .}}", timeout=60)
+        try:
+            data = json.loads(res.stdout)
+            client, server = data.get("Client") or {}, data.get("Server") or {}
+            versions = str(client.get("Version") or ""), str(server.get("Version") or "")
+        except (ValueError, AttributeError):
+            versions = ("", "")
+        if not res.ok or not versions[1]:
+            self.check()  # says why (not running, no permission)
+        return versions
+
+    def has_buildx(self) -> bool:
+        """Whether the client has BuildKit through the buildx plugin (clients >= 23)."""
+        return self.run("buildx", "version", timeout=60).ok
+
+    def build(
+        self,
+        context: Path,
+        dockerfile: Path,
+        tag: str,
+        *,
+        network_none: bool = True,
+        no_cache: bool = False,
+        buildkit: bool = True,
+        timeout: float = 3600,
+    ) -> _subprocess.Result:
+        """`docker build` of a context with BuildKit (DOCKER_BUILDKIT=1: the 20.10 client's
+        built-in one, `RUN --mount` without a `# syntax=` line); the caller reads the Result
+        (plain progress: each step and whether it was CACHED)."""
+        args = ["build", "--file", str(dockerfile), "--tag", tag]
+        if buildkit:
+            args.append("--progress=plain")
+        if network_none:
+            args += ["--network", "none"]
+        if no_cache:
+            args.append("--no-cache")
+        env = {"DOCKER_BUILDKIT": "1" if buildkit else "0"}
+        return self.run(*args, str(context), timeout=timeout, env=env)
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        """`image inspect` of one local image (no pull)."""
+        res = self.run("image", "inspect", ref, timeout=120)
+        if not res.ok:
+            self.ensure()
+            raise EngineError(
+                f"no image {ref!r}: {res.tail(2)}", hint="build or pull it first (`docker images`)"
+            )
+        data: list[dict[str, Any]] = json.loads(res.stdout)
+        return data[0]
+
+    def save(self, ref: str, dest: Path) -> None:
+        """`docker save` of a local image into a tar file (its layers and config)."""
+        res = self.run("save", "--output", str(dest), ref, timeout=3600)
+        if not res.ok:
+            self.ensure()
+            raise EngineError(
+                f"cannot save image {ref!r}: {res.tail(3)}",
+                hint="check the image name (`docker images`) and free disk space in TMPDIR",
             )
 
     def container(self, image: str, command: Sequence[str], **kw: object) -> Container:
@@ -272,6 +353,59 @@ class Engine:
         info = ImageInfo(image_id=image_id, **{**data, "distro_like": tuple(data["distro_like"])})
         atomic_write(cache, json.dumps(asdict(info), sort_keys=True))
         return info
+
+
+_UNKNOWN = object()  # the API could not answer: ask the CLI
+
+
+def _local_docker_socket(binary: str) -> str | None:
+    """Docker's default unix socket, when the CLI would talk to it: the binary is docker's,
+    and neither DOCKER_HOST nor a context points elsewhere."""
+    if not Path(binary).name.startswith("docker") or shutil.which(binary) is None:
+        return None  # a missing binary gets the CLI path's clear error
+    if os.environ.get("DOCKER_CONTEXT", "default") != "default":
+        return None
+    host = os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return None
+    path = host.removeprefix("unix://") or "/var/run/docker.sock"
+    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    if not host and config.is_file():
+        try:
+            if json.loads(config.read_text()).get("currentContext", "default") != "default":
+                return None
+        except (OSError, ValueError, AttributeError):
+            return None
+    return path if Path(path).exists() else None
+
+
+def _api_image_id(socket_path: str, ref: str) -> object:
+    """GET /images/<ref>/json over the unix socket: the id, None (404), or _UNKNOWN.
+    HTTP/1.0 by hand: one small request, and http.client would cost more to import
+    than the CLI call saves."""
+    import socket
+    from urllib.parse import quote
+
+    request = f"GET /images/{quote(ref, safe='')}/json HTTP/1.0\r\nHost: docker\r\n\r\n"
+    chunks: list[bytes] = []
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(socket_path)
+            sock.sendall(request.encode())
+            while chunk := sock.recv(65536):  # HTTP/1.0: the server closes after the body
+                chunks.append(chunk)
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0].split()
+        code = int(status[1]) if len(status) > 1 else 0
+        if code == 404:
+            return None
+        if code != 200:
+            return _UNKNOWN
+        image_id = json.loads(body).get("Id")
+    except (OSError, ValueError, AttributeError):
+        return _UNKNOWN
+    return image_id if isinstance(image_id, str) and image_id else _UNKNOWN
 
 
 @contextmanager

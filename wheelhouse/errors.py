@@ -82,3 +82,18 @@ class BuildError(WheelhouseError):
 
     exit_code = 11
     kind = "build error"
+
+
+class ImageCheckError(WheelhouseError):
+    """`image-report --strict`: the image holds a wheel file or a compiler."""
+
+    exit_code = 12
+    kind = "image check"
+
+
+class PublishError(WheelhouseError):
+    """`wheelhouse index`: a wheel cannot be published (corrupt, or its file name and its
+    METADATA disagree), or yanked.toml is malformed. The published index is left as it was."""
+
+    exit_code = 13
+    kind = "publish error"

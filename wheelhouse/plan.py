@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -189,8 +188,8 @@ def make_plan(
     """`key_for(pin, sdist_sha256)` gives an sdist's input key; None when it cannot be
     known (no engine to ask for image ids), which plans every sdist as a build."""
 
-    def one(pin: Pin) -> Item:
-        dist = from_store(pin, target, store) or choose(pin, target, client)
+    def one(pin: Pin, dist: Distribution | None = None) -> Item:
+        dist = dist or from_store(pin, target, store) or choose(pin, target, client)
         sha = dist.link.sha256
         assert sha
         if dist.tags:
@@ -206,6 +205,15 @@ def make_plan(
                 return Item(pin=pin, action="cached", dist=dist, blob=hit[0], input_key=key)
         return Item(pin=pin, action="build", dist=dist, input_key=key)
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        items = tuple(pool.map(one, pins))
+    # Files already in the store are planned here, serially (a stat each); only the rest
+    # go to threads, where they wait on the index.
+    local = {pin.name: from_store(pin, target, store) for pin in pins}
+    misses = [pin for pin in pins if local[pin.name] is None]
+    done: dict[str, Item] = {}
+    if misses:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            done = {i.pin.name: i for i in pool.map(one, misses)}
+    items = tuple(done.get(pin.name) or one(pin, local[pin.name]) for pin in pins)
     return Plan(target=target, items=items)

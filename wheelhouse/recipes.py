@@ -24,7 +24,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidName, canonicalize_name
 
 from wheelhouse.config import _Reader, read_toml
@@ -155,6 +154,8 @@ def _package_hint(family: str, item: str) -> str:
 
 
 def _requirements(r: _Reader, name: str) -> tuple[str, ...]:
+    from packaging.requirements import InvalidRequirement, Requirement
+
     items = _strings(r, name)
     for i, item in enumerate(items):
         try:

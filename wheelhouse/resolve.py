@@ -63,12 +63,7 @@ def _rel(config: Config, path: Path) -> str:
 
 def _common_args(req: Request) -> list[str]:
     """Flags both resolvers share, with index settings passed explicitly."""
-    idx = req.target.index
-    args = ["--index-url", idx.index_url]
-    for url in idx.extra_index_urls:
-        args += ["--extra-index-url", url]
-    for link in idx.find_links:
-        args += ["--find-links", link]
+    args = req.target.index.pip_args()
     if req.upgrade:
         args.append("--upgrade")
     for p in req.upgrade_packages:

@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +35,8 @@ from wheelhouse.errors import HashMismatchError, IndexUnreachableError
 from wheelhouse.fsutil import atomic_write
 
 if TYPE_CHECKING:  # requests costs ~50 ms to import; a warm lock never needs it
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import requests
 
 ACCEPT = (
@@ -184,10 +185,24 @@ class IndexClient:
         self._memo: dict[tuple[str, str, str | None], Future[list[FileLink]]] = {}
         self._memo_lock = threading.Lock()
         self._links_memo: dict[str, Future[list[FileLink]]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wheelhouse-index")
+        self._pool_: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def _pool(self) -> ThreadPoolExecutor:
+        # made on first use: a warm build that finds everything in the store never needs it
+        with self._pool_lock:
+            if self._pool_ is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool_ = ThreadPoolExecutor(
+                    max_workers=16, thread_name_prefix="wheelhouse-index"
+                )
+            return self._pool_
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool_ is not None:
+            self._pool_.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> IndexClient:
         return self

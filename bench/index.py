@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Benchmark `wheelhouse index` against dumb-pypi and simple503, side by side.
+
+One generated corpus (default 3,000 small valid wheels over 600 projects: METADATA, WHEEL,
+RECORD and a module, written with zipfile, byte-for-byte deterministic), one copy of it per
+tool (hard links), and two phases per tool:
+
+  full         an empty index over the whole corpus
+  incremental  one new wheel (of a new version of an existing project) added, index again
+
+  wheelhouse   python -m wheelhouse index -t bench   (a project whose output folder holds
+               the corpus as target `bench`; writes bench/simple/ and the combined simple/)
+  dumb-pypi    dumb-pypi --package-list-json LIST --output-dir DIR --packages-url ../../pool/
+               (incremental: --previous-package-list-json). dumb-pypi never opens a wheel:
+               the list it is given already holds each file's sha256, Requires-Python,
+               upload time and core-metadata hash, computed untimed by this script
+  simple503    simple503 DIR   (in place; it reads and hashes every wheel on every run and
+               writes PEP 658 .metadata files)
+
+dumb-pypi and simple503 are installed from the index into a throwaway venv (pip, with this
+machine's pip configuration; --tools-venv reuses one). Every run is a fresh process, timed
+wall-clock; each phase is repeated (--repeat, fresh copies each round, the order of the
+tools rotating) and the median counts. Nothing is deleted until the end: on ext4, creating
+files soon after thousands were deleted is several times slower, which would penalise
+whichever tool runs next. wheelhouse's own `elapsed` (the index work without Python's
+start-up and imports) is printed too.
+
+Goals: wheelhouse full faster than both tools (wall clock); wheelhouse incremental under a
+tenth of its full run, judged on both the index work and the wall clock (where Python's
+start-up and imports, printed too, are a fixed ~0.1 s of every run). Exit status 0 unless a
+tool fails: this is a benchmark, not a test.
+Usage: python bench/index.py -h
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT = 1800  # seconds per run
+TARGET = "bench"
+ZIP_TIME = (2024, 1, 2, 3, 4, 5)
+MTIME = 1_700_000_000  # every corpus file's mtime (so upload-time is deterministic too)
+TOOLS = ("dumb-pypi==1.15.0", "simple503==0.4.0")
+
+GOAL_FULL = 1.0  # each tool's full run / wheelhouse full must be more than this
+GOAL_INCREMENTAL = 0.1  # wheelhouse incremental / wheelhouse full must be less than this
+
+
+class ToolFailed(Exception):
+    pass
+
+
+# -- the corpus ----------------------------------------------------------------------------
+
+
+def _dist(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def project_name(i: int) -> str:
+    """Names in the shapes real projects have: plain, dashed, dotted, mixed case."""
+    shape = i % 4
+    if shape == 0:
+        return f"pkg{i:03d}"
+    if shape == 1:
+        return f"bench-tool-{i:03d}"
+    if shape == 2:
+        return f"Bench_Lib.{i:03d}"
+    return f"BenchKit{i:03d}"
+
+
+def wheel(name: str, version: str, i: int) -> tuple[str, bytes]:
+    """(filename, bytes) of a small valid py3-none-any wheel."""
+    dist = _dist(name)
+    info = f"{dist}-{version}.dist-info"
+    meta = [
+        "Metadata-Version: 2.1",
+        f"Name: {name}",
+        f"Version: {version}",
+        f"Summary: {name}, a generated benchmark package",
+        "License: MIT",
+    ]
+    if i % 2 == 0:
+        meta.append(f"Requires-Python: >=3.{8 + i % 4},<4")
+    meta += [f"Requires-Dist: pkg{(i * 7 + k) % 600:03d}>=1.0" for k in range(i % 3)]
+    body = f"# {name}\n\n" + f"{name} {version} does nothing, quickly.\n" * 8
+    metadata = ("\n".join(meta) + "\n\n" + body).encode()
+    module = "".join(f"def f{k}(x):\n    return x * {k + i}\n\n" for k in range(40)).encode()
+    files = [
+        (f"{dist}/__init__.py", module),
+        (f"{info}/METADATA", metadata),
+        (
+            f"{info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        ),
+    ]
+    record = "".join(f"{p},{_record_hash(d)},{len(d)}\n" for p, d in files) + f"{info}/RECORD,,\n"
+    files.append((f"{info}/RECORD", record.encode()))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, data in files:
+            zi = zipfile.ZipInfo(path, date_time=ZIP_TIME)
+            zi.external_attr = 0o644 << 16
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(zi, data)
+    return f"{dist}-{version}-py3-none-any.whl", buf.getvalue()
+
+
+def make_corpus(folder: Path, projects: int, versions: int) -> list[str]:
+    folder.mkdir(parents=True)
+    names = []
+    for p in range(projects):
+        for v in range(versions):
+            filename, data = wheel(project_name(p), f"1.{v}.0", p * versions + v)
+            (folder / filename).write_bytes(data)
+            os.utime(folder / filename, (MTIME, MTIME))
+            names.append(filename)
+    return names
+
+
+def extra_wheel(folder: Path, versions: int) -> str:
+    """One new wheel: the next version of the corpus's second project."""
+    filename, data = wheel(project_name(1), f"1.{versions}.0", 1)
+    (folder / filename).write_bytes(data)
+    os.utime(folder / filename, (MTIME + 60, MTIME + 60))
+    return filename
+
+
+def clone(src: Path, dest: Path) -> None:
+    """A copy of the corpus folder made of hard links (what wheelhouse build makes too)."""
+    dest.mkdir(parents=True)
+    for f in src.iterdir():
+        os.link(f, dest / f.name)
+
+
+# -- the tools -----------------------------------------------------------------------------
+
+
+def run(
+    name: str, argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[float, str]:
+    start = time.perf_counter()
+    try:
+        res = subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired as e:
+        raise ToolFailed(f"{name}: timed out after {TIMEOUT} s") from e
+    seconds = time.perf_counter() - start
+    if res.returncode != 0:
+        tail = "\n".join((res.stderr.strip() or res.stdout.strip()).splitlines()[-25:])
+        raise ToolFailed(f"{name} failed (exit {res.returncode}):\n  $ {' '.join(argv)}\n{tail}")
+    return seconds, res.stdout + res.stderr
+
+
+def tools_venv(path: Path) -> Path:
+    """A venv with dumb-pypi and simple503 (installed once; reused when it has them)."""
+    py = path / "bin" / "python"
+    check = [str(py), "-c", "import dumb_pypi, simple503"]
+    if py.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
+        return path
+    run("python -m venv", [sys.executable, "-m", "venv", str(path)])
+    run("pip install", [str(py), "-m", "pip", "install", "-q", *TOOLS])
+    return path
+
+
+def package_list(folder: Path, out: Path) -> None:
+    """dumb-pypi's input: one JSON object per file with what it renders (it reads no wheel)."""
+    lines = []
+    for f in sorted(folder.glob("*.whl")):
+        data = f.read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            metadata = zf.read(meta_name)
+        header = metadata.split(b"\n\n", 1)[0].decode()
+        rp = re.search(r"^Requires-Python: (.*)$", header, re.M)
+        entry = {
+            "filename": f.name,
+            "hash": "sha256=" + hashlib.sha256(data).hexdigest(),
+            "upload_timestamp": int(f.stat().st_mtime),
+            "core_metadata": "sha256=" + hashlib.sha256(metadata).hexdigest(),
+        }
+        if rp:
+            entry["requires_python"] = rp.group(1)
+        lines.append(json.dumps(entry))
+    out.write_text("\n".join(lines) + "\n")
+
+
+@dataclass(kw_only=True)
+class Row:
+    name: str
+    full: list[float] = field(default_factory=list)
+    incremental: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def median(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+
+def bench_wheelhouse(work: Path, corpus: Path, versions: int, row: Row, inner: Row) -> None:
+    project = work / "wheelhouse-project"
+    project.mkdir()
+    (project / "wheelhouse.toml").write_text(
+        f'output = "out"\ndefault-targets = ["{TARGET}"]\n\n[targets.{TARGET}]\nextends = "slim"\n'
+    )
+    folder = project / "out" / TARGET
+    clone(corpus, folder)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "WHEELHOUSE_"))}
+    env["WHEELHOUSE_CACHE_DIR"] = str(work / "wheelhouse-cache")
+    argv = [sys.executable, "-P", "-m", "wheelhouse", "-C", str(project), "index", "-t", TARGET]
+    for phase, times, inner_times in (
+        ("full", row.full, inner.full),
+        ("incremental", row.incremental, inner.incremental),
+    ):
+        if phase == "incremental":
+            extra_wheel(folder, versions)
+        seconds, log = run("wheelhouse index", argv, env=env)
+        times.append(seconds)
+        # "<path>: N projects, N files [N hashed, N pages written, ...; 0.12 s]": both indexes
+        inner_times.append(sum(float(s) for s in re.findall(r"; ([0-9.]+) s\]", log)))
+        if phase == "incremental" and "[1 hashed" not in log:
+            row.notes.append(f"incremental run did not hash exactly one file:\n{log}")
+
+
+def bench_dumb_pypi(work: Path, corpus: Path, versions: int, venv: Path, row: Row) -> None:
+    pool = work / "dumb" / "pool"
+    clone(corpus, pool)
+    first, second = work / "dumb-list-1.json", work / "dumb-list-2.json"
+    package_list(pool, first)
+    exe = str(venv / "bin" / "dumb-pypi")
+    base = [exe, "--output-dir", str(work / "dumb"), "--packages-url", "../../pool/"]
+    seconds, _ = run("dumb-pypi", [*base, "--package-list-json", str(first)])
+    row.full.append(seconds)
+    extra_wheel(pool, versions)
+    package_list(pool, second)
+    seconds, _ = run(
+        "dumb-pypi",
+        [*base, "--package-list-json", str(second), "--previous-package-list-json", str(first)],
+    )
+    row.incremental.append(seconds)
+
+
+def bench_simple503(work: Path, corpus: Path, versions: int, venv: Path, row: Row) -> None:
+    folder = work / "s503"
+    clone(corpus, folder)
+    exe = str(venv / "bin" / "simple503")
+    for times in (row.full, row.incremental):
+        if times is row.incremental:
+            extra_wheel(folder, versions)
+        seconds, _ = run("simple503", [exe, str(folder)], cwd=work)
+        times.append(seconds)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--projects", type=int, default=600)
+    parser.add_argument("--versions", type=int, default=5, help="wheels per project")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (median counts)")
+    parser.add_argument("--tools-venv", type=Path, help="a venv to install/reuse the tools in")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="wheelhouse-bench-index-"))
+    try:
+        venv = tools_venv(args.tools_venv or work / "tools-venv")
+        corpus = work / "corpus"
+        start = time.perf_counter()
+        names = make_corpus(corpus, args.projects, args.versions)
+        size = sum(f.stat().st_size for f in corpus.iterdir())
+        print(
+            f"corpus: {len(names)} wheels, {args.projects} projects, {size / 1e6:.1f} MB "
+            f"(made in {time.perf_counter() - start:.1f} s) in {corpus}"
+        )
+        wh, wh_inner = Row(name="wheelhouse index"), Row(name="  (index work only)")
+        dumb, s503 = Row(name="dumb-pypi"), Row(name="simple503")
+        startup = []
+        for r in range(args.repeat):
+            version = [sys.executable, "-P", "-m", "wheelhouse", "--version"]
+            startup.append(run("wheelhouse --version", version, cwd=work)[0])
+            rounds = work / f"round-{r}"
+            rounds.mkdir()
+            # alternate who goes first: the page cache favours no one for long
+            order = [
+                lambda w=rounds: bench_wheelhouse(w, corpus, args.versions, wh, wh_inner),
+                lambda w=rounds: bench_dumb_pypi(w, corpus, args.versions, venv, dumb),
+                lambda w=rounds: bench_simple503(w, corpus, args.versions, venv, s503),
+            ]
+            for job in order[r % 3 :] + order[: r % 3]:
+                job()
+            print(
+                f"round {r + 1}: full / incremental: "
+                + ", ".join(
+                    f"{t.name} {t.full[-1]:.2f} / {t.incremental[-1]:.2f} s"
+                    for t in (wh, dumb, s503)
+                ),
+                file=sys.stderr,
+            )
+        print()
+        print(f"{'tool':<22} {'full (s)':>9} {'incremental (s)':>16} {'incr/full':>10}")
+        for row in (wh, wh_inner, dumb, s503):
+            full, incr = row.median(row.full), row.median(row.incremental)
+            print(f"{row.name:<22} {full:>9.3f} {incr:>16.3f} {incr / full:>10.3f}")
+        print()
+        full, incr = wh.median(wh.full), wh.median(wh.incremental)
+        ratios = {
+            r.name: (r.median(r.full) / full, r.median(r.incremental) / incr) for r in (dumb, s503)
+        }
+        for name, (rf, ri) in ratios.items():
+            print(f"{name} / wheelhouse: full {rf:.2f}x, incremental {ri:.2f}x")
+        for row in (wh, dumb, s503):
+            for note in row.notes:
+                print(f"warning: {row.name}: {note}")
+        floor = statistics.median(startup)
+        print(
+            f"python start-up + imports (python -m wheelhouse --version): {floor:.3f} s, "
+            f"{floor / incr:.0%} of the incremental run"
+        )
+        full_ok = all(rf > GOAL_FULL for rf, _ in ratios.values())
+        inner = wh_inner.median(wh_inner.incremental) / wh_inner.median(wh_inner.full)
+        pass_fail = {True: "PASS", False: "FAIL"}
+        print(
+            f"goals: full faster than both: {pass_fail[full_ok]}, "
+            f"incremental < {GOAL_INCREMENTAL:g} x full: index work {inner:.3f} "
+            f"{pass_fail[inner < GOAL_INCREMENTAL]}, wall clock {incr / full:.3f} "
+            f"{pass_fail[incr / full < GOAL_INCREMENTAL]}"
+        )
+        return 0
+    except ToolFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

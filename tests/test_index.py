@@ -1,0 +1,928 @@
+"""`wheelhouse index`: the static PEP 503/691 repository, checked with real pip (file://,
+plain HTTP, --find-links), a JSON schema for PEP 691/700/714, and byte-level checks of
+every page, link and metadata sidecar. No engine, no network."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html.parser
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin
+
+import jsonschema
+import pytest
+from conftest import REPO, Wheelhouse, isolated_env, write
+from fixtures_index import wheel_bytes, wheel_filename
+
+from wheelhouse import index as ix
+from wheelhouse.errors import PublishError
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def put(folder: Path, name: str, version: str, **kw: Any) -> Path:
+    """A valid wheel in `folder` (see fixtures_index.wheel_bytes for the keywords)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / wheel_filename(name, version, kw.get("tags", "py3-none-any"))
+    path.write_bytes(wheel_bytes(name, version, **kw))
+    return path
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Links(html.parser.HTMLParser):
+    """Anchors (attributes, as a browser or pip decodes them) and meta tags of a page."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[dict[str, str | None]] = []
+        self.meta: dict[str, str | None] = {}
+        self._text: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.anchors.append(dict(attrs))
+            self._text = []
+        elif tag == "meta":
+            d = dict(attrs)
+            if d.get("name"):
+                self.meta[str(d["name"])] = d.get("content")
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._text is not None:
+            self.anchors[-1]["#text"] = "".join(self._text)
+            self._text = None
+
+
+def parse_page(path: Path) -> _Links:
+    p = _Links()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file under `folder`: bytes, inode, mtime_ns (a rewrite changes the inode)."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and ".tmp" not in p.relative_to(folder).parts:
+            st = p.stat()
+            out[p.relative_to(folder).as_posix()] = (p.read_bytes(), st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def pages(snap: dict[str, tuple[bytes, int, int]]) -> dict[str, tuple[bytes, int, int]]:
+    return {k: v for k, v in snap.items() if k.endswith(("index.html", "index.json"))}
+
+
+def changed(
+    before: dict[str, tuple[bytes, int, int]], after: dict[str, tuple[bytes, int, int]]
+) -> set[str]:
+    return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+
+
+# -- PEP 691 (+ PEP 700, PEP 714) JSON schema ---------------------------------------------------
+
+_HASHES = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]+$"},
+}
+_META = {
+    "type": "object",
+    "properties": {"api-version": {"type": "string", "const": "1.1"}},
+    "required": ["api-version"],
+}
+PROJECT_LIST_SCHEMA = {
+    "type": "object",
+    "required": ["meta", "projects"],
+    "properties": {
+        "meta": _META,
+        "projects": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string", "minLength": 1}},
+            },
+        },
+    },
+}
+PROJECT_DETAIL_SCHEMA = {
+    "type": "object",
+    "required": ["meta", "name", "files", "versions"],
+    "properties": {
+        "meta": _META,
+        "name": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"},
+        "versions": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        "files": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["filename", "url", "hashes", "size", "upload-time"],
+                "properties": {
+                    "filename": {"type": "string", "minLength": 1},
+                    "url": {"type": "string", "minLength": 1},
+                    "hashes": _HASHES,
+                    "requires-python": {"type": "string"},
+                    "core-metadata": {"oneOf": [{"type": "boolean"}, _HASHES]},
+                    "dist-info-metadata": {"oneOf": [{"type": "boolean"}, _HASHES]},
+                    "gpg-sig": {"type": "boolean"},
+                    "yanked": {"oneOf": [{"type": "boolean"}, {"type": "string"}]},
+                    "size": {"type": "integer", "minimum": 0},
+                    "upload-time": {
+                        "type": "string",
+                        "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$",
+                    },
+                },
+                "additionalProperties": False,
+            },
+        },
+    },
+}
+
+
+def check_tree(simple: Path, *, complete: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Everything a client may rely on, for every page of an index: the JSON passes the
+    schema and says what the HTML says; every link is relative and resolves to a file whose
+    sha256 and size are the advertised ones; every sidecar holds the wheel's METADATA bytes
+    with the advertised hash; the root links a page for every project it names (and, when
+    `complete`, names every page there is: an interrupted run may have written a new
+    project's page and not yet the root that links it). Returns {project: JSON files}."""
+    root_html = parse_page(simple / "index.html")
+    root_json = json.loads((simple / "index.json").read_bytes())
+    jsonschema.validate(root_json, PROJECT_LIST_SCHEMA)
+    assert root_html.meta["pypi:repository-version"] == "1.1"
+    names = [a["#text"] for a in root_html.anchors]
+    assert [a["href"] for a in root_html.anchors] == [f"{n}/" for n in names]
+    assert [p["name"] for p in root_json["projects"]] == names
+    on_disk = sorted(p.name for p in simple.iterdir() if p.is_dir() and p.name[0] != ".")
+    assert set(names) <= set(on_disk), "the root links a project page that is not there"
+    if complete:
+        assert on_disk == sorted(names), "a project page that the root does not link"
+    out = {}
+    for name in on_disk:
+        page_dir = simple / name
+        page = parse_page(page_dir / "index.html")
+        doc = json.loads((page_dir / "index.json").read_bytes())
+        jsonschema.validate(doc, PROJECT_DETAIL_SCHEMA)
+        assert page.meta["pypi:repository-version"] == "1.1"
+        assert doc["name"] == name
+        assert len(page.anchors) == len(doc["files"]) > 0
+        versions = []
+        for a, f in zip(page.anchors, doc["files"], strict=True):
+            href = str(a["href"])
+            url, _, fragment = href.partition("#")
+            assert "://" not in href and not href.startswith("/"), href
+            assert url == f["url"] and a["#text"] == f["filename"]
+            assert fragment == f"sha256={f['hashes']['sha256']}"
+            path = Path(unquote(urljoin(f"file://{page_dir}/", url)[len("file://") :]))
+            data = path.read_bytes()  # the link resolves to a file that is there
+            assert sha256(data) == f["hashes"]["sha256"] and len(data) == f["size"]
+            assert path.name == f["filename"]
+            assert a.get("data-requires-python") == f.get("requires-python")
+            meta = path.with_name(path.name + ".metadata").read_bytes()
+            with zipfile.ZipFile(path) as zf:
+                inside = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+                assert meta == zf.read(inside[0])
+            assert f["core-metadata"] == f["dist-info-metadata"] == {"sha256": sha256(meta)}
+            assert (
+                a["data-core-metadata"] == a["data-dist-info-metadata"] == f"sha256={sha256(meta)}"
+            )
+            if f["yanked"] is False:
+                assert "data-yanked" not in a
+            else:
+                assert a["data-yanked"] == ("" if f["yanked"] is True else f["yanked"])
+            versions.append(re.split(r"-", f["filename"])[1])
+        assert doc["versions"] == list(dict.fromkeys(versions))
+        out[name] = doc["files"]
+    return out
+
+
+# -- pip ------------------------------------------------------------------------------------
+
+
+def pip(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-cache-dir", *args],
+        env=isolated_env(tmp_path / "pip-cache"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"pip {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def installed(target: Path) -> dict[str, str]:
+    """{module: __version__} of what pip put in --target."""
+    out = {}
+    for init in target.glob("*/__init__.py"):
+        m = re.search(r'__version__ = "([^"]+)"', init.read_text())
+        if m:
+            out[init.parent.name] = m.group(1)
+    return out
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[tuple[str, list[str]]]:
+    """A plain static HTTP server (no index logic) over `folder`: (base URL, paths asked)."""
+    asked: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            asked.append(self.path)
+
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """An output folder with one target `slim`: alpha 1.0, alpha 2.0 (needs Python 3.99),
+    beta 1.0 (needs alpha), and Foo_Bar.baz 1.0 (an odd name, Requires-Python with `<`)."""
+    o = tmp_path / "wheelhouse"
+    slim = o / "slim"
+    put(slim, "alpha", "1.0")
+    put(slim, "alpha", "2.0", requires_python=">=3.99")
+    put(slim, "beta", "1.0", requires=["alpha"])
+    put(slim, "Foo_Bar.baz", "1.0", requires_python=">=3.8,<4")
+    return o
+
+
+# -- installing with pip ----------------------------------------------------------------------
+
+
+def test_pip_installs_through_file_url(out: Path, tmp_path: Path) -> None:
+    report = ix.index_target(out / "slim")
+    assert (report.projects, report.files, report.hashed) == (3, 4, 4)
+    check_tree(out / "slim" / "simple")
+    target = tmp_path / "site"
+    pip(
+        tmp_path,
+        "--index-url",
+        (out / "slim" / "simple").as_uri() + "/",
+        "--target",
+        str(target),
+        "beta",
+        "foo-bar-baz",
+    )
+    # alpha 2.0 needs Python 3.99: only data-requires-python keeps pip on 1.0
+    assert installed(target) == {"alpha": "1.0", "beta": "1.0", "foo_bar_baz": "1.0"}
+
+
+def test_pip_installs_through_plain_http_using_pep658_metadata(out: Path, tmp_path: Path) -> None:
+    ix.index_target(out / "slim")
+    target = tmp_path / "site"
+    with serve(out) as (base, asked):
+        pip(tmp_path, "--index-url", f"{base}/slim/simple/", "--target", str(target), "beta")
+    assert installed(target) == {"alpha": "1.0", "beta": "1.0"}
+    # pip took the dependencies from the .metadata files (it checks their advertised hash)
+    assert "/slim/beta-1.0-py3-none-any.whl.metadata" in asked
+    assert "/slim/alpha-1.0-py3-none-any.whl.metadata" in asked
+    # and never looked at alpha 2.0: data-requires-python ruled it out from the page alone
+    assert not [p for p in asked if "alpha-2.0" in p]
+
+
+def test_pip_dry_run_report_resolves_from_metadata_files(out: Path, tmp_path: Path) -> None:
+    ix.index_target(out / "slim")
+    report = tmp_path / "report.json"
+    with serve(out) as (base, asked):
+        pip(
+            tmp_path,
+            "--dry-run",
+            "--report",
+            str(report),
+            "--index-url",
+            f"{base}/slim/simple/",
+            "beta",
+        )
+    got = {
+        i["metadata"]["name"]: i["metadata"]["version"]
+        for i in json.loads(report.read_text())["install"]
+    }
+    assert got == {"beta": "1.0", "alpha": "1.0"}
+    assert {p for p in asked if p.endswith(".metadata")} == {
+        "/slim/beta-1.0-py3-none-any.whl.metadata",
+        "/slim/alpha-1.0-py3-none-any.whl.metadata",
+    }
+
+
+def test_pip_find_links_ignores_sidecars(out: Path, tmp_path: Path) -> None:
+    ix.index_target(out / "slim")
+    assert (out / "slim" / "beta-1.0-py3-none-any.whl.metadata").is_file()
+    target = tmp_path / "site"
+    pip(
+        tmp_path,
+        "--no-index",
+        "--find-links",
+        str(out / "slim"),
+        "--target",
+        str(target),
+        "beta",
+        "Foo_Bar.baz",
+    )
+    assert installed(target) == {"alpha": "1.0", "beta": "1.0", "foo_bar_baz": "1.0"}
+
+
+def test_local_versions_through_file_and_http(tmp_path: Path) -> None:
+    folder = tmp_path / "wheelhouse" / "gpu"
+    put(folder, "torchlike", "2.0")
+    put(folder, "torchlike", "2.0+cu126")
+    ix.index_target(folder)
+    (f, g) = check_tree(folder / "simple")["torchlike"]
+    assert f["url"] == "../../torchlike-2.0-py3-none-any.whl"
+    assert g["url"] == "../../torchlike-2.0%2Bcu126-py3-none-any.whl"  # S3 reads `+` as a space
+    assert g["filename"] == "torchlike-2.0+cu126-py3-none-any.whl"
+    by_file = tmp_path / "by-file"
+    pip(
+        tmp_path,
+        "--index-url",
+        (folder / "simple").as_uri() + "/",
+        "--target",
+        str(by_file),
+        "torchlike==2.0+cu126",
+    )
+    assert installed(by_file) == {"torchlike": "2.0+cu126"}
+    by_http = tmp_path / "by-http"
+    with serve(folder.parent) as (base, asked):
+        pip(
+            tmp_path,
+            "--index-url",
+            f"{base}/gpu/simple/",
+            "--target",
+            str(by_http),
+            "torchlike==2.0+cu126",
+        )
+    assert installed(by_http) == {"torchlike": "2.0+cu126"}
+    assert "/gpu/torchlike-2.0%2Bcu126-py3-none-any.whl.metadata" in asked
+
+
+# -- what the pages say -----------------------------------------------------------------------
+
+
+def test_pages_escape_and_normalize(out: Path) -> None:
+    ix.index_target(out / "slim")
+    simple = out / "slim" / "simple"
+    files = check_tree(simple)
+    assert sorted(files) == ["alpha", "beta", "foo-bar-baz"]  # canonical names
+    raw = (simple / "foo-bar-baz" / "index.html").read_text()
+    assert 'data-requires-python="&gt;=3.8,&lt;4"' in raw
+    assert files["foo-bar-baz"][0]["requires-python"] == ">=3.8,<4"
+    assert files["foo-bar-baz"][0]["url"] == "../../foo_bar_baz-1.0-py3-none-any.whl"
+    assert [f["filename"] for f in files["alpha"]] == [
+        "alpha-1.0-py3-none-any.whl",
+        "alpha-2.0-py3-none-any.whl",
+    ]
+    assert "requires-python" not in files["alpha"][0]
+    doc = json.loads((simple / "alpha" / "index.json").read_bytes())
+    assert doc["versions"] == ["1.0", "2.0"]
+    assert doc["meta"] == {"api-version": "1.1"}
+
+
+def test_hostile_values_are_escaped(tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    hostile = '"><script>alert(1)</script><a x="'
+    put(folder, "evil", "1.0", requires_python=hostile)
+    write(folder / "yanked.toml", '"evil==1.0" = "</a><script>x</script>&"\n')
+    ix.index_target(folder, yanks=ix.load_yanks(folder / "yanked.toml"))
+    raw = (folder / "simple" / "evil" / "index.html").read_text()
+    assert "<script" not in raw and raw.count("<a ") == 1
+    (anchor,) = parse_page(folder / "simple" / "evil" / "index.html").anchors
+    # escaped, not mangled: a parser gets the exact values back
+    assert anchor["data-requires-python"] == hostile
+    assert anchor["data-yanked"] == "</a><script>x</script>&"
+    doc = check_tree(folder / "simple")
+    assert doc["evil"][0]["requires-python"] == hostile
+
+
+def test_upload_time_size_and_relative_urls(out: Path) -> None:
+    wheel = out / "slim" / "beta-1.0-py3-none-any.whl"
+    os.utime(wheel, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    ix.index_target(out / "slim")
+    (f,) = json.loads((out / "slim" / "simple" / "beta" / "index.json").read_bytes())["files"]
+    assert f["upload-time"] == "2023-11-14T22:13:20.123456Z"
+    assert f["size"] == wheel.stat().st_size
+    assert f["yanked"] is False
+    for page in (out / "slim" / "simple").rglob("index.*"):
+        text = page.read_text()
+        assert "file:" not in text and str(out) not in text
+
+
+def test_metadata_sidecar_is_exact_metadata_bytes(tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    # CRLF line ends and a trailing body: the sidecar must be the bytes, not a re-encoding
+    name = "crlf-1.0-py3-none-any.whl"
+    metadata = b"Metadata-Version: 2.1\r\nName: crlf\r\nVersion: 1.0\r\n\r\nA body.\r\n"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / name, "w") as zf:
+        zf.writestr("crlf/__init__.py", b'__version__ = "1.0"\n')
+        zf.writestr("crlf-1.0.dist-info/METADATA", metadata)
+        zf.writestr("crlf-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\nTag: py3-none-any\n")
+        zf.writestr("crlf-1.0.dist-info/RECORD", b"")
+    ix.index_target(folder)
+    assert (folder / (name + ".metadata")).read_bytes() == metadata
+    (f,) = check_tree(folder / "simple")["crlf"]
+    assert f["core-metadata"] == {"sha256": sha256(metadata)}
+
+
+# -- yanks ----------------------------------------------------------------------------------
+
+
+def test_yanks_are_rendered_and_pip_skips_them(out: Path, tmp_path: Path) -> None:
+    put(out / "slim", "alpha", "1.5")
+    write(
+        out / "yanked.toml",
+        textwrap.dedent("""\
+        "alpha-1.5-py3-none-any.whl" = "broken: use 1.0"
+        "Foo_Bar.Baz==1.0.0" = true
+        "nosuch==1.0" = "matches nothing"
+    """),
+    )
+    yanks = ix.load_yanks(out / "yanked.toml")
+    report = ix.index_target(out / "slim", yanks=yanks)
+    assert report.unmatched_yanks == ("nosuch==1.0",)
+    files = check_tree(out / "slim" / "simple")
+    assert [f["yanked"] for f in files["alpha"]] == [False, "broken: use 1.0", False]
+    assert files["foo-bar-baz"][0]["yanked"] is True  # zero-padded version, any name spelling
+    raw = (out / "slim" / "simple" / "alpha" / "index.html").read_text()
+    assert 'data-yanked="broken: use 1.0"' in raw
+    assert 'data-yanked=""' in (out / "slim" / "simple" / "foo-bar-baz" / "index.html").read_text()
+    # pip passes over a yanked file unless pinned to it exactly
+    target = tmp_path / "site"
+    uri = (out / "slim" / "simple").as_uri() + "/"
+    pip(tmp_path, "--index-url", uri, "--target", str(target), "alpha>=1.0,<2")
+    assert installed(target) == {"alpha": "1.0"}
+    pinned = tmp_path / "pinned"
+    pip(tmp_path, "--index-url", uri, "--target", str(pinned), "alpha==1.5")
+    assert installed(pinned) == {"alpha": "1.5"}
+
+
+def test_changing_yanks_rewrites_the_affected_pages(out: Path) -> None:
+    ix.index_target(out / "slim")
+    before = snapshot(out / "slim" / "simple")
+    yanks = ix.Yanks(files={"beta-1.0-py3-none-any.whl": "bad"})
+    report = ix.index_target(out / "slim", yanks=yanks)
+    assert report.hashed == 0 and report.pages_written == 1
+    assert changed(pages(before), pages(snapshot(out / "slim" / "simple"))) == {
+        "beta/index.html",
+        "beta/index.json",
+    }
+    assert check_tree(out / "slim" / "simple")["beta"][0]["yanked"] == "bad"
+    ix.index_target(out / "slim")  # un-yanked again
+    assert check_tree(out / "slim" / "simple")["beta"][0]["yanked"] is False
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('"alpha==one" = "x"\n', "'one' is not a valid version"),
+        ('"alpha-1.0.tar.gz" = "x"\n', "neither a wheel file name nor project==version"),
+        ('"alpha==1.0" = 3\n', "must be a reason (a string) or true"),
+        ("this is not toml\n", "cannot be read as TOML"),
+    ],
+)
+def test_bad_yanked_toml_is_refused(tmp_path: Path, text: str, needle: str) -> None:
+    path = write(tmp_path / "yanked.toml", text)
+    with pytest.raises(PublishError) as err:
+        ix.load_yanks(path)
+    assert needle in str(err.value) and str(path) in str(err.value)
+    assert err.value.exit_code == 13
+
+
+# -- refusing bad wheels ----------------------------------------------------------------------
+
+
+def test_name_or_version_mismatch_is_refused_and_the_index_kept(out: Path) -> None:
+    ix.index_target(out / "slim")
+    before = snapshot(out / "slim")
+    # alpha 1.0's bytes under a 3.0 name: pip would install 1.0 when asked for 3.0
+    (out / "slim" / "alpha-3.0-py3-none-any.whl").write_bytes(wheel_bytes("alpha", "1.0"))
+    with pytest.raises(PublishError) as err:
+        ix.index_target(out / "slim")
+    message = str(err.value)
+    assert "alpha-3.0-py3-none-any.whl" in message
+    assert "alpha 3.0" in message and "Version: 1.0" in message
+    assert "rebuild it, or rename it" in message and "the index is as it was" in message
+    after = snapshot(out / "slim")
+    del after["alpha-3.0-py3-none-any.whl"]
+    assert after == before  # no page, no state, no sidecar touched
+    (out / "slim" / "alpha-3.0-py3-none-any.whl").unlink()
+    # a name mismatch too (gamma's bytes named beta 9.0)
+    (out / "slim" / "beta-9.0-py3-none-any.whl").write_bytes(wheel_bytes("gamma", "9.0"))
+    with pytest.raises(PublishError, match=r"says beta 9\.0 but its METADATA says Name: gamma"):
+        ix.index_target(out / "slim")
+
+
+def raw_wheel(path: Path, metadata: bytes, *, dist_info: str = "pkg-1.0.dist-info") -> Path:
+    """A wheel with exactly this METADATA (and the minimum around it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("pkg/__init__.py", b'__version__ = "1.0"\n')
+        zf.writestr(f"{dist_info}/METADATA", metadata)
+        zf.writestr(f"{dist_info}/WHEEL", b"Wheel-Version: 1.0\nTag: py3-none-any\n")
+        zf.writestr(f"{dist_info}/RECORD", b"")
+    return path
+
+
+def test_equal_names_and_versions_in_other_spellings_are_accepted(tmp_path: Path) -> None:
+    # METADATA says My.Pkg 1.0.0, the file name my_pkg 1.0: the same project and version
+    metadata = (
+        b"Metadata-Version: 2.1\nname: My.Pkg\nVersion:  1.0.0\nRequires-Python: >=3.8,\n <4\n"
+    )
+    raw_wheel(tmp_path / "t" / "my_pkg-1.0-py3-none-any.whl", metadata)
+    assert ix.index_target(tmp_path / "t").files == 1
+    (f,) = check_tree(tmp_path / "t" / "simple")["my-pkg"]
+    assert f["requires-python"] == ">=3.8, <4"  # a folded header, unfolded as email does
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "garbage", "no-metadata", "bad-name"])
+def test_corrupt_wheels_are_refused_and_the_index_kept(out: Path, how: str) -> None:
+    ix.index_target(out / "slim")
+    before = snapshot(out / "slim")
+    name = "gamma-1.0-py3-none-any.whl"
+    good = wheel_bytes("gamma", "1.0")
+    if how == "truncated":
+        data = good[: len(good) // 2]
+    elif how == "empty":
+        data = b""
+    elif how == "garbage":
+        data = b"PK\x03\x04" + os.urandom(300)
+    elif how == "bad-name":
+        name, data = "gamma-1.0.whl", good
+    else:
+        import io
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("gamma/__init__.py", "")
+        data = buf.getvalue()
+    (out / "slim" / name).write_bytes(data)
+    with pytest.raises(PublishError) as err:
+        ix.index_target(out / "slim")
+    assert name in str(err.value)
+    expected = {
+        "truncated": "truncated or corrupt",
+        "empty": "truncated or corrupt",
+        "garbage": "truncated or corrupt",
+        "no-metadata": "METADATA",
+        "bad-name": "not a valid wheel file name",
+    }[how]
+    assert expected in str(err.value)
+    after = snapshot(out / "slim")
+    del after[name]
+    assert after == before
+
+
+def test_every_refused_wheel_is_named_at_once(out: Path) -> None:
+    (out / "slim" / "x-1.0-py3-none-any.whl").write_bytes(b"nope")
+    (out / "slim" / "y-1.0-py3-none-any.whl").write_bytes(wheel_bytes("z", "1.0"))
+    with pytest.raises(PublishError) as err:
+        ix.index_target(out / "slim")
+    assert "2 wheels refused" in str(err.value)
+    assert "x-1.0-py3-none-any.whl" in str(err.value) and "y-1.0-py3-none-any.whl" in str(err.value)
+    assert not (out / "slim" / "simple" / "index.html").exists()  # nothing published at all
+
+
+def test_reading_in_threads_refuses_and_publishes_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ix, "_PARALLEL_BYTES", 0)  # as for big wheels: read in threads
+    folder = tmp_path / "t"
+    for i in range(30):
+        put(folder, f"p{i}", "1.0", requires_python=">=3.8" if i % 2 else None)
+    (folder / "bad-1.0-py3-none-any.whl").write_bytes(b"PK")
+    (folder / "worse-1.0-py3-none-any.whl").write_bytes(wheel_bytes("other", "1.0"))
+    with pytest.raises(PublishError, match="2 wheels refused") as err:
+        ix.index_target(folder)
+    assert "bad-1.0" in str(err.value) and "worse-1.0" in str(err.value)
+    (folder / "bad-1.0-py3-none-any.whl").unlink()
+    (folder / "worse-1.0-py3-none-any.whl").unlink()
+    report = ix.index_target(folder)
+    assert (report.hashed, report.pages_written) == (30, 31)
+    assert len(check_tree(folder / "simple")) == 30
+
+
+# -- incremental ----------------------------------------------------------------------------
+
+
+def test_second_run_reads_and_writes_nothing(out: Path) -> None:
+    first = ix.index_target(out / "slim")
+    assert (first.hashed, first.pages_written) == (4, 4)  # 3 projects and the root
+    before = snapshot(out / "slim")
+    again = ix.index_target(out / "slim")
+    assert (again.hashed, again.pages_written, again.pages_removed) == (0, 0, 0)
+    assert snapshot(out / "slim") == before  # not even rewritten with the same bytes
+
+
+def test_one_new_wheel_rewrites_one_page(out: Path) -> None:
+    ix.index_target(out / "slim")
+    before = snapshot(out / "slim" / "simple")
+    put(out / "slim", "beta", "2.0", requires=["alpha"])
+    report = ix.index_target(out / "slim")
+    assert (report.hashed, report.pages_written) == (1, 1)  # the root lists the same projects
+    after = snapshot(out / "slim" / "simple")
+    assert changed(pages(before), pages(after)) == {"beta/index.html", "beta/index.json"}
+    assert [f["filename"] for f in check_tree(out / "slim" / "simple")["beta"]] == [
+        "beta-1.0-py3-none-any.whl",
+        "beta-2.0-py3-none-any.whl",
+    ]
+    # a new project: its page and the root
+    put(out / "slim", "gamma", "1.0")
+    report = ix.index_target(out / "slim")
+    assert (report.hashed, report.pages_written) == (1, 2)
+    assert changed(pages(after), pages(snapshot(out / "slim" / "simple"))) == {
+        "gamma/index.html",
+        "gamma/index.json",
+        "index.html",
+        "index.json",
+    }
+
+
+def test_removed_and_replaced_wheels(out: Path) -> None:
+    ix.index_target(out / "slim")
+    slim = out / "slim"
+    (slim / "alpha-2.0-py3-none-any.whl").unlink()
+    (slim / "foo_bar_baz-1.0-py3-none-any.whl").unlink()
+    # the same name with other bytes (a rebuild): hashed again, new hash on the page
+    put(slim, "beta", "1.0", requires=["alpha>=1"])
+    report = ix.index_target(slim)
+    assert (report.hashed, report.pages_removed) == (1, 1)
+    files = check_tree(slim / "simple")
+    assert sorted(files) == ["alpha", "beta"]
+    assert files["beta"][0]["hashes"]["sha256"] == sha256(
+        (slim / "beta-1.0-py3-none-any.whl").read_bytes()
+    )
+    assert not (slim / "alpha-2.0-py3-none-any.whl.metadata").exists()
+    assert not (slim / "foo_bar_baz-1.0-py3-none-any.whl.metadata").exists()
+    assert b"alpha>=1" in (slim / "beta-1.0-py3-none-any.whl.metadata").read_bytes()
+
+
+def test_lost_sidecar_and_page_are_restored(out: Path) -> None:
+    ix.index_target(out / "slim")
+    (out / "slim" / "alpha-1.0-py3-none-any.whl.metadata").unlink()
+    shutil.rmtree(out / "slim" / "simple" / "beta")
+    (out / "slim" / "simple" / "index.json").unlink()
+    report = ix.index_target(out / "slim")
+    assert report.pages_written == 2  # beta's page and the root
+    check_tree(out / "slim" / "simple")
+
+
+def test_corrupt_state_means_a_full_run(out: Path) -> None:
+    ix.index_target(out / "slim")
+    (out / "slim" / "simple" / ix.STATE_NAME).write_text("{not json")
+    report = ix.index_target(out / "slim")
+    assert (report.hashed, report.pages_written) == (4, 4)
+    check_tree(out / "slim" / "simple")
+
+
+def test_a_restart_since_the_last_run_rewrites_every_page(out: Path) -> None:
+    """Pages are not fsynced one by one: after the machine restarts (a new boot id), the
+    first run renders every page again and checks the sidecars, without hashing."""
+    ix.index_target(out / "slim")
+    state_path = out / "slim" / "simple" / ix.STATE_NAME
+    state = json.loads(state_path.read_bytes())
+    if state["boot"] is None:
+        pytest.skip("no boot id on this system: pages are fsynced instead")
+    state["boot"] = "another-boot"
+    state_path.write_text(json.dumps(state))
+    sidecar = out / "slim" / "beta-1.0-py3-none-any.whl.metadata"
+    sidecar.write_bytes(b"")  # what a crash can leave of a file written just before it
+    (out / "slim" / "simple" / "alpha" / "index.html").write_bytes(b"")
+    report = ix.index_target(out / "slim")
+    assert (report.hashed, report.pages_written) == (0, 4)
+    check_tree(out / "slim" / "simple")
+    assert ix.index_target(out / "slim").pages_written == 0
+
+
+def test_missing_folder_is_refused_without_creating_it(tmp_path: Path) -> None:
+    with pytest.raises(PublishError, match="does not exist"):
+        ix.index_target(tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()
+
+
+# -- interruptions --------------------------------------------------------------------------
+
+
+def test_failure_mid_run_leaves_a_valid_index_and_the_next_run_completes(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ix.index_target(out / "slim")
+    for v in ("3.0", "4.0"):
+        put(out / "slim", "alpha", v)
+    for name in ("delta", "epsilon", "zeta"):
+        put(out / "slim", name, "1.0")
+    real = ix._Writer.write
+    pages_seen = []
+
+    def failing(self: ix._Writer, dest: str, data: bytes, **kw: Any) -> None:
+        if dest.endswith("index.html"):
+            pages_seen.append(dest)
+            if len(pages_seen) == 3:
+                raise OSError(28, "No space left on device")
+        real(self, dest, data, **kw)
+
+    monkeypatch.setattr(ix._Writer, "write", failing)
+    with pytest.raises(OSError, match="No space left"):
+        ix.index_target(out / "slim")
+    monkeypatch.setattr(ix._Writer, "write", real)
+    # every page there is whole and true; the root links only pages that are there
+    check_tree(out / "slim" / "simple", complete=False)
+    assert (out / "slim" / "simple" / ix.DIRTY_NAME).exists()
+    report = ix.index_target(out / "slim")
+    assert report.hashed == 5  # the state is written last: what was read is read again
+    files = check_tree(out / "slim" / "simple")
+    assert sorted(files) == ["alpha", "beta", "delta", "epsilon", "foo-bar-baz", "zeta"]
+    assert len(files["alpha"]) == 4
+    assert not (out / "slim" / "simple" / ix.DIRTY_NAME).exists()
+    assert ix.index_target(out / "slim").pages_written == 0
+
+
+_SLOW_INDEX = r"""
+import sys, time
+from pathlib import Path
+from wheelhouse import index as ix
+real = ix._Writer.write
+def slow(self, dest, data, **kw):
+    real(self, dest, data, **kw)
+    if dest.endswith("index.json"):
+        sys.stdout.write("page\n")  # one write: pages are written from several threads
+        sys.stdout.flush()
+        time.sleep(0.05)
+ix._Writer.write = slow
+ix.index_target(Path(sys.argv[1]))
+print("done", flush=True)
+"""
+
+
+def test_killed_mid_run_leaves_a_valid_index_and_the_next_run_completes(
+    out: Path, tmp_path: Path
+) -> None:
+    ix.index_target(out / "slim")
+    before = check_tree(out / "slim" / "simple")
+    for i in range(40):
+        put(out / "slim", f"new{i}", "1.0")
+    put(out / "slim", "alpha", "3.0")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_INDEX, str(out / "slim")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None
+    for _ in range(5):  # a few pages written, then SIGKILL: no cleanup code runs
+        assert proc.stdout.readline() == "page\n"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    files = check_tree(out / "slim" / "simple", complete=False)
+    assert set(before) <= set(files)  # nothing that was published went away
+    assert (out / "slim" / "simple" / ix.DIRTY_NAME).exists()
+    report = ix.index_target(out / "slim")
+    assert report.hashed == 41 and report.pages_written == 3 + 40 + 1  # all pages re-rendered
+    files = check_tree(out / "slim" / "simple")
+    assert len(files) == 3 + 40 and len(files["alpha"]) == 3
+    assert ix.index_target(out / "slim").pages_written == 0
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".new-" in p.name]
+    assert not leftovers
+
+
+def test_temp_files_of_a_dead_run_are_removed(out: Path) -> None:
+    ix.index_target(out / "slim")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    simple = out / "slim" / "simple"
+    planted = [
+        out / "slim" / f".alpha-1.0-py3-none-any.whl.metadata.{dead.pid}.7.tmp",
+        simple / "beta" / f".index.html.{dead.pid}.3.tmp",
+        simple / f".index.json.{dead.pid}.9.tmp",
+        simple / ".new-gamma" / "index.html",
+    ]
+    for p in planted:
+        write(p, "half")
+    (simple / ix.DIRTY_NAME).touch()  # as the interrupted run left it
+    ix.index_target(out / "slim")
+    assert [p for p in planted if p.exists()] == []
+    assert not (simple / ".new-gamma").exists()
+    check_tree(simple)
+    # a live process's temp file (another run writing a sidecar) is left alone
+    live = out / "slim" / f".beta-1.0-py3-none-any.whl.metadata.{os.getpid()}.1.tmp"
+    write(live, "busy")
+    ix.index_target(out / "slim")
+    assert live.exists()
+
+
+def test_concurrent_runs_serialize(out: Path) -> None:
+    results: list[ix.IndexReport] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(ix.index_target(out / "slim"))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(r.hashed for r in results) == [0, 0, 0, 4]  # one did the work
+    check_tree(out / "slim" / "simple")
+
+
+# -- the combined index -----------------------------------------------------------------------
+
+
+def test_combined_index_over_two_targets(tmp_path: Path) -> None:
+    o = tmp_path / "wheelhouse"
+    put(o / "slim", "alpha", "1.0")
+    put(o / "slim", "common", "1.0")
+    put(o / "alpine", "beta", "1.0", requires=["common"])
+    (o / "alpine" / "common-1.0-py3-none-any.whl").write_bytes(
+        (o / "slim" / "common-1.0-py3-none-any.whl").read_bytes()
+    )
+    put(o / "alpine", "alpha", "1.0", tags="cp311-cp311-musllinux_1_1_x86_64")
+    ix.index_target(o / "slim")  # the combined index reuses this one's hashes
+    report = ix.index_combined(o, [o / "slim", o / "alpine"])
+    assert (report.files, report.hashed) == (4, 3)  # common once; alpine's files read
+    files = check_tree(o / "simple")
+    assert sorted(files) == ["alpha", "beta", "common"]
+    assert [f["url"] for f in files["common"]] == ["../../slim/common-1.0-py3-none-any.whl"]
+    assert sorted(f["url"] for f in files["alpha"]) == [
+        "../../alpine/alpha-1.0-cp311-cp311-musllinux_1_1_x86_64.whl",
+        "../../slim/alpha-1.0-py3-none-any.whl",
+    ]
+    target = tmp_path / "site"
+    with serve(o) as (base, _):
+        pip(tmp_path, "--index-url", f"{base}/simple/", "--target", str(target), "beta")
+    assert installed(target) == {"beta": "1.0", "common": "1.0"}
+    # the same file name with other bytes in two targets: which one would pip get?
+    put(o / "alpine", "common", "1.0", requires=["beta"])
+    before = snapshot(o / "simple")
+    with pytest.raises(PublishError) as err:
+        ix.index_combined(o, [o / "slim", o / "alpine"])
+    assert "common-1.0-py3-none-any.whl differs between" in str(err.value)
+    assert str(o / "slim") in str(err.value) and str(o / "alpine") in str(err.value)
+    assert snapshot(o / "simple") == before
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def test_cli_index_all_targets(wh: Wheelhouse, tmp_path: Path) -> None:
+    write(wh.project / "wheelhouse.toml", 'default-targets = ["slim", "alpine"]\n')
+    o = wh.project / "wheelhouse"
+    put(o / "slim", "alpha", "1.0")
+    put(o / "alpine", "beta", "1.0")
+    write(o / "yanked.toml", '"beta==1.0" = "gone"\n"gamma==1.0" = "typo"\n')
+    proc = wh("index")
+    assert "slim: wheelhouse/slim/simple/ 1 projects, 1 files [1 hashed, 2 pages written" in (
+        proc.stdout
+    )
+    assert "alpine: wheelhouse/alpine/simple/ 1 projects" in proc.stdout
+    assert "combined: wheelhouse/simple/ 2 projects, 2 files [0 hashed" in proc.stdout
+    assert "yanked.toml: no wheel matches gamma==1.0" in proc.stdout
+    assert check_tree(o / "simple")["beta"][0]["yanked"] == "gone"
+    check_tree(o / "slim" / "simple")
+    proc = wh("index", "-t", "slim")
+    assert "slim: wheelhouse/slim/simple/ 1 projects, 1 files [0 hashed, 0 pages written" in (
+        proc.stdout
+    )
+    assert "combined: wheelhouse/simple/ 2 projects" in proc.stdout  # alpine still in it
+    (o / "slim" / "alpha-2.0-py3-none-any.whl").write_bytes(b"broken")
+    proc = wh("index", check=False)
+    assert proc.returncode == 13
+    assert "publish error" in proc.stderr and "alpha-2.0-py3-none-any.whl" in proc.stderr
+    assert "hint:" in proc.stderr
+    proc = wh("index", "-t", "gpu", check=False)
+    assert proc.returncode == 13 and "wheelhouse build --target gpu" in proc.stderr
