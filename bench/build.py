@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import re
 import shutil
 import statistics
@@ -38,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+
+from _install import install_wheelhouse  # bench/ is on sys.path: this script's folder
 
 REPO = Path(__file__).resolve().parent.parent
 ML_APP_INPUT = REPO / "examples" / "ml-app" / "requirements.in"
@@ -75,21 +76,6 @@ ToolFailed = _lb.ToolFailed
 clean_env: Callable[[dict[str, str] | None], dict[str, str]] = _lb.clean_env
 copy_input: Callable[[Path, Path], None] = _lb.copy_input
 _canon: Callable[[str], str] = _lb._canon
-
-
-def install_wheelhouse(work: Path, say: Callable[[str], None]) -> str:
-    """wheelhouse as a user has it: a regular (not editable) install in its own venv. An
-    editable install adds an import hook that costs ~10 ms at every start."""
-    venv = work / "wheelhouse-venv"
-    say(f"setup:       pip install {REPO.name} into {venv.name} (untimed) ...")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    run_checked(
-        "pip install wheelhouse",
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{REPO}[uv]"],
-        cwd=work,
-        env={k: v for k, v in os.environ.items() if k != "PIP_REQUIRE_VIRTUALENV"},
-    )
-    return str(venv / "bin" / "wheelhouse")
 
 
 def run_checked(name: str, argv: list[str], *, cwd: Path, env: dict[str, str]) -> str:
@@ -325,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         cwd = work / "cwd"  # a neutral folder, as every tool's working directory
         cwd.mkdir()
-        wh = [install_wheelhouse(work, say), "-C", str(project)]
+        wh = [install_wheelhouse(work), "-C", str(project)]
         say("lock:        wheelhouse lock (untimed) ...")
         t0 = time.perf_counter()
         run_checked("wheelhouse lock", [*wh, "lock"], cwd=cwd,

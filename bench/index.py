@@ -51,12 +51,15 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _install import install_wheelhouse  # bench/ is on sys.path: this script's folder
+
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 1800  # seconds per run
 TARGET = "bench"
 ZIP_TIME = (2024, 1, 2, 3, 4, 5)
 MTIME = 1_700_000_000  # every corpus file's mtime (so upload-time is deterministic too)
 TOOLS = ("dumb-pypi==1.15.0", "simple503==0.4.0")
+WHEELHOUSE: list[str] = []  # the installed console script (bench/_install.py)
 
 GOAL_FULL = 1.0  # each tool's full run / wheelhouse full must be more than this
 GOAL_INCREMENTAL = 0.1  # wheelhouse incremental / wheelhouse full must be less than this
@@ -228,7 +231,7 @@ def bench_wheelhouse(work: Path, corpus: Path, versions: int, row: Row, inner: R
     clone(corpus, folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "WHEELHOUSE_"))}
     env["WHEELHOUSE_CACHE_DIR"] = str(work / "wheelhouse-cache")
-    argv = [sys.executable, "-P", "-m", "wheelhouse", "-C", str(project), "index", "-t", TARGET]
+    argv = [*WHEELHOUSE, "-C", str(project), "index", "-t", TARGET]
     for phase, times, inner_times in (
         ("full", row.full, inner.full),
         ("incremental", row.incremental, inner.incremental),
@@ -284,6 +287,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="wheelhouse-bench-index-"))
     try:
         venv = tools_venv(args.tools_venv or work / "tools-venv")
+        WHEELHOUSE[:] = [install_wheelhouse(work)]
         corpus = work / "corpus"
         start = time.perf_counter()
         names = make_corpus(corpus, args.projects, args.versions)
@@ -296,7 +300,7 @@ def main() -> int:
         dumb, s503 = Row(name="dumb-pypi"), Row(name="simple503")
         startup = []
         for r in range(args.repeat):
-            version = [sys.executable, "-P", "-m", "wheelhouse", "--version"]
+            version = [*WHEELHOUSE, "--version"]
             startup.append(run("wheelhouse --version", version, cwd=work)[0])
             rounds = work / f"round-{r}"
             rounds.mkdir()

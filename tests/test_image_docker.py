@@ -86,6 +86,10 @@ final-image = "{test_images["py311-slim"]}"
     wh.env["COLUMNS"] = "200"
     wh("lock")
     wh("build")
+    # the build ended by indexing what it assembled: per target and combined, PEP 503 + 691
+    for simple in (project / "wheelhouse/slim/simple", project / "wheelhouse/simple"):
+        page = (simple / "flask" / "index.html").read_text()
+        assert "#sha256=" in page and (simple / "flask" / "index.json").is_file()
     wh(
         "dockerfile", "--target", "slim", "--app", "app.py", "--cmd", "python app.py smoke",
         "--output", "Dockerfile", "--whole",

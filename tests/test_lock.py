@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -572,3 +573,13 @@ def test_fixture_sdist_builds_a_wheel_offline(local_index: LocalIndex, tmp_path:
     assert res.returncode == 0, res.stdout + res.stderr
     assert [p.name for p in out.iterdir()] == ["delta-1.0-py3-none-any.whl"]
     shutil.rmtree(out)
+
+
+def test_verbose_shows_every_subprocess_and_quiet_shows_none(
+    lk: Wheelhouse, local_index: LocalIndex
+) -> None:
+    configure(lk.project, local_index, "alpha\n", resolver="uv")
+    loud = lk("-v", "lock")
+    assert re.search(r"^  \$ \S*uv\b.* pip compile ", loud.stderr, re.M), loud.stderr
+    quiet = lk("lock", "--refresh")
+    assert "$ " not in quiet.stderr, quiet.stderr

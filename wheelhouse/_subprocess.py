@@ -6,7 +6,6 @@ handling and the "tool is missing" error.
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import subprocess
@@ -16,7 +15,14 @@ from pathlib import Path
 
 from wheelhouse.errors import ToolError, WheelhouseError
 
-log = logging.getLogger("wheelhouse")
+VERBOSE = False  # set by the CLI's -v: logging costs 10 ms to import, so only then
+
+
+def _debug(fmt: str, *args: object) -> None:
+    if VERBOSE:
+        import logging
+
+        logging.getLogger("wheelhouse").debug(fmt, *args)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +60,7 @@ class Running:
                 hint="check network access to the index, or rerun with -v",
             ) from None
         if self.proc.returncode != 0:
-            log.debug("exit %d: %s", self.proc.returncode, (err or "").strip()[-2000:])
+            _debug("exit %d: %s", self.proc.returncode, (err or "").strip()[-2000:])
         return Result(args=self.argv, returncode=self.proc.returncode, stdout=out, stderr=err)
 
 
@@ -67,7 +73,7 @@ def start(
 ) -> Running:
     """Start a command without waiting (stdin closed, output captured as text)."""
     argv = tuple(os.fspath(a) for a in args)
-    log.debug("$ %s", shlex.join(argv))
+    _debug("$ %s", shlex.join(argv))
     try:
         proc = subprocess.Popen(
             argv,
@@ -101,7 +107,7 @@ def run(
     error raised when the executable does not exist.
     """
     argv = tuple(os.fspath(a) for a in args)
-    log.debug("$ %s", shlex.join(argv))
+    _debug("$ %s", shlex.join(argv))
     try:
         proc = subprocess.run(
             argv,
@@ -123,5 +129,5 @@ def run(
             hint="check network access to the index, or rerun with -v",
         ) from None
     if proc.returncode != 0:
-        log.debug("exit %d: %s", proc.returncode, (proc.stderr or "").strip()[-2000:])
+        _debug("exit %d: %s", proc.returncode, (proc.stderr or "").strip()[-2000:])
     return Result(args=argv, returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -112,13 +111,18 @@ def main(
     verbose: bool,
 ) -> None:
     """Build and cache wheels for Docker images."""
-    # Only our own logger speaks: urllib3's retry warnings would bury the real error.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("  %(message)s"))
-    log = logging.getLogger("wheelhouse")
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    log.propagate = False
+    if verbose:  # every subprocess and its exit, on stderr
+        import logging
+
+        from wheelhouse import _subprocess
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("  %(message)s"))
+        log = logging.getLogger("wheelhouse")
+        log.addHandler(handler)
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        _subprocess.VERBOSE = True
     ctx.obj = Context(project_dir, config_file, overrides, engine)
 
 

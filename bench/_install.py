@@ -1,0 +1,30 @@
+"""wheelhouse as a user has it, for the benches that time its start-up: a regular (not
+editable) install in a venv of its own. An editable install adds an import hook that costs
+~10 ms at every start, a tenth of a warm build."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def install_wheelhouse(work: Path) -> str:
+    """Install this checkout into work/wheelhouse-venv; the path of its `wheelhouse`."""
+    venv = work / "wheelhouse-venv"
+    print(f"setup:       pip install {REPO.name} into {venv} (untimed) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    res = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{REPO}[uv]"],
+        cwd=work,
+        env={k: v for k, v in os.environ.items() if k != "PIP_REQUIRE_VIRTUALENV"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if res.returncode != 0:
+        sys.exit(f"pip install {REPO} failed:\n{res.stderr[-3000:]}")
+    return str(venv / "bin" / "wheelhouse")
