@@ -1,0 +1,109 @@
+"""When wheelhouse asks Docker's API socket instead of its CLI (image ids on a warm build),
+and what it makes of the answers. The real-engine path is in test_engine.py; here the
+edge cases, against a small HTTP server on a unix socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wheelhouse import engine as engine_mod
+from wheelhouse.engine import _UNKNOWN, _api_image_id, _local_docker_socket
+
+
+@pytest.fixture
+def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A `docker` on PATH (any executable will do) and a clean Docker environment."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "docker"
+    exe.write_text("#!/bin/sh\nexit 0\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    for var in ("DOCKER_HOST", "DOCKER_CONTEXT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    return str(exe)
+
+
+def test_socket_only_where_the_cli_would_use_it(
+    fake_docker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock = tmp_path / "docker.sock"
+    sock.touch()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    assert _local_docker_socket(fake_docker) == str(sock)
+    assert _local_docker_socket("podman") is None  # another engine: its CLI
+    assert _local_docker_socket(str(tmp_path / "missing" / "docker")) is None  # CLI's error
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.1:2376")
+    assert _local_docker_socket(fake_docker) is None  # a remote engine: its CLI
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'absent.sock'}")
+    assert _local_docker_socket(fake_docker) is None
+    monkeypatch.delenv("DOCKER_HOST")
+    monkeypatch.setenv("DOCKER_CONTEXT", "remote")
+    assert _local_docker_socket(fake_docker) is None
+    monkeypatch.delenv("DOCKER_CONTEXT")
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"currentContext": "remote"}))
+    assert _local_docker_socket(fake_docker) is None  # `docker context use remote`
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A unix-socket server answering each request with the reply set for its path."""
+    path = str(tmp_path / "api.sock")
+    replies: dict[str, bytes] = {}
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(4)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                request = conn.recv(65536).decode()
+                target = request.split(" ")[1]
+                conn.sendall(replies.get(target, b"HTTP/1.0 500 Oops\r\n\r\n"))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield path, replies
+    stop.set()
+    server.close()
+
+
+def _reply(status: str, body: bytes = b"") -> bytes:
+    return f"HTTP/1.0 {status}\r\nContent-Type: application/json\r\n\r\n".encode() + body
+
+
+def test_api_answers(api: tuple[str, dict[str, bytes]]) -> None:
+    path, replies = api
+    replies["/images/app%3A1/json"] = _reply("200 OK", b'{"Id": "sha256:abc", "Size": 1}')
+    replies["/images/gone%3A1/json"] = _reply("404 Not Found", b'{"message": "no such image"}')
+    replies["/images/odd%3A1/json"] = _reply("200 OK", b"not json")
+    assert _api_image_id(path, "app:1") == "sha256:abc"  # the ref is quoted whole
+    assert _api_image_id(path, "gone:1") is None
+    assert _api_image_id(path, "odd:1") is _UNKNOWN  # then the CLI decides
+    assert _api_image_id(path, "other:1") is _UNKNOWN  # a 500
+    assert _api_image_id(str(Path(path).with_name("nobody.sock")), "app:1") is _UNKNOWN
+
+
+def test_unknown_api_answer_falls_back_to_the_cli(
+    fake_docker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (Path(fake_docker)).write_text("#!/bin/sh\necho sha256:from-the-cli\n")
+    monkeypatch.setattr(engine_mod, "_local_docker_socket", lambda binary: "/nonexistent.sock")
+    engine = engine_mod.Engine(fake_docker, tmp_path / "cache")
+    assert engine.image_id("app:1") == "sha256:from-the-cli"
+    assert engine.has_image("app:1")
