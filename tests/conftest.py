@@ -80,5 +80,23 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def debian_targets(images: dict[str, str], *names: str, extra: str = "") -> str:
+    """`[targets.*]` tables on the Debian test images (scripts/test_images.py): slim is
+    Debian 12's Python 3.11, py313 Debian 13's 3.13. `extra` lines go into every table."""
+    tables = {
+        "slim": (
+            'python-version = "3.11"\n'
+            f'builder-image = "{images["py311-builder"]}"\n'
+            f'final-image = "{images["py311-slim"]}"\n'
+        ),
+        "py313": (
+            'extends = "slim"\npython-version = "3.13"\nlibc-version = "2.41"\n'
+            f'builder-image = "{images["py313-builder"]}"\n'
+            f'final-image = "{images["py313-builder"]}"\n'
+        ),
+    }
+    return "".join(f"\n[targets.{n}]\n{tables[n]}{extra}" for n in names)
+
+
 def lines(text: str) -> Sequence[str]:
     return [x for x in text.splitlines() if x.strip()]

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Wheelhouse, write
+from conftest import Wheelhouse, debian_targets, write
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from wheelhouse import lockfile
@@ -238,12 +238,8 @@ default-targets = ["slim"]
 [index]
 index-url = "https://pypi.org/simple"
 
-[targets.slim]
-python-version = "3.11"
-builder-image = "{test_images["py311-builder"]}"
-final-image = "{test_images["py311-slim"]}"
-no-binary = ["pyyaml"]
-""",
+"""
+        + debian_targets(test_images, "slim", extra='no-binary = ["pyyaml"]\n'),
     )
     write(project / "requirements.in", APP_REQUIREMENTS)
     wh = _wh(project, cache)
@@ -551,20 +547,8 @@ default-targets = ["slim", "py313"]
 [index]
 index-url = "https://pypi.org/simple"
 
-[targets.slim]
-python-version = "3.11"
-builder-image = "{test_images["py311-builder"]}"
-final-image = "{test_images["py311-slim"]}"
-no-binary = ["pyyaml"]
-
-[targets.py313]
-extends = "slim"
-python-version = "3.13"
-libc-version = "2.41"
-builder-image = "{test_images["py313-builder"]}"
-final-image = "{test_images["py313-builder"]}"
-no-binary = ["pyyaml"]
-""",
+"""
+        + debian_targets(test_images, "slim", "py313", extra='no-binary = ["pyyaml"]\n'),
     )
     write(project / "requirements.in", "docopt\npyyaml\n")
     wh = _wh(project, cache)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Wheelhouse, write
+from conftest import Wheelhouse, debian_targets, write
 from fixtures_index import LocalIndex, wheel_bytes
 
 from wheelhouse import lockfile
@@ -247,11 +247,8 @@ default-targets = ["slim"]
 [index]
 index-url = "{index.url}"
 
-[targets.slim]
-python-version = "3.11"
-builder-image = "{images["py311-builder"]}"
-final-image = "{images["py311-slim"]}"
-""",
+"""
+        + debian_targets(images, "slim"),
     )
     write(project / "requirements.in", requirements)
 

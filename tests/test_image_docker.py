@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, Wheelhouse, write
+from conftest import REPO, Wheelhouse, debian_targets, write
 
 from wheelhouse.dockerfile import PIP_FILENAME
 from wheelhouse.engine import Engine
@@ -76,11 +76,8 @@ default-targets = ["slim"]
 [index]
 index-url = "https://pypi.org/simple"
 
-[targets.slim]
-python-version = "3.11"
-builder-image = "{test_images["py311-builder"]}"
-final-image = "{test_images["py311-slim"]}"
-""",
+"""
+        + debian_targets(test_images, "slim"),
     )
     wh = Wheelhouse(project, cache)
     wh.env["COLUMNS"] = "200"

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Wheelhouse, write
+from conftest import Wheelhouse, debian_targets, write
 from fixtures_index import LocalIndex
 
 pytestmark = pytest.mark.docker
@@ -26,18 +26,8 @@ default-targets = ["slim", "py313"]
 [index]
 index-url = "{index.url}"
 
-[targets.slim]
-python-version = "3.11"
-builder-image = "{images["py311-builder"]}"
-final-image = "{images["py311-slim"]}"
-
-[targets.py313]
-extends = "slim"
-python-version = "3.13"
-libc-version = "2.41"
-builder-image = "{images["py313-builder"]}"
-final-image = "{images["py313-builder"]}"
-""",
+"""
+        + debian_targets(images, "slim", "py313"),
     )
     write(project / "requirements.in", "alpha\nbeta\nepsilon\ntheta\n")
 

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import Wheelhouse, write
+from conftest import Wheelhouse, debian_targets, write
 from packaging.utils import parse_wheel_filename
 
 pytestmark = [pytest.mark.docker, pytest.mark.network]
@@ -23,12 +23,8 @@ def test_repaired_psycopg2_runs_in_a_bare_slim_image(
         project / "wheelhouse.toml",
         f"""
 engine = "{engine_bin}"
-[targets.slim]
-python-version = "3.11"
-builder-image = "{test_images["py311-builder"]}"
-final-image = "{test_images["py311-slim"]}"
-repair = true
-""",
+"""
+        + debian_targets(test_images, "slim", extra="repair = true\n"),
     )
     write(project / "requirements.in", "psycopg2==2.9.13\n")
     wh("lock")
