@@ -150,9 +150,7 @@ def build(
 
         on_event("index", "writing the indexes")
         known = {r.target.name: r.output.sha256 for r in results if r.output is not None}
-        cache = store.root / "metadata"
-        cache.mkdir(parents=True, exist_ok=True)
-        indexes = index_all(config, assembled, sha256=known, metadata_cache=cache)
+        indexes = index_all(config, assembled, sha256=known, metadata_cache=store.metadata)
     return BuildReport(targets=results, indexes=indexes)
 
 

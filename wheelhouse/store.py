@@ -51,7 +51,8 @@ class Store:
     def __init__(self, cache_dir: Path) -> None:
         self.root = cache_dir / "store"
         self.tmp = self.root / "tmp"
-        for sub in ("blobs", "built", "pure", "logs", "locks", "tmp"):
+        self.metadata = self.root / "metadata"  # a wheel's METADATA by its sha256 (index)
+        for sub in ("blobs", "built", "pure", "logs", "locks", "tmp", "metadata"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     # -- blobs ----------------------------------------------------------------------------
