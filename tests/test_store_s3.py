@@ -196,8 +196,8 @@ def _pip_install(index_url: str, dest: Path, *names: str) -> subprocess.Complete
     return subprocess.run(
         [sys.executable, "-m", "pip", "install", "--isolated", "--no-cache-dir",
          "--disable-pip-version-check", "--target", str(dest), "--index-url", index_url, *names],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null"},
-        timeout=300,
+        capture_output=True, text=True, timeout=300,
+        env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null"},
     )  # fmt: skip
 
 
