@@ -684,7 +684,7 @@ def publish(obj: Context, target_name: str, endpoint_url: str | None, url: str) 
         cfg.target(target_name),
         url,
         endpoint_url=endpoint_url,
-        on_event=lambda msg: click.echo(f"… {msg}", err=True) if obj_verbose() else None,
+        on_event=lambda msg: click.echo(f"… {msg}", err=True) if _verbose() else None,
     )
     click.echo(
         f"published {r.url}/: {len(r.uploaded)} objects uploaded ({_size(r.bytes)}), "
@@ -694,7 +694,7 @@ def publish(obj: Context, target_name: str, endpoint_url: str | None, url: str) 
         click.echo(f"pip install --index-url {r.index_url} ...")
 
 
-def obj_verbose() -> bool:
+def _verbose() -> bool:
     import logging
 
     return logging.getLogger("wheelhouse").level == logging.DEBUG

@@ -71,6 +71,11 @@ def plan_uploads(folder: Path) -> tuple[list[Upload], list[Upload], list[Upload]
         rel = path.relative_to(folder).as_posix()
         if not path.is_file() or any(part.startswith(".") for part in rel.split("/")):
             continue  # index state, temp files, .tools/ (the Dockerfile's pip)
+        if path.is_symlink():  # the index makes none: never upload what one points at
+            raise PublishError(
+                f"{path}: a symbolic link in the folder to publish",
+                hint="replace it with the file, or remove it and rerun `wheelhouse index`",
+            )
         in_simple = rel.startswith(f"{SIMPLE}/")
         up = Upload(
             key=rel,
