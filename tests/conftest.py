@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures_docker import *  # noqa: F403
 from fixtures_index import *  # noqa: F403
+from fixtures_s3 import *  # noqa: F403
 
 REPO = Path(__file__).resolve().parent.parent
 

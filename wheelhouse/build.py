@@ -21,6 +21,7 @@ from wheelhouse.store import Blob, Store
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
     from wheelhouse.builder import Builders
     from wheelhouse.index import IndexReport
+    from wheelhouse.store_s3 import RemoteStats
 
 Event = Callable[[str, str], None]  # (kind, message) for the CLI's progress display
 
@@ -43,6 +44,7 @@ class TargetBuild:
 class BuildReport:
     targets: list[TargetBuild]
     indexes: list[IndexReport] = field(default_factory=list)  # per target, then combined
+    remote: RemoteStats | None = None  # what the shared store did (when one is configured)
 
 
 def _read_lock(config: Config, target: Target) -> lockfile.LockFile:
@@ -103,6 +105,18 @@ def build(
     """Build every target; then (unless `index` is False) publish their static indexes,
     so the folders, the locks and the indexes always agree."""
     store = Store(config.cache_dir)
+    if config.store is not None:  # the shared store: read-through, write-behind
+        from wheelhouse.store_s3 import open_store
+
+        store = open_store(config.cache_dir, config.store)
+        on_event("store", f"looking in {config.store.url}")
+        store.prefetch(  # type: ignore[attr-defined]
+            h.removeprefix("sha256:")
+            for t in targets
+            for pin in _read_lock(config, t).pins
+            for h in pin.hashes
+        )
+    remote = getattr(store, "stats", None)
     recipes = Recipes(config.root / "recipes", label="recipes")
     builders: dict[str, Builders] = {}
     results: list[TargetBuild] = []
@@ -115,7 +129,8 @@ def build(
             plans.append(plan_target(config, t, client, store, recipes, engine, builders))
         if dry_run:
             return BuildReport(
-                targets=[TargetBuild(target=p.target, plan=p, output=None) for p in plans]
+                targets=[TargetBuild(target=p.target, plan=p, output=None) for p in plans],
+                remote=remote,
             )
 
         # every file to fetch, once, whichever targets need it (shared downloads)
@@ -140,6 +155,9 @@ def build(
                     config, p, store, recipes, builders, engine, blobs, jobs, keep_going, on_event
                 )
             )
+    from wheelhouse.cache import record_run
+
+    record_run(config.cache_dir, store, results, remote)  # for `cache stats` and `prune`
     failed = [f for r in results for f in r.failures]
     if failed and not keep_going:
         raise failed[0].error
@@ -151,7 +169,7 @@ def build(
         on_event("index", "writing the indexes")
         known = {r.target.name: r.output.sha256 for r in results if r.output is not None}
         indexes = index_all(config, assembled, sha256=known, metadata_cache=store.metadata)
-    return BuildReport(targets=results, indexes=indexes)
+    return BuildReport(targets=results, indexes=indexes, remote=remote)
 
 
 def _build_target(

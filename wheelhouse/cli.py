@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -28,6 +28,7 @@ class Context:
     config_file: Path | None
     overrides: tuple[str, ...]
     engine: str | None
+    store: str | None = None
     _config: config_mod.Config | None = None
 
     def config(self) -> config_mod.Config:
@@ -37,13 +38,14 @@ class Context:
                 config_file=self.config_file,
                 overrides=self.overrides,
                 engine=self.engine,
+                store=self.store,
             )
         return self._config
 
     def engine_factory(self) -> Callable[[], Engine]:
         cfg = self.config()
 
-        @cache
+        @functools.cache
         def make() -> Engine:
             from wheelhouse.engine import Engine
 
@@ -100,6 +102,12 @@ class _Group(click.Group):
     envvar="WHEELHOUSE_ENGINE",
     help="Container engine binary: docker, podman or a path [env: WHEELHOUSE_ENGINE].",
 )
+@click.option(
+    "--store",
+    envvar="WHEELHOUSE_STORE",
+    metavar="s3://BUCKET/PREFIX",
+    help="Shared store on S3-compatible storage (overrides the config's) [env: WHEELHOUSE_STORE].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show the commands wheelhouse runs.")
 @click.pass_context
 def main(
@@ -108,6 +116,7 @@ def main(
     config_file: Path | None,
     overrides: tuple[str, ...],
     engine: str | None,
+    store: str | None,
     verbose: bool,
 ) -> None:
     """Build and cache wheels for Docker images."""
@@ -123,7 +132,7 @@ def main(
         log.setLevel(logging.DEBUG)
         log.propagate = False
         _subprocess.VERBOSE = True
-    ctx.obj = Context(project_dir, config_file, overrides, engine)
+    ctx.obj = Context(project_dir, config_file, overrides, engine, store)
 
 
 @main.command()
@@ -333,6 +342,14 @@ def build(
             show.line(f"{r.target.name}: runtime packages: {' '.join(r.output.runtime_packages)}")
         for f in r.failures:
             show.line(f"failed {f.error}", err=True)
+    if report.remote is not None:
+        rs = report.remote
+        show.line(
+            f"store {rs.url}: {rs.blobs_fetched} files and {rs.records_fetched} build records "
+            f"fetched, {rs.uploaded} objects uploaded"
+        )
+        for what in rs.corrupt:
+            show.line(f"store: corrupt object ignored: {what}", err=True)
     _render_indexes(cfg, report.indexes, show.line)
     summary = build_mod.summary_error(results)
     if summary:
@@ -526,3 +543,158 @@ def _render_image_report(r: Any) -> None:
             click.echo(f"  {f.path}  [{where} {f.layer}]{gone}")
         if len(found) > 20:
             click.echo(f"  ... and {len(found) - 20} more")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"  # pragma: no cover
+
+
+@main.group("cache", cls=_Group)
+def cache_group() -> None:
+    """The local cache for CI: a cache key, export/import, prune, verify, stats."""
+
+
+@cache_group.command("key")
+@_target_option
+@click.pass_obj
+def cache_key(obj: Context, target_names: tuple[str, ...]) -> None:
+    """Print a key for CI cache actions: it changes when the locks, the targets' config,
+    Dockerfile.builder, the recipes in use or the builder images change."""
+    from wheelhouse import cache as cache_mod
+
+    cfg = obj.config()
+    click.echo(cache_mod.cache_key(cfg, cfg.selected(_names(target_names))))
+
+
+@cache_group.command("export")
+@_target_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("wheelhouse-cache.tar.gz"),
+    show_default=True,
+    help="The archive to write.",
+)
+@click.pass_obj
+def cache_export(obj: Context, target_names: tuple[str, ...], output: Path) -> None:
+    """Write the cache entries these targets' builds use as one tar.gz."""
+    from wheelhouse import cache as cache_mod
+
+    cfg = obj.config()
+    r = cache_mod.export(cfg, cfg.selected(_names(target_names)), output)
+    click.echo(f"wrote {output}: {r.blobs} files, {r.records} build records, {_size(r.size)}")
+    for m in r.missing:
+        click.echo(f"  not in the cache (build first): {m}", err=True)
+
+
+@cache_group.command("import")
+@click.argument("archive", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.pass_obj
+def cache_import(obj: Context, archive: Path) -> None:
+    """Check an archive from `cache export` (every hash, every path) and add it to the cache."""
+    from wheelhouse import cache as cache_mod
+
+    r = cache_mod.import_archive(obj.config().cache_dir, archive)
+    click.echo(f"imported {archive}: {r.blobs} files, {r.records} build records")
+
+
+@cache_group.command("prune")
+@click.option("--max-size", metavar="SIZE", help="Keep at most this much (500M, 5G), LRU first.")
+@click.option("--max-age", metavar="AGE", help="Drop entries unused for longer (12h, 30d, 2w).")
+@click.pass_obj
+def cache_prune(obj: Context, max_size: str | None, max_age: str | None) -> None:
+    """Drop least recently used entries by age and/or total size."""
+    from wheelhouse import cache as cache_mod
+
+    if max_size is None and max_age is None:
+        raise click.UsageError("give --max-size and/or --max-age")
+    r = cache_mod.prune(
+        obj.config().cache_dir,
+        max_size=cache_mod.parse_size(max_size) if max_size else None,
+        max_age=cache_mod.parse_age(max_age) if max_age else None,
+    )
+    click.echo(
+        f"pruned {r.removed} entries ({_size(r.freed)}) and {r.records_dropped} records; "
+        f"kept {r.kept} entries ({_size(r.size)})"
+    )
+
+
+@cache_group.command("verify")
+@click.pass_obj
+def cache_verify(obj: Context) -> None:
+    """Re-hash every entry; drop (and list) corrupt ones, which the next build replaces."""
+    from wheelhouse import cache as cache_mod
+
+    r = cache_mod.verify(obj.config().cache_dir)
+    for what in r.corrupt:
+        click.echo(f"corrupt, dropped: {what}")
+    for what in r.records_dropped:
+        click.echo(f"dangling record, dropped: {what}")
+    click.echo(f"verified {r.checked} entries: {len(r.corrupt)} corrupt")
+
+
+@cache_group.command("stats")
+@click.pass_obj
+def cache_stats(obj: Context) -> None:
+    """Entries, size, and the hit rate of the last build."""
+    from wheelhouse import cache as cache_mod
+
+    cfg = obj.config()
+    s = cache_mod.stats(cfg.cache_dir)
+    click.echo(f"cache: {cfg.cache_dir}")
+    click.echo(f"entries: {s.blobs} files, {s.built} build records, {_size(s.size)}")
+    last = s.last_run
+    if last is None:
+        click.echo("last build: none recorded")
+        return
+    rate = s.hit_rate
+    counts = ", ".join(f"{last.get(k, 0)} {k}" for k in ("reused", "cached", "downloaded", "built"))
+    shown = "-" if rate is None else f"{rate:.0%}"
+    click.echo(f"last build: hit rate {shown} ({counts})")
+    remote = last.get("remote")
+    if remote:
+        click.echo(
+            f"  store {remote['url']}: {remote['blobs_fetched']} files and "
+            f"{remote['records_fetched']} records fetched, {remote['uploaded']} uploaded"
+        )
+
+
+@main.command()
+@click.option("-t", "--target", "target_name", metavar="NAME", required=True, help="The target.")
+@click.option(
+    "--endpoint-url",
+    metavar="URL",
+    help="The S3-compatible service (default: the store's endpoint-url, else AWS).",
+)
+@click.argument("url", metavar="s3://BUCKET/PREFIX")
+@click.pass_obj
+def publish(obj: Context, target_name: str, endpoint_url: str | None, url: str) -> None:
+    """Upload wheelhouse/<target>/ and its static index to S3-compatible storage:
+    incremental, files before pages, with content types for a static site or a CDN."""
+    from wheelhouse import publish as publish_mod
+
+    cfg = obj.config()
+    r = publish_mod.publish(
+        cfg,
+        cfg.target(target_name),
+        url,
+        endpoint_url=endpoint_url,
+        on_event=lambda msg: click.echo(f"… {msg}", err=True) if _verbose() else None,
+    )
+    click.echo(
+        f"published {r.url}/: {len(r.uploaded)} objects uploaded ({_size(r.bytes)}), "
+        f"{r.skipped} unchanged"
+    )
+    if r.index_url:
+        click.echo(f"pip install --index-url {r.index_url} ...")
+
+
+def _verbose() -> bool:
+    import logging
+
+    return logging.getLogger("wheelhouse").level == logging.DEBUG

@@ -97,3 +97,19 @@ class PublishError(WheelhouseError):
 
     exit_code = 13
     kind = "publish error"
+
+
+class StoreError(WheelhouseError):
+    """The remote store or a publish bucket cannot be reached, or an upload failed part way.
+    Nothing half-written is ever visible there; rerun when it is back."""
+
+    exit_code = 14
+    kind = "store error"
+
+
+class StoreAccessError(WheelhouseError):
+    """The remote store refused the credentials (missing, wrong, expired) or the request
+    (no permission). The message never holds a secret."""
+
+    exit_code = 15
+    kind = "store access denied"

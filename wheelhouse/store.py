@@ -62,7 +62,12 @@ class Store:
 
     def get(self, sha256: str, *, verify: bool = True) -> Blob | None:
         """The blob with this hash, or None. A corrupt one is deleted (and so rebuilt or
-        downloaded again by the caller), never returned."""
+        downloaded again by the caller), never returned. (A layered store, store_s3,
+        looks in the remote store when this one has no such blob.)"""
+        return self.get_local(sha256, verify=verify)
+
+    def get_local(self, sha256: str, *, verify: bool = True) -> Blob | None:
+        """The blob with this hash in this cache only."""
         folder = self._blob_dir(sha256)
         try:
             files = [p for p in folder.iterdir() if not p.name.startswith(".")]
@@ -101,7 +106,7 @@ class Store:
     def put(self, src: Path, filename: str, *, sha256: str | None = None) -> Blob:
         """Move `src` (a file under store/tmp) into the store under its hash."""
         digest = sha256 or sha256_file(src)
-        existing = self.get(digest)
+        existing = self.get_local(digest)
         if existing is not None:
             src.unlink(missing_ok=True)
             return existing
@@ -122,7 +127,7 @@ class Store:
             staging.replace(folder)
         except OSError:  # someone else stored the same bytes first
             shutil.rmtree(staging, ignore_errors=True)
-            got = self.get(digest)
+            got = self.get_local(digest)
             if got is None:
                 raise
             return got

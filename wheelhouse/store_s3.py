@@ -1,0 +1,487 @@
+"""The shared store on S3-compatible object storage: a read-through / write-behind layer
+over the local Store, which stays the source of truth for a run.
+
+Layout under `s3://bucket/prefix/` (every key content addressed or input addressed, so
+immutable: runners never overwrite each other's objects):
+
+    blobs/<sha256>            a wheel or sdist; its file name in the object's metadata
+    built/<input-key>.json    the provenance record of the wheel built for that key
+    pure/<sdist-sha256>.json  {"key": ...}: this sdist builds a pure wheel (any target)
+
+Reads: a local miss asks the remote; what comes back is hash-checked (a blob against its
+key, a record's wheel against the record) before it enters the local store, so a corrupt
+or tampered object is reported and never used: the item is fetched or built as usual.
+Writes: a blob is uploaded *before* it enters the local store and a record after its
+wheel, so a record never names a missing blob, and a failed upload leaves nothing local
+that a rerun would skip uploading. Puts are conditional (`If-None-Match: *`) where the
+service supports it; elsewhere a HEAD first, which is safe because equal keys hold equal
+bytes.
+
+Credentials come from boto3's standard chain and are never printed: errors name the
+bucket, the operation and S3's error code, nothing the client sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+
+from wheelhouse.config import StoreSettings
+from wheelhouse.errors import StoreAccessError, StoreError, ToolError
+from wheelhouse.store import Blob, Store
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger("wheelhouse.s3")
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+# S3 error codes that mean "who you are" or "what you may do", not "it is not there"
+_ACCESS_CODES = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed",
+    "AllAccessDisabled",
+    "403",
+}
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+# the service does not know If-None-Match on PUT: fall back to HEAD-then-PUT
+_NO_CONDITIONAL = {"NotImplemented", "501", "InvalidArgument", "InvalidRequest"}
+_ACCESS_HINT = (
+    "wheelhouse takes credentials from the standard AWS chain (AWS_ACCESS_KEY_ID / "
+    "AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_PROFILE, ~/.aws/credentials, an instance "
+    "role): check them and the bucket's policy"
+)
+
+
+def client(settings: StoreSettings) -> S3Client:
+    """A boto3 S3 client for the store's service; credentials from the standard chain."""
+    try:
+        import boto3
+        from botocore.config import Config as BotoConfig
+    except ImportError:
+        raise ToolError(
+            f"{settings.url}: the S3 store needs boto3, which is not installed",
+            hint="pip install 'wheelhouse[s3]'",
+        ) from None
+    boto = BotoConfig(
+        connect_timeout=settings.timeout,
+        read_timeout=settings.timeout,
+        retries={"max_attempts": 3, "mode": "standard"},
+        # path-style works on every S3-compatible service; virtual hosts need DNS per bucket
+        s3={"addressing_style": "path"} if settings.endpoint_url else {},
+        max_pool_connections=16,
+    )
+    session = boto3.session.Session()
+    return session.client(
+        "s3", endpoint_url=settings.endpoint_url, region_name=settings.region, config=boto
+    )
+
+
+class Bucket:
+    """One bucket and prefix: keys relative to the prefix, every failure a StoreError or
+    StoreAccessError that names the object and the operation."""
+
+    def __init__(self, settings: StoreSettings, s3: S3Client | None = None) -> None:
+        self.settings = settings
+        self._s3 = s3
+        self._lock = threading.Lock()
+        self.conditional = True  # If-None-Match on PUT, until the service says no
+
+    @property
+    def s3(self) -> S3Client:
+        with self._lock:
+            if self._s3 is None:
+                self._s3 = client(self.settings)
+            return self._s3
+
+    def key(self, rel: str) -> str:
+        return f"{self.settings.prefix}/{rel}" if self.settings.prefix else rel
+
+    def url(self, rel: str) -> str:
+        return f"s3://{self.settings.bucket}/{self.key(rel)}"
+
+    @contextmanager
+    def _errors(self, op: str, rel: str) -> Iterator[None]:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            yield
+        except NoCredentialsError:
+            raise StoreAccessError(
+                f"{self.settings.url}: no credentials found for {op} {self.url(rel)}",
+                hint=_ACCESS_HINT,
+            ) from None
+        except ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", "?"))
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in _ACCESS_CODES or status == 403:
+                raise StoreAccessError(
+                    f"{op} {self.url(rel)}: the service refused the request ({code})",
+                    hint=_ACCESS_HINT,
+                ) from None
+            if code == "NoSuchBucket":
+                raise StoreError(
+                    f"{op} {self.url(rel)}: bucket {self.settings.bucket!r} does not exist",
+                    hint="create it, or fix the store URL / endpoint-url",
+                ) from None
+            raise StoreError(
+                f"{op} {self.url(rel)}: the service answered {code} (HTTP {status})",
+                hint="rerun; if it persists, check the service and the store settings",
+            ) from None
+        except BotoCoreError as e:  # connection refused / reset / timed out, after retries
+            where = self.settings.endpoint_url or "the S3 service"
+            raise StoreError(
+                f"{op} {self.url(rel)}: cannot reach {where}: {type(e).__name__}",
+                hint="nothing half-written is visible there; rerun when the service is back",
+            ) from None
+
+    def head(self, rel: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        log.debug("s3 HEAD %s", self.url(rel))
+        with self._errors("HEAD", rel):
+            try:
+                return dict(self.s3.head_object(Bucket=self.settings.bucket, Key=self.key(rel)))
+            except ClientError as e:
+                if str(e.response.get("Error", {}).get("Code")) in _MISSING_CODES:
+                    return None
+                raise
+        return None  # pragma: no cover - _errors always raises
+
+    def download(self, rel: str, dest: BinaryIO) -> tuple[str, dict[str, str]] | None:
+        """Stream the object into `dest`: (its sha256, its metadata), or None if absent."""
+        from botocore.exceptions import ClientError
+
+        log.debug("s3 GET %s", self.url(rel))
+        h = hashlib.sha256()
+        with self._errors("GET", rel):
+            try:
+                obj = self.s3.get_object(Bucket=self.settings.bucket, Key=self.key(rel))
+            except ClientError as e:
+                if str(e.response.get("Error", {}).get("Code")) in _MISSING_CODES:
+                    return None
+                raise
+            for block in obj["Body"].iter_chunks(1 << 20):
+                h.update(block)
+                dest.write(block)
+            return h.hexdigest(), dict(obj.get("Metadata", {}))
+        return None  # pragma: no cover
+
+    def get_bytes(self, rel: str) -> bytes | None:
+        import io
+
+        buf = io.BytesIO()
+        return buf.getvalue() if self.download(rel, buf) is not None else None
+
+    def put(
+        self,
+        rel: str,
+        body: Path | bytes,
+        *,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+        immutable: bool = True,
+        cache_control: str | None = None,
+    ) -> bool:
+        """Upload; False when `immutable` and the key already exists (its bytes are the
+        same by construction, so nothing is overwritten)."""
+        from botocore.exceptions import ClientError
+
+        args: dict[str, Any] = {
+            "Bucket": self.settings.bucket,
+            "Key": self.key(rel),
+            "ContentType": content_type,
+            "Metadata": metadata or {},
+        }
+        if cache_control:
+            args["CacheControl"] = cache_control
+        if immutable and not self.conditional and self.head(rel) is not None:
+            return False
+        log.debug("s3 PUT %s", self.url(rel))
+        with self._errors("PUT", rel):
+            for _attempt in range(2):
+                try:
+                    call: dict[str, Any] = {**args, **self._condition(immutable)}
+                    if isinstance(body, Path):
+                        with body.open("rb") as f:
+                            self.s3.put_object(Body=f, **call)
+                    else:
+                        self.s3.put_object(Body=body, **call)
+                    return True
+                except ClientError as e:
+                    code = str(e.response.get("Error", {}).get("Code"))
+                    status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                    if immutable and (code == "PreconditionFailed" or status == 412):
+                        return False  # another runner put the same bytes first
+                    if immutable and self.conditional and code in _NO_CONDITIONAL:
+                        self.conditional = False  # an older service: HEAD, then PUT
+                        if self.head(rel) is not None:
+                            return False
+                        continue
+                    raise
+        return True  # pragma: no cover
+
+    def _condition(self, immutable: bool) -> dict[str, str]:
+        return {"IfNoneMatch": "*"} if immutable and self.conditional else {}
+
+    def delete(self, rel: str) -> None:
+        log.debug("s3 DELETE %s", self.url(rel))
+        with self._errors("DELETE", rel):
+            self.s3.delete_object(Bucket=self.settings.bucket, Key=self.key(rel))
+
+    def listing(self, under: str = "") -> dict[str, str]:
+        """rel key -> ETag (quotes stripped) of every object under `under`."""
+        out: dict[str, str] = {}
+        start = self.key(under)
+        strip = len(self.key("")) if self.settings.prefix else 0
+        log.debug("s3 LIST %s", self.url(under))
+        with self._errors("LIST", under):
+            pages = self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.settings.bucket, Prefix=start
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    out[obj["Key"][strip:]] = obj.get("ETag", "").strip('"')
+        return out
+
+
+# -- the remote store ---------------------------------------------------------------------
+
+
+class RemoteStore(Protocol):
+    """What the layered store needs from a remote: blobs by sha256, records by key."""
+
+    url: str
+
+    def fetch_blob(self, sha256: str, tmpdir: Path) -> tuple[Path, str] | None:
+        """Download into `tmpdir`: (path, filename), verified against `sha256`; None if
+        absent or corrupt (reported through `on_corrupt`)."""
+
+    def upload_blob(self, sha256: str, path: Path, filename: str) -> bool: ...
+
+    def fetch_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def upload_record(self, kind: str, key: str, record: dict[str, Any]) -> bool: ...
+
+
+@dataclass
+class RemoteStats:
+    """What the remote did for one run (rendered by the CLI, kept by `cache stats`)."""
+
+    url: str
+    blobs_fetched: int = 0
+    records_fetched: int = 0
+    uploaded: int = 0
+    corrupt: list[str] = field(default_factory=list)
+
+
+def _safe_filename(name: str) -> bool:
+    from wheelhouse.simple import parse_filename
+
+    return "/" not in name and "\\" not in name and parse_filename(name) is not None
+
+
+class S3Store:
+    """RemoteStore on an S3 bucket (see the module docstring for the layout)."""
+
+    def __init__(self, settings: StoreSettings, bucket: Bucket | None = None) -> None:
+        self.url = settings.url
+        self.bucket = bucket or Bucket(settings)
+        self.on_corrupt: Callable[[str], None] = lambda what: None
+        self._corrupt: set[str] = set()  # keys seen corrupt this run: replaced on upload
+
+    def fetch_blob(self, sha256: str, tmpdir: Path) -> tuple[Path, str] | None:
+        rel = f"blobs/{sha256}"
+        tmp = tmpdir / "remote"
+        with tmp.open("wb") as f:
+            got = self.bucket.download(rel, f)
+        if got is None:
+            return None
+        digest, meta = got
+        filename = urllib.parse.unquote(meta.get("filename", ""))
+        if digest != sha256 or not _safe_filename(filename):
+            self._corrupt.add(rel)
+            why = f"sha256 {digest}" if digest != sha256 else f"file name {filename!r}"
+            self.on_corrupt(f"{self.bucket.url(rel)} has {why}: not used")
+            return None
+        return tmp, filename
+
+    def upload_blob(self, sha256: str, path: Path, filename: str) -> bool:
+        rel = f"blobs/{sha256}"
+        if rel in self._corrupt:  # heal it: same key, the right bytes
+            self.bucket.delete(rel)
+            self._corrupt.discard(rel)
+        return self.bucket.put(
+            rel,
+            path,
+            content_type="application/octet-stream",
+            metadata={"filename": urllib.parse.quote(filename), "sha256": sha256},
+        )
+
+    def fetch_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        rel = f"{kind}/{key}.json"
+        data = self.bucket.get_bytes(rel)
+        if data is None:
+            return None
+        try:
+            record = json.loads(data)
+        except ValueError:
+            record = None
+        want = "sha256" if kind == "built" else "key"
+        if not isinstance(record, dict) or not isinstance(record.get(want), str):
+            self._corrupt.add(rel)
+            self.on_corrupt(f"{self.bucket.url(rel)} is not a {kind} record: not used")
+            return None
+        return record
+
+    def upload_record(self, kind: str, key: str, record: dict[str, Any]) -> bool:
+        rel = f"{kind}/{key}.json"
+        if rel in self._corrupt:
+            self.bucket.delete(rel)
+            self._corrupt.discard(rel)
+        body = json.dumps(record, sort_keys=True).encode()
+        return self.bucket.put(rel, body, content_type="application/json")
+
+
+class LayeredStore(Store):
+    """The local Store, reading through to a remote on a miss and writing what it gains
+    to the remote. Planning, fetching and building use it exactly like a Store."""
+
+    def __init__(self, cache_dir: Path, remote: RemoteStore) -> None:
+        super().__init__(cache_dir)
+        self.remote = remote
+        self.stats = RemoteStats(url=remote.url)
+        self._absent: set[str] = set()  # asked this run and not there: don't ask again
+        self._guard = threading.Lock()
+        if isinstance(remote, S3Store):
+            remote.on_corrupt = self._corrupt
+
+    def _corrupt(self, what: str) -> None:
+        with self._guard:
+            self.stats.corrupt.append(what)
+        log.warning("corrupt object in the store: %s", what)
+
+    def _known_absent(self, name: str) -> bool:
+        with self._guard:
+            return name in self._absent
+
+    def _mark_absent(self, name: str) -> None:
+        with self._guard:
+            self._absent.add(name)
+
+    def _count(self, what: str) -> None:
+        with self._guard:
+            setattr(self.stats, what, getattr(self.stats, what) + 1)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, sha256: str, *, verify: bool = True) -> Blob | None:
+        blob = self.get_local(sha256, verify=verify)
+        if blob is not None or not _HEX64.fullmatch(sha256):
+            return blob
+        if self._known_absent("blob " + sha256):
+            return None
+        tmpdir = self.tempdir("remote-")
+        try:
+            got = self.remote.fetch_blob(sha256, tmpdir)
+            if got is None:
+                self._mark_absent("blob " + sha256)
+                return None
+            path, filename = got
+            self._count("blobs_fetched")
+            return Store.put(self, path, filename, sha256=sha256)  # verified: no re-upload
+        finally:
+            import shutil
+
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def built(self, key: str) -> tuple[Blob, dict[str, Any]] | None:
+        hit = super().built(key)
+        if hit is not None or self._known_absent("built " + key):
+            return hit
+        record = self.remote.fetch_record("built", key)
+        blob = self.get(record["sha256"]) if record else None
+        if record is None or blob is None:
+            self._mark_absent("built " + key)
+            return None
+        if blob.filename != record.get("filename"):
+            self._corrupt(f"built/{key}.json names {record.get('filename')!r}: not used")
+            self._mark_absent("built " + key)
+            return None
+        self._count("records_fetched")
+        Store.record_built(self, key, record)
+        return blob, record
+
+    def pure(self, sdist_sha256: str) -> tuple[Blob, dict[str, Any]] | None:
+        hit = super().pure(sdist_sha256)
+        if hit is not None or self._known_absent("pure " + sdist_sha256):
+            return hit
+        record = self.remote.fetch_record("pure", sdist_sha256)
+        found = self.built(record["key"]) if record else None
+        if record is None or found is None:
+            self._mark_absent("pure " + sdist_sha256)
+            return None
+        Store.record_pure(self, sdist_sha256, record["key"])
+        return found
+
+    def prefetch(self, shas: Iterable[str], workers: int = 16) -> None:
+        """Pull the blobs the remote has for these hashes, in parallel: planning then
+        finds them locally (a lookup per file, done serially, would add up)."""
+        todo = [s for s in dict.fromkeys(shas) if self.get_local(s, verify=False) is None]
+        if todo:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(self.get, todo))
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def put(self, src: Path, filename: str, *, sha256: str | None = None) -> Blob:
+        from wheelhouse.store import sha256_file
+
+        digest = sha256 or sha256_file(src)
+        # uploaded before it is stored here: if the upload fails, a rerun has no local
+        # copy to skip and so fetches (or builds) and uploads again
+        if (
+            self.get_local(digest) is None
+            and (self._known_absent("blob " + digest) or self.remote_missing(digest))
+            and self.remote.upload_blob(digest, src, Path(filename).name)
+        ):
+            self._count("uploaded")
+        return super().put(src, filename, sha256=digest)
+
+    def remote_missing(self, sha256: str) -> bool:
+        bucket = getattr(self.remote, "bucket", None)
+        if isinstance(bucket, Bucket):
+            return bucket.head(f"blobs/{sha256}") is None
+        return True
+
+    def record_built(self, key: str, record: dict[str, Any]) -> None:
+        if self.remote.upload_record("built", key, record):
+            self._count("uploaded")
+        super().record_built(key, record)
+
+    def record_pure(self, sdist_sha256: str, key: str) -> None:
+        if self.remote.upload_record("pure", sdist_sha256, {"key": key}):
+            self._count("uploaded")
+        super().record_pure(sdist_sha256, key)
+
+
+def open_store(cache_dir: Path, settings: StoreSettings | None) -> Store:
+    """The local store, layered over the remote one when a store is configured."""
+    if settings is None:
+        return Store(cache_dir)
+    return LayeredStore(cache_dir, S3Store(settings))
