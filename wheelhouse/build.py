@@ -105,18 +105,19 @@ def build(
     """Build every target; then (unless `index` is False) publish their static indexes,
     so the folders, the locks and the indexes always agree."""
     store = Store(config.cache_dir)
+    remote: RemoteStats | None = None
     if config.store is not None:  # the shared store: read-through, write-behind
-        from wheelhouse.store_s3 import open_store
+        from wheelhouse.store_s3 import open_layered
 
-        store = open_store(config.cache_dir, config.store)
+        layered = open_layered(config.cache_dir, config.store)
         on_event("store", f"looking in {config.store.url}")
-        store.prefetch(  # type: ignore[attr-defined]
+        layered.prefetch(
             h.removeprefix("sha256:")
             for t in targets
             for pin in _read_lock(config, t).pins
             for h in pin.hashes
         )
-    remote = getattr(store, "stats", None)
+        store, remote = layered, layered.stats
     recipes = Recipes(config.root / "recipes", label="recipes")
     builders: dict[str, Builders] = {}
     results: list[TargetBuild] = []

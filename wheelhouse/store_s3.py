@@ -480,8 +480,6 @@ class LayeredStore(Store):
         super().record_pure(sdist_sha256, key)
 
 
-def open_store(cache_dir: Path, settings: StoreSettings | None) -> Store:
-    """The local store, layered over the remote one when a store is configured."""
-    if settings is None:
-        return Store(cache_dir)
+def open_layered(cache_dir: Path, settings: StoreSettings) -> LayeredStore:
+    """The local store, layered over the configured remote one."""
     return LayeredStore(cache_dir, S3Store(settings))
