@@ -328,6 +328,8 @@ def build(
             )
         )
     show.table("wheelhouse build", columns, table)
+    if len(results) > 1:  # a matrix: each file was fetched once, however many targets use it
+        show.line(f"fetched {report.fetched} files once for {len(results)} targets")
     for r in results:
         if r.output and r.output.runtime_packages:
             show.line(f"{r.target.name}: runtime packages: {' '.join(r.output.runtime_packages)}")
