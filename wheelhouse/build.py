@@ -121,9 +121,7 @@ def build(
         for t in targets:
             on_event("plan", f"planning {t.name}")
             building = frozenset(i.sha256 for p in plans for i in p.items if i.action == "build")
-            plans.append(
-                plan_target(config, t, client, store, recipes, engine, builders, building)
-            )
+            plans.append(plan_target(config, t, client, store, recipes, engine, builders, building))
         if dry_run:
             return BuildReport(
                 targets=[TargetBuild(target=p.target, plan=p, output=None) for p in plans]
@@ -150,9 +148,18 @@ def build(
         for p in plans:
             results.append(
                 _build_target(
-                    config, p, store, recipes, builders, engine, blobs, jobs, keep_going, on_event,
+                    config,
+                    p,
+                    store,
+                    recipes,
+                    builders,
+                    engine,
+                    blobs,
+                    jobs,
+                    keep_going,
+                    on_event,
                     first,
-                )  # fmt: skip
+                )
             )
     failed = [f for r in results for f in r.failures]
     if failed and not keep_going:
