@@ -215,8 +215,10 @@ def lock(
     """Pin requirements per target, with hashes, into locks/<target>.txt."""
     from wheelhouse import lock as lock_mod
 
+    from wheelhouse.tags import with_libc
+
     cfg = obj.config()
-    chosen = cfg.selected(_names(target_names))
+    chosen = with_libc(cfg.selected(_names(target_names)), obj.engine_factory())
     if check:
         lock_mod.check(cfg, chosen)
         click.echo(f"locks up to date: {', '.join(t.name for t in chosen)}")
@@ -288,8 +290,10 @@ def build(
     from wheelhouse import build as build_mod
     from wheelhouse.display import Display
 
+    from wheelhouse.tags import with_libc
+
     cfg = obj.config()
-    chosen = cfg.selected(_names(target_names))
+    chosen = with_libc(cfg.selected(_names(target_names)), obj.engine_factory())
     show = Display()
     with show.status("planning") as status:
 
