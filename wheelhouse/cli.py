@@ -214,7 +214,6 @@ def lock(
 ) -> None:
     """Pin requirements per target, with hashes, into locks/<target>.txt."""
     from wheelhouse import lock as lock_mod
-
     from wheelhouse.tags import with_libc
 
     cfg = obj.config()
@@ -289,7 +288,6 @@ def build(
     then write the static indexes (`wheelhouse index`)."""
     from wheelhouse import build as build_mod
     from wheelhouse.display import Display
-
     from wheelhouse.tags import with_libc
 
     cfg = obj.config()
