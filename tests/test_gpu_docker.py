@@ -210,3 +210,34 @@ def test_cuda_version_is_part_of_the_cache_key(gpu: GpuProject) -> None:
     assert refused.returncode == 11, refused.stderr
     assert "CUDA 12.6" in refused.stderr and "13.0.88" in refused.stderr
     assert "targets.gpu.cuda" in refused.stderr
+
+
+def test_final_stage_on_a_python_less_cuda_image_installs_and_loads_the_wheel(
+    gpu: GpuProject,
+) -> None:
+    """The final image plays nvidia/cuda:*-runtime: CUDA libraries, no Python. The stage
+    adds the distro's python3 and venv in its packages layer, installs the wheelhouse
+    offline, and the extension finds libcudart through the image's linker config."""
+    out = gpu.wh("dockerfile", "-t", "gpu", "--output", "Dockerfile", "--whole")
+    text = (gpu.root / "Dockerfile").read_text()
+    assert "has no Python" in out.stderr
+    (install,) = [x for x in text.splitlines() if "apt-get install" in x]
+    assert {"python3", "python3-venv"} <= set(install.split())
+    assert f"FROM {gpu.images['gpu-builder']} AS wheelhouse-final" in text
+    from wheelhouse.engine import Engine
+
+    engine = Engine(gpu.engine, gpu.wh.cache_dir)
+    tag = "wheelhouse-test-gpu-final:latest"
+    # apt needs the network for the python3 layer; the wheel install itself is offline
+    res = engine.build(gpu.root, gpu.root / "Dockerfile", tag, network_none=False)
+    try:
+        assert res.ok, res.tail(30)
+        run = subprocess.run(
+            [gpu.engine, "run", "--rm", "--network", "none", tag, "python", "-c",
+             "import cudaext; print(cudaext.runtime_version())"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == "13000"
+    finally:
+        subprocess.run([gpu.engine, "rmi", "--force", tag], capture_output=True, check=False)
