@@ -47,12 +47,17 @@ class Spec:
     role: str
     suite: str  # Debian suite the image is made from
     dockerfile: str  # a file in tests/images/
+    # the host's CA bundle goes into the build context as ca.crt, for a stage that pip
+    # installs from PyPI behind a TLS-intercepting proxy (it is not kept in the image)
+    needs_ca: bool = False
 
 
 SPECS: tuple[Spec, ...] = (
     Spec("py311-builder", "bookworm", "builder.Dockerfile"),  # Debian 12: python 3.11, glibc 2.36
     Spec("py311-slim", "bookworm", "slim.Dockerfile"),
     Spec("py313-builder", "trixie", "builder.Dockerfile"),  # Debian 13: python 3.13, glibc 2.41
+    # CUDA 13 toolkit from PyPI in /usr/local/cuda, no Python: plays nvidia/cuda:*-devel
+    Spec("gpu-builder", "bookworm", "gpu-builder.Dockerfile", needs_ca=True),
 )
 
 
@@ -262,28 +267,47 @@ def _ensure_base(engine: str, suite: str, cache: Path) -> str:
     return tag
 
 
+def ca_bundle() -> Path:
+    """The CA bundle the host's pip trusts (the TLS-intercepting proxy's CA is in it)."""
+    for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        if os.environ.get(var) and Path(os.environ[var]).is_file():
+            return Path(os.environ[var])
+    default = Path("/etc/ssl/certs/ca-certificates.crt")
+    if default.is_file():
+        return default
+    raise ImageBuildError(
+        "no CA bundle for the gpu-builder image's pip: set PIP_CERT to a PEM bundle"
+    )
+
+
 def _build(engine: str, spec: Spec, base: str, tag: str, cache: Path) -> None:
     start = time.monotonic()
     log = cache / "logs" / f"{spec.role}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     _log(f"{spec.role}: building {tag} from {spec.dockerfile} on {base} (log: {log})")
-    _run(
-        [
-            engine, "build",
-            "--tag", tag,
-            "--build-arg", f"BASE={base}",
-            "--label", LABEL,
-            "--label", f"io.wheelhouse.test.role={spec.role}",
-            "--rm", "--force-rm",
-            "--file", str(IMAGES_DIR / spec.dockerfile),
-            str(IMAGES_DIR),
-        ],
-        log,
-        # the classic builder works with every client; BuildKit needs buildx with new ones
-        env={"DOCKER_BUILDKIT": "0"},
-        what=f"docker build of {spec.role}",
-    )
+    with tempfile.TemporaryDirectory(prefix=f"context-{spec.role}-") as tmp:
+        context = IMAGES_DIR
+        if spec.needs_ca:  # a context of its own: the repository's stays free of certs
+            context = Path(tmp)
+            shutil.copy(IMAGES_DIR / spec.dockerfile, context / spec.dockerfile)
+            shutil.copy(ca_bundle(), context / "ca.crt")
+        _run(
+            [
+                engine, "build",
+                "--tag", tag,
+                "--build-arg", f"BASE={base}",
+                "--label", LABEL,
+                "--label", f"io.wheelhouse.test.role={spec.role}",
+                "--rm", "--force-rm",
+                "--file", str(context / spec.dockerfile),
+                str(context),
+            ],
+            log,
+            # the classic builder works with every client; BuildKit needs buildx with new ones
+            env={"DOCKER_BUILDKIT": "0"},
+            what=f"docker build of {spec.role}",
+        )
     _log(f"{spec.role}: built in {time.monotonic() - start:.0f} s")
 
 

@@ -45,6 +45,7 @@ class BuildReport:
     targets: list[TargetBuild]
     indexes: list[IndexReport] = field(default_factory=list)  # per target, then combined
     remote: RemoteStats | None = None  # what the shared store did (when one is configured)
+    fetched: int = 0  # files downloaded in this run, each once whatever targets use it
 
 
 def _read_lock(config: Config, target: Target) -> lockfile.LockFile:
@@ -68,13 +69,20 @@ def plan_target(
     recipes: Recipes,
     engine: Callable[[], Engine],
     builders: dict[str, Builders],
+    deferred: frozenset[str] = frozenset(),
 ) -> Plan:
+    """`deferred`: sdists an earlier target of this run builds. Their key waits until
+    then, so a pure wheel built there serves this target without touching its builder
+    image (which may not even exist here, like an Alpine one)."""
     lock = _read_lock(config, target)
 
     guard = threading.Lock()
 
-    def key_for(pin: lockfile.Pin, sdist_sha: str) -> str:
+    def key_for(pin: lockfile.Pin, sdist_sha: str) -> str | None:
         from wheelhouse.builder import Builders
+
+        if sdist_sha in deferred:
+            return None
 
         with guard:  # make_plan calls this from many threads: one Builders, one probe
             b = builders.get(target.name)
@@ -124,10 +132,11 @@ def build(
     with IndexClient(
         ca_bundle=config.ca_bundle, cache_dir=config.cache_dir, ttl=PAGE_TTL
     ) as client:
-        plans = []
+        plans: list[Plan] = []
         for t in targets:
             on_event("plan", f"planning {t.name}")
-            plans.append(plan_target(config, t, client, store, recipes, engine, builders))
+            building = frozenset(i.sha256 for p in plans for i in p.items if i.action == "build")
+            plans.append(plan_target(config, t, client, store, recipes, engine, builders, building))
         if dry_run:
             return BuildReport(
                 targets=[TargetBuild(target=p.target, plan=p, output=None) for p in plans],
@@ -136,10 +145,12 @@ def build(
 
         # every file to fetch, once, whichever targets need it (shared downloads)
         wanted: dict[str, Item] = {}
+        first: dict[str, str] = {}  # sha256 -> the target a shared download is counted for
         for p in plans:
             for i in p.items:
                 if i.action in ("download", "build"):
                     wanted.setdefault(i.sha256, i)
+                    first.setdefault(i.sha256, p.target.name)
         if wanted:
             on_event("fetch", f"fetching {len(wanted)} files")
         from wheelhouse.fetch import fetch_all
@@ -153,7 +164,17 @@ def build(
         for p in plans:
             results.append(
                 _build_target(
-                    config, p, store, recipes, builders, engine, blobs, jobs, keep_going, on_event
+                    config,
+                    p,
+                    store,
+                    recipes,
+                    builders,
+                    engine,
+                    blobs,
+                    jobs,
+                    keep_going,
+                    on_event,
+                    first,
                 )
             )
     from wheelhouse.cache import record_run
@@ -170,7 +191,7 @@ def build(
         on_event("index", "writing the indexes")
         known = {r.target.name: r.output.sha256 for r in results if r.output is not None}
         indexes = index_all(config, assembled, sha256=known, metadata_cache=store.metadata)
-    return BuildReport(targets=results, indexes=indexes, remote=remote)
+    return BuildReport(targets=results, indexes=indexes, remote=remote, fetched=len(blobs))
 
 
 def _build_target(
@@ -184,24 +205,31 @@ def _build_target(
     jobs: int | None,
     keep_going: bool,
     on_event: Event,
+    first: dict[str, str],
 ) -> TargetBuild:
     target = plan.target
     done: dict[str, tuple[Blob, str, dict[str, Any] | None]] = {}
     for i in plan.items:
         if i.action == "reuse" and i.blob:
             done[i.pin.name] = (i.blob, "reused", None)
-        elif i.action == "download":
-            done[i.pin.name] = (blobs[i.sha256], "downloaded", None)
+        elif i.action == "download":  # fetched once: the other targets reuse it
+            how = "downloaded" if first.get(i.sha256) == target.name else "reused"
+            done[i.pin.name] = (blobs[i.sha256], how, None)
         elif i.action == "cached" and i.blob:
             hit = store.built(i.input_key) if i.input_key else store.pure(i.sha256)
             done[i.pin.name] = (i.blob, "cached", hit[1] if hit else None)
     to_build = [i for i in plan.items if i.action == "build"]
     failures: list[Failure] = []
     if to_build:
+        from wheelhouse.builder import Builders
+
         b = builders.get(target.name) or Builders(engine(), config, target, store)
         builders[target.name] = b
 
         def one(item: Item) -> tuple[Blob, dict[str, Any], str]:
+            pure = store.pure(item.sha256)  # built for an earlier target: no builder needed
+            if pure is not None:
+                return pure[0], pure[1], "cached"
             recipe = recipes.get(item.pin.name)
             key = item.input_key or input_key(
                 sdist_sha256=item.sha256,

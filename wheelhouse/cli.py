@@ -223,9 +223,10 @@ def lock(
 ) -> None:
     """Pin requirements per target, with hashes, into locks/<target>.txt."""
     from wheelhouse import lock as lock_mod
+    from wheelhouse.tags import with_libc
 
     cfg = obj.config()
-    chosen = cfg.selected(_names(target_names))
+    chosen = with_libc(cfg.selected(_names(target_names)), obj.engine_factory())
     if check:
         lock_mod.check(cfg, chosen)
         click.echo(f"locks up to date: {', '.join(t.name for t in chosen)}")
@@ -296,9 +297,10 @@ def build(
     then write the static indexes (`wheelhouse index`)."""
     from wheelhouse import build as build_mod
     from wheelhouse.display import Display
+    from wheelhouse.tags import with_libc
 
     cfg = obj.config()
-    chosen = cfg.selected(_names(target_names))
+    chosen = with_libc(cfg.selected(_names(target_names)), obj.engine_factory())
     show = Display()
     with show.status("planning") as status:
 
@@ -337,6 +339,8 @@ def build(
             )
         )
     show.table("wheelhouse build", columns, table)
+    if len(results) > 1:  # a matrix: each file was fetched once, however many targets use it
+        show.line(f"fetched {report.fetched} files once for {len(results)} targets")
     for r in results:
         if r.output and r.output.runtime_packages:
             show.line(f"{r.target.name}: runtime packages: {' '.join(r.output.runtime_packages)}")

@@ -85,6 +85,8 @@ INSTALL_STAGE = "wheelhouse-install"
 
 Mode = Literal["mount", "copy"]
 FAMILIES = ("apt", "apk", "dnf", "microdnf")
+# A final image without Python gets its distro's (venv: Debian/Ubuntu split it out)
+PYTHON_PACKAGES = {"apt": ("python3", "python3-venv"), "apk": ("python3",)}
 
 # What may go into a Dockerfile unquoted: image references and context-relative paths.
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
@@ -359,7 +361,7 @@ def dockerfile(
             "folder in the project",
         )
     notes: list[str] = []
-    python, family, version = _probe(config, target, engine, notes)
+    python, family, version, bare = _probe(config, target, engine, notes)
     if not SpecifierSet(PIP_REQUIRES_PYTHON).contains(version):
         raise ToolError(
             f"target {target.name!r} is Python {version}; the pip wheel wheelhouse runs "
@@ -367,6 +369,8 @@ def dockerfile(
             hint="use a final image with a newer Python",
         )
     packages = runtime_packages(config, target, manifest, family, folder / MANIFEST_NAME)
+    if bare:  # nvidia/cuda:*-runtime has no Python: the distro's, in the packages layer
+        packages = tuple(sorted({*packages, *PYTHON_PACKAGES.get(family or "", ())}))
     chosen: Mode
     if mode == "auto":
         chosen, why = detect_mode(engine() if engine else None)
@@ -451,14 +455,24 @@ def runtime_packages(
 
 def _probe(
     config: Config, target: Target, engine: Callable[[], Engine] | None, notes: list[str]
-) -> tuple[str, str | None, str]:
-    """(python, package manager, python version) of the final image; a guess from the
-    target's libc when the engine cannot be asked (said in a note)."""
+) -> tuple[str, str | None, str, bool]:
+    """(python, package manager, python version, whether the image lacks a Python) of the
+    final image; a guess from the target's libc when the engine cannot be asked (said in
+    a note). An image with no Python (NVIDIA's CUDA runtime images) gets the distro's."""
+    from wheelhouse.engine import NoPythonError
+
     key = f"targets.{target.name}.final-image"
     reason = "no container engine"
     if engine is not None:
         try:
             info = engine().probe(target.final_image, key=key)
+        except NoPythonError:
+            family = "apt" if target.libc == "glibc" else "apk"
+            notes.append(
+                f"the final image {target.final_image} has no Python: the stage installs the "
+                f"distro's python3 with {family}, which must be Python {target.python_version}"
+            )
+            return "python3", family, f"{target.python_version}.0", True
         except EngineError as e:
             reason = e.message.splitlines()[0]
         else:
@@ -468,13 +482,13 @@ def _probe(
                     f"image {target.final_image} has Python {info.python_version}",
                     hint=f"fix targets.{target.name}.python-version or {key}",
                 )
-            return info.python, info.package_manager, info.python_version
+            return info.python, info.package_manager, info.python_version, False
     family = "apt" if target.libc == "glibc" else "apk"
     notes.append(
         f"the final image was not probed ({reason}): assumed {family} (libc {target.libc}) "
         "and `python3` on its PATH"
     )
-    return "python3", family, f"{target.python_version}.0"
+    return "python3", family, f"{target.python_version}.0", False
 
 
 def detect_mode(engine: Engine | None) -> tuple[Mode, str | None]:

@@ -24,7 +24,8 @@ from wheelhouse.errors import EngineError, ToolError
 from wheelhouse.fsutil import atomic_write
 
 LABEL = "io.wheelhouse.managed=1"
-PROBE_VERSION = "v1"  # bump when _PROBE's answers change meaning: old cache entries go
+PROBE_VERSION = "v2"  # bump when _PROBE's answers change meaning: old cache entries go
+NO_PYTHON = 127  # FIND_PYTHON's exit status: the image has no interpreter
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +54,7 @@ class ImageInfo:
     distro: str  # os-release ID, e.g. "debian", "alpine", "ubuntu"
     distro_like: tuple[str, ...] = ()
     package_manager: str | None = None  # "apt", "apk", "dnf", or None
+    cuda: str | None = None  # CUDA_VERSION as NVIDIA's images set it, e.g. "12.6.3"
 
     @property
     def python_minor(self) -> str:
@@ -88,7 +90,7 @@ print(json.dumps({
     "implementation": sys.implementation.name, "soabi": sysconfig.get_config_var("SOABI") or "",
     "libc": libc, "libc_version": ".".join(ver.split(".")[:2]), "arch": platform.machine(),
     "distro": rel.get("ID", ""), "distro_like": rel.get("ID_LIKE", "").split(),
-    "package_manager": pm,
+    "package_manager": pm, "cuda": os.environ.get("CUDA_VERSION") or None,
 }))
 """
 
@@ -152,6 +154,10 @@ class Container:
     def __exit__(self, *exc: object) -> None:
         if self.id:
             self.engine.run("rm", "--force", "--volumes", self.id)
+
+
+class NoPythonError(EngineError):
+    """The image has no python3/python on its PATH (NVIDIA's CUDA images, distro bases)."""
 
 
 class Engine:
@@ -335,8 +341,15 @@ class Engine:
         image_id = self.image_id(ref, key=key)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", image_id)
         cache = self.cache_dir / "probes" / PROBE_VERSION / f"{safe}.json"
+        no_python = NoPythonError(
+            f"image {ref!r} has no python3 or python on its PATH",
+            hint="a target's final image needs a Python; builder images get one from "
+            "Dockerfile.builder",
+        )
         try:
             data = json.loads(cache.read_text())
+            if data.get("no_python"):  # remembered too: a warm build starts no container
+                raise no_python
             data["distro_like"] = tuple(data.get("distro_like", ()))
             return ImageInfo(**data)
         except (OSError, ValueError, TypeError):
@@ -344,6 +357,9 @@ class Engine:
         script = f'{FIND_PYTHON}; exec "$PY" -c "$WHEELHOUSE_PROBE"'
         with self.container(image_id, ["sh", "-c", script], env={"WHEELHOUSE_PROBE": _PROBE}) as c:
             res = c.run(timeout=120)
+        if res.returncode == NO_PYTHON and "no python3 or python" in res.stderr:
+            atomic_write(cache, json.dumps({"no_python": True}))
+            raise no_python
         if not res.ok:
             raise EngineError(
                 f"cannot probe image {ref!r}: {res.tail(3)}",

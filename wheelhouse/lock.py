@@ -110,6 +110,29 @@ def _seed(existing: LockFile | None, anchor: list[Pin], upgrade: bool) -> str:
     return "".join(f"{n}=={v}\n" for n, v in sorted(prefs.items()))
 
 
+def _unbound(anchor: list[Pin], own: list[str], client: Callable[[], IndexClient]) -> list[Pin]:
+    """The anchor's pins less those a target's own indexes (not the first target's) build
+    under a local version label: a CUDA index's `torch 2.5.1+cu124` must not be held back
+    to the first target's `torch 2.5.1` (a preference for 2.5.1 means exactly that)."""
+    if not own or not anchor:
+        return anchor
+    from wheelhouse.simple import parse_filename
+
+    for url in own:
+        for p in anchor:
+            client().prefetch(url, p.name)
+
+    def labelled(p: Pin) -> bool:
+        for url in own:
+            for link in client().project_links(url, p.name):
+                parsed = parse_filename(link.filename)
+                if parsed and parsed[1].local:
+                    return True
+        return False
+
+    return [p for p in anchor if not labelled(p)]
+
+
 def check(config: Config, targets: Sequence[Target]) -> None:
     """`lock --check`: raise StaleLockError naming every missing or stale lock."""
     files = check_inputs(config.inputs + config.constraints, config.root)
@@ -195,7 +218,8 @@ def _lock_targets(
         start = time.monotonic()
         path = lock_path(config, target)
         existing = lockfile.read(path)
-        seed = _seed(existing, anchor, upgrade)
+        own = [u for u in target.index.all_index_urls if u not in targets[0].index.all_index_urls]
+        seed = _seed(existing, _unbound(anchor, own, client), upgrade)
         if upgrade_names:  # the anchor must not hold back a package being upgraded
             seed = "".join(
                 line

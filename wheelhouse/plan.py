@@ -183,10 +183,11 @@ def make_plan(
     target: Target,
     client: IndexClient,
     store: Store,
-    key_for: Callable[[Pin, str], str] | None,
+    key_for: Callable[[Pin, str], str | None] | None,
 ) -> Plan:
     """`key_for(pin, sdist_sha256)` gives an sdist's input key; None when it cannot be
-    known (no engine to ask for image ids), which plans every sdist as a build."""
+    known yet (no engine to ask for image ids, or an earlier target of the same run builds
+    the sdist first), which plans the sdist as a build."""
 
     def one(pin: Pin, dist: Distribution | None = None) -> Item:
         dist = dist or from_store(pin, target, store) or choose(pin, target, client)

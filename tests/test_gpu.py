@@ -1,0 +1,77 @@
+"""The gpu target without an engine: CUDA in every key, compatibility, repair excludes."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import Wheelhouse, write
+from fixtures_index import LocalIndex
+
+from wheelhouse import config as config_mod
+from wheelhouse.builder import CUDA_EXCLUDES, cuda_fits
+from wheelhouse.plan import input_key
+
+
+@pytest.mark.parametrize(("builder", "target", "fits"), [
+    ("12.6.3", "12.6", True),
+    ("12.4.1", "12.6", True),    # minor version compatibility: older toolkit, newer runtime
+    ("12.6.3", "12.4", False),   # code from a newer toolkit may need a newer runtime
+    ("13.0.88", "12.9", False),  # another major version: another libcudart soname
+    ("12.6", "13.0", False),
+    ("garbage", "12.6", False),
+])  # fmt: skip
+def test_builder_cuda_must_fit_the_target(builder: str, target: str, fits: bool) -> None:
+    assert cuda_fits(builder, target) is fits
+
+
+def test_repair_excludes_the_driver_and_cuda_libraries_only() -> None:
+    def excluded(soname: str) -> bool:
+        return any(fnmatch.fnmatch(soname, p) for p in CUDA_EXCLUDES)
+
+    for soname in ("libcuda.so.1", "libcudart.so.12", "libcudart.so.13", "libcublas.so.12",
+                   "libcublasLt.so.12", "libcudnn.so.9", "libcudnn_ops.so.9", "libnccl.so.2",
+                   "libnvrtc.so.12", "libnvJitLink.so.12"):  # fmt: skip
+        assert excluded(soname), soname
+    for soname in ("libstdc++.so.6", "libgomp.so.1", "libyaml-0.so.2", "libpq.so.5"):
+        assert not excluded(soname), soname
+
+
+def test_cuda_is_part_of_the_built_wheel_key(tmp_path: Path) -> None:
+    cfg = config_mod.load(tmp_path, environ={"WHEELHOUSE_CACHE_DIR": str(tmp_path / "c")})
+    gpu = cfg.target("gpu")
+    assert gpu.cuda == "12.6"  # the built-in gpu target
+    keys = {
+        input_key(sdist_sha256="ab" * 32, target=replace(gpu, cuda=c), builder_tag="b",
+                  recipe_digest=None)
+        for c in ("12.4", "12.6", None)
+    }  # fmt: skip
+    assert len(keys) == 3
+
+
+def test_changing_cuda_makes_the_gpu_lock_stale(wh: Wheelhouse, project: Path,
+                                                make_index: object) -> None:  # fmt: skip
+    index: LocalIndex = make_index(default=False)  # type: ignore[operator]
+    index.add_wheel("common", "1.0")
+    write(
+        project / "wheelhouse.toml",
+        f"""
+resolver = "uv"
+[index]
+index-url = "{index.url}"
+[targets.gpu]
+python-version = "3.11"
+libc-version = "2.36"
+cuda = "12.4"
+extra-index-urls = []
+""",
+    )
+    write(project / "requirements.in", "common\n")
+    wh("lock")
+    assert "cuda 12.4" in (project / "locks" / "gpu.txt").read_text()
+    wh("lock", "--check")
+    stale = wh("--set", "targets.gpu.cuda=12.6", "lock", "--check", check=False)
+    assert stale.returncode == 8, stale.stderr
+    assert "locks/gpu.txt: stale" in stale.stderr
