@@ -8,6 +8,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -113,9 +115,7 @@ def test_cache_key_changes_with_what_decides_the_store(
 
 
 @pytest.mark.parametrize("change", sorted(UNRELATED))
-def test_cache_key_ignores_unrelated_changes(
-    keyed: Wheelhouse, project: Path, change: str
-) -> None:
+def test_cache_key_ignores_unrelated_changes(keyed: Wheelhouse, project: Path, change: str) -> None:
     if change == "a recipe's comment":
         write(project / "recipes/delta.toml", '[build]\napt = ["libfoo-dev"]\n')
     before = _key(keyed)
@@ -220,6 +220,29 @@ def test_prune_by_age_and_by_size_least_recently_used_first(wh: Wheelhouse) -> N
     bad = wh("cache", "prune", "--max-size", "lots", check=False)
     assert bad.returncode == 4 and "--max-size 'lots'" in bad.stderr
     assert wh("cache", "prune", check=False).returncode == 2
+
+
+def test_prune_waits_for_a_build_using_the_store(wh: Wheelhouse) -> None:
+    """A build holds the store shared from planning to linking its folders; a prune that
+    ran meanwhile would delete files the build is about to hard-link."""
+    shas = _fill(wh.cache_dir)
+    gamma = _blob(wh.cache_dir, shas["gamma-1.0-py3-none-any.whl"])
+    cmd = [sys.executable, "-P", "-m", "wheelhouse", "cache", "prune", "--max-size", "0"]
+    with Store(wh.cache_dir).in_use():  # what `wheelhouse build` holds
+        prune = subprocess.Popen(
+            cmd,
+            cwd=wh.project,
+            env=wh.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with pytest.raises(subprocess.TimeoutExpired):
+            prune.wait(timeout=3)
+        assert gamma.is_dir()  # nothing pulled from under the build
+    out, err = prune.communicate(timeout=60)
+    assert prune.returncode == 0, err
+    assert "pruned 3 entries" in out and not gamma.exists()
 
 
 def test_stats_counts_entries_and_reads_the_last_run(wh: Wheelhouse) -> None:

@@ -113,25 +113,26 @@ def build(
     """Build every target; then (unless `index` is False) publish their static indexes,
     so the folders, the locks and the indexes always agree."""
     store = Store(config.cache_dir)
-    remote: RemoteStats | None = None
-    if config.store is not None:  # the shared store: read-through, write-behind
-        from wheelhouse.store_s3 import open_layered
-
-        layered = open_layered(config.cache_dir, config.store)
-        on_event("store", f"looking in {config.store.url}")
-        layered.prefetch(
-            h.removeprefix("sha256:")
-            for t in targets
-            for pin in _read_lock(config, t).pins
-            for h in pin.hashes
-        )
-        store, remote = layered, layered.stats
-    recipes = Recipes(config.root / "recipes", label="recipes")
-    builders: dict[str, Builders] = {}
-    results: list[TargetBuild] = []
-    with IndexClient(
+    # a `cache prune` waits until this run has linked what it uses into its folders
+    with store.in_use(), IndexClient(
         ca_bundle=config.ca_bundle, cache_dir=config.cache_dir, ttl=PAGE_TTL
     ) as client:
+        remote: RemoteStats | None = None
+        if config.store is not None:  # the shared store: read-through, write-behind
+            from wheelhouse.store_s3 import open_layered
+
+            layered = open_layered(config.cache_dir, config.store)
+            on_event("store", f"looking in {config.store.url}")
+            layered.prefetch(
+                h.removeprefix("sha256:")
+                for t in targets
+                for pin in _read_lock(config, t).pins
+                for h in pin.hashes
+            )
+            store, remote = layered, layered.stats
+        recipes = Recipes(config.root / "recipes", label="recipes")
+        builders: dict[str, Builders] = {}
+        results: list[TargetBuild] = []
         plans: list[Plan] = []
         for t in targets:
             on_event("plan", f"planning {t.name}")

@@ -178,6 +178,11 @@ def verify(cache_dir: Path) -> VerifyReport:
     """Re-hash every blob (ignoring stamps); drop corrupt ones and the records that
     point at a missing blob. The next build fetches or builds them again."""
     store = Store(cache_dir)
+    with store.exclusive():  # builds finish linking first; new ones wait
+        return _verify(store)
+
+
+def _verify(store: Store) -> VerifyReport:
     corrupt = []
     checked = 0
     for folder in _blob_folders(store):
@@ -260,6 +265,11 @@ def prune(cache_dir: Path, *, max_size: int | None, max_age: float | None) -> Pr
     """Drop blobs unused for longer than `max_age`, then the least recently used until
     the blobs fit in `max_size`; then the records that pointed at them."""
     store = Store(cache_dir)
+    with store.exclusive():  # builds finish linking first; new ones wait
+        return _prune(store, max_size=max_size, max_age=max_age)
+
+
+def _prune(store: Store, *, max_size: int | None, max_age: float | None) -> PruneReport:
     entries = []
     for folder in _blob_folders(store):
         entries.append((folder.stat().st_mtime, _tree_size(folder), folder))

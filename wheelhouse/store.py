@@ -18,7 +18,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,14 +169,25 @@ class Store:
     def log_path(self, key: str) -> Path:
         return self.root / "logs" / f"{key}.log"
 
-    @contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str) -> AbstractContextManager[None]:
         """One process per key: a second `wheelhouse build` on this cache waits here and
         then finds the entry the first one made."""
-        path = self.root / "locks" / f"{key}.lock"
-        with path.open("a") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return _flock(self.root / "locks" / f"{key}.lock", fcntl.LOCK_EX)
+
+    def in_use(self) -> AbstractContextManager[None]:
+        """Held (shared) by a build from planning until its folders are linked, so that
+        `exclusive()` (prune, verify: they delete entries) never pulls a file from under it."""
+        return _flock(self.root / "locks" / "store.lock", fcntl.LOCK_SH)
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return _flock(self.root / "locks" / "store.lock", fcntl.LOCK_EX)
+
+
+@contextmanager
+def _flock(path: Path, mode: int) -> Iterator[None]:
+    with path.open("a") as f:
+        fcntl.flock(f.fileno(), mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
