@@ -97,3 +97,11 @@ class PublishError(WheelhouseError):
 
     exit_code = 13
     kind = "publish error"
+
+
+class ServeError(WheelhouseError):
+    """`wheelhouse serve` cannot start: the address is taken, a needed package or the
+    password file is missing, or there is nothing to serve."""
+
+    exit_code = 14
+    kind = "serve error"
