@@ -12,13 +12,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def install_wheelhouse(work: Path) -> str:
-    """Install this checkout into work/wheelhouse-venv; the path of its `wheelhouse`."""
+def install_wheelhouse(work: Path, extras: str = "uv") -> str:
+    """Install this checkout (with `extras`) into work/wheelhouse-venv; the path of its
+    `wheelhouse`."""
     venv = work / "wheelhouse-venv"
     print(f"setup:       pip install {REPO.name} into {venv} (untimed) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     res = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{REPO}[uv]"],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{REPO}[{extras}]"],
         cwd=work,
         env={k: v for k, v in os.environ.items() if k != "PIP_REQUIRE_VIRTUALENV"},
         capture_output=True,

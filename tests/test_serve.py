@@ -142,8 +142,15 @@ def tree(wh: Wheelhouse) -> Path:
 
 def pip(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check",
-         *args],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            *args,
+        ],
         env={**isolated_env(tmp_path / "pip-cache"), **(env or {})},
         capture_output=True,
         text=True,
@@ -202,9 +209,7 @@ def multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[by
     boundary = "wheelhouse-test-boundary"
     out = b""
     for k, v in fields.items():
-        out += (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-        )
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
     out += (
         f'--{boundary}\r\nContent-Disposition: form-data; name="content"; '
         f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
@@ -248,8 +253,15 @@ def test_pip_installs_through_json_and_html_apis(
         before = len(server.access_log())
         target = tmp_path / "html"
         pip(
-            tmp_path, "--index-url", f"{server.base}/slim/simple/", "--target", str(target),
-            "--proxy", proxy.url, "beta", env={"NO_PROXY": "", "no_proxy": ""},
+            tmp_path,
+            "--index-url",
+            f"{server.base}/slim/simple/",
+            "--target",
+            str(target),
+            "--proxy",
+            proxy.url,
+            "beta",
+            env={"NO_PROXY": "", "no_proxy": ""},
         )
     finally:
         proxy.close()
@@ -443,9 +455,25 @@ def twine(
     env.pop("TWINE_USERNAME", None)
     env.pop("TWINE_PASSWORD", None)
     return subprocess.run(
-        [sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
-         "--repository-url", url, "-u", user, "-p", password, *map(str, files)],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "upload",
+            "--non-interactive",
+            "--disable-progress-bar",
+            "--repository-url",
+            url,
+            "-u",
+            user,
+            "-p",
+            password,
+            *map(str, files),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -453,23 +481,31 @@ def twine(
 def uploader(wh: Wheelhouse, tree: Path, servers: list[Server]) -> Server:
     users = wh.project / "users.txt"
     proc = subprocess.run(
-        [sys.executable, "-P", "-m", "wheelhouse", "serve-user", str(users), "ci",
-         "--password-stdin"],
-        input=PASSWORD + "\n", env=wh.env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "wheelhouse",
+            "serve-user",
+            str(users),
+            "ci",
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+        env=wh.env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "added ci" in proc.stdout
     assert users.stat().st_mode & 0o077 == 0  # nobody else reads the hashes
     assert users.read_text().startswith("ci:$argon2id$")
-    server = Server(
-        wh, "--upload", "--password-file", str(users), "--max-upload-size", "64K"
-    )
+    server = Server(wh, "--upload", "--password-file", str(users), "--max-upload-size", "64K")
     servers.append(server)
     return server
 
 
-def test_twine_upload_publishes_and_indexes(
-    uploader: Server, tree: Path, tmp_path: Path
-) -> None:
+def test_twine_upload_publishes_and_indexes(uploader: Server, tree: Path, tmp_path: Path) -> None:
     server = uploader
     dist = tmp_path / "dist"
     new = put(dist, "zeta", "3.0", requires=["gamma"])
@@ -542,8 +578,14 @@ def test_bad_uploads_are_refused_and_write_nothing(
         ("version differs", {**fields, "version": "3.1"}, name, good, None, 400),
         ("not a zip", {**fields, "sha256_digest": ""}, name, b"not a zip" * 10, None, 400),
         ("corrupt member", {**fields, "sha256_digest": ""}, name, bytes(corrupt), None, 400),
-        ("metadata differs", {**fields, "sha256_digest": "", "name": "zeta"},
-         name, wheel_bytes("eta", "3.0"), None, 400),
+        (
+            "metadata differs",
+            {**fields, "sha256_digest": "", "name": "zeta"},
+            name,
+            wheel_bytes("eta", "3.0"),
+            None,
+            400,
+        ),
         ("an sdist", {**fields, "sha256_digest": ""}, "zeta-3.0.tar.gz", good, None, 400),
         ("path in name", fields, "../" + name, good, None, 400),
         ("not an upload", {**fields, ":action": "submit"}, name, good, None, 400),
@@ -693,9 +735,7 @@ def test_load_has_no_errors_and_flat_memory(
     assert server.stop() == 0
 
 
-def test_several_workers_share_the_port(
-    wh: Wheelhouse, tree: Path, servers: list[Server]
-) -> None:
+def test_several_workers_share_the_port(wh: Wheelhouse, tree: Path, servers: list[Server]) -> None:
     server = Server(wh, "--workers", "2")
     servers.append(server)
     for _ in range(20):
@@ -712,10 +752,18 @@ def test_start_up_errors(wh: Wheelhouse, tree: Path) -> None:
     assert res.returncode == 3
     # missing server packages: the error names the extra to install
     proc = subprocess.run(
-        [sys.executable, "-P", "-c",
-         "import sys; sys.modules['uvicorn'] = None; from wheelhouse.cli import main; main()",
-         "serve"],
-        cwd=wh.project, env=wh.env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-P",
+            "-c",
+            "import sys; sys.modules['uvicorn'] = None; from wheelhouse.cli import main; main()",
+            "serve",
+        ],
+        cwd=wh.project,
+        env=wh.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 14
     assert "pip install 'wheelhouse[serve]'" in proc.stderr and "uvicorn" in proc.stderr
