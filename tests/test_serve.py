@@ -743,6 +743,16 @@ def test_several_workers_share_the_port(wh: Wheelhouse, tree: Path, servers: lis
     assert server.stop() == 0
 
 
+def test_upstream_flag_without_a_value_means_pypi(
+    wh: Wheelhouse, tree: Path, servers: list[Server]
+) -> None:
+    server = Server(wh, "--upstream")  # nothing is asked of PyPI until a page is wanted
+    servers.append(server)
+    _, _, body = server.get("/health")
+    assert json.loads(body)["upstream"] == "https://pypi.org/simple/"
+    assert server.stop() == 0
+
+
 def test_start_up_errors(wh: Wheelhouse, tree: Path) -> None:
     res = wh("serve", "--upload", check=False)
     assert res.returncode == 14 and "--password-file" in res.stderr

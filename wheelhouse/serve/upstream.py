@@ -63,6 +63,7 @@ class Upstream:
         self._local = threading.local()
         # project -> (fetched, html Page, json Page) rendered from that fetch
         self._rendered: dict[str, tuple[float, Page, Page]] = {}
+        self._docs: dict[str, dict[str, Any]] = {}  # project -> the page's data, as fetched
         self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._downloads: dict[str, asyncio.Future[Path]] = {}
 
@@ -123,8 +124,11 @@ class Upstream:
 
     async def _listing(self, project: str) -> tuple[dict[str, Any], bool]:
         """(the page's data, whether it is stale because the upstream is down)."""
-        cached = await asyncio.to_thread(self._read_cached, project)
+        cached = self._docs.get(project)  # this process's copy first: no disk, no thread
+        if cached is None or time.time() - cached["fetched"] >= self.ttl:
+            cached = await asyncio.to_thread(self._read_cached, project) or cached
         if cached is not None and time.time() - cached["fetched"] < self.ttl:
+            self._docs[project] = cached
             return cached, False
         fut = self._inflight.get(project)  # one fetch for every client asking now
         if fut is None:
@@ -132,7 +136,9 @@ class Upstream:
             self._inflight[project] = fut
             fut.add_done_callback(lambda _: self._inflight.pop(project, None))
         try:
-            return await asyncio.shield(fut), False
+            doc = await asyncio.shield(fut)
+            self._docs[project] = doc
+            return doc, False
         except UpstreamError:
             if cached is None:
                 raise
