@@ -32,6 +32,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,8 +210,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (the median counts)")
     parser.add_argument("--big-mb", type=int, default=16, help="size of the file downloaded")
+    parser.add_argument(
+        "--access-log", action="store_true", help="wheelhouse writes its access log (to /dev/null)"
+    )
     parser.add_argument("--tools-venv", type=Path, help="a venv to install/reuse pypiserver in")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
@@ -249,91 +254,104 @@ def main() -> int:
         projects = sorted(
             {re.sub(r"[-_.]+", "-", project_name(i)).lower() for i in range(args.projects)}
         )
-        results: dict[str, dict[str, dict[str, float]]] = {}
-
-        def measure(name: str, base: str, prefix: str, file_url: str) -> None:
-            script = rotate_script(work / f"{name}.lua", prefix, projects)
-            wait_for(f"{base}{prefix}{projects[0]}/")
-            # warm-up: every page once (fills the caches each server has)
-            wrk(wrk_bin, base, argparse.Namespace(**{**vars(args), "duration": 2}), script)
-            pages = wrk(wrk_bin, base, args, script)
-            files = wrk(
-                wrk_bin,
-                file_url,
-                argparse.Namespace(**{**vars(args), "connections": min(args.connections, 16)}),
-                None,
-            )
-            results[name] = {"pages": pages, "file": files}
-            print(
-                f"{name:<11} pages {pages['rps']:>9.0f} req/s   file {files['mbps']:>8.0f} "
-                f"MB/s   errors {int(pages['errors'] + files['errors'])}",
-                flush=True,
-            )
+        servers: list[tuple[str, str, str, str]] = []  # name, base, page prefix, file url
 
         # wheelhouse serve
         port = free_port()
-        proc = subprocess.Popen(
-            [
-                wheelhouse,
-                "-C",
-                str(project),
-                "serve",
-                "--port",
-                str(port),
-                "--target",
-                TARGET,
-                "--workers",
-                str(args.workers),
-                "--no-access-log",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
+        procs.append(
+            subprocess.Popen(
+                [
+                    wheelhouse,
+                    "-C",
+                    str(project),
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--target",
+                    TARGET,
+                    "--workers",
+                    str(args.workers),
+                    *([] if args.access_log else ["--no-access-log"]),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # the access log, with --access-log
+            )
         )
-        procs.append(proc)
         base = f"http://127.0.0.1:{port}"
-        measure("wheelhouse", base, "/simple/", f"{base}/{BIG}")
-        stop(proc)
-
+        servers.append(("wheelhouse", base, "/simple/", f"{base}/{BIG}"))
         # pypiserver
         port = free_port()
-        proc = subprocess.Popen(
-            [
-                str(venv / "bin" / "pypi-server"),
-                "run",
-                "-p",
-                str(port),
-                "-i",
-                "127.0.0.1",
-                "-a",
-                ".",
-                "-P",
-                ".",
-                "--disable-fallback",
-                "--backend",
-                "cached-dir",
-                "--server",
-                "auto",
-                "--log-stream",
-                "none",
-                str(corpus),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(venv / "bin" / "pypi-server"),
+                    "run",
+                    "-p",
+                    str(port),
+                    "-i",
+                    "127.0.0.1",
+                    "-a",
+                    ".",
+                    "-P",
+                    ".",
+                    "--disable-fallback",
+                    "--backend",
+                    "cached-dir",
+                    "--server",
+                    "auto",
+                    "--log-stream",
+                    "none",
+                    str(corpus),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         )
-        procs.append(proc)
         base = f"http://127.0.0.1:{port}"
-        measure("pypiserver", base, "/simple/", f"{base}/packages/{BIG}")
-        stop(proc)
-
+        servers.append(("pypiserver", base, "/simple/", f"{base}/packages/{BIG}"))
         # nginx over the static tree
         port = free_port()
         conf = nginx_conf(work, project / "out", port, args.workers)
-        proc = subprocess.Popen([nginx_bin, "-c", str(conf), "-g", "daemon off;"])
-        procs.append(proc)
+        procs.append(subprocess.Popen([nginx_bin, "-c", str(conf), "-g", "daemon off;"]))
         base = f"http://127.0.0.1:{port}"
-        measure("nginx", base, f"/{TARGET}/simple/", f"{base}/{TARGET}/{BIG}")
-        stop(proc)
+        servers.append(("nginx", base, f"/{TARGET}/simple/", f"{base}/{TARGET}/{BIG}"))
 
+        short = argparse.Namespace(**{**vars(args), "duration": 2})
+        few = argparse.Namespace(**{**vars(args), "connections": min(args.connections, 16)})
+        scripts = {}
+        for name, base, prefix, _ in servers:
+            scripts[name] = rotate_script(work / f"{name}.lua", prefix, projects)
+            wait_for(f"{base}{prefix}{projects[0]}/")
+            wrk(wrk_bin, base, short, scripts[name])  # warm-up: fills each server's caches
+        # All three run side by side (idle while another is measured), in rounds whose
+        # order rotates, and the median counts: other load on the machine hits all alike.
+        runs: dict[str, dict[str, list[dict[str, float]]]] = {
+            name: {"pages": [], "file": []} for name, *_ in servers
+        }
+        for r in range(args.repeat):
+            for name, base, _, file_url in servers[r % 3 :] + servers[: r % 3]:
+                pages = wrk(wrk_bin, base, args, scripts[name])
+                files = wrk(wrk_bin, file_url, few, None)
+                runs[name]["pages"].append(pages)
+                runs[name]["file"].append(files)
+                print(
+                    f"round {r + 1}: {name:<11} pages {pages['rps']:>9.0f} req/s   file "
+                    f"{files['mbps']:>8.0f} MB/s   errors {int(pages['errors'] + files['errors'])}",
+                    flush=True,
+                )
+
+        def median(values: list[dict[str, float]]) -> dict[str, float]:
+            return {
+                k: statistics.median(v[k] for v in values)
+                if k != "errors"
+                else sum(v[k] for v in values)
+                for k in values[0]
+            }
+
+        results = {
+            name: {phase: median(v) for phase, v in per.items()} for name, per in runs.items()
+        }
         wh, ps, ng = results["wheelhouse"], results["pypiserver"], results["nginx"]
         print()
         print(f"{'':<11} {'pages req/s':>12} {'file MB/s':>10}")

@@ -25,6 +25,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii as _js
 from pathlib import Path
 from typing import Any
 
@@ -100,21 +101,34 @@ class App:
             with contextlib.suppress(Exception):
                 await _text(send, 500, "internal error\n")
         if self.settings.access_log:
-            client = scope.get("client")
-            line = {
-                "time": round(time.time(), 3),
-                "client": client[0] if client else None,
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "bytes": size,
-                "type": ctype,
-                "ms": round((time.perf_counter() - start) * 1000, 2),
-                "ua": headers.get(b"user-agent", b"").decode("latin-1"),
-                **extra,
-            }
-            # one write() of a short line: lines of several workers never interleave
-            os.write(2, (json.dumps(line, separators=(",", ":")) + "\n").encode())
+            self._log(scope, headers, status, size, ctype, start, extra)
+
+    @staticmethod
+    def _log(
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        status: int,
+        size: int,
+        ctype: str,
+        start: float,
+        extra: dict[str, Any],
+    ) -> None:
+        """One JSON line on stderr per request: time, client, method, path, status, bytes,
+        content type, milliseconds, user agent (and user/file/refused/error where they
+        apply). Formatted by hand around the C string encoder: json.dumps of a dict per
+        request cost a third of the server's throughput."""
+        client = scope.get("client")
+        ua = headers.get(b"user-agent", b"").decode("latin-1")
+        line = (
+            f'{{"time":{time.time():.3f},"client":{_js(client[0] if client else "")},'
+            f'"method":{_js(scope["method"])},"path":{_js(scope["path"])},'
+            f'"status":{status},"bytes":{size},"type":"{ctype}",'
+            f'"ms":{(time.perf_counter() - start) * 1000:.2f},"ua":{_js(ua)}'
+        )
+        for key, value in extra.items():
+            line += f",{_js(key)}:{_js(str(value))}"
+        # one write() of a short line: lines of several workers never interleave
+        os.write(2, (line + "}\n").encode())
 
     # -- routing ----------------------------------------------------------------------
 
