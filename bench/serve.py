@@ -12,7 +12,9 @@ over 600 projects) plus one 16 MiB wheel, indexed once by `wheelhouse index` (un
   nginx       the static tree wheelhouse index wrote: /bench/simple/<p>/index.html, the
               wheels beside it; worker_processes N, sendfile, access_log off
 
-Load: wrk (the same threads, connections and duration for all three), in two phases:
+All three run at once (each idle while another is measured), warmed up first. Load: wrk
+(the same threads, connections and duration for all three), two runs per server and round
+(rounds rotate the order; the median of --repeat rounds counts):
 
   pages  GET /simple/<project>/ (nginx: /bench/simple/<project>/) round-robin over every
          project, with pip's Accept header: requests/second
