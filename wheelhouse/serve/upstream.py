@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import requests
 
 FILES_PREFIX = "/-/files/"
+_MEMORY = 5_000  # upstream projects held in memory per process (the disk keeps them all)
 _TIMEOUT = 30
 _BLOCK = 1 << 20
 
@@ -128,7 +129,7 @@ class Upstream:
         if cached is None or time.time() - cached["fetched"] >= self.ttl:
             cached = await asyncio.to_thread(self._read_cached, project) or cached
         if cached is not None and time.time() - cached["fetched"] < self.ttl:
-            self._docs[project] = cached
+            _remember(self._docs, project, cached)
             return cached, False
         fut = self._inflight.get(project)  # one fetch for every client asking now
         if fut is None:
@@ -137,7 +138,7 @@ class Upstream:
             fut.add_done_callback(lambda _: self._inflight.pop(project, None))
         try:
             doc = await asyncio.shield(fut)
-            self._docs[project] = doc
+            _remember(self._docs, project, doc)
             return doc, False
         except UpstreamError:
             if cached is None:
@@ -158,7 +159,7 @@ class Upstream:
             page_html, page_json = render(project, links)
             stamp = (int(fetched * 1e9), len(page_html), 0)
             hit = (fetched, Page(page_html, stamp, fetched), Page(page_json, stamp, fetched))
-            self._rendered[project] = hit
+            _remember(self._rendered, project, hit)
         return hit[1], hit[2], stale
 
     # -- files ------------------------------------------------------------------------
@@ -216,6 +217,13 @@ class Upstream:
             return await asyncio.shield(fut)
         except FileNotFoundError:
             return None
+
+
+def _remember(memory: dict[str, Any], key: str, value: Any) -> None:
+    """Bounded: past the limit the oldest entry goes (it is still on disk)."""
+    if key not in memory and len(memory) >= _MEMORY:
+        memory.pop(next(iter(memory)))
+    memory[key] = value
 
 
 def render(project: str, links: list[FileLink]) -> tuple[bytes, bytes]:
