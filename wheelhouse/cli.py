@@ -553,14 +553,21 @@ class _Size(click.ParamType):  # type: ignore[type-arg]
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free."
 )
-@_target_option
+@click.option(
+    "-t",
+    "--target",
+    "target_names",
+    multiple=True,
+    help="Serve only these targets (default: all, plus the combined /simple/); one target "
+    "is also served at /simple/.",
+)
 @click.option(
     "-w",
     "--workers",
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Server processes sharing the socket.",
+    help="Server processes, each on its own SO_REUSEPORT socket.",
 )
 @click.option("--upload", is_flag=True, help="Accept twine uploads (needs --password-file).")
 @click.option(
