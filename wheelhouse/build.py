@@ -114,9 +114,10 @@ def build(
     so the folders, the locks and the indexes always agree."""
     store = Store(config.cache_dir)
     # a `cache prune` waits until this run has linked what it uses into its folders
-    with store.in_use(), IndexClient(
-        ca_bundle=config.ca_bundle, cache_dir=config.cache_dir, ttl=PAGE_TTL
-    ) as client:
+    with (
+        store.in_use(),
+        IndexClient(ca_bundle=config.ca_bundle, cache_dir=config.cache_dir, ttl=PAGE_TTL) as client,
+    ):
         remote: RemoteStats | None = None
         if config.store is not None:  # the shared store: read-through, write-behind
             from wheelhouse.store_s3 import open_layered

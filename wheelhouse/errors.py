@@ -113,3 +113,11 @@ class StoreAccessError(WheelhouseError):
 
     exit_code = 15
     kind = "store access denied"
+
+
+class ServeError(WheelhouseError):
+    """`wheelhouse serve` cannot start: the address is taken, a needed package or the
+    password file is missing, or there is nothing to serve."""
+
+    exit_code = 16
+    kind = "serve error"

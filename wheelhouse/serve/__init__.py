@@ -1,0 +1,215 @@
+"""`wheelhouse serve`: the wheelhouse as an internal pip index over HTTP.
+
+Runs on uvicorn (with httptools and uvloop): a small, well-kept ASGI server with a C HTTP
+parser, graceful shutdown on SIGTERM (in-flight requests finish) and a multi-process mode
+(one listening socket shared by N workers). The app itself is a raw ASGI callable
+(wheelhouse.serve.app), so an index page costs a stat() and two sends, not a framework's
+request object, routing table and middleware stack. bench/serve.py measures it against
+pypiserver and nginx.
+
+Modules: app (routes, pages, the access log), negotiate (PEP 691 Accept), static (page
+cache, file streaming, ranges), upload (twine's legacy upload API), auth (argon2id
+password file), upstream (an upstream index through the store), settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wheelhouse.config import Config
+from wheelhouse.errors import ServeError
+from wheelhouse.serve.settings import DEFAULT_MAX_UPLOAD, DEFAULT_TTL, ENV, Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+INSTALL_HINT = "pip install 'wheelhouse[serve]'"
+_NEEDED = ("uvicorn", "httptools", "uvloop", "python_multipart", "argon2")
+
+
+def check_installed(modules: Sequence[str] = _NEEDED) -> None:
+    """A clear error naming the extra when the server's packages are missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ServeError(
+            f"wheelhouse serve needs packages that are not installed: {', '.join(missing)}",
+            hint=f"install them with: {INSTALL_HINT}",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    targets: tuple[str, ...] = ()
+    workers: int = 1
+    upload: bool = False
+    password_file: Path | None = None
+    max_upload: int = DEFAULT_MAX_UPLOAD
+    upstream: str | None = None
+    upstream_ttl: float = DEFAULT_TTL
+    access_log: bool = True
+
+
+def settings_for(cfg: Config, opts: ServeOptions) -> Settings:
+    """Check the options against the config; what the server processes get."""
+    chosen = [cfg.target(n).name for n in opts.targets]  # unknown names: ConfigError
+    if opts.upload and opts.password_file is None:
+        raise ServeError(
+            "--upload needs --password-file: uploads are never open to anyone",
+            hint="create one with `wheelhouse serve-user FILE NAME`, then pass "
+            "--password-file FILE",
+        )
+    if opts.password_file is not None and not opts.password_file.is_file():
+        raise ServeError(
+            f"{opts.password_file}: no such password file",
+            hint=f"create it with `wheelhouse serve-user {opts.password_file} NAME`",
+        )
+    if not cfg.output.is_dir():
+        if not (opts.upload or opts.upstream):
+            raise ServeError(
+                f"{cfg.rel(cfg.output)} does not exist: there is nothing to serve",
+                hint="run `wheelhouse build` first (or serve with --upload / --upstream)",
+            )
+        cfg.output.mkdir(parents=True)
+    return Settings(
+        root=str(cfg.output.resolve()),
+        targets=tuple(chosen) if chosen else tuple(cfg.targets),
+        all_targets=tuple(cfg.targets),
+        alias=chosen[0] if len(chosen) == 1 else None,
+        combined=not chosen,
+        upload=opts.upload,
+        password_file=str(opts.password_file.resolve()) if opts.password_file else None,
+        max_upload=opts.max_upload,
+        upstream=opts.upstream,
+        upstream_ttl=opts.upstream_ttl,
+        cache_dir=str(cfg.cache_dir),
+        ca_bundle=str(cfg.ca_bundle) if cfg.ca_bundle else None,
+        access_log=opts.access_log,
+    )
+
+
+def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        family = socket.AF_INET  # a host name
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            hint="pick another --port (0 lets the system choose), or stop what uses it",
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    cfg: Config, opts: ServeOptions, *, on_ready: Callable[[str], None] | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT. `on_ready(url)` once the socket listens."""
+    check_installed()
+    settings = settings_for(cfg, opts)
+    if settings.password_file:
+        from wheelhouse.errors import ConfigError
+        from wheelhouse.serve.auth import read_users
+
+        try:
+            read_users(Path(settings.password_file))
+        except ConfigError as exc:
+            raise ServeError(exc.message, hint=exc.hint) from None
+    import uvicorn
+
+    many = opts.workers > 1
+    first = _bind(opts.host, opts.port, reuse_port=many)
+    port = first.getsockname()[1]
+    sockets = [first] + [_bind(opts.host, port, reuse_port=True) for _ in range(opts.workers - 1)]
+    os.environ[ENV] = settings.to_env()  # a worker's app reads its settings here
+    config = uvicorn.Config(
+        "wheelhouse.serve.app:create_app",
+        factory=True,
+        http="httptools",
+        loop="uvloop",
+        lifespan="off",
+        access_log=False,  # the app writes its own structured access log
+        server_header=False,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=15,
+    )
+    host = f"[{opts.host}]" if ":" in opts.host else opts.host
+    _exit_cleanly_on_signals()
+    if on_ready is not None:
+        on_ready(f"http://{host}:{port}/")
+    if many:
+        _run_workers(config, sockets)
+    else:
+        uvicorn.Server(config).run(sockets=sockets)
+
+
+def _exit_cleanly_on_signals() -> None:
+    """uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again under the
+    handler that was there before it: this one makes that a normal exit (status 0), as a
+    service manager expects of a stop it asked for."""
+    import signal
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def _run_workers(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+    """One forked uvicorn per socket. The sockets share the port through SO_REUSEPORT,
+    so the kernel spreads connections evenly over the workers (with one shared socket,
+    whichever worker wakes first takes them). SIGTERM is passed on to every worker, which
+    finishes its in-flight requests; Ctrl-C reaches them all through the process group."""
+    import signal
+
+    import uvicorn
+
+    pids = []
+    for sock in sockets:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the worker
+            code = 1
+            try:
+                for other in sockets:
+                    if other is not sock:
+                        other.close()
+                uvicorn.Server(config).run(sockets=[sock])
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    for sock in sockets:
+        sock.close()
+
+    def forward(signum: int, _frame: object) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the workers got it too: wait for them
+    for pid in pids:
+        os.waitpid(pid, 0)

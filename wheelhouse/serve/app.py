@@ -1,0 +1,385 @@
+"""The ASGI application: routes, index pages, files, uploads, upstream, access log.
+
+URL space (it mirrors the output folder, so the static tree's relative links just work):
+
+    /simple/ , /simple/<project>/      the combined index (no --target), or with one
+                                       --target that target's index (its files at /<file>)
+    /<target>/simple/...               a target's own index
+    /<target>/<file>                   a wheel, its .metadata, lock.txt, manifest.json
+    /<target>/  (POST)                 upload (also /<target>/legacy/; / with one target)
+    /-/files/<sha256>/<file>           a file from the upstream, through the store
+    /health                            liveness, as JSON
+
+A raw ASGI callable, not a framework: an index page is one stat() and two send() calls
+with bytes and headers prepared in memory (static.PageCache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, MutableMapping
+from functools import lru_cache
+from json.encoder import encode_basestring_ascii as _js
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from wheelhouse.serve import negotiate
+from wheelhouse.serve.settings import Settings
+from wheelhouse.serve.static import PAGE_CACHE_CONTROL, Page, PageCache, not_modified, send_file
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Result = tuple[int, int, str]  # status, body bytes, content type (for the access log)
+
+_TYPE_HEADER = {
+    negotiate.TEXT_HTML: b"text/html; charset=utf-8",
+    negotiate.HTML_V1: negotiate.HTML_V1.encode(),
+    negotiate.JSON_V1: negotiate.JSON_V1.encode(),
+}
+_VARY = (b"vary", b"Accept, Accept-Encoding")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_READ = ("GET", "HEAD")
+
+
+@lru_cache(maxsize=4096)
+def _canonical(name: str) -> str:
+    return str(canonicalize_name(name))
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = os.path.realpath(settings.root)
+        self.targets = frozenset(settings.targets)
+        self.pages = PageCache()
+        self.auth = None
+        if settings.upload and settings.password_file:
+            from wheelhouse.serve.auth import Authenticator
+
+            self.auth = Authenticator(Path(settings.password_file))
+        self.upstream = None
+        if settings.upstream:
+            from wheelhouse.serve.upstream import Upstream
+
+            self.upstream = Upstream(
+                settings.upstream,
+                Path(settings.cache_dir),
+                ttl=settings.upstream_ttl,
+                ca_bundle=settings.ca_bundle,
+            )
+
+    # -- ASGI entry -------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":  # nothing to set up: say so
+                while True:
+                    message = await receive()
+                    if message["type"] == "lifespan.startup":
+                        await send({"type": "lifespan.startup.complete"})
+                    elif message["type"] == "lifespan.shutdown":
+                        await send({"type": "lifespan.shutdown.complete"})
+                        return
+            return
+        start = time.perf_counter()
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        extra: dict[str, Any] = {}
+        try:
+            status, size, ctype = await self._route(scope, receive, send, headers, extra)
+        except Exception as exc:
+            status, size, ctype = 500, 0, ""
+            extra["error"] = f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):
+                await _text(send, 500, "internal error\n")
+        if self.settings.access_log:
+            self._log(scope, headers, status, size, ctype, start, extra)
+
+    @staticmethod
+    def _log(
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        status: int,
+        size: int,
+        ctype: str,
+        start: float,
+        extra: dict[str, Any],
+    ) -> None:
+        """One JSON line on stderr per request: time, client, method, path, status, bytes,
+        content type, milliseconds, user agent (and user/file/refused/error where they
+        apply). Formatted by hand around the C string encoder: json.dumps of a dict per
+        request cost a third of the server's throughput."""
+        client = scope.get("client")
+        ua = headers.get(b"user-agent", b"").decode("latin-1")
+        line = (
+            f'{{"time":{time.time():.3f},"client":{_js(client[0] if client else "")},'
+            f'"method":{_js(scope["method"])},"path":{_js(scope["path"])},'
+            f'"status":{status},"bytes":{size},"type":"{ctype}",'
+            f'"ms":{(time.perf_counter() - start) * 1000:.2f},"ua":{_js(ua)}'
+        )
+        for key, value in extra.items():
+            line += f",{_js(key)}:{_js(str(value))}"
+        # one write() of a short line: lines of several workers never interleave
+        os.write(2, (line + "}\n").encode())
+
+    # -- routing ----------------------------------------------------------------------
+
+    async def _route(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        extra: dict[str, Any],
+    ) -> Result:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        trailing = path.endswith("/")
+        parts = [p for p in path.split("/") if p]
+        for p in parts:
+            # never outside the served folder, never a hidden file (index state, uploads
+            # in progress, temp files)
+            if p in (".", "..") or "\x00" in p or "\\" in p:
+                return await _text(send, 400, "bad path\n")
+            if p[0] == ".":
+                return await _text(send, 404, "not found\n")
+        if parts == ["health"]:
+            return await self._health(send)
+        if parts[:2] == ["-", "files"]:
+            if method not in _READ:
+                return await _text(send, 405, "method not allowed\n", [(b"allow", b"GET, HEAD")])
+            return await self._upstream_file(send, parts[2:], headers, head=method == "HEAD")
+        target: str | None
+        if parts and parts[0] in self.targets:
+            target, base, rest = parts[0], f"/{parts[0]}", parts[1:]
+        elif self.settings.alias is not None:
+            target, base, rest = self.settings.alias, "", parts
+        elif self.settings.combined:
+            target, base, rest = None, "", parts
+        else:
+            return await _text(send, 404, "not found: the indexes are at /<target>/simple/\n")
+        folder = self.root if target is None else f"{self.root}/{target}"
+
+        if method == "POST":
+            if rest in ([], ["legacy"]):
+                return await self._upload(scope, receive, send, headers, target, extra)
+            return await _text(send, 405, "method not allowed\n", [(b"allow", b"GET, HEAD")])
+        if method not in _READ:
+            return await _text(send, 405, "method not allowed\n", [(b"allow", b"GET, HEAD")])
+        head = method == "HEAD"
+        if rest and rest[0] == "simple":
+            query = scope.get("query_string", b"")
+            if len(rest) == 1:
+                if not trailing:
+                    return await _redirect(send, f"{base}/simple/", query)
+                return await self._page(send, f"{folder}/simple", headers, query, head, None)
+            if len(rest) == 2:
+                project = _canonical(rest[1])
+                if project != rest[1] or not trailing:
+                    return await _redirect(send, f"{base}/simple/{project}/", query)
+                return await self._page(
+                    send, f"{folder}/simple/{project}", headers, query, head, project
+                )
+            return await _text(send, 404, "not found\n")
+        if target is not None and len(rest) == 1:
+            got = await send_file(send, f"{folder}/{rest[0]}", headers, head=head)
+            if got is not None:
+                return got
+        return await _text(send, 404, "not found\n")
+
+    # -- pages ------------------------------------------------------------------------
+
+    async def _page(
+        self,
+        send: Send,
+        folder: str,
+        headers: dict[bytes, bytes],
+        query: bytes,
+        head: bool,
+        project: str | None,
+    ) -> Result:
+        chosen = None
+        if query:
+            fmt = urllib.parse.parse_qs(query.decode("latin-1")).get("format")
+            chosen = negotiate.from_format(fmt[0]) if fmt else None
+        if chosen is None:
+            accept = headers.get(b"accept")
+            chosen = negotiate.choose(accept.decode("latin-1") if accept is not None else None)
+        if chosen is None:
+            offered = ", ".join(negotiate.CANDIDATES)
+            return await _text(send, 406, f"not acceptable: this index serves {offered}\n")
+        is_json = chosen == negotiate.JSON_V1
+        page = self.pages.get(f"{folder}/index.json" if is_json else f"{folder}/index.html")
+        stale = False
+        if page is None and project is not None and self.upstream is not None:
+            from wheelhouse.serve.upstream import UpstreamError
+
+            try:
+                got = await self.upstream.page(project)
+            except UpstreamError as exc:
+                return await _text(send, 502, f"the upstream index cannot be reached: {exc}\n")
+            if got is not None:
+                page, stale = (got[1] if is_json else got[0]), got[2]
+        if page is None:
+            return await _text(send, 404, "no such project\n")
+        gz = negotiate.accepts_gzip(headers.get(b"accept-encoding", b"").decode("latin-1"))
+        etag = page.etag_gz if gz else page.etag
+        ctype = _TYPE_HEADER[chosen]
+        if not_modified(headers, etag, page.mtime):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 304,
+                    "headers": [(b"etag", etag), _VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return 304, 0, chosen
+        body = page.gz if gz else page.body
+        out = _page_headers(page, ctype, gz)
+        if stale:
+            out = [*out, (b"warning", b'110 - "the upstream is down: a stale page"')]
+        await send({"type": "http.response.start", "status": 200, "headers": out})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+        return 200, 0 if head else len(body), chosen
+
+    # -- the rest ---------------------------------------------------------------------
+
+    async def _health(self, send: Send) -> Result:
+        doc = {
+            "status": "ok",
+            "targets": sorted(self.targets),
+            "upload": self.settings.upload,
+            "upstream": self.settings.upstream,
+            "pages_cached": len(self.pages),
+        }
+        body = json.dumps(doc).encode()
+        await _send(send, 200, body, [(b"content-type", b"application/json")])
+        return 200, len(body), "application/json"
+
+    async def _upstream_file(
+        self, send: Send, rest: list[str], headers: dict[bytes, bytes], *, head: bool
+    ) -> Result:
+        if self.upstream is None or len(rest) != 2 or not _SHA256.fullmatch(rest[0]):
+            return await _text(send, 404, "not found\n")
+        from wheelhouse.serve.upstream import UpstreamError
+
+        try:
+            path = await self.upstream.file(rest[0], rest[1])
+        except UpstreamError as exc:
+            return await _text(send, 502, f"the upstream index cannot give it: {exc}\n")
+        if path is None:
+            return await _text(send, 404, "no fetched page links this file\n")
+        got = await send_file(send, str(path), headers, head=head)
+        if got is None:  # removed from the store a moment ago
+            return await _text(send, 404, "not found\n")
+        return got
+
+    async def _upload(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        target: str | None,
+        extra: dict[str, Any],
+    ) -> Result:
+        from wheelhouse.serve import upload
+
+        if not self.settings.upload or self.auth is None:
+            return await _text(
+                send, 405, "uploads are off on this server\n", [(b"allow", b"GET, HEAD")]
+            )
+        if target is None:
+            if len(self.targets) != 1:
+                return await _text(send, 404, "upload to /<target>/ (this server has several)\n")
+            target = next(iter(self.targets))
+        auth = headers.get(b"authorization")
+        user = await asyncio.to_thread(
+            self.auth.check, auth.decode("latin-1") if auth is not None else None
+        )
+        if user is None:
+            return await _text(
+                send,
+                401,
+                "valid credentials are needed to upload\n",
+                [(b"www-authenticate", b'Basic realm="wheelhouse", charset="UTF-8"')],
+            )
+        extra["user"] = user
+        folder = Path(self.root) / target
+        try:
+            form = await upload.receive_form(receive, headers, folder, self.settings.max_upload)
+            extra["file"] = form.filename
+            status, message = await asyncio.to_thread(
+                upload.commit, form, folder, lambda: self._reindex(target)
+            )
+        except upload.Refused as exc:
+            extra["refused"] = exc.message
+            return await _text(send, exc.status, exc.message + "\n")
+        return await _text(send, status, message + "\n")
+
+    def _reindex(self, target: str) -> None:
+        """The target's index, then the combined one (as `wheelhouse index` does)."""
+        from wheelhouse.index import YANKED_NAME, index_combined, index_target, load_yanks
+
+        root = Path(self.root)
+        yanks = load_yanks(root / YANKED_NAME)
+        index_target(root / target, yanks=yanks, name=target)
+        folders = [root / n for n in self.settings.all_targets if (root / n).is_dir()]
+        index_combined(root, folders, yanks=yanks)
+
+
+def _page_headers(page: Page, ctype: bytes, gz: bool) -> list[tuple[bytes, bytes]]:
+    """Made once per page and variant, then reused: the hot path builds no header."""
+    cache: dict[tuple[bytes, bool], list[tuple[bytes, bytes]]] = page.headers
+    key = (ctype, gz)
+    out = cache.get(key)
+    if out is None:
+        body = page.gz if gz else page.body
+        out = [
+            (b"content-type", ctype),
+            (b"content-length", str(len(body)).encode()),
+            (b"etag", page.etag_gz if gz else page.etag),
+            (b"last-modified", page.last_modified),
+            _VARY,
+            (b"cache-control", PAGE_CACHE_CONTROL),
+        ]
+        if gz:
+            out.append((b"content-encoding", b"gzip"))
+        cache[key] = out
+    return out
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _text(
+    send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> Result:
+    body = text.encode()
+    await _send(
+        send, status, body, [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])]
+    )
+    return status, len(body), "text/plain"
+
+
+async def _redirect(send: Send, location: str, query: bytes) -> Result:
+    target = urllib.parse.quote(location) + (f"?{query.decode('latin-1')}" if query else "")
+    await _send(send, 301, b"", [(b"location", target.encode())])
+    return 301, 0, ""
+
+
+def create_app() -> App:
+    """The app of a worker process, from the settings the parent put in the environment."""
+    return App(Settings.from_env())
