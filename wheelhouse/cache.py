@@ -233,24 +233,6 @@ def _drop_dangling(store: Store, removed_keys: set[str]) -> list[str]:
 
 # -- prune ------------------------------------------------------------------------------
 
-_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*")
-_AGE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
-
-
-def parse_size(text: str) -> int:
-    m = _SIZE.fullmatch(text)
-    if not m:
-        raise InputError(f"--max-size {text!r}: expected a size like 500M or 5G")
-    return int(float(m.group(1)) * 1024 ** "_kmgt".index(m.group(2).lower() or "_"))
-
-
-def parse_age(text: str) -> float:
-    m = _AGE.fullmatch(text)
-    if not m:
-        raise InputError(f"--max-age {text!r}: expected an age like 12h, 30d or 2w")
-    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2).lower()]
-    return float(m.group(1)) * unit
-
 
 @dataclass(frozen=True, kw_only=True)
 class PruneReport:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -557,6 +557,38 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+class _Unit(click.ParamType):  # type: ignore[type-arg]
+    """A size (500M, 5G) or an age (12h, 30d), parsed by wheelhouse.units."""
+
+    def __init__(self, name: str, parse: Callable[[str], float], *, zero_ok: bool) -> None:
+        self.name = name
+        self._parse = parse
+        self._zero_ok = zero_ok
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int | float):
+            return value
+        try:
+            number = self._parse(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+        if number < 0 or (number == 0 and not self._zero_ok):
+            self.fail(f"{value!r}: must be more than 0", param, ctx)
+        return number
+
+
+def _size_type(*, zero_ok: bool = False) -> _Unit:
+    from wheelhouse.units import parse_size
+
+    return _Unit("size", parse_size, zero_ok=zero_ok)
+
+
+def _age_type() -> _Unit:
+    from wheelhouse.units import parse_age
+
+    return _Unit("age", parse_age, zero_ok=True)
+
+
 @main.group("cache", cls=_Group)
 def cache_group() -> None:
     """The local cache for CI: a cache key, export/import, prune, verify, stats."""
@@ -608,10 +640,14 @@ def cache_import(obj: Context, archive: Path) -> None:
 
 
 @cache_group.command("prune")
-@click.option("--max-size", metavar="SIZE", help="Keep at most this much (500M, 5G), LRU first.")
-@click.option("--max-age", metavar="AGE", help="Drop entries unused for longer (12h, 30d, 2w).")
+@click.option(
+    "--max-size",
+    type=_size_type(zero_ok=True),
+    help="Keep at most this much (500M, 5G), LRU first.",
+)
+@click.option("--max-age", type=_age_type(), help="Drop entries unused for longer (12h, 30d, 2w).")
 @click.pass_obj
-def cache_prune(obj: Context, max_size: str | None, max_age: str | None) -> None:
+def cache_prune(obj: Context, max_size: int | None, max_age: float | None) -> None:
     """Drop least recently used entries by age and/or total size."""
     from wheelhouse import cache as cache_mod
 
@@ -619,8 +655,8 @@ def cache_prune(obj: Context, max_size: str | None, max_age: str | None) -> None
         raise click.UsageError("give --max-size and/or --max-age")
     r = cache_mod.prune(
         obj.config().cache_dir,
-        max_size=cache_mod.parse_size(max_size) if max_size else None,
-        max_age=cache_mod.parse_age(max_age) if max_age else None,
+        max_size=max_size,
+        max_age=max_age,
     )
     click.echo(
         f"pruned {r.removed} entries ({_size(r.freed)}) and {r.records_dropped} records; "
@@ -704,26 +740,6 @@ def _verbose() -> bool:
     return logging.getLogger("wheelhouse").level == logging.DEBUG
 
 
-class _Size(click.ParamType):  # type: ignore[type-arg]
-    """A byte count: 1000000, 512K, 100M, 2G (powers of 1024)."""
-
-    name = "size"
-    _UNITS: ClassVar[dict[str, int]] = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
-        unit = text[-1:] if text[-1:] in "KMG" else ""
-        try:
-            number = int(text[: len(text) - len(unit)])
-        except ValueError:
-            self.fail(f"{value!r} is not a size (e.g. 500M, 2G)", param, ctx)
-        if number <= 0:
-            self.fail(f"{value!r}: the size must be positive", param, ctx)
-        return number * self._UNITS[unit]
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -754,7 +770,7 @@ class _Size(click.ParamType):  # type: ignore[type-arg]
 @click.option(
     "--max-upload-size",
     "max_upload",
-    type=_Size(),
+    type=_size_type(),
     default="512M",
     show_default=True,
     help="Largest upload body.",
