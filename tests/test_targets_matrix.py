@@ -189,6 +189,16 @@ def test_alpine_alone_needs_no_container_engine(matrix: Matrix) -> None:
     assert rows["alpine"]["built"] == rows["alpine"]["downloaded"] == 0
 
 
+def test_the_order_of_targets_does_not_matter(matrix: Matrix, tmp_path: Path) -> None:
+    """alpine first, on an empty cache: its builder image cannot be had, so it is planned
+    after slim, whose build of the pure sdist then serves it."""
+    wh = Wheelhouse(matrix.root, tmp_path / "cache")
+    out = wh("build", "-t", "alpine", "-t", "slim")
+    rows = _summary(out.stdout)
+    assert rows["slim"]["built"] == 1 and rows["alpine"]["cached"] == 1, out.stdout
+    assert rows["alpine"]["built"] == rows["alpine"]["failed"] == 0
+
+
 def _summary(stdout: str) -> dict[str, dict[str, int]]:
     lines = [line for line in stdout.splitlines() if line.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]

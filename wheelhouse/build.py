@@ -12,7 +12,7 @@ from wheelhouse import lockfile
 from wheelhouse.assemble import Output, assemble
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine
-from wheelhouse.errors import BuildError, InputError, WheelhouseError
+from wheelhouse.errors import BuildError, EngineError, InputError, WheelhouseError
 from wheelhouse.plan import Item, Plan, input_key, make_plan
 from wheelhouse.recipes import Recipes
 from wheelhouse.simple import PAGE_TTL, IndexClient
@@ -134,11 +134,26 @@ def build(
         recipes = Recipes(config.root / "recipes", label="recipes")
         builders: dict[str, Builders] = {}
         results: list[TargetBuild] = []
-        plans: list[Plan] = []
-        for t in targets:
+        planned: dict[str, Plan] = {}
+        queue, retried = list(targets), set()
+        while queue:
+            t = queue.pop(0)
             on_event("plan", f"planning {t.name}")
-            building = frozenset(i.sha256 for p in plans for i in p.items if i.action == "build")
-            plans.append(plan_target(config, t, client, store, recipes, engine, builders, building))
+            building = frozenset(
+                i.sha256 for p in planned.values() for i in p.items if i.action == "build"
+            )
+            try:
+                planned[t.name] = plan_target(
+                    config, t, client, store, recipes, engine, builders, building
+                )
+            except EngineError:
+                # its builder image cannot be had here (an Alpine one, say): plan it after
+                # the others, whose pure builds may leave it nothing to build
+                if t.name in retried or not queue:
+                    raise
+                retried.add(t.name)
+                queue.append(t)
+        plans = [planned[t.name] for t in targets]
         if dry_run:
             return BuildReport(
                 targets=[TargetBuild(target=p.target, plan=p, output=None) for p in plans],
