@@ -153,7 +153,7 @@ def build(
                     raise
                 retried.add(t.name)
                 queue.append(t)
-        plans = [planned[t.name] for t in targets]
+        plans = list(planned.values())  # built in this order too: deferred ones last
         if dry_run:
             return BuildReport(
                 targets=[TargetBuild(target=p.target, plan=p, output=None) for p in plans],
@@ -194,6 +194,8 @@ def build(
                     first,
                 )
             )
+        order = [t.name for t in targets]
+        results.sort(key=lambda r: order.index(r.target.name))  # reported as asked
     from wheelhouse.cache import record_run
 
     record_run(config.cache_dir, store, results, remote)  # for `cache stats` and `prune`
