@@ -154,9 +154,9 @@ def build(
                 retried.add(t.name)
                 queue.append(t)
         plans = list(planned.values())  # built in this order too: deferred ones last
-        if dry_run:
+        if dry_run:  # reported in the order asked
             return BuildReport(
-                targets=[TargetBuild(target=p.target, plan=p, output=None) for p in plans],
+                targets=[TargetBuild(target=t, plan=planned[t.name], output=None) for t in targets],
                 remote=remote,
             )
 
