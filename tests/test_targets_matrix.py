@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Wheelhouse, write
+from conftest import Wheelhouse, debian_targets, write
 from fixtures_index import LocalIndex, wheel_filename
 from packaging.utils import parse_wheel_filename
 
@@ -76,12 +76,7 @@ resolver = "uv"
 default-targets = ["slim", "alpine", "gpu"]
 [index]
 index-url = "{main.url}"
-
-[targets.slim]
-python-version = "3.11"
-builder-image = "{images["py311-builder"]}"
-final-image = "{images["py311-slim"]}"
-
+{debian_targets(images, "slim")}
 [targets.alpine]
 python-version = "3.11"
 libc-version = "1.2"

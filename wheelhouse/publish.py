@@ -26,6 +26,7 @@ from pathlib import Path
 from wheelhouse.config import Config, StoreSettings, Target, parse_s3_url
 from wheelhouse.errors import PublishError
 from wheelhouse.index import SIMPLE
+from wheelhouse.store import sha256_file
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -152,7 +153,7 @@ def publish(
             up.path,
             content_type=up.content_type,
             cache_control=up.cache_control,
-            metadata={"sha256": _sha256(up.path)},
+            metadata={"sha256": sha256_file(up.path)},
             immutable=False,  # a page's new version replaces the old one
         )
         on_event(f"uploaded {up.key}")
@@ -175,9 +176,3 @@ def publish(
         skipped=skipped,
         bytes=size,
     )
-
-
-def _sha256(path: Path) -> str:
-    from wheelhouse.store import sha256_file
-
-    return sha256_file(path)

@@ -254,10 +254,7 @@ class IndexClient:
 
         s: requests.Session | None = getattr(self._local, "session", None)
         if s is None:
-            s = requests.Session()
-            s.headers["User-Agent"] = f"wheelhouse/{__version__}"
-            if self.ca_bundle:
-                s.verify = str(self.ca_bundle)
+            s = http_session(self.ca_bundle, "wheelhouse")
             adapter = requests.adapters.HTTPAdapter(max_retries=3, pool_maxsize=16)
             s.mount("https://", adapter)
             s.mount("http://", adapter)
@@ -400,6 +397,18 @@ class IndexClient:
                 hint="the index or a proxy serves corrupted files; do not use it",
             )
         return digest
+
+
+def http_session(ca_bundle: str | Path | None, agent: str) -> requests.Session:
+    """A requests session that says who asks and trusts the configured CA bundle (one
+    per thread: sessions are not thread-safe)."""
+    import requests
+
+    s = requests.Session()
+    s.headers["User-Agent"] = f"{agent}/{__version__}"
+    if ca_bundle:
+        s.verify = str(ca_bundle)
+    return s
 
 
 def _max_age(cache_control: str) -> float | None:

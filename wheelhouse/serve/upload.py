@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import tempfile
 import zipfile
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,9 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse.errors import PublishError
+from wheelhouse.index import _headers, _metadata_member
+from wheelhouse.index import _Refused as _IndexRefused
+from wheelhouse.store import sha256_file
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _FIELDS_LIMIT = 8 << 20  # the form's other fields (twine sends the README as one)
@@ -233,17 +234,11 @@ def _check_zip(path: str, filename: str, project: str, version: Version) -> None
             bad = zf.testzip()
             if bad is not None:
                 raise Refused(400, f"{filename}: member {bad} is corrupt (CRC mismatch)")
-            metas = [
-                n
-                for n in zf.namelist()
-                if n.count("/") == 1
-                and n.endswith(".dist-info/METADATA")
-                and canonicalize_name(n.split("/")[0][: -len(".dist-info")].rsplit("-", 1)[0])
-                == project
-            ]
-            if len(metas) != 1:
-                raise Refused(400, f"{filename}: no single {project} .dist-info/METADATA")
-            headers = BytesHeaderParser().parse(io.BytesIO(zf.read(metas[0])))
+            try:
+                member = _metadata_member(zf, project)
+            except _IndexRefused as exc:
+                raise Refused(400, f"{filename} {exc.message}") from None
+            headers = _headers(zf.read(member))
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise Refused(400, f"{filename} is not a valid zip archive ({exc})") from None
     meta_name, meta_version = headers.get("Name", ""), headers.get("Version", "")
@@ -259,14 +254,6 @@ def _check_zip(path: str, filename: str, project: str, version: Version) -> None
         )
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def commit(form: Form, folder: Path, reindex: Callable[[], None]) -> tuple[int, str]:
     """Check the received file and publish it (blocking: run it in a thread). Returns
     (status, message); raises Refused. The temp file is gone afterwards either way."""
@@ -277,7 +264,7 @@ def commit(form: Form, folder: Path, reindex: Callable[[], None]) -> tuple[int, 
         try:
             os.link(form.tmp, final)  # never replaces: an existing name is kept
         except FileExistsError:
-            if _sha256_file(final) == form.sha256:
+            if sha256_file(final) == form.sha256:
                 reindex()  # in case an earlier upload stopped before indexing it
                 return 200, f"{filename} is already here with the same bytes"
             raise Refused(

@@ -31,10 +31,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wheelhouse import __version__
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.serve.static import Page
-from wheelhouse.simple import ACCEPT, FileLink, parse_filename, parse_html, parse_json
+from wheelhouse.simple import (
+    ACCEPT,
+    FileLink,
+    http_session,
+    parse_filename,
+    parse_html,
+    parse_json,
+)
 from wheelhouse.store import Store
 
 if TYPE_CHECKING:
@@ -72,15 +78,9 @@ class Upstream:
 
     @property
     def _session(self) -> requests.Session:
-        import requests
-
         s: requests.Session | None = getattr(self._local, "session", None)
         if s is None:
-            s = requests.Session()
-            s.headers["User-Agent"] = f"wheelhouse-serve/{__version__}"
-            if self.ca_bundle:
-                s.verify = self.ca_bundle
-            self._local.session = s
+            s = self._local.session = http_session(self.ca_bundle, "wheelhouse-serve")
         return s
 
     def _page_file(self, project: str) -> Path:
