@@ -22,8 +22,8 @@ from conftest import Wheelhouse, write
 from fixtures_index import LocalIndex, wheel_bytes, wheel_filename
 
 from wheelhouse import config as config_mod
-from wheelhouse import dockerfile as df
-from wheelhouse import lockfile
+from wheelhouse.image import dockerfile as df
+from wheelhouse.lock import lockfile
 
 TAGS = {
     "many": "cp311-cp311-manylinux_2_17_x86_64",

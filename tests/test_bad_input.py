@@ -15,9 +15,9 @@ import pytest
 from conftest import Wheelhouse, write
 
 from wheelhouse import config as config_mod
-from wheelhouse import lock as lock_mod
-from wheelhouse.inputs import check_inputs
-from wheelhouse.lockfile import LockFile, Pin
+from wheelhouse.lock import lock as lock_mod
+from wheelhouse.lock.inputs import check_inputs
+from wheelhouse.lock.lockfile import LockFile, Pin
 
 HOST_PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 

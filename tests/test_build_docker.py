@@ -37,7 +37,7 @@ import pytest
 from conftest import Wheelhouse, debian_targets, write
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from wheelhouse import lockfile
+from wheelhouse.lock import lockfile
 
 pytestmark = [pytest.mark.docker, pytest.mark.network]
 

@@ -32,7 +32,7 @@ import pytest
 from conftest import Wheelhouse, debian_targets, write
 from fixtures_index import LocalIndex, wheel_bytes
 
-from wheelhouse import lockfile
+from wheelhouse.lock import lockfile
 
 docker = pytest.mark.docker  # every test here but the one on _place needs the engine
 
@@ -703,7 +703,7 @@ def test_dry_run_plans_and_starts_nothing(
 def test_placing_a_wheel_placed_meanwhile_leaves_no_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wheelhouse import assemble
+    from wheelhouse.build import assemble
     from wheelhouse.store import Store
 
     store = Store(tmp_path / "cache")

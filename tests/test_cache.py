@@ -20,7 +20,7 @@ from conftest import Wheelhouse, write
 from fixtures_index import sdist_bytes, wheel_bytes
 from fixtures_s3 import S3_ENV, MotoServer
 
-from wheelhouse.lockfile import LockFile, Pin
+from wheelhouse.lock.lockfile import LockFile, Pin
 from wheelhouse.store import Store
 
 GAMMA = wheel_bytes("gamma", "1.0")

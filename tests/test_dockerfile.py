@@ -20,9 +20,9 @@ from conftest import write
 from fixtures_index import sdist_bytes
 
 from wheelhouse import config as config_mod
-from wheelhouse import dockerfile as df
-from wheelhouse import image_report
 from wheelhouse.errors import BuildError, ConfigError, EngineError, InputError
+from wheelhouse.image import dockerfile as df
+from wheelhouse.image import report as image_report
 
 SLIM = "python:3.12-slim-bookworm"
 

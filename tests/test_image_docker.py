@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from conftest import REPO, Wheelhouse, debian_targets, write
 
-from wheelhouse.dockerfile import PIP_FILENAME
 from wheelhouse.engine import Engine
+from wheelhouse.image.dockerfile import PIP_FILENAME
 
 pytestmark = [pytest.mark.docker, pytest.mark.network]
 

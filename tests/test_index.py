@@ -29,8 +29,8 @@ import pytest
 from conftest import REPO, Wheelhouse, isolated_env, write
 from fixtures_index import wheel_bytes, wheel_filename
 
-from wheelhouse import index as ix
 from wheelhouse.errors import PublishError
+from wheelhouse.index import writer as ix
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -770,7 +770,7 @@ def test_failure_mid_run_leaves_a_valid_index_and_the_next_run_completes(
 _SLOW_INDEX = r"""
 import sys, time
 from pathlib import Path
-from wheelhouse import index as ix
+from wheelhouse.index import writer as ix
 real = ix._Writer.write
 def slow(self, dest, data, **kw):
     real(self, dest, data, **kw)

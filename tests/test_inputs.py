@@ -10,7 +10,7 @@ import pytest
 from conftest import write
 
 from wheelhouse.errors import InputError
-from wheelhouse.inputs import _logical_lines, check_inputs, check_requirement
+from wheelhouse.lock.inputs import _logical_lines, check_inputs, check_requirement
 
 
 def check(root: Path, *names: str) -> list[Path]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from wheelhouse import lockfile
 from wheelhouse.errors import InputError
-from wheelhouse.lockfile import LockFile, Pin, parse_pins, write_atomic
+from wheelhouse.lock import lockfile
+from wheelhouse.lock.lockfile import LockFile, Pin, parse_pins, write_atomic
 
 
 def h(c: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelhouse.store import Blob, Store, sha256_file
+from wheelhouse.store import Blob, BuildRecord, SdistRef, Store, sha256_file
 
 WHEEL = "demo-1.0-py3-none-any.whl"
 
@@ -170,28 +170,36 @@ def test_put_of_the_same_bytes_from_threads_at_once(tmp_path: Path) -> None:
 # -- built wheels by key ----------------------------------------------------------------
 
 
+def _record(blob: Blob | None = None, **kw: object) -> BuildRecord:
+    sha = blob.sha256 if blob else _sha(b"never stored")
+    name = blob.filename if blob else WHEEL
+    sdist = SdistRef(filename="x-1.tar.gz", sha256=_sha(b"sdist"))
+    return BuildRecord(key="k", input_key="k1", sha256=sha, filename=name, sdist=sdist, **kw)  # type: ignore[arg-type]
+
+
 def test_built_record_round_trip(store: Store) -> None:
     blob = store.put(_src(store, b"built wheel"), WHEEL)
-    record = {"sha256": blob.sha256, "filename": blob.filename, "input_key": "k1", "n": 1}
+    record = _record(blob, python="3.11.2", runtime_packages=("libyaml-0-2",))
     assert store.built("k1") is None
     store.record_built("k1", record)
     hit = store.built("k1")
-    assert hit is not None and hit[0] == blob and hit[1] == record
-    assert json.loads((store.root / "built/k1.json").read_text()) == record
+    assert hit is not None and hit.blob == blob and hit.record == record
+    on_disk = json.loads((store.root / "built/k1.json").read_text())
+    assert on_disk == record.to_json() and on_disk["runtime_packages"] == ["libyaml-0-2"]
     # rewriting a record replaces it whole
-    store.record_built("k1", {**record, "n": 2})
+    store.record_built("k1", _record(blob, python="3.11.9"))
     hit = store.built("k1")
-    assert hit is not None and hit[1]["n"] == 2
+    assert hit is not None and hit.record.python == "3.11.9"
     assert [p.name for p in (store.root / "built").iterdir()] == ["k1.json"]
 
 
 def test_built_is_none_when_its_wheel_is_gone_or_corrupt(store: Store) -> None:
     blob = store.put(_src(store, b"built wheel"), WHEEL)
-    store.record_built("k1", {"sha256": blob.sha256, "filename": blob.filename})
+    store.record_built("k1", _record(blob))
     blob.path.write_bytes(b"garbage")
     assert store.built("k1") is None  # rebuilt by the caller, never served corrupt
     assert _visible(store) == []
-    store.record_built("k2", {"sha256": _sha(b"never stored"), "filename": WHEEL})
+    store.record_built("k2", _record())
     assert store.built("k2") is None
 
 
@@ -212,11 +220,11 @@ def test_built_with_a_record_of_another_shape_is_a_miss(store: Store) -> None:
 def test_pure_points_at_a_built_key(store: Store) -> None:
     sdist = _sha(b"an sdist")
     blob = store.put(_src(store, b"pure wheel"), WHEEL)
-    store.record_built("k1", {"sha256": blob.sha256, "filename": blob.filename})
+    store.record_built("k1", _record(blob))
     assert store.pure(sdist) is None
     store.record_pure(sdist, "k1")
     hit = store.pure(sdist)
-    assert hit is not None and hit[0] == blob
+    assert hit is not None and hit.blob == blob
     # a pure record for a key whose record is gone is a miss, as is a malformed one
     (store.root / "built/k1.json").unlink()
     assert store.pure(sdist) is None
@@ -326,7 +334,7 @@ def _record_then_die(cache: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     os.fsync = fsync  # type: ignore[assignment]
-    store.record_built("k1", {"sha256": "0" * 64, "filename": WHEEL, "pad": "x" * 100_000})
+    store.record_built("k1", _record(log="x" * 100_000))
 
 
 def test_interrupted_put_leaves_no_visible_entry(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from conftest import Wheelhouse, debian_targets, write
 from fixtures_index import LocalIndex, wheel_filename
 from packaging.utils import parse_wheel_filename
 
-from wheelhouse import lockfile
+from wheelhouse.lock import lockfile
 
 pytestmark = [pytest.mark.docker]
 

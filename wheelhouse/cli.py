@@ -14,12 +14,12 @@ import click
 from wheelhouse import __version__
 from wheelhouse import config as config_mod
 from wheelhouse.errors import ConfigError, WheelhouseError
-from wheelhouse.lockfile import write_atomic
+from wheelhouse.lock.lockfile import write_atomic
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
-    from wheelhouse.index import IndexReport
-    from wheelhouse.lock import LockReport
+    from wheelhouse.index.writer import IndexReport
+    from wheelhouse.lock.lock import LockReport
 
 
 @dataclass
@@ -222,7 +222,7 @@ def lock(
     refresh: bool,
 ) -> None:
     """Pin requirements per target, with hashes, into locks/<target>.txt."""
-    from wheelhouse import lock as lock_mod
+    from wheelhouse.lock import lock as lock_mod
     from wheelhouse.tags import with_libc
 
     cfg = obj.config()
@@ -295,7 +295,7 @@ def build(
 ) -> None:
     """Turn each target's lock into wheelhouse/<target>/ (wheels, lock.txt, manifest.json),
     then write the static indexes (`wheelhouse index`)."""
-    from wheelhouse import build as build_mod
+    from wheelhouse.build import session as build_mod
     from wheelhouse.display import Display
     from wheelhouse.tags import with_libc
 
@@ -366,7 +366,7 @@ def build(
 def index(obj: Context, target_names: tuple[str, ...]) -> None:
     """Publish wheelhouse/<target>/simple/ and the combined wheelhouse/simple/: static
     PEP 503/691 indexes (with PEP 658 metadata) for pip --index-url file://… or any server."""
-    from wheelhouse import index as index_mod
+    from wheelhouse.index import writer as index_mod
 
     cfg = obj.config()
     _render_indexes(cfg, index_mod.index_all(cfg, cfg.selected(_names(target_names))), click.echo)
@@ -375,7 +375,7 @@ def index(obj: Context, target_names: tuple[str, ...]) -> None:
 def _render_indexes(
     cfg: config_mod.Config, reports: Sequence[IndexReport], say: Callable[[str], None]
 ) -> None:
-    from wheelhouse.index import COMBINED, YANKED_NAME
+    from wheelhouse.index.writer import COMBINED, YANKED_NAME
 
     for r in reports:
         say(
@@ -442,7 +442,7 @@ def dockerfile(
     and no compiler in the image)."""
     import shlex
 
-    from wheelhouse import dockerfile as dockerfile_mod
+    from wheelhouse.image import dockerfile as dockerfile_mod
 
     cfg = obj.config()
     if target_name is None:
@@ -500,8 +500,8 @@ def image_report(obj: Context, image: str, base: str | None, strict: bool, as_js
     """An image's size, its layers, and any wheel file or compiler in it."""
     import json
 
-    from wheelhouse import image_report as report_mod
     from wheelhouse.errors import ImageCheckError
+    from wheelhouse.image import report as report_mod
 
     report = report_mod.report(obj.engine_factory()(), image, base)
     if as_json:
@@ -600,7 +600,7 @@ def cache_group() -> None:
 def cache_key(obj: Context, target_names: tuple[str, ...]) -> None:
     """Print a key for CI cache actions: it changes when the locks, the targets' config,
     Dockerfile.builder, the recipes in use or the builder images change."""
-    from wheelhouse import cache as cache_mod
+    from wheelhouse.store import commands as cache_mod
 
     cfg = obj.config()
     click.echo(cache_mod.cache_key(cfg, cfg.selected(_names(target_names))))
@@ -619,7 +619,7 @@ def cache_key(obj: Context, target_names: tuple[str, ...]) -> None:
 @click.pass_obj
 def cache_export(obj: Context, target_names: tuple[str, ...], output: Path) -> None:
     """Write the cache entries these targets' builds use as one tar.gz."""
-    from wheelhouse import cache as cache_mod
+    from wheelhouse.store import commands as cache_mod
 
     cfg = obj.config()
     r = cache_mod.export(cfg, cfg.selected(_names(target_names)), output)
@@ -633,7 +633,7 @@ def cache_export(obj: Context, target_names: tuple[str, ...], output: Path) -> N
 @click.pass_obj
 def cache_import(obj: Context, archive: Path) -> None:
     """Check an archive from `cache export` (every hash, every path) and add it to the cache."""
-    from wheelhouse import cache as cache_mod
+    from wheelhouse.store import commands as cache_mod
 
     r = cache_mod.import_archive(obj.config().cache_dir, archive)
     click.echo(f"imported {archive}: {r.blobs} files, {r.records} build records")
@@ -649,7 +649,7 @@ def cache_import(obj: Context, archive: Path) -> None:
 @click.pass_obj
 def cache_prune(obj: Context, max_size: int | None, max_age: float | None) -> None:
     """Drop least recently used entries by age and/or total size."""
-    from wheelhouse import cache as cache_mod
+    from wheelhouse.store import commands as cache_mod
 
     if max_size is None and max_age is None:
         raise click.UsageError("give --max-size and/or --max-age")
@@ -668,7 +668,7 @@ def cache_prune(obj: Context, max_size: int | None, max_age: float | None) -> No
 @click.pass_obj
 def cache_verify(obj: Context) -> None:
     """Re-hash every entry; drop (and list) corrupt ones, which the next build replaces."""
-    from wheelhouse import cache as cache_mod
+    from wheelhouse.store import commands as cache_mod
 
     r = cache_mod.verify(obj.config().cache_dir)
     for what in r.corrupt:
@@ -682,7 +682,7 @@ def cache_verify(obj: Context) -> None:
 @click.pass_obj
 def cache_stats(obj: Context) -> None:
     """Entries, size, and the hit rate of the last build."""
-    from wheelhouse import cache as cache_mod
+    from wheelhouse.store import commands as cache_mod
 
     cfg = obj.config()
     s = cache_mod.stats(cfg.cache_dir)
@@ -716,7 +716,7 @@ def cache_stats(obj: Context) -> None:
 def publish(obj: Context, target_name: str, endpoint_url: str | None, url: str) -> None:
     """Upload wheelhouse/<target>/ and its static index to S3-compatible storage:
     incremental, files before pages, with content types for a static site or a CDN."""
-    from wheelhouse import publish as publish_mod
+    from wheelhouse.index import publish as publish_mod
 
     cfg = obj.config()
     r = publish_mod.publish(

@@ -328,7 +328,7 @@ class App:
 
     def _reindex(self, target: str) -> None:
         """The target's index, then the combined one (as `wheelhouse index` does)."""
-        from wheelhouse.index import YANKED_NAME, index_combined, index_target, load_yanks
+        from wheelhouse.index.writer import YANKED_NAME, index_combined, index_target, load_yanks
 
         root = Path(self.root)
         yanks = load_yanks(root / YANKED_NAME)

@@ -29,9 +29,9 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse.errors import PublishError
-from wheelhouse.index import _headers, _metadata_member
-from wheelhouse.index import _Refused as _IndexRefused
-from wheelhouse.store import sha256_file
+from wheelhouse.index.writer import _headers, _metadata_member
+from wheelhouse.index.writer import _Refused as _IndexRefused
+from wheelhouse.store.local import sha256_file
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _FIELDS_LIMIT = 8 << 20  # the form's other fields (twine sends the README as one)

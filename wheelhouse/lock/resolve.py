@@ -24,7 +24,7 @@ from wheelhouse.config import Config, Target
 from wheelhouse.engine import FIND_PYTHON, Engine, Mount, staging_dir
 from wheelhouse.errors import ResolveError, ToolError
 from wheelhouse.fsutil import is_complete, publish_dir
-from wheelhouse.lockfile import Pin, parse_pins
+from wheelhouse.lock.lockfile import Pin, parse_pins
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 _CONTAINER_CA = "/etc/wheelhouse/ca-bundle.pem"

@@ -6,22 +6,22 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from wheelhouse import lockfile
-from wheelhouse.assemble import Output, assemble
+from wheelhouse.build.assemble import Output, assemble
+from wheelhouse.build.plan import Item, Plan, input_key, make_plan
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine
 from wheelhouse.errors import BuildError, EngineError, InputError, WheelhouseError
-from wheelhouse.plan import Item, Plan, input_key, make_plan
+from wheelhouse.lock import lockfile
 from wheelhouse.recipes import Recipes
 from wheelhouse.simple import PAGE_TTL, IndexClient
-from wheelhouse.store import Blob, Store
+from wheelhouse.store import Blob, BuildRecord, Store
 
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
-    from wheelhouse.builder import Builders
-    from wheelhouse.index import IndexReport
-    from wheelhouse.store_s3 import RemoteStats
+    from wheelhouse.build.compile import Builders
+    from wheelhouse.index.writer import IndexReport
+    from wheelhouse.store.s3 import RemoteStats
 
 Event = Callable[[str, str], None]  # (kind, message) for the CLI's progress display
 
@@ -79,7 +79,7 @@ def plan_target(
     guard = threading.Lock()
 
     def key_for(pin: lockfile.Pin, sdist_sha: str) -> str | None:
-        from wheelhouse.builder import Builders
+        from wheelhouse.build.compile import Builders
 
         if sdist_sha in deferred:
             return None
@@ -120,7 +120,7 @@ def build(
     ):
         remote: RemoteStats | None = None
         if config.store is not None:  # the shared store: read-through, write-behind
-            from wheelhouse.store_s3 import open_layered
+            from wheelhouse.store.s3 import open_layered
 
             layered = open_layered(config.cache_dir, config.store)
             on_event("store", f"looking in {config.store.url}")
@@ -170,7 +170,7 @@ def build(
                     first.setdefault(i.sha256, p.target.name)
         if wanted:
             on_event("fetch", f"fetching {len(wanted)} files")
-        from wheelhouse.fetch import fetch_all
+        from wheelhouse.build.fetch import fetch_all
 
         blobs = fetch_all(
             list(wanted.values()),
@@ -196,7 +196,7 @@ def build(
             )
         order = [t.name for t in targets]
         results.sort(key=lambda r: order.index(r.target.name))  # reported as asked
-    from wheelhouse.cache import record_run
+    from wheelhouse.store.commands import record_run
 
     record_run(config.cache_dir, store, results, remote)  # for `cache stats` and `prune`
     failed = [f for r in results for f in r.failures]
@@ -205,7 +205,7 @@ def build(
     indexes: list[IndexReport] = []
     assembled = [r.target for r in results if r.output is not None]
     if index and assembled:
-        from wheelhouse.index import index_all
+        from wheelhouse.index.writer import index_all
 
         on_event("index", "writing the indexes")
         known = {r.target.name: r.output.sha256 for r in results if r.output is not None}
@@ -227,7 +227,7 @@ def _build_target(
     first: dict[str, str],
 ) -> TargetBuild:
     target = plan.target
-    done: dict[str, tuple[Blob, str, dict[str, Any] | None]] = {}
+    done: dict[str, tuple[Blob, str, BuildRecord | None]] = {}
     for i in plan.items:
         if i.action == "reuse" and i.blob:
             done[i.pin.name] = (i.blob, "reused", None)
@@ -236,19 +236,19 @@ def _build_target(
             done[i.pin.name] = (blobs[i.sha256], how, None)
         elif i.action == "cached" and i.blob:
             hit = store.built(i.input_key) if i.input_key else store.pure(i.sha256)
-            done[i.pin.name] = (i.blob, "cached", hit[1] if hit else None)
+            done[i.pin.name] = (i.blob, "cached", hit.record if hit else None)
     to_build = [i for i in plan.items if i.action == "build"]
     failures: list[Failure] = []
     if to_build:
-        from wheelhouse.builder import Builders
+        from wheelhouse.build.compile import Builders
 
         b = builders.get(target.name) or Builders(engine(), config, target, store)
         builders[target.name] = b
 
-        def one(item: Item) -> tuple[Blob, dict[str, Any], str]:
+        def one(item: Item) -> tuple[Blob, BuildRecord, str]:
             pure = store.pure(item.sha256)  # built for an earlier target: no builder needed
             if pure is not None:
-                return pure[0], pure[1], "cached"
+                return pure.blob, pure.record, "cached"
             recipe = recipes.get(item.pin.name)
             key = item.input_key or input_key(
                 sdist_sha256=item.sha256,
@@ -260,7 +260,7 @@ def _build_target(
                 # built meanwhile: by another process, or as a pure wheel for another target
                 hit = store.pure(item.sha256) or store.built(key)
                 if hit is not None:
-                    return hit[0], hit[1], "cached"
+                    return hit.blob, hit.record, "cached"
                 on_event("build", f"building {item.pin.spec} for {target.name}")
                 built = b.build(item.pin, blobs[item.sha256], recipe, key)
                 return built.blob, built.record, "built"

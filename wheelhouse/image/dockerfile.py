@@ -48,7 +48,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from wheelhouse import _subprocess
-from wheelhouse.assemble import LOCK_NAME, MANIFEST_NAME
+from wheelhouse.build.assemble import LOCK_NAME, MANIFEST_NAME
 from wheelhouse.config import Config, IndexSettings, Target
 from wheelhouse.errors import (
     BuildError,
@@ -532,7 +532,7 @@ def _version(text: str) -> tuple[int, int] | None:
 def ensure_pip(config: Config, folder: Path) -> Path:
     """The pinned pip wheel in `<folder>/.tools/`: from the store when it is there, else
     fetched from the tools index and checked against the pinned sha256."""
-    from wheelhouse.assemble import _place
+    from wheelhouse.build.assemble import _place
     from wheelhouse.store import Store
 
     store = Store(config.cache_dir)
@@ -547,9 +547,9 @@ def ensure_pip(config: Config, folder: Path) -> Path:
 
 
 def _download_pip(config: Config, store: Store) -> Blob:
-    from wheelhouse.fetch import fetch_one
-    from wheelhouse.lockfile import Pin
-    from wheelhouse.plan import Item
+    from wheelhouse.build.fetch import fetch_one
+    from wheelhouse.build.plan import Item
+    from wheelhouse.lock.lockfile import Pin
     from wheelhouse.simple import IndexClient, redact
 
     index = IndexSettings(index_url=config.tools_index_url)
@@ -615,7 +615,7 @@ def build_app_wheel(config: Config, target: Target, project: Path) -> str:
     """The project's wheel, built on the host (`pip wheel --no-deps`, its build backend
     from the tools index) into `<output>/.app/<target>/`. Only a pure-Python wheel fits
     every target; a project with compiled code belongs in the requirements."""
-    from wheelhouse.resolve import tool_env
+    from wheelhouse.lock.resolve import tool_env
 
     dest = config.output / APP_DIR / target.name
     tmp = dest.parent / f".{target.name}.tmp"

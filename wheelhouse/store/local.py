@@ -19,11 +19,10 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from wheelhouse.fsutil import atomic_write
+from wheelhouse.store.records import Blob, BuildRecord, Built
 
 _BLOCK = 1 << 20
 
@@ -34,17 +33,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(_BLOCK), b""):
             h.update(block)
     return h.hexdigest()
-
-
-@dataclass(frozen=True, kw_only=True)
-class Blob:
-    sha256: str
-    filename: str
-    path: Path
-
-    @property
-    def size(self) -> int:
-        return self.path.stat().st_size
 
 
 class Store:
@@ -140,23 +128,26 @@ class Store:
 
     # -- built wheels by key --------------------------------------------------------------
 
-    def built(self, key: str) -> tuple[Blob, dict[str, Any]] | None:
+    def built(self, key: str) -> Built | None:
         """The wheel built for this key (verified) and its provenance record."""
         try:
-            record = json.loads((self.root / "built" / f"{key}.json").read_text())
+            record = BuildRecord.from_json(
+                json.loads((self.root / "built" / f"{key}.json").read_text())
+            )
         except (OSError, ValueError):
             return None
-        if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        if record is None:
             return None  # not a record we wrote: a miss, rebuilt and overwritten
-        blob = self.get(record["sha256"])
+        blob = self.get(record.sha256)
         if blob is None:
             return None
-        return blob, record
+        return Built(blob=blob, record=record)
 
-    def record_built(self, key: str, record: dict[str, Any]) -> None:
-        atomic_write(self.root / "built" / f"{key}.json", json.dumps(record, sort_keys=True))
+    def record_built(self, key: str, record: BuildRecord) -> None:
+        text = json.dumps(record.to_json(), sort_keys=True)
+        atomic_write(self.root / "built" / f"{key}.json", text)
 
-    def pure(self, sdist_sha256: str) -> tuple[Blob, dict[str, Any]] | None:
+    def pure(self, sdist_sha256: str) -> Built | None:
         try:
             key = json.loads((self.root / "pure" / f"{sdist_sha256}.json").read_text())["key"]
         except (OSError, ValueError, KeyError):

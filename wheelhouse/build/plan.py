@@ -19,7 +19,7 @@ from typing import Literal
 
 from wheelhouse.config import Target
 from wheelhouse.errors import HashMismatchError, ResolveError
-from wheelhouse.lockfile import Pin
+from wheelhouse.lock.lockfile import Pin
 from wheelhouse.simple import Distribution, FileLink, IndexClient, parse_filename
 from wheelhouse.store import Blob, Store
 from wheelhouse.tags import target_tags
@@ -198,12 +198,12 @@ def make_plan(
             return Item(pin=pin, action="reuse" if blob else "download", dist=dist, blob=blob)
         pure = store.pure(sha)
         if pure is not None:  # a pure wheel, built for any target, serves them all
-            return Item(pin=pin, action="cached", dist=dist, blob=pure[0])
+            return Item(pin=pin, action="cached", dist=dist, blob=pure.blob)
         key = key_for(pin, sha) if key_for else None
         if key is not None:
             hit = store.built(key)
             if hit is not None:
-                return Item(pin=pin, action="cached", dist=dist, blob=hit[0], input_key=key)
+                return Item(pin=pin, action="cached", dist=dist, blob=hit.blob, input_key=key)
         return Item(pin=pin, action="build", dist=dist, input_key=key)
 
     # Files already in the store are planned here, serially (a stat each); only the rest

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from wheelhouse.config import Config, Target
 from wheelhouse.fsutil import atomic_write
-from wheelhouse.lockfile import LockFile, Pin
-from wheelhouse.store import Blob
+from wheelhouse.lock.lockfile import LockFile, Pin
+from wheelhouse.store import Blob, BuildRecord
 
 if TYPE_CHECKING:
-    from wheelhouse.plan import Plan
+    from wheelhouse.build.plan import Plan
 
 LOCK_NAME = "lock.txt"
 MANIFEST_NAME = "manifest.json"
@@ -57,7 +57,7 @@ def assemble(
     config: Config,
     target: Target,
     plan: Plan,
-    done: dict[str, tuple[Blob, str, dict[str, Any] | None]],
+    done: dict[str, tuple[Blob, str, BuildRecord | None]],
     *,
     complete: bool,
 ) -> Output:
@@ -79,7 +79,7 @@ def assemble(
                 via=item.pin.via,
             )
         )
-        packages = list(record.get("runtime_packages", [])) if record else []
+        packages = list(record.runtime_packages) if record else []
         runtime.update(packages)
         entries.append(
             {
@@ -91,7 +91,7 @@ def assemble(
                 "source": how,
                 "from": item.dist.link.filename,
                 "runtime_packages": packages,
-                "provenance": record,
+                "provenance": record.to_json() if record else None,
             }
         )
     lock = LockFile(

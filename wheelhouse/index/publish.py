@@ -25,8 +25,8 @@ from pathlib import Path
 
 from wheelhouse.config import Config, StoreSettings, Target, parse_s3_url
 from wheelhouse.errors import PublishError
-from wheelhouse.index import SIMPLE
-from wheelhouse.store import sha256_file
+from wheelhouse.index.writer import SIMPLE
+from wheelhouse.store.local import sha256_file
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -111,7 +111,7 @@ def publish(
     on_event: Callable[[str], None] = lambda msg: None,
     workers: int = 8,
 ) -> PublishReport:
-    from wheelhouse.store_s3 import Bucket
+    from wheelhouse.store.s3 import Bucket
 
     folder = config.output / target.name
     if not (folder / SIMPLE / "index.html").is_file():

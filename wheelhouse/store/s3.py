@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from wheelhouse.config import StoreSettings
 from wheelhouse.errors import StoreAccessError, StoreError, ToolError
-from wheelhouse.store import Blob, Store
+from wheelhouse.store.local import Store
+from wheelhouse.store.records import Blob, BuildRecord, Built
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -410,24 +411,24 @@ class LayeredStore(Store):
 
             shutil.rmtree(tmpdir, ignore_errors=True)
 
-    def built(self, key: str) -> tuple[Blob, dict[str, Any]] | None:
+    def built(self, key: str) -> Built | None:
         hit = super().built(key)
         if hit is not None or self._known_absent("built " + key):
             return hit
-        record = self.remote.fetch_record("built", key)
-        blob = self.get(record["sha256"]) if record else None
+        record = BuildRecord.from_json(self.remote.fetch_record("built", key))
+        blob = self.get(record.sha256) if record else None
         if record is None or blob is None:
             self._mark_absent("built " + key)
             return None
-        if blob.filename != record.get("filename"):
-            self._corrupt(f"built/{key}.json names {record.get('filename')!r}: not used")
+        if blob.filename != record.filename:
+            self._corrupt(f"built/{key}.json names {record.filename!r}: not used")
             self._mark_absent("built " + key)
             return None
         self._count("records_fetched")
         Store.record_built(self, key, record)
-        return blob, record
+        return Built(blob=blob, record=record)
 
-    def pure(self, sdist_sha256: str) -> tuple[Blob, dict[str, Any]] | None:
+    def pure(self, sdist_sha256: str) -> Built | None:
         hit = super().pure(sdist_sha256)
         if hit is not None or self._known_absent("pure " + sdist_sha256):
             return hit
@@ -450,7 +451,7 @@ class LayeredStore(Store):
     # -- writes ---------------------------------------------------------------------------
 
     def put(self, src: Path, filename: str, *, sha256: str | None = None) -> Blob:
-        from wheelhouse.store import sha256_file
+        from wheelhouse.store.local import sha256_file
 
         digest = sha256 or sha256_file(src)
         # uploaded before it is stored here: if the upload fails, a rerun has no local
@@ -469,8 +470,8 @@ class LayeredStore(Store):
             return bucket.head(f"blobs/{sha256}") is None
         return True
 
-    def record_built(self, key: str, record: dict[str, Any]) -> None:
-        if self.remote.upload_record("built", key, record):
+    def record_built(self, key: str, record: BuildRecord) -> None:
+        if self.remote.upload_record("built", key, record.to_json()):
             self._count("uploaded")
         super().record_built(key, record)
 

@@ -8,8 +8,8 @@ import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from wheelhouse.build.plan import Item
 from wheelhouse.errors import HashMismatchError, IndexUnreachableError
-from wheelhouse.plan import Item
 from wheelhouse.simple import IndexClient, file_path, redact
 from wheelhouse.store import Blob, Store
 

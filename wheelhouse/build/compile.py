@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,10 @@ from wheelhouse.config import Config, Target
 from wheelhouse.engine import FIND_PYTHON, Engine, ImageInfo, Mount, NoPythonError, staging_dir
 from wheelhouse.errors import BuildError
 from wheelhouse.fsutil import atomic_write, is_complete, publish_dir
-from wheelhouse.lockfile import Pin
+from wheelhouse.lock.lockfile import Pin
 from wheelhouse.recipes import Recipe
-from wheelhouse.store import Blob, Store, sha256_file
+from wheelhouse.store.local import Store, sha256_file
+from wheelhouse.store.records import Blob, BuildRecord, Built, SdistRef
 from wheelhouse.tags import platforms
 
 SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01: the zip format's epoch; same bytes every build
@@ -182,12 +182,6 @@ def dockerfile_text(config: Config) -> str:
     return resources.files("wheelhouse").joinpath("_data/Dockerfile.builder").read_text()
 
 
-@dataclass(frozen=True, kw_only=True)
-class Built:
-    blob: Blob
-    record: dict[str, Any]
-
-
 class Builders:
     """The builder images of one target and the builds run in them."""
 
@@ -323,7 +317,7 @@ class Builders:
         (hermetic, cached by its input key) and returned as a wheel."""
         from packaging.utils import parse_sdist_filename
 
-        from wheelhouse.plan import input_key
+        from wheelhouse.build.plan import input_key
 
         chain = _dependency_chain()
         if requirement in chain or len(chain) >= 4:
@@ -339,7 +333,7 @@ class Builders:
                 "--no-binary", ":all:", "--python-version", info.python_minor,
                 "--dest", str(sdist_dir), *self.target.index.pip_args(), requirement,
             ]  # fmt: skip
-            from wheelhouse.resolve import tool_env
+            from wheelhouse.lock.resolve import tool_env
 
             res = _subprocess.run(args, env=tool_env(self.config))
             sdists = [f for f in sdist_dir.iterdir() if f.name.endswith((".tar.gz", ".zip"))]
@@ -361,7 +355,7 @@ class Builders:
         with self.store.lock(key):
             hit = self.store.built(key)
             if hit is not None:
-                return hit[0]
+                return hit.blob
             _DEPENDENCY_CHAIN.stack = [*chain, requirement]
             try:
                 return self.build(pin, blob, None, key).blob
@@ -384,7 +378,7 @@ class Builders:
         for p in plats:
             args += ["--platform", p]
         args += self.target.index.pip_args()
-        from wheelhouse.resolve import tool_env
+        from wheelhouse.lock.resolve import tool_env
 
         res = _subprocess.run([*args, *requirements], env=tool_env(self.config))
         if res.ok:
@@ -465,32 +459,32 @@ class Builders:
             set(recipe.runtime_for(self.family)) if recipe and not self.target.repair else set()
         )
         runtime = sorted((set(result.get("packages", [])) | from_recipe) - _BASE_PACKAGES)
-        record = {
-            "key": full_key,
-            "input_key": input_key,
-            "sha256": blob.sha256,
-            "filename": blob.filename,
-            "sdist": {"filename": sdist.filename, "sha256": sdist.sha256},
-            "target": self.target.name,
-            "cuda": self.target.cuda,
-            "builder_cuda": info.cuda,
-            "builder_image": tag,
-            "builder_image_id": self.engine.image_id(tag),
-            "base_image": self.target.builder_image,
-            "base_image_id": base_id,
-            "python": info.python_version,
-            "recipe": recipe.digest() if recipe else None,
-            "build_requirements": requirements,
-            "build_dependencies": dep_pins,
-            "build_env": dict(self.target.build_env),
-            "source_date_epoch": SOURCE_DATE_EPOCH,
-            "linked_libraries": result.get("libs", []),
-            "runtime_packages": runtime,
-            "started": _iso(started),
-            "finished": _iso(time.time()),
-            "log": str(log_path),
-            "wheelhouse": __version__,
-        }
+        record = BuildRecord(
+            key=full_key,
+            input_key=input_key,
+            sha256=blob.sha256,
+            filename=blob.filename,
+            sdist=SdistRef(filename=sdist.filename, sha256=sdist.sha256),
+            target=self.target.name,
+            cuda=self.target.cuda,
+            builder_cuda=info.cuda,
+            builder_image=tag,
+            builder_image_id=self.engine.image_id(tag),
+            base_image=self.target.builder_image,
+            base_image_id=base_id,
+            python=info.python_version,
+            recipe=recipe.digest() if recipe else None,
+            build_requirements=tuple(requirements),
+            build_dependencies=tuple(dep_pins),
+            build_env=tuple(sorted(self.target.build_env)),
+            source_date_epoch=SOURCE_DATE_EPOCH,
+            linked_libraries=tuple(result.get("libs", [])),
+            runtime_packages=tuple(runtime),
+            started=_iso(started),
+            finished=_iso(time.time()),
+            log=str(log_path),
+            wheelhouse=__version__,
+        )
         self.store.record_built(input_key, record)
         if all(t.platform == "any" for t in parse_wheel_filename(blob.filename)[3]):
             self.store.record_pure(sdist.sha256, input_key)

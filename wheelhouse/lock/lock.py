@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from wheelhouse import lockfile, resolve
 from wheelhouse.config import Config, Target
 from wheelhouse.errors import ResolveError, StaleLockError
-from wheelhouse.inputs import InputFile, check_inputs
-from wheelhouse.lockfile import LockFile, Pin
-from wheelhouse.resolve import Request
+from wheelhouse.lock import lockfile, resolve
+from wheelhouse.lock.inputs import InputFile, check_inputs
+from wheelhouse.lock.lockfile import LockFile, Pin
+from wheelhouse.lock.resolve import Request
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
@@ -241,7 +241,7 @@ def _lock_targets(
             name, _, version = line.partition("==")
             for url in target.index.all_index_urls:
                 client().prefetch(url, name, version)
-        from wheelhouse.hashes import hash_pins
+        from wheelhouse.lock.hashes import hash_pins
 
         resolution = pending()
         progress(f"hashing {len(resolution.pins)} pins for {target.name}")

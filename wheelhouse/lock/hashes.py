@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from wheelhouse.config import Target
 from wheelhouse.errors import ResolveError
-from wheelhouse.lockfile import Pin
+from wheelhouse.lock.lockfile import Pin
 from wheelhouse.simple import IndexClient
 from wheelhouse.tags import target_tags
 

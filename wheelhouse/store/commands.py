@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 from wheelhouse.config import Config, Target
 from wheelhouse.errors import HashMismatchError, InputError
 from wheelhouse.fsutil import atomic_write
-from wheelhouse.store import Store, sha256_file
+from wheelhouse.store.local import Store, sha256_file
 
 if TYPE_CHECKING:
-    from wheelhouse.build import TargetBuild
-    from wheelhouse.store_s3 import RemoteStats
+    from wheelhouse.build.session import TargetBuild
+    from wheelhouse.store.s3 import RemoteStats
 
 KEY_FORMAT = "1"  # bump when what the key covers changes
 LAST_RUN = "last-run.json"
@@ -66,8 +66,8 @@ def _target_doc(config: Config, target: Target) -> dict[str, Any]:
 def cache_key(config: Config, targets: Sequence[Target]) -> str:
     """`wheelhouse-<targets>-<hash>`: changes exactly when a build could store other
     things (see the module docstring), not when a comment or another target changes."""
-    from wheelhouse.build import _read_lock
-    from wheelhouse.builder import dockerfile_text
+    from wheelhouse.build.compile import dockerfile_text
+    from wheelhouse.build.session import _read_lock
     from wheelhouse.recipes import Recipes
 
     recipes = Recipes(config.root / "recipes", label="recipes")
@@ -297,7 +297,7 @@ def export(config: Config, targets: Sequence[Target], dest: Path) -> ArchiveRepo
     """What these targets' builds use, from the local store: each pin's files (by the
     lock's hashes), the built records of its sdist and their wheels, and the image
     probes (so the importing side needs no container to plan)."""
-    from wheelhouse.build import _read_lock
+    from wheelhouse.build.session import _read_lock
 
     store = Store(config.cache_dir)
     by_sdist: dict[str, list[Path]] = {}
@@ -370,7 +370,7 @@ def _refuse(archive: Path, what: str) -> InputError:
 
 def import_archive(cache_dir: Path, archive: Path) -> ArchiveReport:
     """All or nothing: every member is checked and staged first, then committed."""
-    from wheelhouse.store_s3 import _safe_filename
+    from wheelhouse.store.s3 import _safe_filename
 
     store = Store(cache_dir)
     staging = store.tempdir("import-")

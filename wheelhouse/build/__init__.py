@@ -1,0 +1,1 @@
+"""build: one BuildSession per run; plan -> fetch -> compile -> assemble -> record."""

@@ -1,0 +1,1 @@
+"""image: the final stage (Dockerfile) and the image report."""

@@ -1,0 +1,1 @@
+"""lock: inputs -> resolver -> hashes -> locks/<target>.txt."""
