@@ -34,7 +34,7 @@ from fixtures_index import LocalIndex, wheel_bytes
 
 from wheelhouse.lock import lockfile
 
-docker = pytest.mark.docker  # every test here but the one on _place needs the engine
+docker = pytest.mark.docker  # every test here but the one on link_into needs the engine
 
 _MTIME = 315532800  # 1980-01-01
 
@@ -703,7 +703,7 @@ def test_dry_run_plans_and_starts_nothing(
 def test_placing_a_wheel_placed_meanwhile_leaves_no_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wheelhouse.build import assemble
+    from wheelhouse.fsutil import link_into
     from wheelhouse.store import Store
 
     store = Store(tmp_path / "cache")
@@ -720,7 +720,7 @@ def test_placing_a_wheel_placed_meanwhile_leaves_no_temp_file(
             real_link(blob.path, folder / blob.filename)
 
     monkeypatch.setattr(os, "link", link)
-    assemble._place(blob, folder)
+    link_into(blob.path, folder, blob.filename)
     assert sorted(p.name for p in folder.iterdir()) == [blob.filename]
 
 

@@ -12,8 +12,12 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wheelhouse.errors import ToolError, WheelhouseError
+
+if TYPE_CHECKING:
+    from wheelhouse.config import Config
 
 VERBOSE = False  # set by the CLI's -v: logging costs 10 ms to import, so only then
 
@@ -131,3 +135,24 @@ def run(
     if proc.returncode != 0:
         _debug("exit %d: %s", proc.returncode, (proc.stderr or "").strip()[-2000:])
     return Result(args=argv, returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
+
+
+def tool_env(config: Config, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for pip/pip-compile/uv: the user's pip config is *not* read."""
+    # UV_CACHE_DIR only says where uv caches, not what it resolves: it may pass
+    env = {
+        k: v
+        for k, v in (base or os.environ).items()
+        if not k.startswith(("PIP_", "UV_")) or k == "UV_CACHE_DIR"
+    }
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        # pip's HTTP cache travels with wheelhouse's cache (CI caches one folder)
+        PIP_CACHE_DIR=str(config.cache_dir / "pip"),
+    )
+    if config.ca_bundle:
+        env.update(PIP_CERT=str(config.ca_bundle), SSL_CERT_FILE=str(config.ca_bundle))
+    return env

@@ -44,3 +44,22 @@ def publish_dir(tmp: Path, dest: Path) -> Path:
 
 def is_complete(folder: Path) -> bool:
     return (folder / COMPLETE).exists()
+
+
+def link_into(src: Path, folder: Path, name: str) -> Path:
+    """`folder/name` as a hard link of `src` (a copy across filesystems), placed by temp
+    name + rename: a reader sees no file or the whole file."""
+    dest = folder / name
+    if dest.exists() and dest.stat().st_ino == src.stat().st_ino:
+        return dest
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)  # no copy: the folder shares the store's bytes
+    except OSError:  # another filesystem
+        shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+    # rename() is a no-op when both names are links to one file (another run placed the
+    # same file meanwhile): the temp name would stay behind
+    tmp.unlink(missing_ok=True)
+    return dest

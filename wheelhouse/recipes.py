@@ -39,7 +39,7 @@ CHECK_KEYS = ("contains",)
 
 # Handed to apt-get/apk as arguments: letters and digits first, then . + : _ - only (Debian
 # policy's package-name characters, plus ':' for multiarch "libfoo:amd64" and '_' for apk).
-_PACKAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+:_-]*")
+PACKAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+:_-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FORMAT = "wheelhouse-recipe/1"  # in the digest: bump when the meaning of a field changes
 
@@ -136,7 +136,7 @@ def _strings(r: _Reader, name: str) -> list[str]:
 def _packages(r: _Reader, name: str) -> tuple[str, ...]:
     items = _strings(r, name)
     for i, item in enumerate(items):
-        if not _PACKAGE_NAME.fullmatch(item):
+        if not PACKAGE_NAME.fullmatch(item):
             raise r.fail(
                 f"{name}[{i}]",
                 item,

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -272,13 +272,13 @@ class IndexClient:
             return self.session.get(url, timeout=_TIMEOUT, **kw)  # type: ignore[arg-type]
         except requests.exceptions.SSLError as e:
             raise IndexUnreachableError(
-                f"TLS verification failed for {_redact(url)}: {e}",
+                f"TLS verification failed for {redact(url)}: {e}",
                 hint="behind a TLS-intercepting proxy, set ca-bundle in wheelhouse.toml "
                 "(or PIP_CERT) to the proxy's CA bundle",
             ) from None
         except requests.exceptions.RequestException as e:
             raise IndexUnreachableError(
-                f"cannot reach {_redact(url)}: {type(e).__name__}",
+                f"cannot reach {redact(url)}: {type(e).__name__}",
                 hint="check index-url / extra-index-urls in wheelhouse.toml, your network "
                 "and HTTP(S)_PROXY",
             ) from None
@@ -288,7 +288,7 @@ class IndexClient:
         import requests
 
         if index_url.startswith("file://"):
-            path = _file_path(index_url)
+            path = file_path(index_url)
             if not path.is_dir():
                 raise IndexUnreachableError(
                     f"index {index_url} is not a folder", hint="fix the file:// index URL"
@@ -298,13 +298,13 @@ class IndexClient:
             resp = self.session.head(index_url.rstrip("/") + "/", timeout=15, allow_redirects=True)
         except requests.exceptions.RequestException as e:
             raise IndexUnreachableError(
-                f"package index {_redact(index_url)} is unreachable ({type(e).__name__})",
+                f"package index {redact(index_url)} is unreachable ({type(e).__name__})",
                 hint="check index-url / extra-index-urls in wheelhouse.toml, your network "
                 "and HTTP(S)_PROXY",
             ) from None
         if resp.status_code in (401, 403):
             raise IndexUnreachableError(
-                f"package index {_redact(index_url)} refused access (HTTP {resp.status_code})",
+                f"package index {redact(index_url)} refused access (HTTP {resp.status_code})",
                 hint="put credentials in the URL or ~/.netrc",
             )
 
@@ -328,7 +328,7 @@ class IndexClient:
             return [], max_age
         if resp.status_code >= 400:
             raise IndexUnreachableError(
-                f"{_redact(url)} answered HTTP {resp.status_code}",
+                f"{redact(url)} answered HTTP {resp.status_code}",
                 hint="check the index URL and credentials",
             )
         ctype = resp.headers.get("Content-Type", "")
@@ -360,7 +360,7 @@ class IndexClient:
 
     def _find_links(self, location: str) -> list[FileLink]:
         if "://" not in location or location.startswith("file://"):
-            path = _file_path(location) if location.startswith("file://") else Path(location)
+            path = file_path(location) if location.startswith("file://") else Path(location)
             if not path.is_dir():
                 raise IndexUnreachableError(
                     f"find-links folder {location} does not exist",
@@ -373,30 +373,52 @@ class IndexClient:
             ]
         resp = self._get(location)
         if resp.status_code >= 400:
-            raise IndexUnreachableError(f"{_redact(location)} answered HTTP {resp.status_code}")
+            raise IndexUnreachableError(f"{redact(location)} answered HTTP {resp.status_code}")
         return parse_html(resp.text, resp.url)
 
-    def sha256_of(self, link: FileLink) -> str:
-        """Hash a file by streaming it: only for links whose index gave no hash."""
+    def _stream(self, link: FileLink, sink: Callable[[bytes], object]) -> str:
+        """Stream a file (http(s) or file://) through `sink`; its sha256."""
         h = hashlib.sha256()
         if link.url.startswith("file://"):
-            with _file_path(link.url).open("rb") as f:
+            with file_path(link.url).open("rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)
+                    sink(block)
             return h.hexdigest()
         resp = self._get(link.url, stream=True)
         with resp:
             if resp.status_code >= 400:
-                raise IndexUnreachableError(f"{_redact(link.url)} answered HTTP {resp.status_code}")
+                raise IndexUnreachableError(
+                    f"{redact(link.url)} answered HTTP {resp.status_code}",
+                    hint="check the index and your credentials, then rerun",
+                )
             for block in resp.iter_content(1 << 20):
                 h.update(block)
-        digest = h.hexdigest()
+                sink(block)
+        return h.hexdigest()
+
+    def sha256_of(self, link: FileLink) -> str:
+        """Hash a file by streaming it: only for links whose index gave no hash."""
+        digest = self._stream(link, lambda block: None)
         if link.sha256 and link.sha256 != digest:
             raise HashMismatchError(
                 f"{link.filename}: index says sha256 {link.sha256}, file has {digest}",
                 hint="the index or a proxy serves corrupted files; do not use it",
             )
         return digest
+
+    def download(self, link: FileLink, dest: Path, *, expected: str, what: str) -> None:
+        """Download `link` to `dest`, failing closed unless its bytes hash to `expected`
+        (what a lock or a pin allows). `what` names it in the error."""
+        with dest.open("wb") as out:
+            actual = self._stream(link, out.write)
+        if actual != expected:
+            dest.unlink(missing_ok=True)
+            raise HashMismatchError(
+                f"{what}: {link.filename} has sha256 {actual}, but the lock expects {expected}",
+                hint="the index or a proxy served other bytes than were locked; nothing was "
+                "stored. If the release really changed, re-lock; otherwise treat it as tampering",
+            )
 
 
 def http_session(ca_bundle: str | Path | None, agent: str) -> requests.Session:
@@ -425,13 +447,13 @@ def _max_age(cache_control: str) -> float | None:
     return None
 
 
-def _file_path(url: str) -> Path:
+def file_path(url: str) -> Path:
     return Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
 
 
 def _file_index_links(url: str, hint: str | None) -> list[FileLink]:
     """A file:// index: the project folder's index.html, else its files (as pip does)."""
-    folder = _file_path(url)
+    folder = file_path(url)
     page = folder / "index.html"
     if page.is_file():
         return parse_html(page.read_text(encoding="utf-8"), page.as_uri(), hint)
@@ -444,7 +466,7 @@ def _file_index_links(url: str, hint: str | None) -> list[FileLink]:
     ]
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """Never print credentials embedded in an index URL."""
     parts = urllib.parse.urlsplit(url)
     if parts.username or parts.password:
@@ -465,7 +487,3 @@ def distributions(links: Iterable[FileLink], name: str, version: Version) -> lis
         if n == want and v == version:
             out.append(Distribution(link=link, name=n, version=v, tags=tags))
     return out
-
-
-redact = _redact
-file_path = _file_path

@@ -9,14 +9,12 @@ only then are wheels that are no longer wanted removed.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wheelhouse.config import Config, Target
-from wheelhouse.fsutil import atomic_write
+from wheelhouse.fsutil import atomic_write, link_into
 from wheelhouse.lock.lockfile import LockFile, Pin
 from wheelhouse.store import Blob, BuildRecord
 
@@ -37,22 +35,6 @@ class Output:
     runtime_packages: tuple[str, ...]
 
 
-def _place(blob: Blob, folder: Path) -> None:
-    dest = folder / blob.filename
-    if dest.exists() and dest.stat().st_ino == blob.path.stat().st_ino:
-        return
-    tmp = folder / f".{blob.filename}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(blob.path, tmp)  # no copy: the folder shares the store's bytes
-    except OSError:  # another filesystem
-        shutil.copyfile(blob.path, tmp)
-    tmp.replace(dest)
-    # rename() is a no-op when both names are links to one file (another run placed the
-    # same wheel meanwhile): the temp name would stay behind
-    tmp.unlink(missing_ok=True)
-
-
 def assemble(
     config: Config,
     target: Target,
@@ -70,7 +52,7 @@ def assemble(
         if item.pin.name not in done:
             continue  # failed under --keep-going: left out, and the manifest says so
         blob, how, record = done[item.pin.name]
-        _place(blob, folder)
+        link_into(blob.path, folder, blob.filename)
         pins.append(
             Pin(
                 name=item.pin.name,

@@ -333,9 +333,8 @@ class Builders:
                 "--no-binary", ":all:", "--python-version", info.python_minor,
                 "--dest", str(sdist_dir), *self.target.index.pip_args(), requirement,
             ]  # fmt: skip
-            from wheelhouse.lock.resolve import tool_env
 
-            res = _subprocess.run(args, env=tool_env(self.config))
+            res = _subprocess.run(args, env=_subprocess.tool_env(self.config))
             sdists = [f for f in sdist_dir.iterdir() if f.name.endswith((".tar.gz", ".zip"))]
             if not res.ok or len(sdists) != 1:
                 raise BuildError(
@@ -378,9 +377,8 @@ class Builders:
         for p in plats:
             args += ["--platform", p]
         args += self.target.index.pip_args()
-        from wheelhouse.lock.resolve import tool_env
 
-        res = _subprocess.run([*args, *requirements], env=tool_env(self.config))
+        res = _subprocess.run([*args, *requirements], env=_subprocess.tool_env(self.config))
         if res.ok:
             return []
         missing = _MISSING.findall(res.stdout + res.stderr)

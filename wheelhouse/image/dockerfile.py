@@ -40,7 +40,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -58,7 +58,8 @@ from wheelhouse.errors import (
     InputError,
     ToolError,
 )
-from wheelhouse.recipes import _PACKAGE_NAME, Recipes
+from wheelhouse.fsutil import link_into
+from wheelhouse.recipes import PACKAGE_NAME, Recipes
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
@@ -127,7 +128,7 @@ class Stage:
                 hint="use an image whose python lives at a plain path (e.g. /usr/bin/python3)",
             )
         for name in self.packages:
-            if not _PACKAGE_NAME.fullmatch(name):
+            if not PACKAGE_NAME.fullmatch(name):
                 raise ConfigError(
                     f"runtime package {name!r}: not a package name (letters, digits, then "
                     ". + : _ -)",
@@ -437,7 +438,7 @@ def runtime_packages(
     repaired one)."""
     packages: set[str] = set()
     for name in manifest["runtime_packages"]:
-        if not isinstance(name, str) or not _PACKAGE_NAME.fullmatch(name):
+        if not isinstance(name, str) or not PACKAGE_NAME.fullmatch(name):
             raise ConfigError(
                 f"{config.rel(source)}: runtime_packages holds {name!r}: not a package name",
                 hint="the manifest was edited or is corrupt: rerun `wheelhouse build`",
@@ -532,14 +533,13 @@ def _version(text: str) -> tuple[int, int] | None:
 def ensure_pip(config: Config, folder: Path) -> Path:
     """The pinned pip wheel in `<folder>/.tools/`: from the store when it is there, else
     fetched from the tools index and checked against the pinned sha256."""
-    from wheelhouse.build.assemble import _place
     from wheelhouse.store import Store
 
     store = Store(config.cache_dir)
     blob = store.get(PIP_SHA256) or _download_pip(config, store)
     tools = folder / TOOLS_DIR
     tools.mkdir(parents=True, exist_ok=True)
-    _place(blob, tools)
+    link_into(blob.path, tools, blob.filename)
     for old in tools.iterdir():
         if old.name != PIP_FILENAME and old.is_file():
             old.unlink()
@@ -547,9 +547,6 @@ def ensure_pip(config: Config, folder: Path) -> Path:
 
 
 def _download_pip(config: Config, store: Store) -> Blob:
-    from wheelhouse.build.fetch import fetch_one
-    from wheelhouse.build.plan import Item
-    from wheelhouse.lock.lockfile import Pin
     from wheelhouse.simple import IndexClient, redact
 
     index = IndexSettings(index_url=config.tools_index_url)
@@ -568,9 +565,16 @@ def _download_pip(config: Config, store: Store) -> Blob:
                 f"pins {PIP_SHA256}",
                 hint="the index serves another file under pip's name: do not use it",
             )
-        pinned = replace(dist, link=replace(dist.link, sha256=PIP_SHA256))
-        pin = Pin(name=pinned.name, version=PIP_VERSION, hashes=(f"sha256:{PIP_SHA256}",))
-        return fetch_one(Item(pin=pin, action="download", dist=pinned), client, store)
+        have = store.get(PIP_SHA256)
+        if have is not None:
+            return have
+        tmpdir = store.tempdir("dl-")
+        try:
+            dest = tmpdir / PIP_FILENAME
+            client.download(dist.link, dest, expected=PIP_SHA256, what=f"pip {PIP_VERSION}")
+            return store.put(dest, PIP_FILENAME, sha256=PIP_SHA256)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 # -- the app ----------------------------------------------------------------------------
@@ -615,7 +619,6 @@ def build_app_wheel(config: Config, target: Target, project: Path) -> str:
     """The project's wheel, built on the host (`pip wheel --no-deps`, its build backend
     from the tools index) into `<output>/.app/<target>/`. Only a pure-Python wheel fits
     every target; a project with compiled code belongs in the requirements."""
-    from wheelhouse.lock.resolve import tool_env
 
     dest = config.output / APP_DIR / target.name
     tmp = dest.parent / f".{target.name}.tmp"
@@ -626,7 +629,7 @@ def build_app_wheel(config: Config, target: Target, project: Path) -> str:
             sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
             "--index-url", config.tools_index_url, "--wheel-dir", str(tmp), str(project),
         ]  # fmt: skip
-        res = _subprocess.run(args, env=tool_env(config))
+        res = _subprocess.run(args, env=_subprocess.tool_env(config))
         built = sorted(tmp.glob("*.whl"))
         if not res.ok or len(built) != 1:
             raise BuildError(

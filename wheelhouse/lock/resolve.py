@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -103,27 +103,6 @@ def _pip_compile_args(req: Request, out: str) -> list[str]:
     return args + [_rel(req.config, p) for p in req.config.inputs]
 
 
-def tool_env(config: Config, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for pip/pip-compile/uv: the user's pip config is *not* read."""
-    # UV_CACHE_DIR only says where uv caches, not what it resolves: it may pass
-    env = {
-        k: v
-        for k, v in (base or os.environ).items()
-        if not k.startswith(("PIP_", "UV_")) or k == "UV_CACHE_DIR"
-    }
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
-        PIP_NO_INPUT="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        # pip's HTTP cache travels with wheelhouse's cache (CI caches one folder)
-        PIP_CACHE_DIR=str(config.cache_dir / "pip"),
-    )
-    if config.ca_bundle:
-        env.update(PIP_CERT=str(config.ca_bundle), SSL_CERT_FILE=str(config.ca_bundle))
-    return env
-
-
 def _failed(tool: str, req: Request, res: _subprocess.Result) -> ResolveError:
     return ResolveError(
         f"{tool} could not resolve target {req.target.name!r}:\n{res.tail(25)}",
@@ -152,7 +131,7 @@ def _resolve_pip_host(req: Request) -> Resolution:
         res = _subprocess.run(
             [sys.executable, "-m", "piptools", "compile", *_pip_compile_args(req, str(out))],
             cwd=req.config.root,
-            env=tool_env(req.config),
+            env=_subprocess.tool_env(req.config),
         )
         if not res.ok:
             raise _failed("pip-compile", req, res)
@@ -209,7 +188,7 @@ def _start_uv(req: Request) -> Callable[[], Resolution]:
         str(out),
         *[_rel(req.config, p) for p in req.config.inputs],
     ]
-    running = _subprocess.start(args, cwd=req.config.root, env=tool_env(req.config))
+    running = _subprocess.start(args, cwd=req.config.root, env=_subprocess.tool_env(req.config))
 
     def finish() -> Resolution:
         with tmp:
@@ -253,7 +232,7 @@ def _piptools_wheels(config: Config, python_version: str) -> Path:
             config.tools_index_url,
             f"pip-tools=={version}",
         ],
-        env=tool_env(config),
+        env=_subprocess.tool_env(config),
     )
     if not res.ok:
         shutil.rmtree(tmp, ignore_errors=True)
