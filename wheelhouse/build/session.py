@@ -12,8 +12,9 @@ from wheelhouse.build.assemble import Output, assemble
 from wheelhouse.build.plan import Item, Plan, input_key, make_plan
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine
-from wheelhouse.errors import BuildError, EngineError, InputError, WheelhouseError
+from wheelhouse.errors import BuildError, EngineError, WheelhouseError
 from wheelhouse.lock import lockfile
+from wheelhouse.lock.lock import read_target_lock
 from wheelhouse.recipes import Recipes
 from wheelhouse.simple import PAGE_TTL, IndexClient
 from wheelhouse.store import Blob, BuildRecord, Store
@@ -48,19 +49,6 @@ class BuildReport:
     fetched: int = 0  # files downloaded in this run, each once whatever targets use it
 
 
-def _read_lock(config: Config, target: Target) -> lockfile.LockFile:
-    path = config.locks / f"{target.name}.txt"
-    lock = lockfile.read(path)
-    if lock is None:
-        raise InputError(
-            f"{config.rel(path)}: no lock for target {target.name!r}",
-            hint=f"run `wheelhouse lock --target {target.name}` first",
-        )
-    if not lock.pins:
-        raise InputError(f"{config.rel(path)}: the lock pins nothing")
-    return lock
-
-
 def plan_target(
     config: Config,
     target: Target,
@@ -74,7 +62,7 @@ def plan_target(
     """`deferred`: sdists an earlier target of this run builds. Their key waits until
     then, so a pure wheel built there serves this target without touching its builder
     image (which may not even exist here, like an Alpine one)."""
-    lock = _read_lock(config, target)
+    lock = read_target_lock(config, target)
 
     guard = threading.Lock()
 
@@ -127,7 +115,7 @@ def build(
             layered.prefetch(
                 h.removeprefix("sha256:")
                 for t in targets
-                for pin in _read_lock(config, t).pins
+                for pin in read_target_lock(config, t).pins
                 for h in pin.hashes
             )
             store, remote = layered, layered.stats

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from wheelhouse.config import Config, Target
-from wheelhouse.errors import ResolveError, StaleLockError
+from wheelhouse.errors import InputError, ResolveError, StaleLockError
 from wheelhouse.lock import lockfile, resolve
 from wheelhouse.lock.inputs import InputFile, check_inputs
 from wheelhouse.lock.lockfile import LockFile, Pin
@@ -58,6 +58,21 @@ class LockReport:
 
 def lock_path(config: Config, target: Target) -> Path:
     return config.locks / f"{target.name}.txt"
+
+
+def read_target_lock(config: Config, target: Target) -> LockFile:
+    """The target's lock, which must exist and pin something: what build and the cache
+    commands start from."""
+    path = lock_path(config, target)
+    lock = lockfile.read(path)
+    if lock is None:
+        raise InputError(
+            f"{config.rel(path)}: no lock for target {target.name!r}",
+            hint=f"run `wheelhouse lock --target {target.name}` first",
+        )
+    if not lock.pins:
+        raise InputError(f"{config.rel(path)}: the lock pins nothing")
+    return lock
 
 
 def inputs_digest(config: Config, target: Target, files: Sequence[InputFile]) -> str:

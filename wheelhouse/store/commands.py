@@ -67,13 +67,13 @@ def cache_key(config: Config, targets: Sequence[Target]) -> str:
     """`wheelhouse-<targets>-<hash>`: changes exactly when a build could store other
     things (see the module docstring), not when a comment or another target changes."""
     from wheelhouse.build.compile import dockerfile_text
-    from wheelhouse.build.session import _read_lock
+    from wheelhouse.lock.lock import read_target_lock
     from wheelhouse.recipes import Recipes
 
     recipes = Recipes(config.root / "recipes", label="recipes")
     docs = []
     for t in targets:
-        lock = _read_lock(config, t)
+        lock = read_target_lock(config, t)
         used = {}
         for pin in lock.pins:
             recipe = recipes.get(pin.name)
@@ -297,7 +297,7 @@ def export(config: Config, targets: Sequence[Target], dest: Path) -> ArchiveRepo
     """What these targets' builds use, from the local store: each pin's files (by the
     lock's hashes), the built records of its sdist and their wheels, and the image
     probes (so the importing side needs no container to plan)."""
-    from wheelhouse.build.session import _read_lock
+    from wheelhouse.lock.lock import read_target_lock
 
     store = Store(config.cache_dir)
     by_sdist: dict[str, list[Path]] = {}
@@ -311,7 +311,7 @@ def export(config: Config, targets: Sequence[Target], dest: Path) -> ArchiveRepo
     missing = []
     records = 0
     for t in targets:
-        for pin in _read_lock(config, t).pins:
+        for pin in read_target_lock(config, t).pins:
             found = False
             for h in pin.hashes:
                 sha = h.removeprefix("sha256:")
