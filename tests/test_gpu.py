@@ -11,8 +11,9 @@ from conftest import Wheelhouse, write
 from fixtures_index import LocalIndex
 
 from wheelhouse import config as config_mod
-from wheelhouse.build.compile import CUDA_EXCLUDES, cuda_fits
-from wheelhouse.build.plan import input_key
+from wheelhouse.build.compile import CUDA_EXCLUDES
+from wheelhouse.build.images import cuda_fits
+from wheelhouse.build.session import input_key
 
 
 @pytest.mark.parametrize(("builder", "target", "fits"), [

@@ -17,6 +17,8 @@ from wheelhouse.errors import ConfigError, WheelhouseError
 from wheelhouse.lock.lockfile import write_atomic
 
 if TYPE_CHECKING:
+    from wheelhouse.build.session import BuildReport
+    from wheelhouse.display import Display
     from wheelhouse.engine import Engine
     from wheelhouse.index.writer import IndexReport
     from wheelhouse.lock.lock import LockReport
@@ -222,8 +224,8 @@ def lock(
     refresh: bool,
 ) -> None:
     """Pin requirements per target, with hashes, into locks/<target>.txt."""
+    from wheelhouse.engine import with_libc
     from wheelhouse.lock import lock as lock_mod
-    from wheelhouse.tags import with_libc
 
     cfg = obj.config()
     chosen = with_libc(cfg.selected(_names(target_names)), obj.engine_factory())
@@ -297,7 +299,7 @@ def build(
     then write the static indexes (`wheelhouse index`)."""
     from wheelhouse.build import session as build_mod
     from wheelhouse.display import Display
-    from wheelhouse.tags import with_libc
+    from wheelhouse.engine import with_libc
 
     cfg = obj.config()
     chosen = with_libc(cfg.selected(_names(target_names)), obj.engine_factory())
@@ -319,6 +321,15 @@ def build(
             index=not no_index,
             on_event=on_event,
         )
+    _render_build(cfg, report, show, dry_run=dry_run)
+    summary = build_mod.summary_error(report.targets)
+    if summary:
+        raise summary
+
+
+def _render_build(
+    cfg: config_mod.Config, report: BuildReport, show: Display, *, dry_run: bool
+) -> None:
     results = report.targets
     if dry_run:
         for r in results:
@@ -328,16 +339,10 @@ def build(
     columns = ("target", "wheels", "reused", "downloaded", "cached", "built", "failed", "folder")
     table = []
     for r in results:
-        sources = list(r.output.wheels.values()) if r.output else []
-        table.append(
-            (
-                r.target.name,
-                str(len(sources)),
-                *(str(sources.count(s)) for s in ("reused", "downloaded", "cached", "built")),
-                str(len(r.failures)),
-                cfg.rel(r.output.folder) if r.output else "-",
-            )
-        )
+        c = r.counts
+        done = (c.reused, c.downloaded, c.cached, c.built)
+        folder = cfg.rel(r.output.folder) if r.output else "-"
+        table.append((r.target.name, str(sum(done)), *map(str, done), str(c.failed), folder))
     show.table("wheelhouse build", columns, table)
     if len(results) > 1:  # a matrix: each file was fetched once, however many targets use it
         show.line(f"fetched {report.fetched} files once for {len(results)} targets")
@@ -355,9 +360,6 @@ def build(
         for what in rs.corrupt:
             show.line(f"store: corrupt object ignored: {what}", err=True)
     _render_indexes(cfg, report.indexes, show.line)
-    summary = build_mod.summary_error(results)
-    if summary:
-        raise summary
 
 
 @main.command()

@@ -13,18 +13,20 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from wheelhouse import _subprocess
-from wheelhouse.errors import EngineError, ToolError
+from wheelhouse._scripts import script
+from wheelhouse.config import Target
+from wheelhouse.errors import ConfigError, EngineError, ToolError
 from wheelhouse.fsutil import atomic_write
 
 LABEL = "io.wheelhouse.managed=1"
-PROBE_VERSION = "v2"  # bump when _PROBE's answers change meaning: old cache entries go
+PROBE_VERSION = "v2"  # bump when _scripts/probe.py's answers change meaning
 NO_PYTHON = 127  # FIND_PYTHON's exit status: the image has no interpreter
 
 
@@ -60,39 +62,6 @@ class ImageInfo:
     def python_minor(self) -> str:
         return ".".join(self.python_version.split(".")[:2])
 
-
-# Runs inside the image under its own python; stdlib only, works on 3.8+.
-_PROBE = r"""
-import json, os, platform, re, subprocess, sys, sysconfig, glob
-libc, ver = platform.libc_ver()
-if libc != "glibc":
-    libc, ver = "musl", ""
-    for ld in glob.glob("/lib/ld-musl-*.so.1"):
-        out = subprocess.run([ld], capture_output=True, text=True).stderr
-        m = re.search(r"Version\s+(\d+\.\d+)", out)
-        if m:
-            ver = m.group(1)
-rel = {}
-for p in ("/etc/os-release", "/usr/lib/os-release"):
-    if os.path.exists(p):
-        for line in open(p):
-            k, _, v = line.strip().partition("=")
-            rel[k] = v.strip('"')
-        break
-pm = None
-for name, path in (("apt", "/usr/bin/apt-get"), ("apk", "/sbin/apk"), ("dnf", "/usr/bin/dnf"),
-                   ("microdnf", "/usr/bin/microdnf")):
-    if os.path.exists(path):
-        pm = name
-        break
-print(json.dumps({
-    "python": sys.executable, "python_version": platform.python_version(),
-    "implementation": sys.implementation.name, "soabi": sysconfig.get_config_var("SOABI") or "",
-    "libc": libc, "libc_version": ".".join(ver.split(".")[:2]), "arch": platform.machine(),
-    "distro": rel.get("ID", ""), "distro_like": rel.get("ID_LIKE", "").split(),
-    "package_manager": pm, "cuda": os.environ.get("CUDA_VERSION") or None,
-}))
-"""
 
 # Finds the image's interpreter instead of assuming a path: official images have
 # /usr/local/bin/python, Debian's have /usr/bin/python3.
@@ -354,8 +323,8 @@ class Engine:
             return ImageInfo(**data)
         except (OSError, ValueError, TypeError):
             pass
-        script = f'{FIND_PYTHON}; exec "$PY" -c "$WHEELHOUSE_PROBE"'
-        with self.container(image_id, ["sh", "-c", script], env={"WHEELHOUSE_PROBE": _PROBE}) as c:
+        command = ["sh", "-c", f'{FIND_PYTHON}; exec "$PY" -c "$WHEELHOUSE_PROBE"']
+        with self.container(image_id, command, env={"WHEELHOUSE_PROBE": script("probe")}) as c:
             res = c.run(timeout=120)
         if res.returncode == NO_PYTHON and "no python3 or python" in res.stderr:
             atomic_write(cache, json.dumps({"no_python": True}))
@@ -435,3 +404,23 @@ def staging_dir(prefix: str = "wheelhouse-") -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def with_libc(targets: Sequence[Target], engine: Callable[[], Engine]) -> list[Target]:
+    """Targets whose libc-version is unset take their final image's: musllinux_1_1 or
+    _1_2 by the image's musl, manylinux_2_X by its glibc. The probe is cached by image id,
+    so this starts a container once per image, not once per run."""
+    out = []
+    for t in targets:
+        if t.libc_version is None:
+            key = f"targets.{t.name}.final-image"
+            info = engine().probe(t.final_image, key=key)
+            if info.libc != t.libc or not info.libc_version:
+                raise ConfigError(
+                    f"target {t.name!r} is {t.libc}, but its final image {t.final_image} is "
+                    f"{info.libc} {info.libc_version or '(version unknown)'}",
+                    hint=f"fix targets.{t.name}.libc, or set targets.{t.name}.libc-version",
+                )
+            t = replace(t, libc_version=info.libc_version)
+        out.append(t)
+    return out

@@ -6,18 +6,12 @@ pip's `--platform manylinux_2_36_x86_64` does not imply older manylinux tags (pi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import replace
 from functools import cache
-from typing import TYPE_CHECKING
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
 
 from wheelhouse.config import Target
 from wheelhouse.errors import ConfigError
-
-if TYPE_CHECKING:
-    from wheelhouse.engine import Engine
 
 # PEP 600 legacy aliases, listed right after the tag they alias, as packaging does
 _LEGACY = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
@@ -54,23 +48,3 @@ def target_tags(target: Target) -> tuple[Tag, ...]:
     tags = list(cpython_tags(version, [interp], plats))
     tags += list(compatible_tags(version, interp, plats))
     return tuple(tags)
-
-
-def with_libc(targets: Sequence[Target], engine: Callable[[], Engine]) -> list[Target]:
-    """Targets whose libc-version is unset take their final image's: musllinux_1_1 or
-    _1_2 by the image's musl, manylinux_2_X by its glibc. The probe is cached by image id,
-    so this starts a container once per image, not once per run."""
-    out = []
-    for t in targets:
-        if t.libc_version is None:
-            key = f"targets.{t.name}.final-image"
-            info = engine().probe(t.final_image, key=key)
-            if info.libc != t.libc or not info.libc_version:
-                raise ConfigError(
-                    f"target {t.name!r} is {t.libc}, but its final image {t.final_image} is "
-                    f"{info.libc} {info.libc_version or '(version unknown)'}",
-                    hint=f"fix targets.{t.name}.libc, or set targets.{t.name}.libc-version",
-                )
-            t = replace(t, libc_version=info.libc_version)
-        out.append(t)
-    return out

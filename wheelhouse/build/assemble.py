@@ -9,20 +9,32 @@ only then are wheels that are no longer wanted removed.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from wheelhouse.config import Config, Target
+from wheelhouse.config import Config
 from wheelhouse.fsutil import atomic_write, link_into
 from wheelhouse.lock.lockfile import LockFile, Pin
 from wheelhouse.store import Blob, BuildRecord
 
 if TYPE_CHECKING:
-    from wheelhouse.build.plan import Plan
+    from wheelhouse.build.plan import Item, Plan
 
 LOCK_NAME = "lock.txt"
 MANIFEST_NAME = "manifest.json"
+Source = Literal["reused", "downloaded", "cached", "built"]  # how a wheel got here
+
+
+@dataclass(frozen=True, kw_only=True)
+class Placed:
+    """What one pin of the plan became: the wheel to place and how it got here."""
+
+    item: Item
+    blob: Blob
+    source: Source
+    record: BuildRecord | None = None  # how it was built (source builds)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,69 +42,61 @@ class Output:
     folder: Path
     lock: Path
     manifest: Path
-    wheels: dict[str, str]  # project -> how it got here: reused/downloaded/built/cached
+    wheels: dict[str, Source]  # project -> how it got here
     sha256: dict[str, str]  # file name -> sha256 (hard links of verified store entries)
     runtime_packages: tuple[str, ...]
 
 
-def assemble(
-    config: Config,
-    target: Target,
-    plan: Plan,
-    done: dict[str, tuple[Blob, str, BuildRecord | None]],
-    *,
-    complete: bool,
-) -> Output:
+def _entry(p: Placed) -> dict[str, Any]:
+    """The manifest's line for one wheel (its JSON format is the manifest's contract)."""
+    return {
+        "name": p.item.pin.name,
+        "version": p.item.pin.version,
+        "filename": p.blob.filename,
+        "sha256": p.blob.sha256,
+        "size": p.blob.size,
+        "source": p.source,
+        "from": p.item.dist.link.filename,
+        "runtime_packages": list(p.record.runtime_packages) if p.record else [],
+        "provenance": p.record.to_json() if p.record else None,
+    }
+
+
+def assemble(config: Config, plan: Plan, placed: Mapping[str, Placed], *, complete: bool) -> Output:
+    target = plan.target
     folder = config.output / target.name
     folder.mkdir(parents=True, exist_ok=True)
-    pins: list[Pin] = []
-    entries: list[dict[str, Any]] = []
-    runtime: set[str] = set()
-    for item in plan.items:
-        if item.pin.name not in done:
-            continue  # failed under --keep-going: left out, and the manifest says so
-        blob, how, record = done[item.pin.name]
-        link_into(blob.path, folder, blob.filename)
-        pins.append(
-            Pin(
-                name=item.pin.name,
-                version=item.pin.version,
-                hashes=(f"sha256:{blob.sha256}",),
-                via=item.pin.via,
-            )
+    done = [placed[i.pin.name] for i in plan.items if i.pin.name in placed]
+    for p in done:  # new files first
+        link_into(p.blob.path, folder, p.blob.filename)
+    pins = tuple(
+        Pin(
+            name=p.item.pin.name,
+            version=p.item.pin.version,
+            hashes=(f"sha256:{p.blob.sha256}",),
+            via=p.item.pin.via,
         )
-        packages = list(record.runtime_packages) if record else []
-        runtime.update(packages)
-        entries.append(
-            {
-                "name": item.pin.name,
-                "version": item.pin.version,
-                "filename": blob.filename,
-                "sha256": blob.sha256,
-                "size": blob.size,
-                "source": how,
-                "from": item.dist.link.filename,
-                "runtime_packages": packages,
-                "provenance": record.to_json() if record else None,
-            }
-        )
+        for p in done
+    )
     lock = LockFile(
         target=target.name,
         target_description=target.describe(),
         inputs_digest=f"wheels of {config.rel(config.locks / (target.name + '.txt'))}",
-        pins=tuple(pins),
+        pins=pins,
     )
     atomic_write(folder / LOCK_NAME, lock.render())
+    runtime = sorted({pkg for p in done if p.record for pkg in p.record.runtime_packages})
     manifest = {
         "target": target.name,
         "description": target.describe(),
         "complete": complete,
-        "missing": sorted(i.pin.spec for i in plan.items if i.pin.name not in done),
-        "runtime_packages": sorted(runtime),
-        "wheels": entries,
+        # failed under --keep-going: left out, and the manifest says so
+        "missing": sorted(i.pin.spec for i in plan.items if i.pin.name not in placed),
+        "runtime_packages": runtime,
+        "wheels": [_entry(p) for p in done],
     }
     atomic_write(folder / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    keep = {e["filename"] for e in entries} | {LOCK_NAME, MANIFEST_NAME}
+    keep = {p.blob.filename for p in done}  # then removals
     for old in folder.iterdir():
         if old.name not in keep and old.is_file() and old.suffix == ".whl":
             old.unlink()
@@ -100,7 +104,7 @@ def assemble(
         folder=folder,
         lock=folder / LOCK_NAME,
         manifest=folder / MANIFEST_NAME,
-        wheels={e["name"]: e["source"] for e in entries},
-        sha256={e["filename"]: e["sha256"] for e in entries},
-        runtime_packages=tuple(sorted(runtime)),
+        wheels={p.item.pin.name: p.source for p in done},
+        sha256={p.blob.filename: p.blob.sha256 for p in done},
+        runtime_packages=tuple(runtime),
     )

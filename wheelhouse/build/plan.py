@@ -11,8 +11,6 @@ sha256 is one the lock allows, so the plan can never pick something the lock did
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -21,11 +19,10 @@ from wheelhouse.config import Target
 from wheelhouse.errors import HashMismatchError, ResolveError
 from wheelhouse.lock.lockfile import Pin
 from wheelhouse.simple import Distribution, FileLink, IndexClient, parse_filename
-from wheelhouse.store import Blob, Store
+from wheelhouse.store import Blob, Built, Store
 from wheelhouse.tags import target_tags
 
 Action = Literal["reuse", "download", "cached", "build"]
-BUILD_FORMAT = "1"  # bump when the way wheels are built changes: every key changes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +31,7 @@ class Item:
     action: Action
     dist: Distribution  # the wheel to use, or the sdist to build
     blob: Blob | None = None  # the store entry when reused/cached
+    built: Built | None = None  # when cached: the wheel built before and its record
     input_key: str | None = None  # for sdists: what the built wheel is a function of
 
     @property
@@ -55,36 +53,6 @@ def wheel_rank(dist: Distribution, tags: Sequence[object]) -> int:
     """Lower is better: the position of the wheel's best tag in the target's preference."""
     order = {t: i for i, t in enumerate(tags)}
     return min((order[t] for t in dist.tags if t in order), default=len(order))
-
-
-def input_key(
-    *,
-    sdist_sha256: str,
-    target: Target,
-    builder_tag: str,
-    recipe_digest: str | None,
-) -> str:
-    """What a built wheel is a function of, knowable without network or containers.
-
-    The builder tag is itself a content hash of Dockerfile.builder, the base image id and
-    the system packages; build-dependency pins are resolved when a build happens and kept
-    in the provenance record (and in the full key).
-    """
-    doc = {
-        "format": BUILD_FORMAT,
-        "sdist": sdist_sha256,
-        "target": {
-            "python": target.python_version,
-            "libc": [target.libc, target.libc_version],
-            "arch": target.arch,
-            "cuda": target.cuda,
-        },
-        "builder": builder_tag,
-        "recipe": recipe_digest,
-        "env": list(target.build_env),
-        "repair": target.repair,
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def from_store(pin: Pin, target: Target, store: Store) -> Distribution | None:
@@ -178,16 +146,19 @@ def _with_sha(d: Distribution, digest: str) -> Distribution:
     return replace(d, link=replace(d.link, sha256=digest))
 
 
+Lookup = Callable[[Pin, str], tuple[Built | None, str | None]]
+
+
 def make_plan(
     pins: Sequence[Pin],
     target: Target,
     client: IndexClient,
     store: Store,
-    key_for: Callable[[Pin, str], str | None] | None,
+    lookup: Lookup,
 ) -> Plan:
-    """`key_for(pin, sdist_sha256)` gives an sdist's input key; None when it cannot be
-    known yet (no engine to ask for image ids, or an earlier target of the same run builds
-    the sdist first), which plans the sdist as a build."""
+    """`lookup(pin, sdist_sha256)` gives what the store has built from an sdist and the
+    sdist's build key; the key is None when it cannot be known yet (an earlier target of
+    the same run builds the sdist first), which plans the sdist as a build."""
 
     def one(pin: Pin, dist: Distribution | None = None) -> Item:
         dist = dist or from_store(pin, target, store) or choose(pin, target, client)
@@ -196,14 +167,11 @@ def make_plan(
         if dist.tags:
             blob = store.get(sha)
             return Item(pin=pin, action="reuse" if blob else "download", dist=dist, blob=blob)
-        pure = store.pure(sha)
-        if pure is not None:  # a pure wheel, built for any target, serves them all
-            return Item(pin=pin, action="cached", dist=dist, blob=pure.blob)
-        key = key_for(pin, sha) if key_for else None
-        if key is not None:
-            hit = store.built(key)
-            if hit is not None:
-                return Item(pin=pin, action="cached", dist=dist, blob=hit.blob, input_key=key)
+        built, key = lookup(pin, sha)
+        if built is not None:
+            return Item(
+                pin=pin, action="cached", dist=dist, blob=built.blob, built=built, input_key=key
+            )
         return Item(pin=pin, action="build", dist=dist, input_key=key)
 
     # Files already in the store are planned here, serially (a stat each); only the rest

@@ -1,30 +1,73 @@
-"""`wheelhouse build`: lock -> plan -> fetch (parallel) -> build (parallel) -> assemble."""
+"""`wheelhouse build`, top to bottom: plan -> fetch -> compile -> assemble -> record -> index.
+
+One `BuildSession` per run holds what every stage shares: the config, the store (local,
+or layered over the shared S3 store), the index client, the recipes, the engine and each
+target's compiler (builder images, build dependencies). It owns the two decisions the
+stages must agree on, each in one place: an sdist's build key (`build_key`) and what the
+store already built from an sdist (`cached`: its pure wheel, else the wheel built by key).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from wheelhouse.build.assemble import Output, assemble
-from wheelhouse.build.plan import Item, Plan, input_key, make_plan
+from wheelhouse.build.assemble import Output, Placed, Source, assemble
+from wheelhouse.build.fetch import fetch_all
+from wheelhouse.build.plan import Item, Plan, make_plan
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine
 from wheelhouse.errors import BuildError, EngineError, WheelhouseError
-from wheelhouse.lock import lockfile
 from wheelhouse.lock.lock import read_target_lock
-from wheelhouse.recipes import Recipes
+from wheelhouse.lock.lockfile import Pin
+from wheelhouse.recipes import Recipe, Recipes
 from wheelhouse.simple import PAGE_TTL, IndexClient
-from wheelhouse.store import Blob, BuildRecord, Store
+from wheelhouse.store import Blob, Built, Store
 
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
-    from wheelhouse.build.compile import Builders
+    from wheelhouse.build.compile import Compiler
     from wheelhouse.index.writer import IndexReport
     from wheelhouse.store.s3 import RemoteStats
 
 Event = Callable[[str, str], None]  # (kind, message) for the CLI's progress display
+BUILD_FORMAT = "1"  # bump when the way wheels are built changes: every key changes
+
+
+def input_key(
+    *,
+    sdist_sha256: str,
+    target: Target,
+    builder_tag: str,
+    recipe_digest: str | None,
+) -> str:
+    """What a built wheel is a function of, knowable without network or containers.
+
+    The builder tag is itself a content hash of Dockerfile.builder, the base image id and
+    the system packages; build-dependency pins are resolved when a build happens and kept
+    in the provenance record (and in the full key).
+    """
+    doc = {
+        "format": BUILD_FORMAT,
+        "sdist": sdist_sha256,
+        "target": {
+            "python": target.python_version,
+            "libc": [target.libc, target.libc_version],
+            "arch": target.arch,
+            "cuda": target.cuda,
+        },
+        "builder": builder_tag,
+        "recipe": recipe_digest,
+        "env": list(target.build_env),
+        "repair": target.repair,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,11 +77,33 @@ class Failure:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Counts:
+    """What a run did with its pins (the summary table, `cache stats`)."""
+
+    reused: int = 0
+    downloaded: int = 0
+    cached: int = 0
+    built: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class TargetBuild:
     target: Target
     plan: Plan
     output: Output | None
     failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counts:
+        sources = list(self.output.wheels.values()) if self.output else []
+        return Counts(
+            reused=sources.count("reused"),
+            downloaded=sources.count("downloaded"),
+            cached=sources.count("cached"),
+            built=sources.count("built"),
+            failed=len(self.failures),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,44 +112,6 @@ class BuildReport:
     indexes: list[IndexReport] = field(default_factory=list)  # per target, then combined
     remote: RemoteStats | None = None  # what the shared store did (when one is configured)
     fetched: int = 0  # files downloaded in this run, each once whatever targets use it
-
-
-def plan_target(
-    config: Config,
-    target: Target,
-    client: IndexClient,
-    store: Store,
-    recipes: Recipes,
-    engine: Callable[[], Engine],
-    builders: dict[str, Builders],
-    deferred: frozenset[str] = frozenset(),
-) -> Plan:
-    """`deferred`: sdists an earlier target of this run builds. Their key waits until
-    then, so a pure wheel built there serves this target without touching its builder
-    image (which may not even exist here, like an Alpine one)."""
-    lock = read_target_lock(config, target)
-
-    guard = threading.Lock()
-
-    def key_for(pin: lockfile.Pin, sdist_sha: str) -> str | None:
-        from wheelhouse.build.compile import Builders
-
-        if sdist_sha in deferred:
-            return None
-
-        with guard:  # make_plan calls this from many threads: one Builders, one probe
-            b = builders.get(target.name)
-            if b is None:
-                b = builders[target.name] = Builders(engine(), config, target, store)
-        recipe = recipes.get(pin.name)
-        return input_key(
-            sdist_sha256=sdist_sha,
-            target=target,
-            builder_tag=b.tag_for(recipe),
-            recipe_digest=recipe.digest() if recipe else None,
-        )
-
-    return make_plan(lock.pins, target, client, store, key_for)
 
 
 def build(
@@ -98,183 +125,271 @@ def build(
     index: bool = True,
     on_event: Event = lambda kind, msg: None,
 ) -> BuildReport:
-    """Build every target; then (unless `index` is False) publish their static indexes,
+    """Build every target; then (unless `index` is False) write their static indexes,
     so the folders, the locks and the indexes always agree."""
-    store = Store(config.cache_dir)
-    # a `cache prune` waits until this run has linked what it uses into its folders
-    with (
-        store.in_use(),
-        IndexClient(ca_bundle=config.ca_bundle, cache_dir=config.cache_dir, ttl=PAGE_TTL) as client,
-    ):
-        remote: RemoteStats | None = None
-        if config.store is not None:  # the shared store: read-through, write-behind
-            from wheelhouse.store.s3 import open_layered
-
-            layered = open_layered(config.cache_dir, config.store)
-            on_event("store", f"looking in {config.store.url}")
-            layered.prefetch(
-                h.removeprefix("sha256:")
-                for t in targets
-                for pin in read_target_lock(config, t).pins
-                for h in pin.hashes
+    with BuildSession.open(config, targets, engine=engine, on_event=on_event) as session:
+        plans = session.plan(targets)
+        if dry_run:  # reported in the order asked
+            return BuildReport(
+                targets=[TargetBuild(target=t, plan=plans[t.name], output=None) for t in targets],
+                remote=session.remote,
             )
-            store, remote = layered, layered.stats
-        recipes = Recipes(config.root / "recipes", label="recipes")
-        builders: dict[str, Builders] = {}
-        results: list[TargetBuild] = []
+        blobs = session.fetch(plans.values())
+        results = [session.make(p, blobs, jobs=jobs, keep_going=keep_going) for p in plans.values()]
+    results.sort(key=lambda r: [t.name for t in targets].index(r.target.name))  # as asked
+    session.record(results)
+    failed = [f for r in results for f in r.failures]
+    if failed and not keep_going:
+        raise failed[0].error
+    indexes = session.index(results) if index else []
+    return BuildReport(targets=results, indexes=indexes, remote=session.remote, fetched=len(blobs))
+
+
+class BuildSession:
+    """What one `wheelhouse build` shares across its stages and targets."""
+
+    def __init__(
+        self, config: Config, store: Store, client: IndexClient, engine: Callable[[], Engine],
+        *, on_event: Event, remote: RemoteStats | None = None,
+    ) -> None:  # fmt: skip
+        self.config = config
+        self.store = store
+        self.client = client
+        self.engine = engine
+        self.on_event = on_event
+        self.remote = remote  # what the shared store did, when there is one
+        self.recipes = Recipes(config.root / "recipes", label="recipes")
+        self._compilers: dict[str, Compiler] = {}
+        self._guard = threading.Lock()
+        self._first: dict[str, str] = {}  # sha256 -> the target a shared download counts for
+
+    @classmethod
+    @contextmanager
+    def open(
+        cls,
+        config: Config,
+        targets: Sequence[Target],
+        *,
+        engine: Callable[[], Engine],
+        on_event: Event,
+    ) -> Iterator[BuildSession]:
+        """The session, with the store held shared (a `cache prune` waits until this run
+        has linked what it uses into its folders) and the index client open."""
+        store = Store(config.cache_dir)
+        ttl = PAGE_TTL
+        with (
+            store.in_use(),
+            IndexClient(ca_bundle=config.ca_bundle, cache_dir=config.cache_dir, ttl=ttl) as client,
+        ):
+            remote: RemoteStats | None = None
+            if config.store is not None:  # the shared store: read-through, write-behind
+                from wheelhouse.store.s3 import open_layered
+
+                layered = open_layered(config.cache_dir, config.store)
+                on_event("store", f"looking in {config.store.url}")
+                layered.prefetch(
+                    h.removeprefix("sha256:")
+                    for t in targets
+                    for pin in read_target_lock(config, t).pins
+                    for h in pin.hashes
+                )
+                store, remote = layered, layered.stats
+            yield cls(config, store, client, engine, on_event=on_event, remote=remote)
+
+    # -- the two decisions every stage shares ---------------------------------------------
+
+    def compiler(self, target: Target) -> Compiler:
+        """The target's compiler, made once (planning asks from many threads)."""
+        from wheelhouse.build.compile import Compiler
+
+        with self._guard:
+            c = self._compilers.get(target.name)
+            if c is None:
+                c = self._compilers[target.name] = Compiler(
+                    self.engine(), self.config, target, self.store
+                )
+            return c
+
+    def build_key(self, target: Target, sdist_sha256: str, recipe: Recipe | None) -> str:
+        """The store key of the wheel built from this sdist for this target."""
+        return input_key(
+            sdist_sha256=sdist_sha256,
+            target=target,
+            builder_tag=self.compiler(target).images.tag_for(recipe),
+            recipe_digest=recipe.digest() if recipe else None,
+        )
+
+    def cached(self, sdist_sha256: str, key: str | None) -> Built | None:
+        """What the store built from this sdist: its pure wheel (built for any target
+        serves them all), else the wheel built under this key."""
+        pure = self.store.pure(sdist_sha256)
+        if pure is not None or key is None:
+            return pure
+        return self.store.built(key)
+
+    def from_source(
+        self, target: Target, pin: Pin, sdist: Blob, key: str | None
+    ) -> tuple[Built, Source]:
+        """The wheel of `sdist` for `target`: from the store ("cached"), else compiled
+        ("built"); one process per key: a second run waits, then finds the first's."""
+        hit = self.store.pure(sdist.sha256)  # built for an earlier target: no builder needed
+        if hit is not None:
+            return hit, "cached"
+        recipe = self.recipes.get(pin.name)
+        key = key or self.build_key(target, sdist.sha256, recipe)
+        with self.store.lock(key):
+            hit = self.cached(sdist.sha256, key)  # built meanwhile, here or elsewhere
+            if hit is not None:
+                return hit, "cached"
+            self.on_event("build", f"building {pin.spec} for {target.name}")
+
+            def dependency(dep: Pin, dep_sdist: Blob) -> Blob:  # a build requirement's wheel
+                return self.from_source(target, dep, dep_sdist, None)[0].blob
+
+            return self.compiler(target).compile(pin, sdist, recipe, key, dependency), "built"
+
+    # -- plan ---------------------------------------------------------------------------
+
+    def plan(self, targets: Sequence[Target]) -> dict[str, Plan]:
+        """Each target's plan, in the order they will be built: a target whose builder
+        image cannot be had here (an Alpine one, say) is planned after the others, whose
+        pure builds may leave it nothing to build."""
         planned: dict[str, Plan] = {}
         queue, retried = list(targets), set()
         while queue:
             t = queue.pop(0)
-            on_event("plan", f"planning {t.name}")
+            self.on_event("plan", f"planning {t.name}")
             building = frozenset(
                 i.sha256 for p in planned.values() for i in p.items if i.action == "build"
             )
             try:
-                planned[t.name] = plan_target(
-                    config, t, client, store, recipes, engine, builders, building
-                )
+                planned[t.name] = self._plan(t, building)
             except EngineError:
-                # its builder image cannot be had here (an Alpine one, say): plan it after
-                # the others, whose pure builds may leave it nothing to build
                 if t.name in retried or not queue:
                     raise
                 retried.add(t.name)
                 queue.append(t)
-        plans = list(planned.values())  # built in this order too: deferred ones last
-        if dry_run:  # reported in the order asked
-            return BuildReport(
-                targets=[TargetBuild(target=t, plan=planned[t.name], output=None) for t in targets],
-                remote=remote,
-            )
+        return planned
 
-        # every file to fetch, once, whichever targets need it (shared downloads)
+    def _plan(self, target: Target, deferred: frozenset[str]) -> Plan:
+        """`deferred`: sdists an earlier target of this run builds. Their key waits until
+        then, so a pure wheel built there serves this target without touching its builder
+        image (which may not even exist here)."""
+        lock = read_target_lock(self.config, target)
+
+        def lookup(pin: Pin, sdist_sha: str) -> tuple[Built | None, str | None]:
+            pure = self.cached(sdist_sha, None)
+            if pure is not None or sdist_sha in deferred:
+                return pure, None
+            key = self.build_key(target, sdist_sha, self.recipes.get(pin.name))
+            return self.cached(sdist_sha, key), key
+
+        return make_plan(lock.pins, target, self.client, self.store, lookup)
+
+    # -- fetch --------------------------------------------------------------------------
+
+    def fetch(self, plans: Iterable[Plan]) -> dict[str, Blob]:
+        """Every file to fetch, once, whichever targets need it (shared downloads)."""
         wanted: dict[str, Item] = {}
-        first: dict[str, str] = {}  # sha256 -> the target a shared download is counted for
         for p in plans:
             for i in p.items:
                 if i.action in ("download", "build"):
                     wanted.setdefault(i.sha256, i)
-                    first.setdefault(i.sha256, p.target.name)
+                    self._first.setdefault(i.sha256, p.target.name)
         if wanted:
-            on_event("fetch", f"fetching {len(wanted)} files")
-        from wheelhouse.build.fetch import fetch_all
-
-        blobs = fetch_all(
+            self.on_event("fetch", f"fetching {len(wanted)} files")
+        return fetch_all(
             list(wanted.values()),
-            client,
-            store,
-            on_done=lambda i, b: on_event("fetched", i.dist.link.filename),
+            self.client,
+            self.store,
+            on_done=lambda i, b: self.on_event("fetched", i.dist.link.filename),
         )
-        for p in plans:
-            results.append(
-                _build_target(
-                    config,
-                    p,
-                    store,
-                    recipes,
-                    builders,
-                    engine,
-                    blobs,
-                    jobs,
-                    keep_going,
-                    on_event,
-                    first,
-                )
+
+    # -- compile + assemble -------------------------------------------------------------
+
+    def make(
+        self, plan: Plan, blobs: dict[str, Blob], *, jobs: int | None, keep_going: bool
+    ) -> TargetBuild:
+        """One target: what the plan has at hand, then its source builds, then its folder."""
+        placed: dict[str, Placed] = {
+            i.pin.name: p for i in plan.items if (p := self._at_hand(plan, i, blobs))
+        }
+        to_build = [i for i in plan.items if i.action == "build"]
+        failures = self._compile(plan.target, to_build, blobs, placed, jobs, keep_going)
+        if failures and not keep_going:
+            return TargetBuild(target=plan.target, plan=plan, output=None, failures=failures)
+        output = assemble(self.config, plan, placed, complete=not failures)
+        return TargetBuild(target=plan.target, plan=plan, output=output, failures=failures)
+
+    def _at_hand(self, plan: Plan, item: Item, blobs: dict[str, Blob]) -> Placed | None:
+        if item.action == "reuse" and item.blob:
+            return Placed(item=item, blob=item.blob, source="reused")
+        if item.action == "download":  # fetched once: the other targets reuse it
+            first = self._first.get(item.sha256) == plan.target.name
+            return Placed(
+                item=item, blob=blobs[item.sha256], source="downloaded" if first else "reused"
             )
-        order = [t.name for t in targets]
-        results.sort(key=lambda r: order.index(r.target.name))  # reported as asked
-    from wheelhouse.store.commands import record_run
-
-    record_run(config.cache_dir, store, results, remote)  # for `cache stats` and `prune`
-    failed = [f for r in results for f in r.failures]
-    if failed and not keep_going:
-        raise failed[0].error
-    indexes: list[IndexReport] = []
-    assembled = [r.target for r in results if r.output is not None]
-    if index and assembled:
-        from wheelhouse.index.writer import index_all
-
-        on_event("index", "writing the indexes")
-        known = {r.target.name: r.output.sha256 for r in results if r.output is not None}
-        indexes = index_all(config, assembled, sha256=known, metadata_cache=store.metadata)
-    return BuildReport(targets=results, indexes=indexes, remote=remote, fetched=len(blobs))
-
-
-def _build_target(
-    config: Config,
-    plan: Plan,
-    store: Store,
-    recipes: Recipes,
-    builders: dict[str, Builders],
-    engine: Callable[[], Engine],
-    blobs: dict[str, Blob],
-    jobs: int | None,
-    keep_going: bool,
-    on_event: Event,
-    first: dict[str, str],
-) -> TargetBuild:
-    target = plan.target
-    done: dict[str, tuple[Blob, str, BuildRecord | None]] = {}
-    for i in plan.items:
-        if i.action == "reuse" and i.blob:
-            done[i.pin.name] = (i.blob, "reused", None)
-        elif i.action == "download":  # fetched once: the other targets reuse it
-            how = "downloaded" if first.get(i.sha256) == target.name else "reused"
-            done[i.pin.name] = (blobs[i.sha256], how, None)
-        elif i.action == "cached" and i.blob:
-            hit = store.built(i.input_key) if i.input_key else store.pure(i.sha256)
-            done[i.pin.name] = (i.blob, "cached", hit.record if hit else None)
-    to_build = [i for i in plan.items if i.action == "build"]
-    failures: list[Failure] = []
-    if to_build:
-        from wheelhouse.build.compile import Builders
-
-        b = builders.get(target.name) or Builders(engine(), config, target, store)
-        builders[target.name] = b
-
-        def one(item: Item) -> tuple[Blob, BuildRecord, str]:
-            pure = store.pure(item.sha256)  # built for an earlier target: no builder needed
-            if pure is not None:
-                return pure.blob, pure.record, "cached"
-            recipe = recipes.get(item.pin.name)
-            key = item.input_key or input_key(
-                sdist_sha256=item.sha256,
-                target=target,
-                builder_tag=b.tag_for(recipe),
-                recipe_digest=recipe.digest() if recipe else None,
+        if item.action == "cached" and item.built:
+            return Placed(
+                item=item, blob=item.built.blob, source="cached", record=item.built.record
             )
-            with store.lock(key):
-                # built meanwhile: by another process, or as a pure wheel for another target
-                hit = store.pure(item.sha256) or store.built(key)
-                if hit is not None:
-                    return hit.blob, hit.record, "cached"
-                on_event("build", f"building {item.pin.spec} for {target.name}")
-                built = b.build(item.pin, blobs[item.sha256], recipe, key)
-                return built.blob, built.record, "built"
+        return None
 
-        from concurrent.futures import ThreadPoolExecutor, as_completed
+    def _compile(
+        self,
+        target: Target,
+        items: list[Item],
+        blobs: dict[str, Blob],
+        placed: dict[str, Placed],
+        jobs: int | None,
+        keep_going: bool,
+    ) -> list[Failure]:
+        """The source builds, in parallel; each result goes into `placed`."""
+        failures: list[Failure] = []
+        if not items:
+            return failures
+
+        def one(item: Item) -> Placed:
+            sdist = blobs[item.sha256]
+            built, source = self.from_source(target, item.pin, sdist, item.input_key)
+            return Placed(item=item, blob=built.blob, source=source, record=built.record)
 
         workers = max(1, jobs or os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(one, i): i for i in to_build}
+            futures = {pool.submit(one, i): i for i in items}
             for fut in as_completed(futures):
                 item = futures[fut]
                 try:
-                    blob, record, how = fut.result()
+                    p = fut.result()
                 except WheelhouseError as err:
                     failures.append(Failure(pin=item.pin.spec, error=err))
-                    on_event("failed", err.message.splitlines()[0])
+                    self.on_event("failed", err.message.splitlines()[0])
                     if not keep_going:
                         for f in futures:
                             f.cancel()
                     continue
-                done[item.pin.name] = (blob, how, record)
-                on_event(how, f"{item.pin.spec} -> {blob.filename}")
-    if failures and not keep_going:
-        return TargetBuild(target=target, plan=plan, output=None, failures=failures)
-    output = assemble(config, target, plan, done, complete=not failures)
-    return TargetBuild(target=target, plan=plan, output=output, failures=failures)
+                placed[item.pin.name] = p
+                self.on_event(p.source, f"{item.pin.spec} -> {p.blob.filename}")
+        return failures
+
+    # -- record + index -----------------------------------------------------------------
+
+    def record(self, results: Sequence[TargetBuild]) -> None:
+        """What the run did, for `cache stats` and `cache prune`."""
+        from wheelhouse.store.commands import record_run
+
+        record_run(self.config.cache_dir, self.store, results, self.remote)
+
+    def index(self, results: Sequence[TargetBuild]) -> list[IndexReport]:
+        assembled = [r for r in results if r.output is not None]
+        if not assembled:
+            return []
+        from wheelhouse.index.writer import index_all
+
+        self.on_event("index", "writing the indexes")
+        known = {r.target.name: r.output.sha256 for r in assembled if r.output is not None}
+        targets = [r.target for r in assembled]
+        return index_all(self.config, targets, sha256=known, metadata_cache=self.store.metadata)
 
 
 def summary_error(results: list[TargetBuild]) -> BuildError | None:

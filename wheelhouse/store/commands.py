@@ -66,7 +66,7 @@ def _target_doc(config: Config, target: Target) -> dict[str, Any]:
 def cache_key(config: Config, targets: Sequence[Target]) -> str:
     """`wheelhouse-<targets>-<hash>`: changes exactly when a build could store other
     things (see the module docstring), not when a comment or another target changes."""
-    from wheelhouse.build.compile import dockerfile_text
+    from wheelhouse.build.images import dockerfile_text
     from wheelhouse.lock.lock import read_target_lock
     from wheelhouse.recipes import Recipes
 
