@@ -22,7 +22,7 @@ from wheelhouse.store import Blob, BuildRecord, Store
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
     from wheelhouse.build.compile import Builders
     from wheelhouse.index.writer import IndexReport
-    from wheelhouse.store.s3 import RemoteStats
+    from wheelhouse.store.layered import RemoteStats
 
 Event = Callable[[str, str], None]  # (kind, message) for the CLI's progress display
 
@@ -108,7 +108,7 @@ def build(
     ):
         remote: RemoteStats | None = None
         if config.store is not None:  # the shared store: read-through, write-behind
-            from wheelhouse.store.s3 import open_layered
+            from wheelhouse.store.layered import open_layered
 
             layered = open_layered(config.cache_dir, config.store)
             on_event("store", f"looking in {config.store.url}")
@@ -184,9 +184,23 @@ def build(
             )
         order = [t.name for t in targets]
         results.sort(key=lambda r: order.index(r.target.name))  # reported as asked
-    from wheelhouse.store.commands import record_run
+    from collections import Counter
 
-    record_run(config.cache_dir, store, results, remote)  # for `cache stats` and `prune`
+    from wheelhouse.store.maintain import RunCounts, record_run
+
+    # what `cache stats` shows and `cache prune` keeps: how each wheel got here, the files used
+    outputs = [r.output for r in results if r.output is not None]
+    hows = Counter(how for o in outputs for how in o.wheels.values())
+    counts = RunCounts(
+        reused=hows["reused"],
+        downloaded=hows["downloaded"],
+        cached=hows["cached"],
+        built=hows["built"],
+        failed=sum(len(r.failures) for r in results),
+    )
+    used = {sha for o in outputs for sha in o.sha256.values()}
+    used.update(i.sha256 for r in results for i in r.plan.items if not i.dist.tags)  # sdists
+    record_run(config.cache_dir, store, counts, used, remote)
     failed = [f for r in results for f in r.failures]
     if failed and not keep_going:
         raise failed[0].error
