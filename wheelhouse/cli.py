@@ -602,10 +602,10 @@ def cache_group() -> None:
 def cache_key(obj: Context, target_names: tuple[str, ...]) -> None:
     """Print a key for CI cache actions: it changes when the locks, the targets' config,
     Dockerfile.builder, the recipes in use or the builder images change."""
-    from wheelhouse.store import commands as cache_mod
+    from wheelhouse.build.cachekey import cache_key as key_of
 
     cfg = obj.config()
-    click.echo(cache_mod.cache_key(cfg, cfg.selected(_names(target_names))))
+    click.echo(key_of(cfg, cfg.selected(_names(target_names))))
 
 
 @cache_group.command("export")
@@ -621,10 +621,12 @@ def cache_key(obj: Context, target_names: tuple[str, ...]) -> None:
 @click.pass_obj
 def cache_export(obj: Context, target_names: tuple[str, ...], output: Path) -> None:
     """Write the cache entries these targets' builds use as one tar.gz."""
-    from wheelhouse.store import commands as cache_mod
+    from wheelhouse.build.cachekey import wanted
+    from wheelhouse.store.archive import export
 
     cfg = obj.config()
-    r = cache_mod.export(cfg, cfg.selected(_names(target_names)), output)
+    targets = cfg.selected(_names(target_names))
+    r = export(cfg.cache_dir, wanted(cfg, targets), output, targets=[t.name for t in targets])
     click.echo(f"wrote {output}: {r.blobs} files, {r.records} build records, {_size(r.size)}")
     for m in r.missing:
         click.echo(f"  not in the cache (build first): {m}", err=True)
@@ -635,9 +637,9 @@ def cache_export(obj: Context, target_names: tuple[str, ...], output: Path) -> N
 @click.pass_obj
 def cache_import(obj: Context, archive: Path) -> None:
     """Check an archive from `cache export` (every hash, every path) and add it to the cache."""
-    from wheelhouse.store import commands as cache_mod
+    from wheelhouse.store.archive import import_archive
 
-    r = cache_mod.import_archive(obj.config().cache_dir, archive)
+    r = import_archive(obj.config().cache_dir, archive)
     click.echo(f"imported {archive}: {r.blobs} files, {r.records} build records")
 
 
@@ -651,11 +653,11 @@ def cache_import(obj: Context, archive: Path) -> None:
 @click.pass_obj
 def cache_prune(obj: Context, max_size: int | None, max_age: float | None) -> None:
     """Drop least recently used entries by age and/or total size."""
-    from wheelhouse.store import commands as cache_mod
+    from wheelhouse.store import maintain
 
     if max_size is None and max_age is None:
         raise click.UsageError("give --max-size and/or --max-age")
-    r = cache_mod.prune(
+    r = maintain.prune(
         obj.config().cache_dir,
         max_size=max_size,
         max_age=max_age,
@@ -670,9 +672,9 @@ def cache_prune(obj: Context, max_size: int | None, max_age: float | None) -> No
 @click.pass_obj
 def cache_verify(obj: Context) -> None:
     """Re-hash every entry; drop (and list) corrupt ones, which the next build replaces."""
-    from wheelhouse.store import commands as cache_mod
+    from wheelhouse.store import maintain
 
-    r = cache_mod.verify(obj.config().cache_dir)
+    r = maintain.verify(obj.config().cache_dir)
     for what in r.corrupt:
         click.echo(f"corrupt, dropped: {what}")
     for what in r.records_dropped:
@@ -684,10 +686,10 @@ def cache_verify(obj: Context) -> None:
 @click.pass_obj
 def cache_stats(obj: Context) -> None:
     """Entries, size, and the hit rate of the last build."""
-    from wheelhouse.store import commands as cache_mod
+    from wheelhouse.store import maintain
 
     cfg = obj.config()
-    s = cache_mod.stats(cfg.cache_dir)
+    s = maintain.stats(cfg.cache_dir)
     click.echo(f"cache: {cfg.cache_dir}")
     click.echo(f"entries: {s.blobs} files, {s.built} build records, {_size(s.size)}")
     last = s.last_run
@@ -695,14 +697,15 @@ def cache_stats(obj: Context) -> None:
         click.echo("last build: none recorded")
         return
     rate = s.hit_rate
-    counts = ", ".join(f"{last.get(k, 0)} {k}" for k in ("reused", "cached", "downloaded", "built"))
+    c = last.counts
+    counts = f"{c.reused} reused, {c.cached} cached, {c.downloaded} downloaded, {c.built} built"
     shown = "-" if rate is None else f"{rate:.0%}"
     click.echo(f"last build: hit rate {shown} ({counts})")
-    remote = last.get("remote")
-    if remote:
+    remote = last.remote
+    if remote is not None:
         click.echo(
-            f"  store {remote['url']}: {remote['blobs_fetched']} files and "
-            f"{remote['records_fetched']} records fetched, {remote['uploaded']} uploaded"
+            f"  store {remote.url}: {remote.blobs_fetched} files and "
+            f"{remote.records_fetched} records fetched, {remote.uploaded} uploaded"
         )
 
 

@@ -30,11 +30,12 @@ from wheelhouse.lock.lockfile import Pin
 from wheelhouse.recipes import Recipe, Recipes
 from wheelhouse.simple import PAGE_TTL, IndexClient
 from wheelhouse.store import Blob, Built, Store
+from wheelhouse.store.maintain import RunCounts, record_run
 
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
     from wheelhouse.build.compile import Compiler
     from wheelhouse.index.writer import IndexReport
-    from wheelhouse.store.s3 import RemoteStats
+    from wheelhouse.store.layered import RemoteStats
 
 Event = Callable[[str, str], None]  # (kind, message) for the CLI's progress display
 BUILD_FORMAT = "1"  # bump when the way wheels are built changes: every key changes
@@ -77,17 +78,6 @@ class Failure:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Counts:
-    """What a run did with its pins (the summary table, `cache stats`)."""
-
-    reused: int = 0
-    downloaded: int = 0
-    cached: int = 0
-    built: int = 0
-    failed: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
 class TargetBuild:
     target: Target
     plan: Plan
@@ -95,9 +85,10 @@ class TargetBuild:
     failures: list[Failure] = field(default_factory=list)
 
     @property
-    def counts(self) -> Counts:
+    def counts(self) -> RunCounts:
+        """How each wheel got here (the summary table; summed for `cache stats`)."""
         sources = list(self.output.wheels.values()) if self.output else []
-        return Counts(
+        return RunCounts(
             reused=sources.count("reused"),
             downloaded=sources.count("downloaded"),
             cached=sources.count("cached"),
@@ -183,7 +174,7 @@ class BuildSession:
         ):
             remote: RemoteStats | None = None
             if config.store is not None:  # the shared store: read-through, write-behind
-                from wheelhouse.store.s3 import open_layered
+                from wheelhouse.store.layered import open_layered
 
                 layered = open_layered(config.cache_dir, config.store)
                 on_event("store", f"looking in {config.store.url}")
@@ -375,10 +366,12 @@ class BuildSession:
     # -- record + index -----------------------------------------------------------------
 
     def record(self, results: Sequence[TargetBuild]) -> None:
-        """What the run did, for `cache stats` and `cache prune`."""
-        from wheelhouse.store.commands import record_run
-
-        record_run(self.config.cache_dir, self.store, results, self.remote)
+        """What the run did (`cache stats`) and the files it used (`cache prune` keeps the
+        most recently used): the wheels placed and the sdists built."""
+        counts = sum((r.counts for r in results), RunCounts())
+        used = {sha for r in results if r.output for sha in r.output.sha256.values()}
+        used.update(i.sha256 for r in results for i in r.plan.items if not i.dist.tags)
+        record_run(self.config.cache_dir, self.store, counts, used, self.remote)
 
     def index(self, results: Sequence[TargetBuild]) -> list[IndexReport]:
         assembled = [r for r in results if r.output is not None]

@@ -1,9 +1,22 @@
 """store: the content-addressed cache (local, layered over S3) and its maintenance.
 
-The public names every other package uses; the modules behind them are the store's own.
+Infrastructure below the pipeline's stages: it imports none of them, and takes what it
+needs from them as typed arguments. The names every other package uses are here; the
+rest is public in the module named for it: layered (the read-through/write-behind store,
+RemoteStats), s3 (Bucket, S3Store), maintain (record_run, stats, verify, prune) and
+archive (export, import_archive).
 """
 
-from wheelhouse.store.local import Store, sha256_file
-from wheelhouse.store.records import Blob, BuildRecord, Built, SdistRef
+from wheelhouse.store.local import RecordKind, Store, sha256_file
+from wheelhouse.store.records import Blob, BuildRecord, Built, SdistRef, safe_filename
 
-__all__ = ["Blob", "BuildRecord", "Built", "SdistRef", "Store", "sha256_file"]
+__all__ = [
+    "Blob",
+    "BuildRecord",
+    "Built",
+    "RecordKind",
+    "SdistRef",
+    "Store",
+    "safe_filename",
+    "sha256_file",
+]

@@ -20,11 +20,14 @@ import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Literal
 
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.store.records import Blob, BuildRecord, Built
 
 _BLOCK = 1 << 20
+
+RecordKind = Literal["built", "pure"]
 
 
 def sha256_file(path: Path) -> str:
@@ -45,18 +48,24 @@ class Store:
 
     # -- blobs ----------------------------------------------------------------------------
 
-    def _blob_dir(self, sha256: str) -> Path:
+    def blob_folder(self, sha256: str) -> Path:
+        """Where the blob with this hash lives (whether or not it is there): its file and
+        its stamp. The folder's mtime is when a build last used it (`cache prune`)."""
         return self.root / "blobs" / sha256[:2] / sha256
+
+    def blob_folders(self) -> list[Path]:
+        """Every blob's folder, for the maintenance that walks them all."""
+        return [p for p in (self.root / "blobs").glob("*/*") if p.is_dir()]
 
     def get(self, sha256: str, *, verify: bool = True) -> Blob | None:
         """The blob with this hash, or None. A corrupt one is deleted (and so rebuilt or
-        downloaded again by the caller), never returned. (A layered store, store_s3,
+        downloaded again by the caller), never returned. (A layered store, layered.py,
         looks in the remote store when this one has no such blob.)"""
         return self.get_local(sha256, verify=verify)
 
     def get_local(self, sha256: str, *, verify: bool = True) -> Blob | None:
         """The blob with this hash in this cache only."""
-        folder = self._blob_dir(sha256)
+        folder = self.blob_folder(sha256)
         try:
             files = [p for p in folder.iterdir() if not p.name.startswith(".")]
         except FileNotFoundError:
@@ -91,6 +100,11 @@ class Store:
     def _stamp(self, folder: Path, path: Path) -> None:
         atomic_write(folder / ".verified", self._stamp_text(path))
 
+    def mark_verified(self, path: Path) -> None:
+        """`path`, a blob's file, was just hashed and found whole: reads skip re-hashing
+        it until it changes."""
+        self._stamp(path.parent, path)
+
     def put(self, src: Path, filename: str, *, sha256: str | None = None) -> Blob:
         """Move `src` (a file under store/tmp) into the store under its hash."""
         digest = sha256 or sha256_file(src)
@@ -98,7 +112,7 @@ class Store:
         if existing is not None:
             src.unlink(missing_ok=True)
             return existing
-        folder = self._blob_dir(digest)
+        folder = self.blob_folder(digest)
         staging = self.tempdir(f"blob-{digest[:16]}-")  # unique per thread and process
         # the filename comes from a wheel/sdist name (validated by packaging), but never
         # let it pick a path: only its last component is used
@@ -131,9 +145,7 @@ class Store:
     def built(self, key: str) -> Built | None:
         """The wheel built for this key (verified) and its provenance record."""
         try:
-            record = BuildRecord.from_json(
-                json.loads((self.root / "built" / f"{key}.json").read_text())
-            )
+            record = BuildRecord.from_json(json.loads(self.record_path("built", key).read_text()))
         except (OSError, ValueError):
             return None
         if record is None:
@@ -145,17 +157,25 @@ class Store:
 
     def record_built(self, key: str, record: BuildRecord) -> None:
         text = json.dumps(record.to_json(), sort_keys=True)
-        atomic_write(self.root / "built" / f"{key}.json", text)
+        atomic_write(self.record_path("built", key), text)
 
     def pure(self, sdist_sha256: str) -> Built | None:
         try:
-            key = json.loads((self.root / "pure" / f"{sdist_sha256}.json").read_text())["key"]
+            key = json.loads(self.record_path("pure", sdist_sha256).read_text())["key"]
         except (OSError, ValueError, KeyError):
             return None
         return self.built(key)
 
     def record_pure(self, sdist_sha256: str, key: str) -> None:
-        atomic_write(self.root / "pure" / f"{sdist_sha256}.json", json.dumps({"key": key}))
+        atomic_write(self.record_path("pure", sdist_sha256), json.dumps({"key": key}))
+
+    def record_path(self, kind: RecordKind, key: str) -> Path:
+        """The file of a built record (by input key) or a pure one (by sdist sha256)."""
+        return self.root / kind / f"{key}.json"
+
+    def record_files(self, kind: RecordKind) -> list[Path]:
+        """Every record of this kind; the file's stem is its key."""
+        return list((self.root / kind).glob("*.json"))
 
     def log_path(self, key: str) -> Path:
         return self.root / "logs" / f"{key}.log"

@@ -153,3 +153,12 @@ class Built:
 
     blob: Blob
     record: BuildRecord
+
+
+def safe_filename(name: str) -> bool:
+    """A wheel or sdist file name and nothing else (no path): what the store accepts from
+    a remote object's metadata or an archive member as the name of a blob."""
+    # imported here: packaging's parsers are not needed by most users of the records
+    from wheelhouse.simple import parse_filename
+
+    return "/" not in name and "\\" not in name and parse_filename(name) is not None

@@ -1,5 +1,6 @@
-"""The shared store on S3-compatible object storage: a read-through / write-behind layer
-over the local Store, which stays the source of truth for a run.
+"""The shared store on S3-compatible object storage: the boto3 client, one bucket and
+prefix (`Bucket`), and the remote store on it (`S3Store`) that store/layered.py reads
+through and writes behind.
 
 Layout under `s3://bucket/prefix/` (every key content addressed or input addressed, so
 immutable: runners never overwrite each other's objects):
@@ -8,14 +9,8 @@ immutable: runners never overwrite each other's objects):
     built/<input-key>.json    the provenance record of the wheel built for that key
     pure/<sdist-sha256>.json  {"key": ...}: this sdist builds a pure wheel (any target)
 
-Reads: a local miss asks the remote; what comes back is hash-checked (a blob against its
-key, a record's wheel against the record) before it enters the local store, so a corrupt
-or tampered object is reported and never used: the item is fetched or built as usual.
-Writes: a blob is uploaded *before* it enters the local store and a record after its
-wheel, so a record never names a missing blob, and a failed upload leaves nothing local
-that a rerun would skip uploading. Puts are conditional (`If-None-Match: *`) where the
-service supports it; elsewhere a HEAD first, which is safe because equal keys hold equal
-bytes.
+Puts are conditional (`If-None-Match: *`) where the service supports it; elsewhere a HEAD
+first, which is safe because equal keys hold equal bytes.
 
 Credentials come from boto3's standard chain and are never printed: errors name the
 bucket, the operation and S3's error code, nothing the client sent.
@@ -26,27 +21,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from wheelhouse.config import StoreSettings
 from wheelhouse.errors import StoreAccessError, StoreError, ToolError
-from wheelhouse.store.local import Store
-from wheelhouse.store.records import Blob, BuildRecord, Built
+from wheelhouse.store.records import safe_filename
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger("wheelhouse.s3")
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 # S3 error codes that mean "who you are" or "what you may do", not "it is not there"
 _ACCESS_CODES = {
     "AccessDenied",
@@ -261,44 +251,8 @@ class Bucket:
         return out
 
 
-# -- the remote store ---------------------------------------------------------------------
-
-
-class RemoteStore(Protocol):
-    """What the layered store needs from a remote: blobs by sha256, records by key."""
-
-    url: str
-
-    def fetch_blob(self, sha256: str, tmpdir: Path) -> tuple[Path, str] | None:
-        """Download into `tmpdir`: (path, filename), verified against `sha256`; None if
-        absent or corrupt (reported through `on_corrupt`)."""
-
-    def upload_blob(self, sha256: str, path: Path, filename: str) -> bool: ...
-
-    def fetch_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
-
-    def upload_record(self, kind: str, key: str, record: dict[str, Any]) -> bool: ...
-
-
-@dataclass
-class RemoteStats:
-    """What the remote did for one run (rendered by the CLI, kept by `cache stats`)."""
-
-    url: str
-    blobs_fetched: int = 0
-    records_fetched: int = 0
-    uploaded: int = 0
-    corrupt: list[str] = field(default_factory=list)
-
-
-def _safe_filename(name: str) -> bool:
-    from wheelhouse.simple import parse_filename
-
-    return "/" not in name and "\\" not in name and parse_filename(name) is not None
-
-
 class S3Store:
-    """RemoteStore on an S3 bucket (see the module docstring for the layout)."""
+    """A layered.RemoteStore on an S3 bucket (see the module docstring for the layout)."""
 
     def __init__(self, settings: StoreSettings, bucket: Bucket | None = None) -> None:
         self.url = settings.url
@@ -315,12 +269,15 @@ class S3Store:
             return None
         digest, meta = got
         filename = urllib.parse.unquote(meta.get("filename", ""))
-        if digest != sha256 or not _safe_filename(filename):
+        if digest != sha256 or not safe_filename(filename):
             self._corrupt.add(rel)
             why = f"sha256 {digest}" if digest != sha256 else f"file name {filename!r}"
             self.on_corrupt(f"{self.bucket.url(rel)} has {why}: not used")
             return None
         return tmp, filename
+
+    def has_blob(self, sha256: str) -> bool:
+        return self.bucket.head(f"blobs/{sha256}") is not None
 
     def upload_blob(self, sha256: str, path: Path, filename: str) -> bool:
         rel = f"blobs/{sha256}"
@@ -357,130 +314,3 @@ class S3Store:
             self._corrupt.discard(rel)
         body = json.dumps(record, sort_keys=True).encode()
         return self.bucket.put(rel, body, content_type="application/json")
-
-
-class LayeredStore(Store):
-    """The local Store, reading through to a remote on a miss and writing what it gains
-    to the remote. Planning, fetching and building use it exactly like a Store."""
-
-    def __init__(self, cache_dir: Path, remote: RemoteStore) -> None:
-        super().__init__(cache_dir)
-        self.remote = remote
-        self.stats = RemoteStats(url=remote.url)
-        self._absent: set[str] = set()  # asked this run and not there: don't ask again
-        self._guard = threading.Lock()
-        if isinstance(remote, S3Store):
-            remote.on_corrupt = self._corrupt
-
-    def _corrupt(self, what: str) -> None:
-        with self._guard:
-            self.stats.corrupt.append(what)
-        log.warning("corrupt object in the store: %s", what)
-
-    def _known_absent(self, name: str) -> bool:
-        with self._guard:
-            return name in self._absent
-
-    def _mark_absent(self, name: str) -> None:
-        with self._guard:
-            self._absent.add(name)
-
-    def _count(self, what: str) -> None:
-        with self._guard:
-            setattr(self.stats, what, getattr(self.stats, what) + 1)
-
-    # -- reads ----------------------------------------------------------------------------
-
-    def get(self, sha256: str, *, verify: bool = True) -> Blob | None:
-        blob = self.get_local(sha256, verify=verify)
-        if blob is not None or not _HEX64.fullmatch(sha256):
-            return blob
-        if self._known_absent("blob " + sha256):
-            return None
-        tmpdir = self.tempdir("remote-")
-        try:
-            got = self.remote.fetch_blob(sha256, tmpdir)
-            if got is None:
-                self._mark_absent("blob " + sha256)
-                return None
-            path, filename = got
-            self._count("blobs_fetched")
-            return Store.put(self, path, filename, sha256=sha256)  # verified: no re-upload
-        finally:
-            import shutil
-
-            shutil.rmtree(tmpdir, ignore_errors=True)
-
-    def built(self, key: str) -> Built | None:
-        hit = super().built(key)
-        if hit is not None or self._known_absent("built " + key):
-            return hit
-        record = BuildRecord.from_json(self.remote.fetch_record("built", key))
-        blob = self.get(record.sha256) if record else None
-        if record is None or blob is None:
-            self._mark_absent("built " + key)
-            return None
-        if blob.filename != record.filename:
-            self._corrupt(f"built/{key}.json names {record.filename!r}: not used")
-            self._mark_absent("built " + key)
-            return None
-        self._count("records_fetched")
-        Store.record_built(self, key, record)
-        return Built(blob=blob, record=record)
-
-    def pure(self, sdist_sha256: str) -> Built | None:
-        hit = super().pure(sdist_sha256)
-        if hit is not None or self._known_absent("pure " + sdist_sha256):
-            return hit
-        record = self.remote.fetch_record("pure", sdist_sha256)
-        found = self.built(record["key"]) if record else None
-        if record is None or found is None:
-            self._mark_absent("pure " + sdist_sha256)
-            return None
-        Store.record_pure(self, sdist_sha256, record["key"])
-        return found
-
-    def prefetch(self, shas: Iterable[str], workers: int = 16) -> None:
-        """Pull the blobs the remote has for these hashes, in parallel: planning then
-        finds them locally (a lookup per file, done serially, would add up)."""
-        todo = [s for s in dict.fromkeys(shas) if self.get_local(s, verify=False) is None]
-        if todo:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(self.get, todo))
-
-    # -- writes ---------------------------------------------------------------------------
-
-    def put(self, src: Path, filename: str, *, sha256: str | None = None) -> Blob:
-        from wheelhouse.store.local import sha256_file
-
-        digest = sha256 or sha256_file(src)
-        # uploaded before it is stored here: if the upload fails, a rerun has no local
-        # copy to skip and so fetches (or builds) and uploads again
-        if (
-            self.get_local(digest) is None
-            and (self._known_absent("blob " + digest) or self.remote_missing(digest))
-            and self.remote.upload_blob(digest, src, Path(filename).name)
-        ):
-            self._count("uploaded")
-        return super().put(src, filename, sha256=digest)
-
-    def remote_missing(self, sha256: str) -> bool:
-        bucket = getattr(self.remote, "bucket", None)
-        if isinstance(bucket, Bucket):
-            return bucket.head(f"blobs/{sha256}") is None
-        return True
-
-    def record_built(self, key: str, record: BuildRecord) -> None:
-        if self.remote.upload_record("built", key, record.to_json()):
-            self._count("uploaded")
-        super().record_built(key, record)
-
-    def record_pure(self, sdist_sha256: str, key: str) -> None:
-        if self.remote.upload_record("pure", sdist_sha256, {"key": key}):
-            self._count("uploaded")
-        super().record_pure(sdist_sha256, key)
-
-
-def open_layered(cache_dir: Path, settings: StoreSettings) -> LayeredStore:
-    """The local store, layered over the configured remote one."""
-    return LayeredStore(cache_dir, S3Store(settings))

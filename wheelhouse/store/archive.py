@@ -1,0 +1,275 @@
+"""`wheelhouse cache export` / `import`: store entries as one tar.gz, for CI caches.
+
+Export takes what the caller wants (`Wanted`: sha256s, each set under a label for the
+report): those blobs, the built records of those sdists with their wheels, the pure
+records, and the image probes (so the importing side needs no container to plan).
+
+Import checks every member's name against a strict pattern (no traversal, no links,
+nothing but regular files), every file against the archive's manifest and every blob
+against its sha256, all before anything enters the cache, so a bad archive changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wheelhouse.errors import HashMismatchError, InputError
+from wheelhouse.fsutil import atomic_write
+from wheelhouse.store.local import Store, sha256_file
+from wheelhouse.store.records import safe_filename
+
+ARCHIVE_FORMAT = 1
+MANIFEST = "manifest.json"
+# the image probes' cache (written by the engine): carried so an import can plan offline
+PROBES = "probes"
+_HEX64 = r"[0-9a-f]{64}"
+_MEMBER = re.compile(
+    rf"(?P<kind>blobs)/(?P<sha>{_HEX64})/(?P<file>[^/]+)"
+    rf"|(?P<rkind>built|pure)/(?P<key>{_HEX64})\.json"
+    rf"|{PROBES}/(?P<pver>[A-Za-z0-9_.-]+)/(?P<probe>[A-Za-z0-9_.-]+\.json)"
+)
+_MAX_MANIFEST = 16 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wanted:
+    """One thing a build needs (a pin, say), by the sha256s of the files that would do."""
+
+    label: str  # how the report names it when the cache has none of them
+    sha256s: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveReport:
+    path: Path
+    blobs: int
+    records: int
+    size: int
+    missing: list[str] = field(default_factory=list)  # labels with nothing in the cache
+
+
+# -- export -----------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class _Selection:
+    files: dict[str, Path] = field(default_factory=dict)  # archive name -> local file
+    missing: list[str] = field(default_factory=list)
+    records: int = 0
+
+
+def export(
+    cache_dir: Path, wanted: Sequence[Wanted], dest: Path, *, targets: Sequence[str]
+) -> ArchiveReport:
+    """What `wanted` names, from the local store, with the image probes; `targets` (the
+    names of what it is for) goes into the manifest."""
+    store = Store(cache_dir)
+    picked = _select(store, wanted)
+    probes = cache_dir / PROBES
+    for p in probes.glob("*/*.json") if probes.is_dir() else ():
+        picked.files[f"{PROBES}/{p.parent.name}/{p.name}"] = p
+    manifest = {
+        "format": ARCHIVE_FORMAT,
+        "targets": list(targets),
+        "files": {name: sha256_file(path) for name, path in sorted(picked.files.items())},
+    }
+    _write(dest, manifest, picked.files)
+    blobs = sum(1 for n in picked.files if n.startswith("blobs/"))
+    return ArchiveReport(
+        path=dest,
+        blobs=blobs,
+        records=picked.records,
+        size=dest.stat().st_size,
+        missing=picked.missing,
+    )
+
+
+def _built_by_sdist(store: Store) -> dict[str, list[Path]]:
+    """The built records' files by the sha256 of the sdist each was built from."""
+    by_sdist: dict[str, list[Path]] = {}
+    for path in store.record_files("built"):
+        try:
+            sdist = json.loads(path.read_text())["sdist"]["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        by_sdist.setdefault(sdist, []).append(path)
+    return by_sdist
+
+
+def _select(store: Store, wanted: Sequence[Wanted]) -> _Selection:
+    by_sdist = _built_by_sdist(store)
+    out = _Selection()
+    for want in wanted:
+        found = False
+        for sha in want.sha256s:
+            found = _select_one(store, sha, by_sdist.get(sha, []), out) or found
+        if not found:
+            out.missing.append(want.label)
+    return out
+
+
+def _select_one(store: Store, sha: str, built: list[Path], out: _Selection) -> bool:
+    """The blob with this sha256 and, if it is an sdist, what was built from it."""
+    found = False
+    blob = store.get_local(sha)
+    if blob is not None:
+        out.files[f"blobs/{sha}/{blob.filename}"] = blob.path
+        found = True
+    for rec in built:
+        wheel = store.get_local(json.loads(rec.read_text())["sha256"])
+        if wheel is None:
+            continue
+        out.files[f"built/{rec.name}"] = rec
+        out.files[f"blobs/{wheel.sha256}/{wheel.filename}"] = wheel.path
+        out.records += 1
+        found = True
+    pure = store.record_path("pure", sha)
+    if pure.is_file():
+        out.files[f"pure/{pure.name}"] = pure
+    return found
+
+
+def _write(dest: Path, manifest: dict[str, object], files: dict[str, Path]) -> None:
+    """The manifest first, then the files by name; temp + rename, so never half there."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        with tarfile.open(tmp, "w:gz", compresslevel=6) as tf:
+            data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tf.addfile(info, io.BytesIO(data))
+            for name, path in sorted(files.items()):
+                tf.add(path, arcname=name, recursive=False)
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- import -----------------------------------------------------------------------------
+
+
+def _refuse(archive: Path, what: str) -> InputError:
+    return InputError(
+        f"{archive}: {what}",
+        hint="nothing was imported; use an archive made by `wheelhouse cache export`",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Staged:
+    path: Path
+    sha256: str
+    member: re.Match[str]
+
+
+def import_archive(cache_dir: Path, archive: Path) -> ArchiveReport:
+    """All or nothing: every member is checked and staged first, then committed."""
+    store = Store(cache_dir)
+    staging = store.tempdir("import-")
+    try:
+        try:
+            tf = tarfile.open(archive, "r:gz")  # noqa: SIM115 - closed by the `with` below
+        except (OSError, tarfile.TarError) as e:
+            raise _refuse(archive, f"not a readable tar.gz ({e})") from None
+        with tf:
+            staged, listed = _stage(archive, tf, staging)
+            _check(archive, staged, listed)
+        blobs, records = _commit(store, cache_dir, staged)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ArchiveReport(path=archive, blobs=blobs, records=records, size=archive.stat().st_size)
+
+
+def _stage(
+    archive: Path, tf: tarfile.TarFile, staging: Path
+) -> tuple[dict[str, _Staged], dict[str, object]]:
+    """Every member copied into `staging` and hashed; and the manifest's file list."""
+    staged: dict[str, _Staged] = {}
+    manifest: object = None
+    for m in tf:
+        if not _admit(archive, m):
+            continue
+        member = tf.extractfile(m)
+        assert member is not None
+        if m.name == MANIFEST:
+            try:
+                manifest = json.loads(member.read(_MAX_MANIFEST))
+            except ValueError:
+                raise _refuse(archive, "manifest.json is not JSON") from None
+            continue
+        match = _MEMBER.fullmatch(m.name)
+        assert match is not None  # admitted
+        out = staging / f"{len(staged)}"
+        h = hashlib.sha256()
+        with out.open("wb") as f:
+            while block := member.read(1 << 20):
+                h.update(block)
+                f.write(block)
+        staged[m.name] = _Staged(path=out, sha256=h.hexdigest(), member=match)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise _refuse(archive, "no valid manifest.json")
+    listed: dict[str, object] = manifest["files"]
+    return staged, listed
+
+
+def _admit(archive: Path, m: tarfile.TarInfo) -> bool:
+    """Whether to read this member (not a folder); refuses anything that is not a regular
+    file at a name the store would write, or the manifest."""
+    name = m.name
+    if name.startswith("/") or ".." in name.split("/") or "\\" in name:
+        raise _refuse(archive, f"member {name!r} would escape the cache")
+    if m.isdir():
+        return False
+    if not m.isfile():  # symlinks, hard links, devices, fifos
+        raise _refuse(archive, f"member {name!r} is not a regular file")
+    if name != MANIFEST and not _MEMBER.fullmatch(name):
+        raise _refuse(archive, f"unexpected member {name!r}")
+    return True
+
+
+def _check(archive: Path, staged: dict[str, _Staged], listed: dict[str, object]) -> None:
+    """Members and manifest agree, every file has the hash listed (a blob also the one
+    its name says), and every blob's name is a wheel's or an sdist's."""
+    if set(listed) != set(staged):
+        odd = sorted(set(listed) ^ set(staged))[:3]
+        raise _refuse(archive, f"members and manifest disagree: {', '.join(odd)}")
+    for name, s in staged.items():
+        expected = s.member.group("sha") if s.member.group("kind") else listed[name]
+        if s.sha256 != expected or s.sha256 != listed[name]:
+            raise HashMismatchError(
+                f"{archive}: {name} has sha256 {s.sha256}, expected {expected}",
+                hint="the archive is corrupt or was altered; nothing was imported",
+            )
+        if s.member.group("file") and not safe_filename(s.member.group("file")):
+            raise _refuse(archive, f"member {name!r}: not a wheel or sdist name")
+
+
+def _commit(store: Store, cache_dir: Path, staged: dict[str, _Staged]) -> tuple[int, int]:
+    """Checked members into the cache: (blobs, built records)."""
+    blobs = records = 0
+    for _name, s in sorted(staged.items()):
+        m = s.member
+        if m.group("kind"):
+            store.put(s.path, m.group("file"), sha256=s.sha256)
+            blobs += 1
+        elif m.group("rkind"):
+            built = m.group("rkind") == "built"  # else pure
+            dest = store.record_path("built" if built else "pure", m.group("key"))
+            atomic_write(dest, s.path.read_text())
+            records += built
+        else:
+            probe = cache_dir / PROBES / m.group("pver") / m.group("probe")
+            atomic_write(probe, s.path.read_bytes())
+    return blobs, records

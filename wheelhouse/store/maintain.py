@@ -1,0 +1,263 @@
+"""Keeping the local store healthy: what a build records of its run, `prune` (age, size;
+least recently used first), `verify` (re-hash everything, drop what is corrupt) and
+`stats` (entries, size, the hit rate of the last build).
+
+A build records its hit/miss counts (`last-run.json`) and touches the blob folders it
+used (their mtime is the "last used" that prune sorts by; the file's own mtime is part
+of the store's verification stamp, so it is left alone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wheelhouse.fsutil import atomic_write
+from wheelhouse.store.layered import RemoteStats
+from wheelhouse.store.local import Store, sha256_file
+
+LAST_RUN = "last-run.json"
+_STALE_TMP = 3600  # seconds: temp files older than this belong to runs that died
+
+
+# -- what a build records ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCounts:
+    """How a run's wheels got into its folders, and how many pins failed."""
+
+    reused: int = 0
+    downloaded: int = 0
+    cached: int = 0
+    built: int = 0
+    failed: int = 0
+
+    def __add__(self, other: RunCounts) -> RunCounts:  # a matrix's targets add up
+        return RunCounts(
+            reused=self.reused + other.reused,
+            downloaded=self.downloaded + other.downloaded,
+            cached=self.cached + other.cached,
+            built=self.built + other.built,
+            failed=self.failed + other.failed,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LastRun:
+    """`last-run.json`, as `record_run` wrote it."""
+
+    finished: float
+    counts: RunCounts
+    remote: RemoteStats | None = None
+
+    @classmethod
+    def from_json(cls, doc: object) -> LastRun | None:
+        """None for anything but a JSON object; a missing or odd count reads as 0."""
+        if not isinstance(doc, dict):
+            return None
+        remote = doc.get("remote")
+        return cls(
+            finished=_number(doc.get("finished")),
+            counts=RunCounts(**{f.name: _int(doc.get(f.name)) for f in _COUNTS}),
+            remote=_remote(remote) if isinstance(remote, dict) and remote else None,
+        )
+
+
+_COUNTS = dataclasses.fields(RunCounts)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _remote(doc: dict[str, object]) -> RemoteStats:
+    corrupt = doc.get("corrupt")
+    return RemoteStats(
+        url=str(doc.get("url", "")),
+        blobs_fetched=_int(doc.get("blobs_fetched")),
+        records_fetched=_int(doc.get("records_fetched")),
+        uploaded=_int(doc.get("uploaded")),
+        corrupt=[str(c) for c in corrupt] if isinstance(corrupt, list) else [],
+    )
+
+
+def record_run(
+    cache_dir: Path,
+    store: Store,
+    counts: RunCounts,
+    used: Iterable[str],
+    remote: RemoteStats | None,
+) -> None:
+    """Write `last-run.json` and mark the blobs the run used (by sha256) as used now."""
+    now = time.time()
+    for sha in set(used):
+        with contextlib.suppress(OSError):  # pruned meanwhile
+            os.utime(store.blob_folder(sha), (now, now))
+    doc: dict[str, object] = {"finished": now, **dataclasses.asdict(counts)}
+    if remote is not None:
+        doc["remote"] = dataclasses.asdict(remote)
+    atomic_write(cache_dir / LAST_RUN, json.dumps(doc, sort_keys=True))
+
+
+# -- stats ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stats:
+    blobs: int
+    built: int
+    size: int
+    last_run: LastRun | None
+
+    @property
+    def hit_rate(self) -> float | None:
+        if self.last_run is None:
+            return None
+        c = self.last_run.counts
+        hits = c.reused + c.cached
+        total = hits + c.downloaded + c.built
+        return hits / total if total else None
+
+
+def _tree_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def stats(cache_dir: Path) -> Stats:
+    store = Store(cache_dir)
+    try:
+        last = LastRun.from_json(json.loads((cache_dir / LAST_RUN).read_text()))
+    except (OSError, ValueError):
+        last = None
+    return Stats(
+        blobs=len(store.blob_folders()),
+        built=len(store.record_files("built")),
+        size=_tree_size(store.root),
+        last_run=last,
+    )
+
+
+# -- verify -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyReport:
+    checked: int
+    corrupt: list[str] = field(default_factory=list)  # what was dropped, and why
+    records_dropped: list[str] = field(default_factory=list)
+
+
+def verify(cache_dir: Path) -> VerifyReport:
+    """Re-hash every blob (ignoring stamps); drop corrupt ones and the records that
+    point at a missing blob. The next build fetches or builds them again."""
+    store = Store(cache_dir)
+    with store.exclusive():  # builds finish linking first; new ones wait
+        return _verify(store)
+
+
+def _verify(store: Store) -> VerifyReport:
+    corrupt = []
+    checked = 0
+    for folder in store.blob_folders():
+        checked += 1
+        files = [p for p in folder.iterdir() if not p.name.startswith(".")]
+        bad = None
+        if len(files) != 1:
+            bad = f"{len(files)} files"
+        elif (actual := sha256_file(files[0])) != folder.name:
+            bad = f"{files[0].name} has sha256 {actual}"
+        if bad:
+            corrupt.append(f"{folder.name}: {bad}")
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            store.mark_verified(files[0])
+    return VerifyReport(checked=checked, corrupt=corrupt, records_dropped=_drop_dangling(store))
+
+
+def _drop_dangling(store: Store) -> list[str]:
+    """Built records whose wheel is gone (or unreadable), pure records whose key is gone."""
+    dropped = []
+    live: set[str] = set()
+    for path in store.record_files("built"):
+        try:
+            sha = json.loads(path.read_text())["sha256"]
+            ok = store.blob_folder(sha).is_dir()
+        except (OSError, ValueError, KeyError, TypeError):
+            ok = False
+        if ok:
+            live.add(path.stem)
+        else:
+            path.unlink(missing_ok=True)
+            store.log_path(path.stem).unlink(missing_ok=True)
+            dropped.append(f"built/{path.name}")
+    for path in store.record_files("pure"):
+        try:
+            ok = json.loads(path.read_text())["key"] in live
+        except (OSError, ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            path.unlink(missing_ok=True)
+            dropped.append(f"pure/{path.name}")
+    return dropped
+
+
+# -- prune ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneReport:
+    removed: int
+    freed: int
+    kept: int
+    size: int  # of the blobs kept
+    records_dropped: int
+
+
+def prune(cache_dir: Path, *, max_size: int | None, max_age: float | None) -> PruneReport:
+    """Drop blobs unused for longer than `max_age`, then the least recently used until
+    the blobs fit in `max_size`; then the records that pointed at them."""
+    store = Store(cache_dir)
+    with store.exclusive():  # builds finish linking first; new ones wait
+        return _prune(store, max_size=max_size, max_age=max_age)
+
+
+def _prune(store: Store, *, max_size: int | None, max_age: float | None) -> PruneReport:
+    entries = []
+    for folder in store.blob_folders():
+        entries.append((folder.stat().st_mtime, _tree_size(folder), folder))
+    entries.sort()  # least recently used first
+    total = sum(size for _, size, _ in entries)
+    now = time.time()
+    removed = freed = 0
+    for used, size, folder in entries:
+        too_old = max_age is not None and now - used > max_age
+        too_big = max_size is not None and total > max_size
+        if not (too_old or too_big):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        total -= size
+        removed += 1
+        freed += size
+    for leftover in store.tmp.iterdir():
+        if now - leftover.stat().st_mtime > _STALE_TMP:
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+    dropped = _drop_dangling(store)
+    return PruneReport(
+        removed=removed,
+        freed=freed,
+        kept=len(entries) - removed,
+        size=total,
+        records_dropped=len(dropped),
+    )
