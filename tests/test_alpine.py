@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -139,7 +140,7 @@ def test_a_pin_with_only_manylinux_wheels_is_not_locked_for_alpine(
 
 def _builder_script() -> str:
     """The package-installing RUN of the shipped Dockerfile.builder, as sh runs it."""
-    text = (Path(df.__file__).parent / "_data" / "Dockerfile.builder").read_text()
+    text = resources.files("wheelhouse").joinpath("_data/Dockerfile.builder").read_text()
     joined = re.sub(r"\\\n", " ", text)
     runs = [line[4:] for line in joined.splitlines() if line.startswith("RUN ")]
     return next(r for r in runs if "apk" in r)

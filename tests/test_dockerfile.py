@@ -23,11 +23,12 @@ from wheelhouse import config as config_mod
 from wheelhouse.errors import BuildError, ConfigError, EngineError, InputError
 from wheelhouse.image import dockerfile as df
 from wheelhouse.image import report as image_report
+from wheelhouse.image import stage as st
 
 SLIM = "python:3.12-slim-bookworm"
 
 
-def stage(**kw: Any) -> df.Stage:
+def stage(**kw: Any) -> st.Stage:
     base: dict[str, Any] = {
         "target": "slim",
         "final_image": SLIM,
@@ -35,7 +36,7 @@ def stage(**kw: Any) -> df.Stage:
         "family": "apt",
         "wheelhouse": "wheelhouse/slim",
     }
-    return df.Stage(**{**base, **kw})
+    return st.Stage(**{**base, **kw})
 
 
 def runs(text: str) -> list[str]:
@@ -59,7 +60,7 @@ def test_apt_packages_in_one_layer_with_cleanup_then_deps_then_app_last() -> Non
     s = stage(
         packages=("libpq5", "libyaml-0-2"), app_files=("app.py", "src"), cmd=("python", "app.py")
     )
-    steps = runs(df.render(s))
+    steps = runs(st.render(s))
     assert steps[0] == f"FROM {SLIM} AS wheelhouse-final"
     assert steps[1] == (
         "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
@@ -69,7 +70,7 @@ def test_apt_packages_in_one_layer_with_cleanup_then_deps_then_app_last() -> Non
     assert install.startswith(
         "RUN --mount=type=bind,source=wheelhouse/slim,target=/tmp/wheelhouse "
         "/usr/local/bin/python3 -m venv --without-pip /opt/venv && "
-        f"/opt/venv/bin/python /tmp/wheelhouse/.tools/{df.PIP_FILENAME}/pip --isolated install"
+        f"/opt/venv/bin/python /tmp/wheelhouse/.tools/{st.PIP_FILENAME}/pip --isolated install"
     )
     for flag in (
         "--no-index",
@@ -91,15 +92,15 @@ def test_apt_packages_in_one_layer_with_cleanup_then_deps_then_app_last() -> Non
 
 
 def test_apk_branch_and_no_package_layer_when_none_needed() -> None:
-    steps = runs(df.render(stage(family="apk", packages=("libpq", "yaml"))))
+    steps = runs(st.render(stage(family="apk", packages=("libpq", "yaml"))))
     assert steps[1] == "RUN apk add --no-cache libpq yaml"
-    none = runs(df.render(stage(family="apk")))
+    none = runs(st.render(stage(family="apk")))
     assert not [x for x in none if "apk" in x or "apt-get" in x]
     assert none[1].startswith("RUN --mount=type=bind")
 
 
 def test_dnf_and_no_package_manager() -> None:
-    steps = runs(df.render(stage(family="dnf", packages=("libpq",))))
+    steps = runs(st.render(stage(family="dnf", packages=("libpq",))))
     assert steps[1] == (
         "RUN dnf install -y --setopt=install_weak_deps=False libpq && dnf clean all"
     )
@@ -138,20 +139,20 @@ def test_unsafe_values_are_refused(field: str, value: Any) -> None:
 
 
 def test_cmd_and_copy_are_exec_form_json() -> None:
-    text = df.render(stage(app_files=("app.py",), cmd=("sh", "-c", 'echo "$HOME" \\ ok')))
+    text = st.render(stage(app_files=("app.py",), cmd=("sh", "-c", 'echo "$HOME" \\ ok')))
     line = next(x for x in text.splitlines() if x.startswith("CMD"))
     assert json.loads(line[4:]) == ["sh", "-c", 'echo "$HOME" \\ ok']
 
 
 def test_unprobed_interpreter_is_python3_on_the_path() -> None:
-    text = df.render(stage(python="python3"))
+    text = st.render(stage(python="python3"))
     mount = "RUN --mount=type=bind,source=wheelhouse/slim,target=/tmp/wheelhouse"
     assert f"{mount} \\\n    python3 -m venv --without-pip /opt/venv" in text
 
 
 def test_copy_fallback_installs_in_a_throwaway_stage() -> None:
     s = stage(mode="copy", packages=("libpq5",), app_files=("app.py",))
-    text = df.render(s)
+    text = st.render(s)
     steps = runs(text)
     froms = [x for x in steps if x.startswith("FROM")]
     assert froms == [f"FROM {SLIM} AS wheelhouse-install", f"FROM {SLIM} AS wheelhouse-final"]
@@ -170,34 +171,34 @@ def test_copy_fallback_installs_in_a_throwaway_stage() -> None:
 
 def test_app_wheel_is_installed_last_from_its_own_mount() -> None:
     s = stage(app_wheel="wheelhouse/.app/slim/myapp-1.0-py3-none-any.whl")
-    steps = runs(df.render(s))
+    steps = runs(st.render(s))
     last = steps[-1]
     assert last.startswith(
         "RUN --mount=type=bind,source=wheelhouse/slim/.tools,target=/tmp/wheelhouse-tools "
         "--mount=type=bind,source=wheelhouse/.app/slim,target=/tmp/wheelhouse-app "
     )
     assert last.endswith("--no-deps /tmp/wheelhouse-app/myapp-1.0-py3-none-any.whl")
-    ignore = df.dockerignore(s).splitlines()
+    ignore = st.dockerignore(s).splitlines()
     assert "!wheelhouse/.app/slim/myapp-1.0-py3-none-any.whl" in ignore
-    copy = df.render(replace(s, mode="copy"))
+    copy = st.render(replace(s, mode="copy"))
     assert 'COPY ["wheelhouse/.app/slim", "/tmp/wheelhouse-app"]' in copy
 
 
 def test_whole_file_has_a_header_and_the_fragment_does_not() -> None:
     s = stage(notes=("the final image was not probed",))
-    whole = df.render(s, whole=True, dockerfile="docker/Dockerfile")
+    whole = st.render(s, whole=True, dockerfile="docker/Dockerfile")
     assert "DOCKER_BUILDKIT=1 docker build -f docker/Dockerfile --network=none -t IMAGE ." in whole
     assert "# note: the final image was not probed" in whole
-    fragment = df.render(s, whole=False)
+    fragment = st.render(s, whole=False)
     assert fragment.splitlines()[1] == f"FROM {SLIM} AS wheelhouse-final"
     assert "docker build" not in fragment
     assert runs(whole) == runs(fragment)
     # apt needs the network: no --network=none then
-    assert "--network=none" not in df.build_command(stage(packages=("libpq5",)), "Dockerfile")
+    assert "--network=none" not in st.build_command(stage(packages=("libpq5",)), "Dockerfile")
 
 
 def test_dockerignore_is_an_allow_list_without_the_manifest() -> None:
-    lines = df.dockerignore(stage(app_files=("app.py", "src"))).splitlines()
+    lines = st.dockerignore(stage(app_files=("app.py", "src"))).splitlines()
     assert lines[1:] == [
         "*",
         "!wheelhouse/slim/*.whl",

@@ -24,7 +24,7 @@ import pytest
 from conftest import REPO, Wheelhouse, debian_targets, write
 
 from wheelhouse.engine import Engine
-from wheelhouse.image.dockerfile import PIP_FILENAME
+from wheelhouse.image import PIP_FILENAME
 
 pytestmark = [pytest.mark.docker, pytest.mark.network]
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from wheelhouse.build.session import BuildReport
     from wheelhouse.display import Display
     from wheelhouse.engine import Engine
+    from wheelhouse.image import Report
     from wheelhouse.index.writer import IndexReport
     from wheelhouse.lock.lock import LockReport
 
@@ -443,7 +444,9 @@ def dockerfile(
     """Write the final stage that installs wheelhouse/<target>/ offline (no wheel, no pip
     and no compiler in the image)."""
     import shlex
+    from typing import cast
 
+    from wheelhouse.image import IGNORE_SUFFIX, InstallMode, build_command
     from wheelhouse.image import dockerfile as dockerfile_mod
 
     cfg = obj.config()
@@ -465,7 +468,7 @@ def dockerfile(
         engine=obj.engine_factory(),
         app=app_paths,
         cmd=argv,
-        mode=install_mode,  # type: ignore[arg-type]
+        mode=cast(InstallMode, install_mode),  # click.Choice admits only these
         whole=whole,
         dockerfile_name=name,
     )
@@ -479,13 +482,13 @@ def dockerfile(
             err=True,
         )
         return
-    ignore = output.with_name(output.name + dockerfile_mod.IGNORE_SUFFIX)
+    ignore = output.with_name(output.name + IGNORE_SUFFIX)
     write_atomic(output, result.text)
     write_atomic(ignore, result.ignore)
     click.echo(f"wrote {output} and {ignore}")
     if result.stage.mode == "copy":
         click.echo(f"the legacy builder reads only .dockerignore: copy {ignore.name} there")
-    click.echo(f"build it: {dockerfile_mod.build_command(result.stage, name)}")
+    click.echo(f"build it: {build_command(result.stage, name)}")
 
 
 @main.command("image-report")
@@ -526,7 +529,7 @@ def _mb(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e6:.1f} MB"
 
 
-def _render_image_report(r: Any) -> None:
+def _render_image_report(r: Report) -> None:
     click.echo(f"image: {r.image} ({r.image_id[:19]}), {_mb(r.size)}")
     if r.base:
         click.echo(f"base:  {r.base}, {_mb(r.base_size)}; added {_mb(r.added_size)}")

@@ -1,0 +1,313 @@
+"""The final stage that installs a target's wheelhouse: what it is made of (`Stage`,
+checked on creation) and its text (`render`, `dockerignore`). Pure: no file, network or
+engine is touched here; `wheelhouse dockerfile` (dockerfile.py) gathers the values.
+
+The stage installs `<output>/<target>/` (the wheels, `lock.txt`, see build/assemble.py)
+with nothing from the network and leaves no wheel, no pip and no compiler in the image:
+
+* **No pip in the image, none needed in the base.** A venv is made without pip
+  (`python -m venv --without-pip /opt/venv`), and pip runs *from its wheel file* in the
+  bind mount (`/opt/venv/bin/python pip-X-py3-none-any.whl/pip install ...`, a way of
+  running pip that pip supports: get-pip and ensurepip bootstrap the same way). So it works
+  on images with no pip at all (Debian's python3) and on PEP 668 externally-managed system
+  Pythons (the venv is not the system's), and the image ends with only the packages of the
+  lock in /opt/venv. The pip wheel is pinned here by version and sha256, fetched once
+  through the tools index into the store and placed in `<output>/<target>/.tools/`.
+* **No wheel in any layer.** The wheelhouse is bind-mounted for the one RUN that installs
+  it (`RUN --mount=type=bind,...`; BuildKit, built into Docker >= 18.09 with
+  DOCKER_BUILDKIT=1, no `# syntax=` line needed). pip installs with `--no-index
+  --require-hashes -r lock.txt`: exactly the locked files, checked by hash.
+* **Layers by rate of change.** Runtime system packages, then the dependencies, then the
+  app (copied last, or its own wheel installed last), so an app change rebuilds one layer.
+  A Dockerfile-specific ignore file (`<Dockerfile>.dockerignore`, read by BuildKit) keeps
+  the context to what the stage uses, and leaves out manifest.json: it records how each
+  wheel got there (downloaded, reused), which changes between two builds of the same
+  wheels and would otherwise invalidate the dependency layer's cache.
+* **Fallback** where the engine cannot bind-mount (legacy builder, old engine, a client
+  without buildx): the wheels are COPYed into a throwaway stage that installs /opt/venv,
+  and the final stage copies only the venv. It costs an extra stage and the wheels sent in
+  the build context and kept in the builder's cache, and is said so.
+
+Every value from the config, the manifest or the probe that reaches the Dockerfile is
+checked (package names, image references, paths) and quoted where a shell reads it; the
+output is the same bytes for the same inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Literal
+
+from wheelhouse.build.assemble import LOCK_NAME
+from wheelhouse.errors import ConfigError, EngineError
+from wheelhouse.recipes import PACKAGE_NAME
+
+# pip, run from its wheel inside the build: pinned by version and hash (requires-python
+# as the index publishes it), so the Dockerfile and what runs in it never drift. The pin
+# lives with the stage because the rendered text names this file; tools.py only puts
+# exactly this file in place.
+PIP_VERSION = "26.0.1"
+PIP_SHA256 = "bdb1b08f4274833d62c1aa29e20907365a2ceb950410df15fc9521bad440122b"
+PIP_REQUIRES_PYTHON = ">=3.9"
+PIP_FILENAME = f"pip-{PIP_VERSION}-py3-none-any.whl"
+
+# Where the stage reads its files in the build context (tools.py writes them there)
+TOOLS_DIR = ".tools"  # <output>/<target>/.tools/: the pip wheel
+APP_DIR = ".app"  # <output>/.app/<target>/: the app's own wheel, outside the deps mount
+IGNORE_SUFFIX = ".dockerignore"
+
+# Where they are inside the build, and what the stages are called
+
+MOUNT = "/tmp/wheelhouse"
+TOOLS_MOUNT = "/tmp/wheelhouse-tools"
+APP_MOUNT = "/tmp/wheelhouse-app"
+VENV = "/opt/venv"
+WORKDIR = "/app"
+STAGE = "wheelhouse-final"
+INSTALL_STAGE = "wheelhouse-install"
+
+Mode = Literal["mount", "copy"]
+FAMILIES = ("apt", "apk", "dnf", "microdnf")
+# A final image without Python gets its distro's (venv: Debian/Ubuntu split it out)
+PYTHON_PACKAGES = {"apt": ("python3", "python3-venv"), "apk": ("python3",)}
+
+# What may go into a Dockerfile unquoted: image references and context-relative paths.
+_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
+_PATH_PART = re.compile(r"[A-Za-z0-9_@+][A-Za-z0-9._@+-]*|\.[A-Za-z0-9_@+][A-Za-z0-9._@+-]*")
+_PYTHON = re.compile(r"(/[A-Za-z0-9._+-]+)+|python3?(\.\d+)?")
+
+
+# -- what the stage is made of ----------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage:
+    """Everything the rendered stage depends on, checked on creation."""
+
+    target: str
+    final_image: str
+    python: str  # the final image's interpreter (path, or "python3" when not probed)
+    family: str | None  # its package manager: apt, apk, dnf, microdnf (others: none known)
+    packages: tuple[str, ...] = ()  # runtime system packages
+    wheelhouse: str  # context-relative folder: the wheels, lock.txt, .tools/
+    pip_wheel: str = PIP_FILENAME  # in wheelhouse/.tools/
+    mode: Mode = "mount"
+    app_files: tuple[str, ...] = ()  # context-relative files/folders, COPYed last
+    app_wheel: str | None = None  # context-relative path of the app's own wheel
+    cmd: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # said in the file's header (and by the CLI, on stderr)
+
+    def __post_init__(self) -> None:
+        if not _IMAGE.fullmatch(self.final_image):
+            raise ConfigError(
+                f"targets.{self.target}.final-image = {self.final_image!r}: not an image "
+                "reference it is safe to write into a Dockerfile",
+                hint="use a name like python:3.12-slim-bookworm or registry/name@sha256:...",
+            )
+        if not _PYTHON.fullmatch(self.python):
+            raise EngineError(
+                f"the final image's interpreter path {self.python!r} has unexpected characters",
+                hint="use an image whose python lives at a plain path (e.g. /usr/bin/python3)",
+            )
+        for name in self.packages:
+            if not PACKAGE_NAME.fullmatch(name):
+                raise ConfigError(
+                    f"runtime package {name!r}: not a package name (letters, digits, then "
+                    ". + : _ -)",
+                    hint="it comes from manifest.json or a recipe's [runtime]; fix it there "
+                    "and rerun `wheelhouse build`",
+                )
+        if self.packages and self.family not in FAMILIES:
+            raise ConfigError(
+                f"target {self.target!r} needs the system packages "
+                f"{', '.join(self.packages)} at run time, but its final image "
+                f"{self.final_image} has no package manager wheelhouse knows",
+                hint=f"install them in your own base image, or set targets.{self.target}"
+                ".repair = true so built wheels bundle their libraries",
+            )
+        for path in (
+            self.wheelhouse,
+            *self.app_files,
+            *([self.app_wheel] if self.app_wheel else []),
+        ):
+            check_context_path(path)
+        if not re.fullmatch(r"pip-[0-9][A-Za-z0-9.]*-py3-none-any\.whl", self.pip_wheel):
+            raise ConfigError(f"unexpected pip wheel name {self.pip_wheel!r}")
+        for arg in self.cmd:
+            if "\n" in arg or "\r" in arg:
+                raise ConfigError(f"--cmd: argument {arg!r} holds a line break")
+
+
+def check_context_path(path: str) -> str:
+    """A path relative to the build context, in plain characters: it goes into
+    `--mount=...,source=PATH` (comma-separated, unquoted) and .dockerignore patterns."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or not all(_PATH_PART.fullmatch(p) for p in parts):
+        raise ConfigError(
+            f"path {path!r}: wheelhouse writes only plain context-relative paths into a "
+            "Dockerfile (letters, digits, . _ - + @; no '..', spaces, commas or globs)",
+            hint="rename it, or move it inside the project folder (the build context)",
+        )
+    return path
+
+
+# -- rendering --------------------------------------------------------------------------
+
+
+def _pip(stage: Stage, tools: str) -> str:
+    """pip run from its wheel by the venv's python: installs into /opt/venv."""
+    return (
+        f"{VENV}/bin/python {tools}/{stage.pip_wheel}/pip \\\n"
+        "      --isolated install --no-index --no-cache-dir --disable-pip-version-check \\\n"
+        "      --root-user-action=ignore"
+    )
+
+
+def _system_packages(stage: Stage) -> list[str]:
+    if not stage.packages:
+        return []
+    names = " ".join(stage.packages)
+    commands = {
+        "apt": (
+            "apt-get update \\\n"
+            " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+            f"{names} \\\n"
+            " && rm -rf /var/lib/apt/lists/*"
+        ),
+        "apk": f"apk add --no-cache {names}",
+        "dnf": f"dnf install -y --setopt=install_weak_deps=False {names} \\\n && dnf clean all",
+        "microdnf": f"microdnf install -y {names} \\\n && microdnf clean all",
+    }
+    assert stage.family in commands
+    return [
+        "# runtime system packages of the wheels built from source (apt/apk in one layer "
+        "with its cleanup)",
+        f"RUN {commands[stage.family]}",
+    ]
+
+
+def _install_deps(stage: Stage, mounted: bool) -> list[str]:
+    py = shlex.quote(stage.python)
+    mount = (
+        f"--mount=type=bind,source={stage.wheelhouse},target={MOUNT} \\\n    " if mounted else ""
+    )
+    return [
+        f"RUN {mount}{py} -m venv --without-pip {VENV} \\\n"
+        f" && {_pip(stage, f'{MOUNT}/{TOOLS_DIR}')} \\\n"
+        f"      --require-hashes --find-links {MOUNT} -r {MOUNT}/{LOCK_NAME}"
+    ]
+
+
+def _install_app_wheel(stage: Stage, mounted: bool) -> list[str]:
+    assert stage.app_wheel is not None
+    folder, name = stage.app_wheel.rsplit("/", 1)
+    if mounted:
+        mounts = (
+            f"--mount=type=bind,source={stage.wheelhouse}/{TOOLS_DIR},target={TOOLS_MOUNT} \\\n"
+            f"    --mount=type=bind,source={folder},target={APP_MOUNT} \\\n    "
+        )
+        tools = TOOLS_MOUNT
+    else:
+        mounts, tools = "", f"{MOUNT}/{TOOLS_DIR}"
+    return [
+        "# the app's own wheel, last, without dependencies (they are the lock's)",
+        f"RUN {mounts}{_pip(stage, tools)} \\\n      --no-deps {APP_MOUNT}/{name}",
+    ]
+
+
+def _app(stage: Stage) -> list[str]:
+    lines: list[str] = []
+    if stage.app_files or stage.cmd:
+        lines.append(f"WORKDIR {WORKDIR}")
+    if stage.app_files:
+        lines.append("# the app's code, last: a change to it rebuilds only what follows")
+        for path in stage.app_files:
+            lines.append(f"COPY {json.dumps([path, f'{WORKDIR}/{path}'])}")
+    if stage.cmd:
+        lines.append(f"CMD {json.dumps(list(stage.cmd))}")
+    return lines
+
+
+def build_command(stage: Stage, dockerfile: str) -> str:
+    network = "" if stage.packages else " --network=none"
+    if stage.mode == "mount":
+        return f"DOCKER_BUILDKIT=1 docker build -f {shlex.quote(dockerfile)}{network} -t IMAGE ."
+    return f"docker build -f {shlex.quote(dockerfile)}{network} -t IMAGE ."
+
+
+def render(stage: Stage, *, whole: bool = True, dockerfile: str = "Dockerfile") -> str:
+    """The Dockerfile text: a complete file (`whole`), or the final stage alone, to append
+    to a Dockerfile of your own as its last stage."""
+    mounted = stage.mode == "mount"
+    out: list[str] = []
+    if whole:
+        out += [
+            f"# Generated by `wheelhouse dockerfile` for target {stage.target}; rerun it after "
+            "`wheelhouse build`.",
+            f"# Installs {stage.wheelhouse}/ (lock.txt, hash-checked, offline) into {VENV} with "
+            f"pip {_pip_version(stage)} run",
+            "# from its wheel: no pip, no wheel file and no compiler end up in the image.",
+            "# Build from the project root (the build context):",
+            f"#   {build_command(stage, dockerfile)}",
+            f"# {dockerfile}{IGNORE_SUFFIX} (next to this file) keeps the context to what "
+            "the build uses.",
+        ]
+        out += [f"# note: {n}" for n in stage.notes]
+        out.append("")
+    else:
+        out.append(f"# wheelhouse: the final stage for target {stage.target}")
+    if not mounted:
+        out += [
+            "# Fallback without bind mounts: the wheels are COPYed into this throwaway stage and",
+            "# installed here; the final stage copies only the venv. Cost: an extra stage, and the",
+            "# wheels are sent in the build context and kept in the builder's cache.",
+            f"FROM {stage.final_image} AS {INSTALL_STAGE}",
+            f"COPY {json.dumps([stage.wheelhouse, MOUNT])}",
+            *_install_deps(stage, mounted=False),
+        ]
+        if stage.app_wheel:
+            folder = stage.app_wheel.rsplit("/", 1)[0]
+            out += [f"COPY {json.dumps([folder, APP_MOUNT])}", *_install_app_wheel(stage, False)]
+        out.append("")
+    out.append(f"FROM {stage.final_image} AS {STAGE}")
+    out += _system_packages(stage)
+    if mounted:
+        out.append(
+            "# dependencies: the wheelhouse is bind-mounted for this RUN only, so no wheel "
+            "is in a layer"
+        )
+        out += _install_deps(stage, mounted=True)
+    else:
+        out.append(f"COPY --from={INSTALL_STAGE} {VENV} {VENV}")
+    out.append(f"ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH")
+    if stage.app_wheel and mounted:
+        out += _install_app_wheel(stage, mounted=True)
+    out += _app(stage)
+    return "\n".join(out) + "\n"
+
+
+def _pip_version(stage: Stage) -> str:
+    return stage.pip_wheel.split("-")[1]
+
+
+def dockerignore(stage: Stage) -> str:
+    """An allow-list: the context holds only what the stage reads: the wheels, lock.txt,
+    the pip wheel and the app. Not manifest.json (how each wheel got there changes between
+    two builds of the same wheels) nor an index's pages beside the wheels, which would
+    otherwise invalidate the dependency layer's cache. BuildKit reads it as
+    `<Dockerfile>.dockerignore`; the legacy builder only as `.dockerignore`."""
+    lines = [
+        "# Generated by `wheelhouse dockerfile`: the build context holds only what the "
+        "Dockerfile uses.",
+        "*",
+        f"!{stage.wheelhouse}/*.whl",
+        f"!{stage.wheelhouse}/{LOCK_NAME}",
+        f"!{stage.wheelhouse}/{TOOLS_DIR}",
+    ]
+    if stage.app_wheel:
+        lines.append(f"!{stage.app_wheel}")
+    lines += [f"!{p}" for p in stage.app_files]
+    return "\n".join(lines) + "\n"
