@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 python -m ruff check wheelhouse tests bench scripts
 python -m ruff format --check wheelhouse
 python -m mypy
+lint-imports  # the layering contracts in pyproject.toml
 python -m pytest -ra "$@"

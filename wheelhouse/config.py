@@ -8,12 +8,12 @@ errors (with a "did you mean"), because a typo silently ignored is a wrong build
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse.errors import ConfigError
+from wheelhouse.tomltable import TableReader, did_you_mean, read_toml
 
 CONFIG_FILE = "wheelhouse.toml"
 PYPI = "https://pypi.org/simple"
@@ -132,7 +133,7 @@ class Config:
         except KeyError:
             raise ConfigError(
                 f"unknown target {name!r}",
-                hint=_did_you_mean(name, self.targets)
+                hint=did_you_mean(name, self.targets)
                 or f"known targets: {', '.join(sorted(self.targets))}",
             ) from None
 
@@ -212,91 +213,7 @@ TARGET_KEYS = (
 )
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
-class _Reader:
-    """Typed access to one TOML table; errors carry the file and dotted key."""
-
-    def __init__(self, table: Mapping[str, Any], where: str, source: str) -> None:
-        self.table = table
-        self.where = where
-        self.source = source
-
-    def key(self, name: str) -> str:
-        return f"{self.where}.{name}" if self.where else name
-
-    def fail(self, name: str, value: Any, expected: str, hint: str | None = None) -> ConfigError:
-        return ConfigError(
-            f"{self.source}: {self.key(name)} = {_show(value)}: expected {expected}", hint=hint
-        )
-
-    def check_keys(self, allowed: Sequence[str]) -> None:
-        if not isinstance(self.table, Mapping):
-            raise ConfigError(
-                f"{self.source}: {self.where} = {_show(self.table)}: expected a table"
-            )
-        for k in self.table:
-            if k not in allowed:
-                raise ConfigError(
-                    f"{self.source}: unknown key {self.key(k)!r}",
-                    hint=_did_you_mean(k, allowed) or f"known keys: {', '.join(allowed)}",
-                )
-
-    def text(self, name: str, default: str | None = None) -> str | None:
-        value = self.table.get(name, default)
-        if value is not None and not isinstance(value, str):
-            raise self.fail(name, value, "a string")
-        return value
-
-    def boolean(self, name: str, default: bool = False) -> bool:
-        value = self.table.get(name, default)
-        if not isinstance(value, bool):
-            raise self.fail(name, value, "true or false")
-        return value
-
-    def choice(self, name: str, choices: Sequence[str], default: str) -> str:
-        value = self.text(name, default)
-        if value is None or value not in choices:
-            raise self.fail(name, value, "one of " + ", ".join(map(repr, choices)))
-        return value
-
-    def str_list(self, name: str) -> tuple[str, ...]:
-        value = self.table.get(name, [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(name, value, "a list of strings")
-        return tuple(value)
-
-    def str_map(self, name: str) -> tuple[tuple[str, str], ...]:
-        value = self.table.get(name, {})
-        if not isinstance(value, Mapping):
-            raise self.fail(name, value, "a table of strings")
-        for k, v in value.items():
-            if not isinstance(v, str):
-                raise ConfigError(
-                    f"{self.source}: {self.key(name)}.{k} = {_show(v)}: expected a string",
-                    hint='quote environment values, e.g. CFLAGS = "-O2"',
-                )
-        return tuple(sorted(value.items()))
-
-    def table_of(self, name: str) -> Mapping[str, Any]:
-        value = self.table.get(name, {})
-        if not isinstance(value, Mapping):
-            raise self.fail(name, value, "a table")
-        return value
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    return f"{value!r} ({type(value).__name__})"
-
-
-def _version_text(r: _Reader, name: str, value: str | None, parts: int) -> str | None:
+def _version_text(r: TableReader, name: str, value: str | None, parts: int) -> str | None:
     if value is None:
         return None
     if not re.fullmatch(r"\d+(\.\d+){" + str(parts - 1) + "}", value):
@@ -309,7 +226,7 @@ def _version_text(r: _Reader, name: str, value: str | None, parts: int) -> str |
     return value
 
 
-def _package_list(r: _Reader, name: str) -> tuple[str, ...]:
+def _package_list(r: TableReader, name: str) -> tuple[str, ...]:
     out = []
     for item in r.str_list(name):
         if item == ":all:":
@@ -322,19 +239,19 @@ def _package_list(r: _Reader, name: str) -> tuple[str, ...]:
     return tuple(sorted(set(out)))
 
 
-def _url_list(r: _Reader, name: str) -> tuple[str, ...]:
+def _url_list(r: TableReader, name: str) -> tuple[str, ...]:
     urls = r.str_list(name)
     for u in urls:
         _check_location(r, name, u)
     return urls
 
 
-def _check_location(r: _Reader, name: str, value: str) -> None:
+def _check_location(r: TableReader, name: str, value: str) -> None:
     if not re.match(r"^(https?|file)://", value) and name != "find-links":
         raise r.fail(name, value, "an http(s):// or file:// URL")
 
 
-def _index(r: _Reader, base: IndexSettings, *, extend: bool) -> IndexSettings:
+def _index(r: TableReader, base: IndexSettings, *, extend: bool) -> IndexSettings:
     given = r.text("index-url")
     if given is not None:  # checked as given: "" must not fall back to PyPI silently
         _check_location(r, "index-url", given)
@@ -350,7 +267,7 @@ def _index(r: _Reader, base: IndexSettings, *, extend: bool) -> IndexSettings:
 def _target(
     name: str, raw: Mapping[str, Any], source: str, index: IndexSettings, root: Path
 ) -> Target:
-    r = _Reader(raw, f"targets.{name}", source)
+    r = TableReader(raw, f"targets.{name}", source)
     r.check_keys(TARGET_KEYS)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise ConfigError(
@@ -400,7 +317,7 @@ def _merge_target(name: str, user: Mapping[str, Any], source: str) -> dict[str, 
     if base_name not in BUILTIN_TARGETS:
         raise ConfigError(
             f"{source}: targets.{name}.extends = {base_name!r}: not a built-in target",
-            hint=_did_you_mean(str(base_name), BUILTIN_TARGETS)
+            hint=did_you_mean(str(base_name), BUILTIN_TARGETS)
             or f"built-in targets: {', '.join(BUILTIN_TARGETS)}",
         )
     merged = copy.deepcopy(BUILTIN_TARGETS[base_name])
@@ -423,20 +340,6 @@ def find_config(root: Path) -> tuple[Path | None, dict[str, Any]]:
         if table is not None:
             return pp, table
     return None, {}
-
-
-def read_toml(path: Path, shown: str | None = None) -> dict[str, Any]:
-    """A TOML file as a dict; errors name it as `shown` (default: its path)."""
-    label = shown or str(path)
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(
-            f"{label}: not valid TOML: {e}", hint="fix the syntax at that line"
-        ) from None
-    except OSError as e:
-        raise ConfigError(f"{label}: cannot read: {e.strerror}") from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -500,9 +403,9 @@ def _build(
     engine: str | None,
     env: Mapping[str, str],
 ) -> Config:
-    r = _Reader(raw, "", source)
+    r = TableReader(raw, "", source)
     r.check_keys(TOP_KEYS)
-    ir = _Reader(r.table_of("index"), "index", source)
+    ir = TableReader(r.table_of("index"), "index", source)
     ir.check_keys(INDEX_KEYS)
     index = _index(ir, IndexSettings(), extend=False)
 
@@ -512,7 +415,7 @@ def _build(
         user = targets_raw.get(name, {})
         if not isinstance(user, Mapping):
             raise r.fail(f"targets.{name}", user, "a table")
-        _Reader(user, f"targets.{name}", source).check_keys(TARGET_KEYS)
+        TableReader(user, f"targets.{name}", source).check_keys(TARGET_KEYS)
         targets[name] = _target(name, _merge_target(name, user, source), source, index, root)
 
     defaults = r.str_list("default-targets") or tuple(targets_raw) or ("slim",)
@@ -520,7 +423,7 @@ def _build(
         if name not in targets:
             raise ConfigError(
                 f"{source}: default-targets: unknown target {name!r}",
-                hint=_did_you_mean(name, targets) or f"known: {', '.join(sorted(targets))}",
+                hint=did_you_mean(name, targets) or f"known: {', '.join(sorted(targets))}",
             )
 
     inputs = r.str_list("inputs")
@@ -567,49 +470,8 @@ def _build(
     )
 
 
-STARTER = """\
-# wheelhouse configuration. Every key is optional; shown values are the defaults.
-# Docs: README.md. Check with `wheelhouse targets`.
-
-# Requirement inputs: requirements.in files, or "pyproject.toml" for the project's
-# own [project].dependencies.
-inputs = ["requirements.in"]
-# constraints = ["constraints.txt"]
-
-# Which resolver pins the lock: "pip" (pip-compile) or "uv" (needs wheelhouse[uv]).
-resolver = "pip"
-
-# Targets locked and built when none is named on the command line.
-default-targets = ["slim"]
-
-# output = "wheelhouse"      # wheelhouse/<target>/
-# locks = "locks"            # locks/<target>.txt
-# cache-dir = "..."          # default: the user cache dir; WHEELHOUSE_CACHE_DIR overrides
-# engine = "docker"          # or "podman", or a path; --engine / WHEELHOUSE_ENGINE override
-# ca-bundle = "/etc/ssl/certs/ca-certificates.crt"  # trusted inside containers too
-
-[index]
-index-url = "https://pypi.org/simple"
-# extra-index-urls = []
-# find-links = []
-
-# Built-in targets: slim (python:3.12-slim), alpine (musl), gpu (CUDA). Override any field:
-[targets.slim]
-python-version = "3.12"
-# builder-image = "python:3.12-bookworm"
-# final-image = "python:3.12-slim-bookworm"
-# no-binary = []             # packages always built from source ("psycopg2", or ":all:")
-# only-binary = []           # packages never built from source
-# build-env = { CFLAGS = "-O2" }
-# repair = false             # auditwheel repair: portable tags, shared libraries bundled
-
-# Add your own: a target on another Python, derived from slim.
-# [targets.py313]
-# extends = "slim"
-# python-version = "3.13"
-# builder-image = "python:3.13-bookworm"
-# final-image = "python:3.13-slim-bookworm"
-"""
+# what `wheelhouse init` writes: a file of its own, so it reads as the user will see it
+STARTER = resources.files("wheelhouse").joinpath("_data/wheelhouse.toml").read_text()
 
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -644,8 +506,8 @@ def _store(raw: Mapping[str, Any], source: str, override: str | None) -> StoreSe
     elif isinstance(value, Mapping):
         table = value
     elif value is not None:
-        raise _Reader(raw, "", source).fail("store", value, "an s3:// URL or a table")
-    r = _Reader(table, "store", source)
+        raise TableReader(raw, "", source).fail("store", value, "an s3:// URL or a table")
+    r = TableReader(table, "store", source)
     r.check_keys(STORE_KEYS)
     url = override or r.text("url")
     if not url:

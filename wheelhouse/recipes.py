@@ -26,8 +26,8 @@ from typing import Any
 
 from packaging.utils import InvalidName, canonicalize_name
 
-from wheelhouse.config import _Reader, read_toml
 from wheelhouse.errors import ConfigError
+from wheelhouse.tomltable import TableReader, read_toml
 
 SHIPPED_DIR = Path(__file__).parent / "_recipes"
 FAMILIES = ("apt", "apk")  # distro families: Debian/Ubuntu, Alpine
@@ -105,11 +105,11 @@ class Recipe:
 
 def parse(name: str, raw: Mapping[str, Any], source: str) -> Recipe:
     """Validate one recipe's TOML table; errors name `source` and the dotted key."""
-    r = _Reader(raw, "", source)
+    r = TableReader(raw, "", source)
     r.check_keys(RECIPE_KEYS)
-    b = _Reader(r.table_of("build"), "build", source)
+    b = TableReader(r.table_of("build"), "build", source)
     b.check_keys(BUILD_KEYS)
-    rt = _Reader(r.table_of("runtime"), "runtime", source)
+    rt = TableReader(r.table_of("runtime"), "runtime", source)
     rt.check_keys(RUNTIME_KEYS)
     return Recipe(
         name=canonicalize_name(name),
@@ -122,7 +122,7 @@ def parse(name: str, raw: Mapping[str, Any], source: str) -> Recipe:
     )
 
 
-def _strings(r: _Reader, name: str) -> list[str]:
+def _strings(r: TableReader, name: str) -> list[str]:
     """A list of strings; a bad item is named by its index (`build.apt[1]`)."""
     value = r.table.get(name, [])
     if not isinstance(value, list):
@@ -133,7 +133,7 @@ def _strings(r: _Reader, name: str) -> list[str]:
     return value
 
 
-def _packages(r: _Reader, name: str) -> tuple[str, ...]:
+def _packages(r: TableReader, name: str) -> tuple[str, ...]:
     items = _strings(r, name)
     for i, item in enumerate(items):
         if not PACKAGE_NAME.fullmatch(item):
@@ -153,7 +153,7 @@ def _package_hint(family: str, item: str) -> str:
     return f"the name as {family} knows it, e.g. {example[0]!r}; it is passed to {family} as is"
 
 
-def _requirements(r: _Reader, name: str) -> tuple[str, ...]:
+def _requirements(r: TableReader, name: str) -> tuple[str, ...]:
     from packaging.requirements import InvalidRequirement, Requirement
 
     items = _strings(r, name)
@@ -167,7 +167,7 @@ def _requirements(r: _Reader, name: str) -> tuple[str, ...]:
     return tuple(sorted(set(items)))
 
 
-def _env(r: _Reader, name: str) -> tuple[tuple[str, str], ...]:
+def _env(r: TableReader, name: str) -> tuple[tuple[str, str], ...]:
     pairs = r.str_map(name)
     for key, _ in pairs:
         if not _ENV_NAME.fullmatch(key):
@@ -178,7 +178,7 @@ def _env(r: _Reader, name: str) -> tuple[tuple[str, str], ...]:
     return pairs
 
 
-def _checks(r: _Reader, name: str) -> tuple[Check, ...]:
+def _checks(r: TableReader, name: str) -> tuple[Check, ...]:
     value = r.table.get(name, [])
     if not isinstance(value, list):
         raise r.fail(
@@ -186,7 +186,7 @@ def _checks(r: _Reader, name: str) -> tuple[Check, ...]:
         )
     checks = []
     for i, raw in enumerate(value):
-        c = _Reader(raw, f"{name}[{i}]", r.source)
+        c = TableReader(raw, f"{name}[{i}]", r.source)
         c.check_keys(CHECK_KEYS)
         if "contains" not in c.table:
             raise ConfigError(
