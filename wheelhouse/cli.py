@@ -126,7 +126,7 @@ def main(
     if verbose:  # every subprocess and its exit, on stderr
         import logging
 
-        from wheelhouse import _subprocess
+        from wheelhouse import process
 
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("  %(message)s"))
@@ -134,7 +134,7 @@ def main(
         log.addHandler(handler)
         log.setLevel(logging.DEBUG)
         log.propagate = False
-        _subprocess.VERBOSE = True
+        process.VERBOSE = True
     ctx.obj = Context(project_dir, config_file, overrides, engine, store)
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from wheelhouse import _subprocess
+from wheelhouse import process
 from wheelhouse._scripts import script
 from wheelhouse.config import Target
 from wheelhouse.errors import ConfigError, EngineError, ToolError
@@ -116,7 +116,7 @@ class Container:
         self.id = res.stdout.strip()
         return self
 
-    def run(self, timeout: float | None = None) -> _subprocess.Result:
+    def run(self, timeout: float | None = None) -> process.Result:
         assert self.id, "use the container as a context manager"
         return self.engine.run("start", "--attach", self.id, timeout=timeout)
 
@@ -137,9 +137,9 @@ class Engine:
 
     def run(
         self, *args: str, timeout: float | None = None, env: Mapping[str, str] | None = None
-    ) -> _subprocess.Result:
+    ) -> process.Result:
         try:
-            return _subprocess.run(
+            return process.run(
                 [self.binary, *args],
                 timeout=timeout,
                 env={**os.environ, **env} if env else None,
@@ -267,7 +267,7 @@ class Engine:
         no_cache: bool = False,
         buildkit: bool = True,
         timeout: float = 3600,
-    ) -> _subprocess.Result:
+    ) -> process.Result:
         """`docker build` of a context with BuildKit (DOCKER_BUILDKIT=1: the 20.10 client's
         built-in one, `RUN --mount` without a `# syntax=` line); the caller reads the Result
         (plain progress: each step and whether it was CACHED)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
-from wheelhouse import _subprocess
+from wheelhouse import process
 from wheelhouse._scripts import script
 from wheelhouse.build.deps import (
     BuildDeps,
@@ -56,7 +56,7 @@ CUDA_EXCLUDES = (
 
 @dataclass(frozen=True, kw_only=True)
 class _Run:
-    result: _subprocess.Result
+    result: process.Result
     wheel: Path | None  # moved out of the staging folder; None when the build failed
     outcome: Outcome
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_sdist_filename
 
-from wheelhouse import _subprocess
+from wheelhouse import process
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import ImageInfo
 from wheelhouse.errors import BuildError
@@ -199,7 +199,7 @@ class BuildDeps:
                 "--no-binary", ":all:", "--python-version", info.python_minor,
                 "--dest", str(sdist_dir), *self.target.index.pip_args(), requirement,
             ]  # fmt: skip
-            res = _subprocess.run(args, env=_subprocess.tool_env(self.config))
+            res = process.run(args, env=process.tool_env(self.config))
             sdists = [f for f in sdist_dir.iterdir() if f.name.endswith((".tar.gz", ".zip"))]
             if not res.ok or len(sdists) != 1:
                 raise BuildError(
@@ -227,7 +227,7 @@ class BuildDeps:
         for p in plats:
             args += ["--platform", p]
         args += self.target.index.pip_args()
-        res = _subprocess.run([*args, *requirements], env=_subprocess.tool_env(self.config))
+        res = process.run([*args, *requirements], env=process.tool_env(self.config))
         if res.ok:
             return []
         missing = missing_requirements(res.stdout + res.stderr)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from wheelhouse import _subprocess
+from wheelhouse import process
 from wheelhouse.config import Config, IndexSettings, Target
 from wheelhouse.errors import BuildError, HashMismatchError, ToolError
 from wheelhouse.fsutil import link_into
@@ -97,7 +97,7 @@ def build_app_wheel(config: Config, target: Target, project: Path) -> str:
             sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
             "--index-url", config.tools_index_url, "--wheel-dir", str(tmp), str(project),
         ]  # fmt: skip
-        res = _subprocess.run(args, env=_subprocess.tool_env(config))
+        res = process.run(args, env=process.tool_env(config))
         built = sorted(tmp.glob("*.whl"))
         if not res.ok or len(built) != 1:
             raise BuildError(

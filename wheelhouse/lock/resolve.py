@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from wheelhouse import _subprocess
+from wheelhouse import process
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import FIND_PYTHON, Engine, Mount, staging_dir
 from wheelhouse.errors import ResolveError, ToolError
@@ -103,7 +103,7 @@ def _pip_compile_args(req: Request, out: str) -> list[str]:
     return args + [_rel(req.config, p) for p in req.config.inputs]
 
 
-def _failed(tool: str, req: Request, res: _subprocess.Result) -> ResolveError:
+def _failed(tool: str, req: Request, res: process.Result) -> ResolveError:
     return ResolveError(
         f"{tool} could not resolve target {req.target.name!r}:\n{res.tail(25)}",
         hint="fix the conflicting or missing requirement named above in your inputs; "
@@ -128,10 +128,10 @@ def _resolve_pip_host(req: Request) -> Resolution:
     with tempfile.TemporaryDirectory(prefix="wheelhouse-lock-") as tmp:
         out = Path(tmp) / "lock.txt"
         out.write_text(req.seed)
-        res = _subprocess.run(
+        res = process.run(
             [sys.executable, "-m", "piptools", "compile", *_pip_compile_args(req, str(out))],
             cwd=req.config.root,
-            env=_subprocess.tool_env(req.config),
+            env=process.tool_env(req.config),
         )
         if not res.ok:
             raise _failed("pip-compile", req, res)
@@ -188,7 +188,7 @@ def _start_uv(req: Request) -> Callable[[], Resolution]:
         str(out),
         *[_rel(req.config, p) for p in req.config.inputs],
     ]
-    running = _subprocess.start(args, cwd=req.config.root, env=_subprocess.tool_env(req.config))
+    running = process.start(args, cwd=req.config.root, env=process.tool_env(req.config))
 
     def finish() -> Resolution:
         with tmp:
@@ -215,7 +215,7 @@ def _piptools_wheels(config: Config, python_version: str) -> Path:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".dl-", dir=dest.parent))
-    res = _subprocess.run(
+    res = process.run(
         [
             sys.executable,
             "-m",
@@ -232,7 +232,7 @@ def _piptools_wheels(config: Config, python_version: str) -> Path:
             config.tools_index_url,
             f"pip-tools=={version}",
         ],
-        env=_subprocess.tool_env(config),
+        env=process.tool_env(config),
     )
     if not res.ok:
         shutil.rmtree(tmp, ignore_errors=True)
