@@ -30,7 +30,9 @@ from conftest import REPO, Wheelhouse, isolated_env, write
 from fixtures_index import wheel_bytes, wheel_filename
 
 from wheelhouse.errors import PublishError
+from wheelhouse.index import scan as index_scan
 from wheelhouse.index import writer as ix
+from wheelhouse.index.fileops import FileWriter
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -616,7 +618,7 @@ def test_every_refused_wheel_is_named_at_once(out: Path) -> None:
 def test_reading_in_threads_refuses_and_publishes_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ix, "_PARALLEL_BYTES", 0)  # as for big wheels: read in threads
+    monkeypatch.setattr(index_scan, "_PARALLEL_BYTES", 0)  # as for big wheels: read in threads
     folder = tmp_path / "t"
     for i in range(30):
         put(folder, f"p{i}", "1.0", requires_python=">=3.8" if i % 2 else None)
@@ -741,20 +743,20 @@ def test_failure_mid_run_leaves_a_valid_index_and_the_next_run_completes(
         put(out / "slim", "alpha", v)
     for name in ("delta", "epsilon", "zeta"):
         put(out / "slim", name, "1.0")
-    real = ix._Writer.write
+    real = FileWriter.write
     pages_seen = []
 
-    def failing(self: ix._Writer, dest: str, data: bytes, **kw: Any) -> None:
+    def failing(self: FileWriter, dest: str, data: bytes, **kw: Any) -> None:
         if dest.endswith("index.html"):
             pages_seen.append(dest)
             if len(pages_seen) == 3:
                 raise OSError(28, "No space left on device")
         real(self, dest, data, **kw)
 
-    monkeypatch.setattr(ix._Writer, "write", failing)
+    monkeypatch.setattr(FileWriter, "write", failing)
     with pytest.raises(OSError, match="No space left"):
         ix.index_target(out / "slim")
-    monkeypatch.setattr(ix._Writer, "write", real)
+    monkeypatch.setattr(FileWriter, "write", real)
     # every page there is whole and true; the root links only pages that are there
     check_tree(out / "slim" / "simple", complete=False)
     assert (out / "slim" / "simple" / ix.DIRTY_NAME).exists()
@@ -771,14 +773,15 @@ _SLOW_INDEX = r"""
 import sys, time
 from pathlib import Path
 from wheelhouse.index import writer as ix
-real = ix._Writer.write
+from wheelhouse.index.fileops import FileWriter
+real = FileWriter.write
 def slow(self, dest, data, **kw):
     real(self, dest, data, **kw)
     if dest.endswith("index.json"):
         sys.stdout.write("page\n")  # one write: pages are written from several threads
         sys.stdout.flush()
         time.sleep(0.05)
-ix._Writer.write = slow
+FileWriter.write = slow
 ix.index_target(Path(sys.argv[1]))
 print("done", flush=True)
 """

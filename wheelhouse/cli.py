@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from wheelhouse.display import Display
     from wheelhouse.engine import Engine
     from wheelhouse.image import Report
-    from wheelhouse.index.writer import IndexReport
+    from wheelhouse.index import IndexReport
     from wheelhouse.lock.lock import LockReport
 
 
@@ -369,16 +369,16 @@ def _render_build(
 def index(obj: Context, target_names: tuple[str, ...]) -> None:
     """Publish wheelhouse/<target>/simple/ and the combined wheelhouse/simple/: static
     PEP 503/691 indexes (with PEP 658 metadata) for pip --index-url file://… or any server."""
-    from wheelhouse.index import writer as index_mod
+    from wheelhouse.index import index_all
 
     cfg = obj.config()
-    _render_indexes(cfg, index_mod.index_all(cfg, cfg.selected(_names(target_names))), click.echo)
+    _render_indexes(cfg, index_all(cfg, cfg.selected(_names(target_names))), click.echo)
 
 
 def _render_indexes(
     cfg: config_mod.Config, reports: Sequence[IndexReport], say: Callable[[str], None]
 ) -> None:
-    from wheelhouse.index.writer import COMBINED, YANKED_NAME
+    from wheelhouse.index import COMBINED, YANKED_NAME
 
     for r in reports:
         say(
@@ -724,10 +724,10 @@ def cache_stats(obj: Context) -> None:
 def publish(obj: Context, target_name: str, endpoint_url: str | None, url: str) -> None:
     """Upload wheelhouse/<target>/ and its static index to S3-compatible storage:
     incremental, files before pages, with content types for a static site or a CDN."""
-    from wheelhouse.index import publish as publish_mod
+    from wheelhouse.index import publish_to_bucket
 
     cfg = obj.config()
-    r = publish_mod.publish(
+    r = publish_to_bucket(
         cfg,
         cfg.target(target_name),
         url,

@@ -34,7 +34,7 @@ from wheelhouse.store.maintain import RunCounts, record_run
 
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
     from wheelhouse.build.compile import Compiler
-    from wheelhouse.index.writer import IndexReport
+    from wheelhouse.index import IndexReport
     from wheelhouse.store.layered import RemoteStats
 
 Event = Callable[[str, str], None]  # (kind, message) for the CLI's progress display
@@ -377,7 +377,7 @@ class BuildSession:
         assembled = [r for r in results if r.output is not None]
         if not assembled:
             return []
-        from wheelhouse.index.writer import index_all
+        from wheelhouse.index import index_all
 
         self.on_event("index", "writing the indexes")
         known = {r.target.name: r.output.sha256 for r in assembled if r.output is not None}

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from wheelhouse.config import Config, StoreSettings, Target, parse_s3_url
 from wheelhouse.errors import PublishError
-from wheelhouse.index.writer import SIMPLE
-from wheelhouse.store.local import sha256_file
+from wheelhouse.index.state import SIMPLE
+from wheelhouse.store import sha256_file
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -102,7 +102,7 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def publish(
+def publish_to_bucket(
     config: Config,
     target: Target,
     url: str,
@@ -111,6 +111,8 @@ def publish(
     on_event: Callable[[str], None] = lambda msg: None,
     workers: int = 8,
 ) -> PublishReport:
+    """Upload the target's written folder and index to `url` (s3://bucket/prefix), files
+    before pages (see the module doc). `wheelhouse index` writes what this uploads."""
     from wheelhouse.store.s3 import Bucket
 
     folder = config.output / target.name

@@ -48,6 +48,7 @@ _TYPE_HEADER = {
 _VARY = (b"vary", b"Accept, Accept-Encoding")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _READ = ("GET", "HEAD")
+_ALLOW_READ = (b"allow", b"GET, HEAD")
 
 
 @lru_cache(maxsize=4096)
@@ -95,7 +96,7 @@ class App:
         extra: dict[str, Any] = {}
         try:
             status, size, ctype = await self._route(scope, receive, send, headers, extra)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any bug: a 500 and its access-log line, not a dropped connection
             status, size, ctype = 500, 0, ""
             extra["error"] = f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):
@@ -142,58 +143,62 @@ class App:
     ) -> Result:
         method: str = scope["method"]
         path: str = scope["path"]
-        trailing = path.endswith("/")
         parts = [p for p in path.split("/") if p]
-        for p in parts:
-            # never outside the served folder, never a hidden file (index state, uploads
-            # in progress, temp files)
-            if p in (".", "..") or "\x00" in p or "\\" in p:
-                return await _text(send, 400, "bad path\n")
-            if p[0] == ".":
-                return await _text(send, 404, "not found\n")
+        # what _refuse_path refuses has a part that starts with "." or holds "\\" or NUL:
+        # one look at the whole path spares the hot path a loop over its parts
+        if "/." in path or "\\" in path or "\x00" in path or path[:1] != "/":
+            refused = _refuse_path(parts)
+            if refused is not None:
+                return await _text(send, *refused)
         if parts == ["health"]:
             return await self._health(send)
         if parts[:2] == ["-", "files"]:
-            if method not in _READ:
-                return await _text(send, 405, "method not allowed\n", [(b"allow", b"GET, HEAD")])
-            return await self._upstream_file(send, parts[2:], headers, head=method == "HEAD")
-        target: str | None
-        if parts and parts[0] in self.targets:
-            target, base, rest = parts[0], f"/{parts[0]}", parts[1:]
-        elif self.settings.alias is not None:
-            target, base, rest = self.settings.alias, "", parts
-        elif self.settings.combined:
-            target, base, rest = None, "", parts
-        else:
+            return await self._upstream_file(send, method, parts[2:], headers)
+        where = self._where(parts)
+        if where is None:
             return await _text(send, 404, "not found: the indexes are at /<target>/simple/\n")
-        folder = self.root if target is None else f"{self.root}/{target}"
-
-        if method == "POST":
-            if rest in ([], ["legacy"]):
-                return await self._upload(scope, receive, send, headers, target, extra)
-            return await _text(send, 405, "method not allowed\n", [(b"allow", b"GET, HEAD")])
+        target, base, rest = where
         if method not in _READ:
-            return await _text(send, 405, "method not allowed\n", [(b"allow", b"GET, HEAD")])
+            return await self._write(scope, receive, send, headers, target, rest, extra)
+        folder = self.root if target is None else f"{self.root}/{target}"
         head = method == "HEAD"
         if rest and rest[0] == "simple":
             query = scope.get("query_string", b"")
-            if len(rest) == 1:
-                if not trailing:
-                    return await _redirect(send, f"{base}/simple/", query)
-                return await self._page(send, f"{folder}/simple", headers, query, head, None)
-            if len(rest) == 2:
-                project = _canonical(rest[1])
-                if project != rest[1] or not trailing:
-                    return await _redirect(send, f"{base}/simple/{project}/", query)
-                return await self._page(
-                    send, f"{folder}/simple/{project}", headers, query, head, project
-                )
-            return await _text(send, 404, "not found\n")
+            page = _page_of(rest, trailing=path.endswith("/"))
+            if page is None:  # not a page's canonical URL
+                return await _to_canonical(send, base, rest, query)
+            return await self._page(send, folder + page[0], headers, query, head, page[1])
         if target is not None and len(rest) == 1:
             got = await send_file(send, f"{folder}/{rest[0]}", headers, head=head)
             if got is not None:
                 return got
         return await _text(send, 404, "not found\n")
+
+    def _where(self, parts: list[str]) -> tuple[str | None, str, list[str]] | None:
+        """(the target, None for the combined index; its URL path; the path under it), or
+        None where no index answers."""
+        if parts and parts[0] in self.targets:
+            return parts[0], f"/{parts[0]}", parts[1:]
+        if self.settings.alias is not None:
+            return self.settings.alias, "", parts
+        if self.settings.combined:
+            return None, "", parts
+        return None
+
+    async def _write(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        target: str | None,
+        rest: list[str],
+        extra: dict[str, Any],
+    ) -> Result:
+        """A method other than GET and HEAD: an upload, or 405."""
+        if scope["method"] == "POST" and rest in ([], ["legacy"]):
+            return await self._upload(scope, receive, send, headers, target, extra)
+        return await _text(send, 405, "method not allowed\n", [_ALLOW_READ])
 
     # -- pages ------------------------------------------------------------------------
 
@@ -266,8 +271,11 @@ class App:
         return 200, len(body), "application/json"
 
     async def _upstream_file(
-        self, send: Send, rest: list[str], headers: dict[bytes, bytes], *, head: bool
+        self, send: Send, method: str, rest: list[str], headers: dict[bytes, bytes]
     ) -> Result:
+        if method not in _READ:
+            return await _text(send, 405, "method not allowed\n", [_ALLOW_READ])
+        head = method == "HEAD"
         if self.upstream is None or len(rest) != 2 or not _SHA256.fullmatch(rest[0]):
             return await _text(send, 404, "not found\n")
         from wheelhouse.serve.upstream import UpstreamError
@@ -295,9 +303,7 @@ class App:
         from wheelhouse.serve import upload
 
         if not self.settings.upload or self.auth is None:
-            return await _text(
-                send, 405, "uploads are off on this server\n", [(b"allow", b"GET, HEAD")]
-            )
+            return await _text(send, 405, "uploads are off on this server\n", [_ALLOW_READ])
         if target is None:
             if len(self.targets) != 1:
                 return await _text(send, 404, "upload to /<target>/ (this server has several)\n")
@@ -328,13 +334,46 @@ class App:
 
     def _reindex(self, target: str) -> None:
         """The target's index, then the combined one (as `wheelhouse index` does)."""
-        from wheelhouse.index.writer import YANKED_NAME, index_combined, index_target, load_yanks
+        from wheelhouse.index import YANKED_NAME, index_combined, index_target, load_yanks
 
         root = Path(self.root)
         yanks = load_yanks(root / YANKED_NAME)
         index_target(root / target, yanks=yanks, name=target)
         folders = [root / n for n in self.settings.all_targets if (root / n).is_dir()]
         index_combined(root, folders, yanks=yanks)
+
+
+def _refuse_path(parts: list[str]) -> tuple[int, str] | None:
+    """Never outside the served folder, never a hidden file (index state, uploads in
+    progress, temp files): (status, message) for a path that is refused."""
+    for p in parts:
+        if p in (".", "..") or "\x00" in p or "\\" in p:
+            return 400, "bad path\n"
+        if p[0] == ".":
+            return 404, "not found\n"
+    return None
+
+
+def _page_of(rest: list[str], *, trailing: bool) -> tuple[str, str | None] | None:
+    """`simple/` or `simple/<project>/`: (the page's folder under the index's, the project,
+    None for the root page); None where the path is not a page's canonical URL."""
+    if not trailing:
+        return None
+    if len(rest) == 1:
+        return "/simple", None
+    if len(rest) == 2 and _canonical(rest[1]) == rest[1]:
+        return f"/simple/{rest[1]}", rest[1]
+    return None
+
+
+async def _to_canonical(send: Send, base: str, rest: list[str], query: bytes) -> Result:
+    """A page's URL without its slash or with a name that is not canonical: redirected
+    (PEP 503); anything deeper under simple/ is not found."""
+    if len(rest) == 1:
+        return await _redirect(send, f"{base}/simple/", query)
+    if len(rest) == 2:
+        return await _redirect(send, f"{base}/simple/{_canonical(rest[1])}/", query)
+    return await _text(send, 404, "not found\n")
 
 
 def _page_headers(page: Page, ctype: bytes, gz: bool) -> list[tuple[bytes, bytes]]:

@@ -6,11 +6,12 @@ The body is streamed into a temp file beside the target's wheels (a dot name: th
 never lists it), hashed as it comes, and never held in memory; it is cut off with 413
 past the size limit. Then, in a worker thread: the file name must be a wheel's, the form's
 name and version must match it, the sha256 must match when sent, the zip must be whole
-(every member's CRC) and its METADATA's Name and Version must match the file name. Only
-then is it linked into place (a hard link, which fails if the name exists: two uploads of
-one name cannot both win) and the target's index and the combined index are updated
-incrementally (`wheelhouse.index`). A name that exists with other bytes is refused with
-409; the same bytes again succeed and change nothing. A refused upload writes nothing.
+(every member's CRC) and its METADATA's Name and Version must match the file name (the
+index's own checks: `wheelhouse.index.inspect_wheel`). Only then is it linked into place
+(a hard link, which fails if the name exists: two uploads of one name cannot both win) and
+the target's index and the combined index are updated incrementally (`wheelhouse.index`).
+A name that exists with other bytes is refused with 409; the same bytes again succeed and
+change nothing. A refused upload writes nothing.
 """
 
 from __future__ import annotations
@@ -19,19 +20,20 @@ import contextlib
 import hashlib
 import os
 import tempfile
-import zipfile
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse.errors import PublishError
-from wheelhouse.index.writer import _headers, _metadata_member
-from wheelhouse.index.writer import _Refused as _IndexRefused
-from wheelhouse.store.local import sha256_file
+from wheelhouse.index import WheelRefused, inspect_wheel
+from wheelhouse.store import sha256_file
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks, MultipartParser
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _FIELDS_LIMIT = 8 << 20  # the form's other fields (twine sends the README as one)
@@ -44,13 +46,19 @@ class Refused(Exception):
         self.message = message
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Form:
-    fields: dict[str, str] = field(default_factory=dict)
-    filename: str | None = None
-    tmp: str | None = None  # the uploaded file, in the target folder under a dot name
-    sha256: str = ""
-    size: int = 0
+    """A received upload: its fields, and the file, in the target folder under a dot name
+    until `commit` links it into place (or `discard` removes it)."""
+
+    fields: dict[str, str]
+    filename: str | None  # as sent (None: no file name in the part)
+    tmp: str
+    sha256: str
+    size: int
+
+
+# -- receiving ---------------------------------------------------------------------------
 
 
 def _boundary(content_type: bytes | None) -> bytes:
@@ -65,130 +73,168 @@ def _boundary(content_type: bytes | None) -> bytes:
     return boundary
 
 
-async def receive_form(
-    receive: Receive, headers: dict[bytes, bytes], folder: Path, limit: int
-) -> Form:
-    """Parse the multipart body, streaming the `content` part into a temp file in
-    `folder`. Raises Refused (and removes the temp file) on a bad or oversized body."""
-    from python_multipart.exceptions import FormParserError
-    from python_multipart.multipart import MultipartParser, parse_options_header
-
-    boundary = _boundary(headers.get(b"content-type"))
-    declared = headers.get(b"content-length")
+def _check_length(declared: bytes | None, limit: int) -> None:
     try:
         if declared is not None and int(declared) > limit:
             raise Refused(413, f"the upload is {int(declared)} bytes; the limit is {limit}")
     except ValueError:
         raise Refused(400, "Content-Length is not a number") from None
 
-    form = Form()
-    state: dict[str, Any] = {"headers": {}, "field": b"", "name": None, "ended": False}
-    parts: list[bytes] = []
-    fields_size = 0
-    fd: int | None = None
-    digest = hashlib.sha256()
 
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["field"] += data[start:end]
+class _Parts:
+    """The multipart parser's callbacks: the `content` part streamed into a temp file in
+    `folder` (hashed as it comes, never held in memory), the other parts into `fields`."""
 
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        key = state["field"].lower()
-        state["headers"][key] = state["headers"].get(key, b"") + data[start:end]
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.fields: dict[str, str] = {}
+        self.filename: str | None = None
+        self.tmp: str | None = None
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.ended = False
+        self._fd: int | None = None
+        self._headers: dict[bytes, bytes] = {}  # of the current part
+        self._field = b""  # the header name being read
+        self._name: str | None = None  # the current part's form field
+        self._data: list[bytes] = []  # the current part's bytes (not `content`)
+        self._fields_size = 0
 
-    def on_header_end() -> None:
-        state["field"] = b""
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_end": self.on_end,
+        }
 
-    def on_headers_finished() -> None:
-        nonlocal fd
-        disposition = state["headers"].get(b"content-disposition", b"")
-        _, options = parse_options_header(disposition)
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        key = self._field.lower()
+        self._headers[key] = self._headers.get(key, b"") + data[start:end]
+
+    def on_header_end(self) -> None:
+        self._field = b""
+
+    def on_headers_finished(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
-        state["name"] = name
+        self._name = name
         if name == "content":
-            if fd is not None:
+            if self._fd is not None:
                 raise Refused(400, "more than one `content` part")
             # kept as sent: a name with a path in it is refused, never cut down to size
-            form.filename = options.get(b"filename", b"").decode("utf-8", "replace")
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, form.tmp = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=folder)
+            self.filename = options.get(b"filename", b"").decode("utf-8", "replace")
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._fd, self.tmp = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=self.folder)
 
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        nonlocal fields_size
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
-        if state["name"] == "content":
-            assert fd is not None
-            digest.update(chunk)
+        if self._name == "content":
+            assert self._fd is not None
+            self.digest.update(chunk)
             view = memoryview(chunk)
             while view:
-                view = view[os.write(fd, view) :]
-            form.size += len(chunk)
+                view = view[os.write(self._fd, view) :]
+            self.size += len(chunk)
         else:
-            fields_size += len(chunk)
-            if fields_size > _FIELDS_LIMIT:
+            self._fields_size += len(chunk)
+            if self._fields_size > _FIELDS_LIMIT:
                 raise Refused(413, f"the form's fields exceed {_FIELDS_LIMIT} bytes")
-            parts.append(chunk)
+            self._data.append(chunk)
 
-    def on_part_end() -> None:
-        name = state["name"]
+    def on_part_end(self) -> None:
+        name = self._name
         if name is not None and name != "content":
-            form.fields[name] = b"".join(parts).decode("utf-8", "replace")
-        parts.clear()
-        state["headers"] = {}
-        state["name"] = None
+            self.fields[name] = b"".join(self._data).decode("utf-8", "replace")
+        self._data.clear()
+        self._headers = {}
+        self._name = None
 
-    def on_end() -> None:
-        state["ended"] = True
+    def on_end(self) -> None:
+        self.ended = True
 
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-            "on_end": on_end,
-        },
-        max_header_count=16,
-    )
-    received = 0
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def remove(self) -> None:
+        if self.tmp is not None:
+            _unlink(self.tmp)
+            self.tmp = None
+
+
+async def receive_form(
+    receive: Receive, headers: dict[bytes, bytes], folder: Path, limit: int
+) -> Form:
+    """Parse the multipart body, streaming the `content` part into a temp file in
+    `folder`. Raises Refused (and removes the temp file) on a bad or oversized body."""
+    from python_multipart.exceptions import FormParserError
+    from python_multipart.multipart import MultipartParser
+
+    boundary = _boundary(headers.get(b"content-type"))
+    _check_length(headers.get(b"content-length"), limit)
+    parts = _Parts(folder)
+    parser = MultipartParser(boundary, parts.callbacks(), max_header_count=16)
     try:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise Refused(400, "the client went away during the upload")
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > limit:
-                raise Refused(413, f"the upload is over the limit of {limit} bytes")
-            if chunk:
-                parser.write(chunk)
-            if not message.get("more_body", False):
-                break
+        await _feed(receive, parser, limit)
         parser.finalize()
-        if not state["ended"]:
+        if not parts.ended:
             raise Refused(400, "the multipart body ends before its closing boundary")
-        if form.tmp is None:
+        if parts.tmp is None:
             raise Refused(400, "no `content` part: the form must carry the file")
     except FormParserError as exc:
-        discard(form)
+        parts.remove()
         raise Refused(400, f"malformed multipart body: {exc}") from None
     except BaseException:
-        discard(form)
+        parts.remove()
         raise
     finally:
-        if fd is not None:
-            os.close(fd)
-    form.sha256 = digest.hexdigest()
-    return form
+        parts.close()
+    return Form(
+        fields=parts.fields,
+        filename=parts.filename,
+        tmp=parts.tmp,
+        sha256=parts.digest.hexdigest(),
+        size=parts.size,
+    )
+
+
+async def _feed(receive: Receive, parser: MultipartParser, limit: int) -> None:
+    """The body, as it arrives, into the parser; cut off past `limit` bytes."""
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Refused(400, "the client went away during the upload")
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            raise Refused(413, f"the upload is over the limit of {limit} bytes")
+        if chunk:
+            parser.write(chunk)
+        if not message.get("more_body", False):
+            return
 
 
 def discard(form: Form) -> None:
-    if form.tmp is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(form.tmp)  # noqa: PTH108
-        form.tmp = None
+    _unlink(form.tmp)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)  # noqa: PTH108
+
+
+# -- checking and publishing -------------------------------------------------------------
 
 
 def _check(form: Form) -> str:
@@ -196,7 +242,24 @@ def _check(form: Form) -> str:
     action = form.fields.get(":action", "")
     if action != "file_upload":
         raise Refused(400, f":action is {action!r}; only file_upload is supported")
-    filename = form.filename or ""
+    filename, project, version = _check_filename(form.filename or "")
+    _check_fields(form, project, version)
+    sent = form.fields.get("sha256_digest", "").strip().lower()
+    if sent and sent != form.sha256:
+        raise Refused(
+            400, f"{filename}: sha256 {form.sha256} is not the sha256_digest sent ({sent})"
+        )
+    try:
+        inspect_wheel(
+            Path(form.tmp), filename=filename, size=form.size, sha256=form.sha256, check_crc=True
+        )
+    except WheelRefused as exc:
+        raise Refused(400, f"{filename}: {exc.message}") from None
+    return filename
+
+
+def _check_filename(filename: str) -> tuple[str, str, Version]:
+    """(the file name, its project, its version): a wheel's name, and only a name."""
     if not filename or filename[0] == "." or any(c in filename for c in "/\\\x00"):
         raise Refused(400, f"{filename!r} is not a file name")
     if not filename.endswith(".whl"):
@@ -205,53 +268,23 @@ def _check(form: Form) -> str:
         project, version, _, _ = parse_wheel_filename(filename)
     except InvalidWheelFilename as exc:
         raise Refused(400, f"{filename} is not a valid wheel file name ({exc})") from None
+    return filename, project, version
+
+
+def _check_fields(form: Form, project: str, version: Version) -> None:
+    """The form's name and version, where sent, are the wheel's."""
     name = form.fields.get("name")
     if name is not None and canonicalize_name(name) != project:
         raise Refused(400, f"the form's name {name!r} is not the wheel's ({project})")
     sent_version = form.fields.get("version")
-    if sent_version is not None:
-        try:
-            same = Version(sent_version) == version
-        except InvalidVersion:
-            same = False
-        if not same:
-            raise Refused(
-                400, f"the form's version {sent_version!r} is not the wheel's ({version})"
-            )
-    sent = form.fields.get("sha256_digest", "").strip().lower()
-    if sent and sent != form.sha256:
-        raise Refused(
-            400, f"{filename}: sha256 {form.sha256} is not the sha256_digest sent ({sent})"
-        )
-    assert form.tmp is not None
-    _check_zip(form.tmp, filename, project, version)
-    return filename
-
-
-def _check_zip(path: str, filename: str, project: str, version: Version) -> None:
+    if sent_version is None:
+        return
     try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise Refused(400, f"{filename}: member {bad} is corrupt (CRC mismatch)")
-            try:
-                member = _metadata_member(zf, project)
-            except _IndexRefused as exc:
-                raise Refused(400, f"{filename} {exc.message}") from None
-            headers = _headers(zf.read(member))
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise Refused(400, f"{filename} is not a valid zip archive ({exc})") from None
-    meta_name, meta_version = headers.get("Name", ""), headers.get("Version", "")
-    try:
-        same = canonicalize_name(meta_name) == project and Version(meta_version) == version
+        same = Version(sent_version) == version
     except InvalidVersion:
         same = False
     if not same:
-        raise Refused(
-            400,
-            f"{filename}: its METADATA says {meta_name} {meta_version}, "
-            f"the file name {project} {version}",
-        )
+        raise Refused(400, f"the form's version {sent_version!r} is not the wheel's ({version})")
 
 
 def commit(form: Form, folder: Path, reindex: Callable[[], None]) -> tuple[int, str]:
@@ -259,7 +292,6 @@ def commit(form: Form, folder: Path, reindex: Callable[[], None]) -> tuple[int, 
     (status, message); raises Refused. The temp file is gone afterwards either way."""
     try:
         filename = _check(form)
-        assert form.tmp is not None
         final = folder / filename
         try:
             os.link(form.tmp, final)  # never replaces: an existing name is kept

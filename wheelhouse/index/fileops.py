@@ -1,0 +1,145 @@
+"""The file operations of an index run: whole-file replacement of pages and sidecars, the
+run lock, temp files of interrupted runs, durability, and a small thread fan-out for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from wheelhouse.fsutil import atomic_write
+
+TMP = ".tmp"  # the suffix of every temp file a run writes
+LOCK_NAME = ".index.lock"
+_FSYNC_EACH = 64  # up to this many written files are fsynced one by one; more: one sync()
+_T = TypeVar("_T")
+
+
+class FileWriter:
+    """Whole-file replacement: write a temp file beside the destination, then rename it
+    over the destination (same folder: no cross-folder rename, which the kernel serializes
+    filesystem-wide), so a reader sees the old file or the new one, never half of one.
+    Safe from threads. See `wheelhouse.index.writer` for how the files are made durable."""
+
+    def __init__(self) -> None:
+        self._names = itertools.count()
+        self._pid = os.getpid()
+        self.written: list[str] = []
+        mask = os.umask(0o022)
+        os.umask(mask)
+        # pages are read by other users (a server, a container's unprivileged user)
+        self._chmod = mask & 0o644 != 0
+
+    def write(self, dest: str, data: bytes, *, track: bool = True) -> None:
+        folder, _, name = dest.rpartition("/")
+        tmp = f"{folder}/.{name}.{self._pid}.{next(self._names)}{TMP}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self._chmod:
+                    os.fchmod(fd, 0o644)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)  # noqa: PTH105 (str paths: thousands of files per run)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # noqa: PTH108
+            raise
+        if track:
+            self.written.append(dest)
+
+    def fsync(self) -> None:
+        """fsync what was written: one by one for a few files, else one sync()."""
+        if len(self.written) > _FSYNC_EACH:
+            os.sync()
+        else:
+            for path in self.written:
+                with contextlib.suppress(FileNotFoundError):
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+        self.written.clear()
+
+
+def write_small(path: Path, data: bytes, *, durable: bool) -> None:
+    """The state and the marker: replaced atomically; fsynced only where no boot id tells
+    the next run that the machine restarted (then it re-renders every page anyway, and a
+    state that is lost or cut short only costs a full run)."""
+    if durable:
+        atomic_write(path, data)
+    else:
+        FileWriter().write(str(path), data)
+
+
+def remove(path: str) -> None:
+    """A file or a folder, if it is there."""
+    if os.path.isdir(path) and not os.path.islink(path):  # noqa: PTH112, PTH114
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # noqa: PTH108
+
+
+def stale_temp(name: str) -> bool:
+    """A `.<name>.<pid>.<n>.tmp` of a process that is gone (an interrupted run)."""
+    parts = name.rsplit(".", 3)
+    if len(parts) != 4 or parts[3] != TMP[1:] or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):
+        return False  # alive (another user's), or not a pid at all
+    return False
+
+
+def boot_id() -> str | None:
+    """Changes when the machine restarts (Linux); None elsewhere."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def parallel(fn: Callable[[_T], None], items: Sequence[_T], *, threads: bool = True) -> None:
+    """Run fn over items in a few threads: file creation, reads, zlib and hashing release
+    the GIL, so a page's rendering overlaps another's write. Exceptions propagate."""
+    if len(items) < 8 or not threads:
+        for item in items:
+            fn(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    def chunk(part: Sequence[_T]) -> None:  # a few tasks, not one future per file
+        for item in part:
+            fn(item)
+
+    workers = min(8, 2 * (os.cpu_count() or 1))
+    size = -(-len(items) // (workers * 4))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(chunk, [items[i : i + size] for i in range(0, len(items), size)]):
+            pass
+
+
+@contextlib.contextmanager
+def locked(simple: Path) -> Iterator[None]:
+    """One run per index at a time (a second waits, then finds the work done)."""
+    simple.mkdir(parents=True, exist_ok=True)
+    with (simple / LOCK_NAME).open("a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

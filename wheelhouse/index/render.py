@@ -1,0 +1,113 @@
+"""The pages of a static index: PEP 503 HTML and PEP 691 JSON (PEP 629 repository
+version, PEP 658/714 metadata, PEP 592 yanks, PEP 700 versions, size and upload-time).
+
+Every link is relative (`../../foo-1.0-py3-none-any.whl`, `../../slim/foo-…` in a combined
+index), so the tree can be moved, mounted or uploaded anywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import json
+import time
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from packaging.version import Version
+
+from wheelhouse.index.state import (
+    META_SHA256,
+    MTIME,
+    REQUIRES_PYTHON,
+    SHA256,
+    SIZE,
+    VERSION,
+    FileRecord,
+)
+
+API_VERSION = "1.1"  # PEP 700 fields (versions, size, upload-time) need 1.1
+
+# A file on a project page: (index key, its state record, its yank: a reason, True, False)
+PageFile = tuple[str, FileRecord, str | bool]
+
+_esc = html.escape
+_HEAD = (
+    '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
+    f'<meta name="pypi:repository-version" content="{API_VERSION}">\n'
+)
+
+
+_version = functools.lru_cache(maxsize=8192)(Version)
+
+
+def _upload_time(mtime_ns: int) -> str:
+    seconds, rest = divmod(mtime_ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
+
+
+def _url(key: str) -> str:
+    # `+` (local versions) as %2B too: object storage reads a bare `+` in a path as a space
+    return "../../" + urllib.parse.quote(key)
+
+
+def render_project(project: str, files: Sequence[PageFile]) -> tuple[bytes, bytes]:
+    """(index.html, index.json) of one project."""
+    ordered = sorted(files, key=lambda f: (_version(f[1][VERSION]), f[0]))
+    name = _esc(project)
+    links = []
+    entries = []
+    versions: dict[str, None] = {}
+    for key, rec, yank in ordered:
+        filename = key.rpartition("/")[2]
+        url = _url(key)
+        sha, meta_sha, requires_python = rec[SHA256], rec[META_SHA256], rec[REQUIRES_PYTHON]
+        attrs = f' href="{_esc(f"{url}#sha256={sha}")}"'
+        if requires_python:
+            attrs += f' data-requires-python="{_esc(requires_python)}"'
+        meta = _esc(f"sha256={meta_sha}")
+        attrs += f' data-dist-info-metadata="{meta}" data-core-metadata="{meta}"'
+        if yank is not False:
+            attrs += f' data-yanked="{_esc(yank if isinstance(yank, str) else "")}"'
+        links.append(f"<a{attrs}>{_esc(filename)}</a><br>\n")
+        entry: dict[str, Any] = {
+            "filename": filename,
+            "url": url,
+            "hashes": {"sha256": sha},
+        }
+        if requires_python:
+            entry["requires-python"] = requires_python
+        entry["core-metadata"] = {"sha256": meta_sha}
+        entry["dist-info-metadata"] = {"sha256": meta_sha}
+        entry["yanked"] = yank if yank != "" else True
+        entry["size"] = rec[SIZE]
+        entry["upload-time"] = _upload_time(rec[MTIME])
+        entries.append(entry)
+        versions[rec[VERSION]] = None
+    page = (
+        f"{_HEAD}<title>Links for {name}</title>\n</head>\n<body>\n"
+        f"<h1>Links for {name}</h1>\n{''.join(links)}</body>\n</html>\n"
+    )
+    doc = {
+        "meta": {"api-version": API_VERSION},
+        "name": project,
+        "versions": list(versions),
+        "files": entries,
+    }
+    return page.encode(), json.dumps(doc).encode()
+
+
+def render_root(projects: Iterable[str]) -> tuple[bytes, bytes]:
+    """(index.html, index.json) of the root page: every project, in the order given."""
+    names = list(projects)
+    links = "".join(f'<a href="{_esc(p)}/">{_esc(p)}</a><br>\n' for p in names)
+    page = f"{_HEAD}<title>Simple index</title>\n</head>\n<body>\n{links}</body>\n</html>\n"
+    doc = {"meta": {"api-version": API_VERSION}, "projects": [{"name": p} for p in names]}
+    return page.encode(), json.dumps(doc).encode()
+
+
+def page_key(files: Sequence[PageFile]) -> str:
+    """A key of what a page shows: the page is rendered again only when it changes."""
+    return hashlib.sha256(repr(sorted(files, key=lambda f: f[0])).encode()).hexdigest()[:32]

@@ -1,0 +1,285 @@
+"""Finding and reading the wheels an index publishes: every wheel of its source folders,
+its state record where the stat stamp says the file is unchanged, else read and checked
+(`wheelfile.inspect_wheel`), with its `.metadata` sidecar written beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wheelhouse.errors import PublishError
+from wheelhouse.index.fileops import TMP, FileWriter, parallel, stale_temp, write_small
+from wheelhouse.index.state import (
+    META_SIZE,
+    METADATA_SUFFIX,
+    SHA256,
+    SIMPLE,
+    FileRecord,
+    Stamp,
+    load_state,
+    same_file,
+)
+from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel, read_headers
+
+_PARALLEL_BYTES = 64 << 20  # new wheels read in threads from this many bytes on
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """A folder of wheels published by an index.
+
+    `prefix` is the folder's URL path relative to the folder that holds `simple/` ("" for a
+    target's own index, "slim/" in the combined one). `owner`: this index removes `.metadata`
+    sidecars whose wheel is gone (the combined index leaves that to each target's own)."""
+
+    folder: Path
+    prefix: str = ""
+    owner: bool = True
+    # file name -> sha256 the caller vouches for (a build that just linked the file from
+    # its verified store): not hashed again, only its METADATA is read
+    sha256: Mapping[str, str] = field(default_factory=dict)
+    # <sha256>.metadata files: a wheel's METADATA by its hash, so a vouched wheel is not
+    # even opened (a big wheel's zip directory costs milliseconds to parse)
+    metadata_cache: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listing:
+    """What one run learned of a source folder: every wheel's stamp and record, and the
+    sidecars present. Handed from a target's index to the combined one in the same run,
+    so that one does not list, stat and look up the folder again."""
+
+    wheels: Mapping[str, tuple[Stamp, FileRecord]]
+    sidecars: frozenset[str]
+
+
+class Found:
+    """A wheel found in a source folder this run: filled in as the run learns of it (one
+    per wheel, thousands per run: a plain slotted class)."""
+
+    __slots__ = ("filename", "fresh", "key", "known", "metadata", "rec", "source", "stamp")
+
+    def __init__(self, key: str, source: Source, filename: str, stamp: Stamp) -> None:
+        self.key = key  # prefix + filename: unique in the index
+        self.source = source
+        self.filename = filename
+        self.stamp = stamp
+        self.rec: FileRecord | None = None  # from a state when the stamp matches, else read
+        self.known = False  # rec is this index's own record of the file, unchanged
+        self.fresh = False  # read this run
+        self.metadata: bytes | None = None  # read this run: the sidecar to write
+
+
+# -- finding -----------------------------------------------------------------------------
+
+
+def scan(
+    sources: Sequence[Source],
+    old_files: Mapping[str, Any],
+    listings: Mapping[Path, Listing],
+) -> tuple[list[Found], dict[str, set[str]]]:
+    """Every wheel of every source, with its state record when its stat stamp matches
+    (this index's state, else the source's own index); and per source prefix, the names of
+    the sidecars present. Only stat() here: this is all a run with nothing new does."""
+    found: list[Found] = []
+    sidecars: dict[str, set[str]] = {}
+    for src in sources:
+        listing = listings.get(src.folder)
+        if listing is not None:
+            sidecars[src.prefix] = set(listing.sidecars)
+            found.extend(_from_listing(src, listing, old_files))
+            continue
+        sidecars[src.prefix], unknown = _list_folder(src, old_files, found)
+        if unknown and src.prefix:  # the folder's own index may know them (combined index)
+            _from_own_index(src, unknown)
+    return found, sidecars
+
+
+def _from_listing(src: Source, listing: Listing, old_files: Mapping[str, Any]) -> Iterator[Found]:
+    for name, (stamp, rec) in listing.wheels.items():
+        item = Found(src.prefix + name, src, name, stamp)
+        own = old_files.get(item.key)
+        if same_file(own, stamp):
+            item.rec, item.known = own, True
+        else:
+            item.rec = rec
+        yield item
+
+
+def _list_folder(
+    src: Source, old_files: Mapping[str, Any], found: list[Found]
+) -> tuple[set[str], list[Found]]:
+    """Add the folder's wheels to `found`; (the sidecars present, the wheels this index's
+    state does not know as they are)."""
+    try:
+        entries = list(os.scandir(src.folder))
+    except FileNotFoundError:
+        raise PublishError(
+            f"{src.folder} does not exist",
+            hint="run `wheelhouse build` first, or name a folder that holds wheels",
+        ) from None
+    present: set[str] = set()
+    unknown = []
+    for entry in entries:
+        name = entry.name
+        if name[0] == ".":
+            if name.endswith(TMP) and stale_temp(name):  # a sidecar being written
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)  # noqa: PTH108
+            continue
+        if name.endswith(".whl"):
+            if not entry.is_file():
+                continue
+            st = entry.stat()
+            item = Found(src.prefix + name, src, name, (st.st_size, st.st_mtime_ns, st.st_ino))
+            known = old_files.get(item.key)
+            if same_file(known, item.stamp):
+                item.rec, item.known = known, True
+            else:
+                unknown.append(item)
+            found.append(item)
+        elif name.endswith(".whl" + METADATA_SUFFIX):
+            present.add(name)
+    return present, unknown
+
+
+def _from_own_index(src: Source, unknown: Sequence[Found]) -> None:
+    own = load_state(src.folder / SIMPLE)
+    own_files: Mapping[str, Any] = own.files if own is not None else {}
+    for item in unknown:
+        known = own_files.get(item.filename)
+        if same_file(known, item.stamp):
+            item.rec = known
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def read_new(todo: Sequence[Found], writer: FileWriter) -> None:
+    """Read and check every new or changed wheel and write its .metadata sidecar; raise one
+    PublishError naming every refused file. A sidecar belongs to its wheel's bytes, not to
+    any page, so writing it before the pages (and even if another wheel is refused) keeps
+    every published page true."""
+    refused: list[tuple[Found, WheelRefused]] = []
+
+    def one(item: Found) -> None:
+        try:
+            _read_wheel(item)
+        except WheelRefused as exc:
+            refused.append((item, exc))
+            return
+        assert item.metadata is not None
+        writer.write(f"{item.source.folder}/{item.filename}{METADATA_SUFFIX}", item.metadata)
+        item.metadata = None
+
+    # Small wheels are mostly zipfile's Python (the GIL): threads only add contention.
+    # Big ones are mostly hashing, which runs outside the GIL.
+    to_hash = sum(f.stamp[0] for f in todo if f.filename not in f.source.sha256)
+    parallel(one, todo, threads=to_hash >= _PARALLEL_BYTES)
+    if not refused:
+        return
+    refused.sort(key=lambda r: r[0].key)
+    lines = [f"{r[0].source.folder / r[0].filename}: {r[1].message}" for r in refused]
+    message = (
+        lines[0] if len(lines) == 1 else f"{len(lines)} wheels refused:\n  " + "\n  ".join(lines)
+    )
+    raise PublishError(
+        message,
+        hint=f"{refused[0][1].hint}; nothing was published: the index is as it was",
+    )
+
+
+def _read_wheel(found: Found) -> None:
+    """Hash the file, read its METADATA, check it against the file name: fills found.rec
+    and found.metadata, or raises WheelRefused."""
+    vouched = found.source.sha256.get(found.filename)
+    cache = found.source.metadata_cache
+    cached = cache / f"{vouched}{METADATA_SUFFIX}" if vouched and cache else None
+    metadata = _cached_metadata(cached)
+    info = inspect_wheel(
+        found.source.folder / found.filename,
+        size=found.stamp[0],
+        sha256=vouched,
+        metadata=metadata,
+    )
+    if cached is not None and metadata is None:
+        try:
+            write_small(cached, info.metadata, durable=False)
+        except OSError as exc:
+            raise WheelRefused(
+                f"cannot be read: {exc}", "check the file and its permissions"
+            ) from None
+    found.metadata = info.metadata
+    found.fresh = True
+    found.rec = [
+        *found.stamp,
+        info.project,
+        str(info.version),
+        info.sha256,
+        info.requires_python,
+        info.metadata_sha256,
+        len(info.metadata),
+    ]
+
+
+def _cached_metadata(cached: Path | None) -> bytes | None:
+    if cached is None:
+        return None
+    try:
+        metadata = cached.read_bytes()
+    except OSError:
+        return None
+    if not {"Name", "Version"} <= read_headers(metadata).keys():
+        return None  # cut short by a crash: read the wheel again
+    return metadata
+
+
+# -- checking ----------------------------------------------------------------------------
+
+
+def check_duplicates(found: Sequence[Found]) -> list[Found]:
+    """In a combined index the same file name may come from several targets: the same bytes
+    are linked once (from the first), different bytes are an error."""
+    by_name: dict[str, Found] = {}
+    keep = []
+    for item in found:
+        first = by_name.get(item.filename)
+        if first is None:
+            by_name[item.filename] = item
+            keep.append(item)
+            continue
+        assert first.rec is not None and item.rec is not None
+        if first.rec[SHA256] != item.rec[SHA256]:
+            raise PublishError(
+                f"{first.filename} differs between {first.source.folder} (sha256 "
+                f"{first.rec[SHA256]}) and {item.source.folder} (sha256 {item.rec[SHA256]})",
+                hint="one file name must mean one file: rebuild the targets from the same "
+                "cache so they share the wheel, or remove one of them",
+            )
+    return keep
+
+
+def sidecar_lost(item: Found, sidecars: Mapping[str, set[str]], *, dirty: bool) -> bool:
+    """Whether a known wheel's sidecar is missing (or, after an interrupted run, which
+    may have been cut short by a crash, has the wrong size)."""
+    name = item.filename + METADATA_SUFFIX
+    if name not in sidecars[item.source.prefix]:
+        return True
+    if not dirty:
+        return False
+    assert item.rec is not None
+    try:
+        return bool((item.source.folder / name).stat().st_size != item.rec[META_SIZE])
+    except OSError:
+        return True
+
+
+def remove_stale_sidecars(src: Source, wheels: set[str], present: set[str]) -> None:
+    for sidecar in present:
+        if sidecar[: -len(METADATA_SUFFIX)] not in wheels:
+            (src.folder / sidecar).unlink(missing_ok=True)

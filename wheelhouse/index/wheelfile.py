@@ -1,0 +1,236 @@
+"""Wheel inspection: the one place that opens a wheel and says whether it is one.
+
+`inspect_wheel(path)` hashes the file, finds its top-level `*.dist-info/METADATA`, reads
+Name, Version and Requires-Python from it and checks them against the file name; a wheel
+that fails any of that raises `WheelRefused` (a message that starts with the verb, to
+follow the file's name, and a hint). The index writer, the server's uploads and the build's
+checks all ask here, so a wheel one of them accepts the others accept too.
+
+Speed (an index reads thousands of new wheels in a run): a small wheel is read in one
+read() and unzipped from memory; a digest the caller vouches for is not computed again
+(zipfile then reads only the central directory), and METADATA the caller already has means
+the wheel is not opened at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from packaging.utils import (
+    BuildTag,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+if TYPE_CHECKING:
+    import zipfile
+
+    from packaging.tags import Tag
+
+_READ_WHOLE = 32 << 20  # wheels up to this size are read once (hash + zip from memory)
+
+
+class WheelRefused(Exception):
+    """Not a wheel an index can publish. `message` follows the file's name ("is not a
+    readable zip file …"); `hint` says what to do."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WheelInfo:
+    """What a valid wheel says of itself. `project` and `version` are the file name's
+    (METADATA's Name and Version were checked to be the same release)."""
+
+    filename: str
+    project: NormalizedName
+    version: Version
+    build: BuildTag
+    tags: frozenset[Tag]
+    size: int
+    sha256: str
+    metadata: bytes  # the exact bytes of .dist-info/METADATA (PEP 658 serves them as is)
+    requires_python: str | None
+
+    @property
+    def metadata_sha256(self) -> str:
+        return hashlib.sha256(self.metadata).hexdigest()
+
+
+def inspect_wheel(
+    path: Path,
+    *,
+    filename: str | None = None,
+    size: int | None = None,
+    sha256: str | None = None,
+    metadata: bytes | None = None,
+    check_crc: bool = False,
+) -> WheelInfo:
+    """Read and check the wheel at `path`; raise WheelRefused if it is not a valid one.
+
+    `filename`: the wheel's name when the file has another (an upload's temp file);
+    `size`: the size stat() saw, when the caller has it (else stat() here); `sha256`: a
+    digest the caller vouches for, not computed again; `metadata`: the wheel's METADATA,
+    when the caller has it (a cache by `sha256`, which must then be given): the wheel is
+    not opened; `check_crc`: also read every member and check its CRC (an upload)."""
+    name = filename or path.name
+    try:
+        project, version, build, tags = parse_wheel_filename(name)
+    except InvalidWheelFilename as exc:
+        raise WheelRefused(
+            f"is not a valid wheel file name ({exc})",
+            "rename it to name-version-python-abi-platform.whl, or remove it from the folder",
+        ) from None
+    if size is None:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise _unreadable(exc) from None
+    if metadata is None or sha256 is None:
+        sha256, metadata = _read(path, project, size, sha256, check_crc=check_crc)
+    headers = read_headers(metadata)
+    _check_release(headers, project, version)
+    return WheelInfo(
+        filename=name,
+        project=project,
+        version=version,
+        build=build,
+        tags=tags,
+        size=size,
+        sha256=sha256,
+        metadata=metadata,
+        requires_python=headers.get("Requires-Python"),
+    )
+
+
+def _read(
+    path: Path, project: str, size: int, vouched: str | None, *, check_crc: bool
+) -> tuple[str, bytes]:
+    """(sha256, METADATA) of the wheel at `path`; raises WheelRefused."""
+    import zipfile
+    import zlib
+
+    try:
+        archive: Any
+        if vouched is not None:
+            digest, archive = vouched, path  # zipfile reads the central directory only
+        elif size <= _READ_WHOLE:
+            data = _read_small(str(path), size)
+            digest = hashlib.sha256(data).hexdigest()
+            archive = io.BytesIO(data)
+        else:
+            with path.open("rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            archive = path
+        with zipfile.ZipFile(archive) as zf:
+            if check_crc and (bad := zf.testzip()) is not None:
+                raise WheelRefused(
+                    f"member {bad} is corrupt (CRC mismatch)",
+                    "rebuild the wheel, or copy it again",
+                )
+            return digest, zf.read(metadata_member(zf, project))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError) as exc:
+        raise WheelRefused(
+            f"is not a readable zip file ({exc}): truncated or corrupt",
+            "delete it and run `wheelhouse build` again to fetch or rebuild it",
+        ) from None
+    except OSError as exc:
+        raise _unreadable(exc) from None
+
+
+def _unreadable(exc: OSError) -> WheelRefused:
+    return WheelRefused(f"cannot be read: {exc}", "check the file and its permissions")
+
+
+def _check_release(headers: dict[str, str], project: str, version: Version) -> None:
+    """METADATA names the release the file name does: a renamed wheel is refused."""
+    meta_name, meta_version = headers.get("Name"), headers.get("Version")
+    if not meta_name or not meta_version:
+        raise WheelRefused(
+            "has a METADATA without Name or Version",
+            "rebuild the wheel with a PEP 517 build backend, or remove it from the folder",
+        )
+    try:
+        same_version = Version(meta_version) == version
+    except InvalidVersion:
+        same_version = False
+    if canonicalize_name(meta_name) != project or not same_version:
+        raise WheelRefused(
+            f"its file name says {project} {version} but its METADATA says "
+            f"Name: {meta_name}, Version: {meta_version}",
+            "a renamed or mislabelled wheel would install something else than its name "
+            "promises: rebuild it, or rename it to match its METADATA "
+            f"({canonicalize_name(meta_name).replace('-', '_')}-{meta_version}-…), or remove it",
+        )
+
+
+def metadata_member(zf: zipfile.ZipFile, project: str) -> str:
+    """The name of the wheel's top-level `<project>-<version>.dist-info/METADATA` (its
+    own, where a wheel vendors another's .dist-info); raises WheelRefused."""
+    names = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
+    if len(names) > 1:  # pick the .dist-info of this project
+        names = [
+            n
+            for n in names
+            if canonicalize_name(n.split("/")[0][:-10].rsplit("-", 1)[0]) == project
+        ]
+    if len(names) != 1:
+        raise WheelRefused(
+            "has no single top-level *.dist-info/METADATA "
+            f"(found {len(names)}), so it is not a valid wheel",
+            "rebuild the wheel, or remove it from the folder",
+        )
+    return names[0]
+
+
+_WANTED = {"name": "Name", "version": "Version", "requires-python": "Requires-Python"}
+
+
+def read_headers(metadata: bytes) -> dict[str, str]:
+    """Name, Version and Requires-Python from METADATA's header block: RFC 822 syntax, as
+    email.parser reads it (`Key: value`, case-insensitive keys, continuation lines start
+    with whitespace, a blank line ends the headers), at a third of email.parser's cost."""
+    end = metadata.find(b"\n\n")
+    out: dict[str, str] = {}
+    last: str | None = None
+    for line in (metadata if end < 0 else metadata[:end]).decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            break
+        if line[0] in " \t":
+            if last is not None:
+                out[last] += " " + line.strip()
+            continue
+        key, sep, value = line.partition(":")
+        last = _WANTED.get(key.strip().lower()) if sep else None
+        if last is not None and last in out:
+            last = None  # the first one counts
+        elif last is not None:
+            out[last] = value.strip()
+    return out
+
+
+def _read_small(path: str, size: int) -> bytes:
+    """The whole file in one read() where it still has the size stat() saw: no buffering,
+    no isatty() and seek() calls that open() adds (thousands of small wheels add up)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, size + 1)
+        if len(data) <= size:
+            return data
+        parts = [data]  # it grew since: read the rest
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
