@@ -13,7 +13,6 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -471,7 +470,7 @@ def _build(
 
 
 # what `wheelhouse init` writes: a file of its own, so it reads as the user will see it
-STARTER = resources.files("wheelhouse").joinpath("_data/wheelhouse.toml").read_text()
+STARTER = (Path(__file__).parent / "_data" / "wheelhouse.toml").read_text(encoding="utf-8")
 
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")

@@ -1,0 +1,139 @@
+"""`wheelhouse build` and `wheelhouse index`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import click
+
+from wheelhouse import config as config_mod
+from wheelhouse.cli.common import (
+    Context,
+    split_names,
+    target_option,
+)
+
+if TYPE_CHECKING:
+    from wheelhouse.build.session import BuildReport
+    from wheelhouse.display import Display
+    from wheelhouse.index import IndexReport
+
+
+@click.command()
+@target_option
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel source builds (default: the number of cores).",
+)
+@click.option("--keep-going", is_flag=True, help="Build the rest when a build fails.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan (reuse / download / cached / build) and stop."
+)
+@click.option(
+    "--no-index", "no_index", is_flag=True, help="Do not write the static indexes at the end."
+)
+@click.pass_obj
+def build(
+    obj: Context,
+    target_names: tuple[str, ...],
+    jobs: int | None,
+    keep_going: bool,
+    dry_run: bool,
+    no_index: bool,
+) -> None:
+    """Turn each target's lock into wheelhouse/<target>/ (wheels, lock.txt, manifest.json),
+    then write the static indexes (`wheelhouse index`)."""
+    from wheelhouse.build import session as build_mod
+    from wheelhouse.display import Display
+    from wheelhouse.engine import with_libc
+
+    cfg = obj.config()
+    chosen = with_libc(cfg.selected(split_names(target_names)), obj.engine_factory())
+    show = Display()
+    with show.status("planning") as status:
+
+        def on_event(kind: str, message: str) -> None:
+            if kind in ("built", "failed", "build"):
+                show.event(kind, message)
+            status.update(message)
+
+        report = build_mod.build(
+            cfg,
+            chosen,
+            engine=obj.engine_factory(),
+            jobs=jobs,
+            keep_going=keep_going,
+            dry_run=dry_run,
+            index=not no_index,
+            on_event=on_event,
+        )
+    _render_build(cfg, report, show, dry_run=dry_run)
+    summary = build_mod.summary_error(report.targets)
+    if summary:
+        raise summary
+
+
+def _render_build(
+    cfg: config_mod.Config, report: BuildReport, show: Display, *, dry_run: bool
+) -> None:
+    results = report.targets
+    if dry_run:
+        for r in results:
+            rows = [(i.action, i.pin.spec, i.dist.link.filename) for i in r.plan.items]
+            show.table(f"plan for {r.target.name}", ("action", "pin", "file"), rows)
+        return
+    columns = ("target", "wheels", "reused", "downloaded", "cached", "built", "failed", "folder")
+    table = []
+    for r in results:
+        c = r.counts
+        done = (c.reused, c.downloaded, c.cached, c.built)
+        folder = cfg.rel(r.output.folder) if r.output else "-"
+        table.append((r.target.name, str(sum(done)), *map(str, done), str(c.failed), folder))
+    show.table("wheelhouse build", columns, table)
+    if len(results) > 1:  # a matrix: each file was fetched once, however many targets use it
+        show.line(f"fetched {report.fetched} files once for {len(results)} targets")
+    for r in results:
+        if r.output and r.output.runtime_packages:
+            show.line(f"{r.target.name}: runtime packages: {' '.join(r.output.runtime_packages)}")
+        for f in r.failures:
+            show.line(f"failed {f.error}", err=True)
+    if report.remote is not None:
+        rs = report.remote
+        show.line(
+            f"store {rs.url}: {rs.blobs_fetched} files and {rs.records_fetched} build records "
+            f"fetched, {rs.uploaded} objects uploaded"
+        )
+        for what in rs.corrupt:
+            show.line(f"store: corrupt object ignored: {what}", err=True)
+    _render_indexes(cfg, report.indexes, show.line)
+
+
+@click.command()
+@target_option
+@click.pass_obj
+def index(obj: Context, target_names: tuple[str, ...]) -> None:
+    """Publish wheelhouse/<target>/simple/ and the combined wheelhouse/simple/: static
+    PEP 503/691 indexes (with PEP 658 metadata) for pip --index-url file://… or any server."""
+    from wheelhouse.index import index_all
+
+    cfg = obj.config()
+    _render_indexes(cfg, index_all(cfg, cfg.selected(split_names(target_names))), click.echo)
+
+
+def _render_indexes(
+    cfg: config_mod.Config, reports: Sequence[IndexReport], say: Callable[[str], None]
+) -> None:
+    from wheelhouse.index import COMBINED, YANKED_NAME
+
+    for r in reports:
+        say(
+            f"index {r.name}: {cfg.rel(r.path)}/ {r.projects} projects, {r.files} files "
+            f"[{r.hashed} hashed, {r.pages_written} pages written, {r.pages_removed} removed; "
+            f"{r.elapsed:.2f} s]"
+        )
+        if r.name == COMBINED and r.unmatched_yanks:  # per target, others' yanks don't match
+            say(f"  {YANKED_NAME}: no wheel matches {', '.join(r.unmatched_yanks)}")

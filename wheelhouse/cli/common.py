@@ -1,0 +1,132 @@
+"""What every command shares: the context (config, engine), the error rendering,
+the target option and the size/age parameter types."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from wheelhouse import config as config_mod
+from wheelhouse.errors import WheelhouseError
+
+if TYPE_CHECKING:
+    from wheelhouse.engine import Engine
+
+
+@dataclass
+class Context:
+    project_dir: Path | None
+    config_file: Path | None
+    overrides: tuple[str, ...]
+    engine: str | None
+    store: str | None = None
+    _config: config_mod.Config | None = None
+
+    def config(self) -> config_mod.Config:
+        if self._config is None:
+            self._config = config_mod.load(
+                self.project_dir,
+                config_file=self.config_file,
+                overrides=self.overrides,
+                engine=self.engine,
+                store=self.store,
+            )
+        return self._config
+
+    def engine_factory(self) -> Callable[[], Engine]:
+        cfg = self.config()
+
+        @functools.cache
+        def make() -> Engine:
+            from wheelhouse.engine import Engine
+
+            # no up-front `docker version`: a failing call checks the engine then, so a
+            # fully cached build pays for one `image inspect`, not two round trips
+            return Engine(cfg.engine, cfg.cache_dir)
+
+        return make
+
+
+def fail(err: WheelhouseError) -> NoReturn:
+    click.secho(f"wheelhouse: {err.kind}: {err.message}", fg="red", err=True)
+    if err.hint:
+        click.echo(f"  hint: {err.hint}", err=True)
+    sys.exit(err.exit_code)
+
+
+class Group(click.Group):
+    """Turns WheelhouseError into a message and its exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WheelhouseError as err:
+            fail(err)
+        except KeyboardInterrupt:
+            click.echo("wheelhouse: interrupted", err=True)
+            sys.exit(130)
+
+
+def split_names(values: Sequence[str]) -> list[str]:
+    return [n for v in values for n in v.split(",") if n]
+
+
+target_option = click.option(
+    "-t",
+    "--target",
+    "target_names",
+    multiple=True,
+    help="Target(s) to work on (default: default-targets). Repeat or comma-separate.",
+)
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"  # pragma: no cover
+
+
+class Unit(click.ParamType):  # type: ignore[type-arg]
+    """A size (500M, 5G) or an age (12h, 30d), parsed by wheelhouse.units."""
+
+    def __init__(self, name: str, parse: Callable[[str], float], *, zero_ok: bool) -> None:
+        self.name = name
+        self._parse = parse
+        self._zero_ok = zero_ok
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int | float):
+            return value
+        try:
+            number = self._parse(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+        if number < 0 or (number == 0 and not self._zero_ok):
+            self.fail(f"{value!r}: must be more than 0", param, ctx)
+        return number
+
+
+def size_type(*, zero_ok: bool = False) -> Unit:
+    from wheelhouse.units import parse_size
+
+    return Unit("size", parse_size, zero_ok=zero_ok)
+
+
+def age_type() -> Unit:
+    from wheelhouse.units import parse_age
+
+    return Unit("age", parse_age, zero_ok=True)
+
+
+def verbose_logging() -> bool:
+    import logging
+
+    return logging.getLogger("wheelhouse").level == logging.DEBUG

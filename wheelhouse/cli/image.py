@@ -1,0 +1,180 @@
+"""`wheelhouse dockerfile` and `wheelhouse image-report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from wheelhouse.cli.common import (
+    Context,
+)
+from wheelhouse.lock.lockfile import write_atomic
+
+if TYPE_CHECKING:
+    from wheelhouse.image import Report
+
+
+@click.command()
+@click.option(
+    "-t",
+    "--target",
+    "target_name",
+    metavar="NAME",
+    help="The target whose wheelhouse the image installs (default: the only default target).",
+)
+@click.option(
+    "--app",
+    "app_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="The app, relative to the project: files or folders copied last (repeatable), or "
+    "one project folder (pyproject.toml/setup.py) installed from its own pure wheel.",
+)
+@click.option(
+    "--cmd",
+    metavar="COMMAND",
+    help='The image\'s command, split as a shell would, e.g. --cmd "python app.py".',
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Dockerfile here and OUTPUT.dockerignore beside it (default: stdout).",
+)
+@click.option(
+    "--whole",
+    is_flag=True,
+    help="A complete Dockerfile that says how to build it, not only the final stage.",
+)
+@click.option(
+    "--install",
+    "install_mode",
+    type=click.Choice(["auto", "mount", "copy"]),
+    default="auto",
+    show_default=True,
+    help="mount: bind-mount the wheelhouse (BuildKit); copy: a throwaway install stage, "
+    "for builders without bind mounts; auto: ask the engine.",
+)
+@click.pass_obj
+def dockerfile(
+    obj: Context,
+    target_name: str | None,
+    app_paths: tuple[Path, ...],
+    cmd: str | None,
+    output: Path | None,
+    whole: bool,
+    install_mode: str,
+) -> None:
+    """Write the final stage that installs wheelhouse/<target>/ offline (no wheel, no pip
+    and no compiler in the image)."""
+    import shlex
+    from typing import cast
+
+    from wheelhouse.image import IGNORE_SUFFIX, InstallMode, build_command
+    from wheelhouse.image import dockerfile as dockerfile_mod
+
+    cfg = obj.config()
+    if target_name is None:
+        if len(cfg.default_targets) != 1:
+            raise click.UsageError("name the target with --target (there are several defaults)")
+        target_name = cfg.default_targets[0]
+    target = cfg.target(target_name)
+    try:
+        argv = shlex.split(cmd) if cmd is not None else []
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--cmd") from None
+    if cmd is not None and not argv:
+        raise click.BadParameter("an empty command", param_hint="--cmd")
+    name = cfg.rel(output.resolve()) if output else "Dockerfile"
+    result = dockerfile_mod.dockerfile(
+        cfg,
+        target,
+        engine=obj.engine_factory(),
+        app=app_paths,
+        cmd=argv,
+        mode=cast(InstallMode, install_mode),  # click.Choice admits only these
+        whole=whole,
+        dockerfile_name=name,
+    )
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    if output is None:
+        click.echo(result.text, nl=False)
+        click.echo(
+            "# keep the build context small: save this as Dockerfile.dockerignore\n"
+            + result.ignore,
+            err=True,
+        )
+        return
+    ignore = output.with_name(output.name + IGNORE_SUFFIX)
+    write_atomic(output, result.text)
+    write_atomic(ignore, result.ignore)
+    click.echo(f"wrote {output} and {ignore}")
+    if result.stage.mode == "copy":
+        click.echo(f"the legacy builder reads only .dockerignore: copy {ignore.name} there")
+    click.echo(f"build it: {build_command(result.stage, name)}")
+
+
+@click.command("image-report")
+@click.argument("image")
+@click.option("--base", metavar="IMAGE", help="The image it was built FROM: what it adds.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 12 when the image's own layers hold a .whl file or a compiler.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.pass_obj
+def image_report(obj: Context, image: str, base: str | None, strict: bool, as_json: bool) -> None:
+    """An image's size, its layers, and any wheel file or compiler in it."""
+    import json
+
+    from wheelhouse.errors import ImageCheckError
+    from wheelhouse.image import report as report_mod
+
+    report = report_mod.report(obj.engine_factory()(), image, base)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+    else:
+        _render_image_report(report)
+    bad = report.added("wheel") + report.added("compiler")
+    if strict and bad:
+        shown = ", ".join(f"{f.path} (layer {f.layer})" for f in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise ImageCheckError(
+            f"{image} holds {len(report.added('wheel'))} wheel file(s) and "
+            f"{len(report.added('compiler'))} compiler(s): {shown}{more}",
+            hint="install wheels from a bind mount (`wheelhouse dockerfile`) and build in a "
+            "separate stage, so neither lands in the final image's layers",
+        )
+
+
+def _mb(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def _render_image_report(r: Report) -> None:
+    click.echo(f"image: {r.image} ({r.image_id[:19]}), {_mb(r.size)}")
+    if r.base:
+        click.echo(f"base:  {r.base}, {_mb(r.base_size)}; added {_mb(r.added_size)}")
+        if not r.base_matches:
+            click.echo("  warning: the image is not built on this base (its layers differ)")
+    click.echo("layers (bottom first):")
+    for layer in r.layers:
+        mark = "base" if layer.in_base else "    "
+        what = " ".join(layer.created_by.split())[:90] or "-"
+        click.echo(f"  {layer.index:>3} {mark} {_mb(layer.size):>10}  {what}")
+    for kind in ("wheel", "compiler"):
+        found = [f for f in r.findings if f.kind == kind]
+        if not found:
+            click.echo(f"{kind}s: none")
+            continue
+        click.echo(f"{kind}s: {len(found)}")
+        for f in found[:20]:
+            where = "base layer" if f.in_base else "layer"
+            gone = "" if f.present else " (deleted later, still shipped)"
+            click.echo(f"  {f.path}  [{where} {f.layer}]{gone}")
+        if len(found) > 20:
+            click.echo(f"  ... and {len(found) - 20} more")

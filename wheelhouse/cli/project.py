@@ -1,0 +1,140 @@
+"""`wheelhouse init`, `targets` and `lock`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from wheelhouse import config as config_mod
+from wheelhouse.cli.common import (
+    Context,
+    split_names,
+    target_option,
+)
+from wheelhouse.errors import ConfigError
+from wheelhouse.lock.lockfile import write_atomic
+
+if TYPE_CHECKING:
+    from wheelhouse.lock.lock import LockReport
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing wheelhouse.toml.")
+@click.pass_obj
+def init(obj: Context, force: bool) -> None:
+    """Write a commented starter wheelhouse.toml."""
+    root = (obj.project_dir or Path.cwd()).resolve()
+    path = root / config_mod.CONFIG_FILE
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists", hint="pass --force to overwrite it")
+    write_atomic(path, config_mod.STARTER)
+    click.echo(f"wrote {path}")
+    if not (root / "requirements.in").exists():
+        click.echo("next: list your requirements in requirements.in, then `wheelhouse lock`")
+    else:
+        click.echo("next: `wheelhouse lock`")
+
+
+@click.command()
+@click.option("--probe", is_flag=True, help="Also probe each target's images (needs the engine).")
+@click.argument("names", nargs=-1)
+@click.pass_obj
+def targets(obj: Context, probe: bool, names: tuple[str, ...]) -> None:
+    """Show the configured targets (and what their images really contain)."""
+    cfg = obj.config()
+    chosen = [cfg.target(n) for n in names] if names else list(cfg.targets.values())
+    for t in chosen:
+        mark = "*" if t.name in cfg.default_targets else " "
+        click.echo(f"{mark} {t.name:<10} {t.describe()}")
+        click.echo(f"    builder: {t.builder_image}\n    final:   {t.final_image}")
+        if t.libc_version:
+            from wheelhouse.tags import target_tags
+
+            tags = target_tags(t)
+            click.echo(f"    tags:    {tags[0]} ... {tags[-1]} ({len(tags)})")
+        if probe:
+            eng = obj.engine_factory()()
+            for role, image in (("builder", t.builder_image), ("final", t.final_image)):
+                info = eng.probe(image, key=f"targets.{t.name}.{role}-image")
+                click.echo(
+                    f"    {role} probe: python {info.python_version} ({info.python}), "
+                    f"{info.libc} {info.libc_version}, {info.distro}, {info.package_manager}"
+                )
+
+
+@click.command()
+@target_option
+@click.option("-U", "--upgrade", is_flag=True, help="Ignore existing pins; take the newest.")
+@click.option(
+    "-P",
+    "--upgrade-package",
+    multiple=True,
+    metavar="NAME",
+    help="Upgrade only this package (repeatable).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Do not resolve: fail (exit 8) if a lock is missing or stale. For CI.",
+)
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Ask the indexes again instead of reusing pages fetched in the last 10 min.",
+)
+@click.pass_obj
+def lock(
+    obj: Context,
+    target_names: tuple[str, ...],
+    upgrade: bool,
+    upgrade_package: tuple[str, ...],
+    check: bool,
+    refresh: bool,
+) -> None:
+    """Pin requirements per target, with hashes, into locks/<target>.txt."""
+    from wheelhouse.engine import with_libc
+    from wheelhouse.lock import lock as lock_mod
+
+    cfg = obj.config()
+    chosen = with_libc(cfg.selected(split_names(target_names)), obj.engine_factory())
+    if check:
+        lock_mod.check(cfg, chosen)
+        click.echo(f"locks up to date: {', '.join(t.name for t in chosen)}")
+        return
+    report = lock_mod.lock(
+        cfg,
+        chosen,
+        engine=obj.engine_factory(),
+        upgrade=upgrade,
+        upgrade_packages=upgrade_package,
+        refresh=refresh or upgrade,
+        progress=lambda msg: click.echo(f"… {msg}", err=True),
+    )
+    _render_lock(cfg, report)
+
+
+def _render_lock(cfg: config_mod.Config, report: LockReport) -> None:
+    for r in report.results:
+        state = "written" if r.written else "unchanged"
+        click.echo(
+            f"{r.target.name}: {len(r.lock.pins)} pins -> {cfg.rel(r.path)} "
+            f"[{state}; resolved on {r.where} in {r.seconds:.1f} s]"
+        )
+        for name, old, new in r.changes.changed:
+            click.echo(f"  ~ {name} {old} -> {new}")
+        for name, version in r.changes.added:
+            click.echo(f"  + {name} {version}")
+        for name, version in r.changes.removed:
+            click.echo(f"  - {name} {version}")
+        if r.lock.source_builds:
+            click.echo(f"  build from source: {', '.join(r.lock.source_builds)}")
+    if report.divergent:
+        click.echo("versions differ between targets:")
+        for name, per in report.divergent.items():
+            click.echo(f"  {name}: " + ", ".join(f"{t} {v}" for t, v in per.items()))
+    if report.partial:
+        click.echo("pinned in some targets only:")
+        for name, missing in report.partial.items():
+            click.echo(f"  {name}: not in {', '.join(missing)}")
