@@ -21,7 +21,7 @@ from fixtures_index import sdist_bytes, wheel_bytes
 from fixtures_s3 import S3_ENV, MotoServer
 
 from wheelhouse.lock.lockfile import LockFile, Pin
-from wheelhouse.store import Store
+from wheelhouse.store import BuildRecord, SdistRef, Store
 
 GAMMA = wheel_bytes("gamma", "1.0")
 DELTA = sdist_bytes("delta", "1.0")
@@ -164,11 +164,13 @@ def _fill(cache: Path) -> dict[str, str]:
     key = "a" * 64
     store.record_built(
         key,
-        {
-            "sha256": out["delta-1.0-py3-none-any.whl"],
-            "filename": "delta-1.0-py3-none-any.whl",
-            "sdist": {"sha256": out["delta-1.0.tar.gz"], "filename": "delta-1.0.tar.gz"},
-        },
+        BuildRecord(
+            key=key,
+            input_key=key,
+            sha256=out["delta-1.0-py3-none-any.whl"],
+            filename="delta-1.0-py3-none-any.whl",
+            sdist=SdistRef(sha256=out["delta-1.0.tar.gz"], filename="delta-1.0.tar.gz"),
+        ),
     )
     store.record_pure(out["delta-1.0.tar.gz"], key)
     return out
