@@ -63,7 +63,10 @@ class Wheelhouse:
         self.env = isolated_env(cache_dir)
 
     def __call__(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+        self,
+        *args: str,
+        check: bool = True,
+        env: dict[str, str] | None = None,
         timeout: float = 900,
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(

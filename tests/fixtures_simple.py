@@ -11,7 +11,7 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urljoin
 
 import jsonschema
@@ -176,7 +176,7 @@ def check_tree(simple: Path, *, complete: bool = True) -> dict[str, list[dict[st
     root_json = json.loads((simple / "index.json").read_bytes())
     jsonschema.validate(root_json, PROJECT_LIST_SCHEMA)
     assert root_html.meta["pypi:repository-version"] == "1.1"
-    names = [a["#text"] for a in root_html.anchors]
+    names = [cast(str, a["#text"]) for a in root_html.anchors]  # set for every anchor
     assert [a["href"] for a in root_html.anchors] == [f"{n}/" for n in names]
     assert [p["name"] for p in root_json["projects"]] == names
     on_disk = sorted(p.name for p in simple.iterdir() if p.is_dir() and p.name[0] != ".")

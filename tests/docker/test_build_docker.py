@@ -234,7 +234,7 @@ index-url = "https://pypi.org/simple"
 def test_every_pin_has_exactly_one_wheel_with_its_hash_in_the_folder_lock(app: App) -> None:
     upstream = lockfile.read(app.project / "locks" / "slim.txt")
     assert upstream is not None
-    pins = {p.name: p.version for p in upstream.pins}
+    pins: dict[str, str] = {p.name: p.version for p in upstream.pins}
     assert BUILT_FROM_SOURCE | {"flask", "gunicorn", "scikit-learn", "numpy", "pandas"} <= set(pins)
     assert set(upstream.source_builds) == BUILT_FROM_SOURCE
 

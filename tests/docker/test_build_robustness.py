@@ -327,14 +327,17 @@ class Background:
         while not any(text in line for line in self.err):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
+                self.finish()
                 raise AssertionError(f"never saw {text!r}; stderr:\n{''.join(self.err)}")
             time.sleep(0.05)
 
     def finish(self, timeout: float = 300) -> int:
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
         self.out = self.proc.stdout.read()
         rc = self.proc.wait(timeout=timeout)
         self._reader.join(timeout=10)
+        self.proc.stdout.close()  # closed here, not by the garbage collector's warning
+        self.proc.stderr.close()
         return rc
 
     @property
@@ -343,6 +346,7 @@ class Background:
 
 
 # -- 1. hash mismatch -------------------------------------------------------------------
+
 
 @docker
 @pytest.mark.parametrize(
@@ -687,8 +691,9 @@ def test_sdist_only_build_requirement_is_built_first(
     assert record["filename"] == "plugdep-1.0-py3-none-any.whl"
     (main_record,) = built_records(wh.cache_dir, "needsplug")
     main = json.loads(main_record.read_text())
-    assert any(d.startswith("plugdep-1.0-py3-none-any.whl sha256:")
-               for d in main["build_dependencies"]), main["build_dependencies"]
+    assert any(
+        d.startswith("plugdep-1.0-py3-none-any.whl sha256:") for d in main["build_dependencies"]
+    ), main["build_dependencies"]
     assert_store_consistent(wh.cache_dir)
 
     # a fresh output folder and cache for the wheels: the dependency is not built again

@@ -164,14 +164,17 @@ def test_probe_cache_follows_the_image_id_when_a_tag_moves(
 
 
 def test_container_runs_and_is_removed_on_normal_exit(
-    tmp_path: Path, engine: Engine, engine_bin: str, test_images: dict[str, str],
+    tmp_path: Path,
+    engine: Engine,
+    engine_bin: str,
+    test_images: dict[str, str],
     reap: list[str],
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "hello.txt").write_text("from the host\n")
     script = (
-        "cat /in/hello.txt; echo \"FOO=$FOO\"; ls /sys/class/net; "
+        'cat /in/hello.txt; echo "FOO=$FOO"; ls /sys/class/net; '
         "touch /in/x 2>/dev/null && echo writable || echo read-only"
     )
     with engine.container(
@@ -230,8 +233,12 @@ def test_container_from_a_missing_image_is_an_engine_error(engine: Engine) -> No
 
 
 def image_overrides(target: str, builder: str, final: str | None, python: str) -> list[str]:
-    args = ["--set", f"targets.{target}.builder-image={builder}",
-            "--set", f"targets.{target}.python-version={python}"]
+    args = [
+        "--set",
+        f"targets.{target}.builder-image={builder}",
+        "--set",
+        f"targets.{target}.python-version={python}",
+    ]
     if final:
         args += ["--set", f"targets.{target}.final-image={final}"]
     return args
@@ -241,21 +248,27 @@ def test_cli_targets_probe_reports_what_the_images_contain(
     wh: Wheelhouse, engine_bin: str, test_images: dict[str, str]
 ) -> None:
     proc = wh(
-        "--engine", engine_bin,
+        "--engine",
+        engine_bin,
         *image_overrides("slim", test_images["py311-builder"], test_images["py311-slim"], "3.11"),
         *image_overrides("py313", test_images["py313-builder"], None, "3.13"),
-        "targets", "--probe", "slim", "py313",
+        "targets",
+        "--probe",
+        "slim",
+        "py313",
     )
     out = proc.stdout
     probes = re.findall(r"^\s+(builder|final) probe: (.*)$", out, re.M)
     assert len(probes) == 4, out
     slim, py313 = probes[:2], probes[2:]
     for role, line in slim:
-        assert re.match(r"python 3\.11\.\d+ \(/usr/bin/python3\), glibc 2\.36, debian, apt$",
-                        line), (role, out)
+        assert re.match(
+            r"python 3\.11\.\d+ \(/usr/bin/python3\), glibc 2\.36, debian, apt$", line
+        ), (role, out)
     for role, line in py313:
-        assert re.match(r"python 3\.13\.\d+ \(/usr/bin/python3\), glibc 2\.41, debian, apt$",
-                        line), (role, out)
+        assert re.match(
+            r"python 3\.13\.\d+ \(/usr/bin/python3\), glibc 2\.41, debian, apt$", line
+        ), (role, out)
     assert f"builder: {test_images['py311-builder']}" in out
     assert f"final:   {test_images['py311-slim']}" in out
     assert list((wh.cache_dir / "probes").glob("*/*.json")), "probes are cached in the cache dir"
@@ -266,9 +279,12 @@ def test_cli_second_probe_creates_no_container(
 ) -> None:
     log = recording_engine
     args = [
-        "--engine", log.binary,
+        "--engine",
+        log.binary,
         *image_overrides("slim", test_images["py311-builder"], test_images["py311-slim"], "3.11"),
-        "targets", "--probe", "slim",
+        "targets",
+        "--probe",
+        "slim",
     ]
     first = wh(*args).stdout
     assert log.verbs().count("create") == 2  # builder and final
@@ -296,8 +312,13 @@ def test_cli_missing_engine_binary_exits_5(wh: Wheelhouse, tmp_path: Path) -> No
 def test_cli_engine_not_running_exits_5(wh: Wheelhouse, engine_bin: str, tmp_path: Path) -> None:
     sock = tmp_path / "nothing-listens-here.sock"
     proc = wh(
-        "--engine", engine_bin, "targets", "--probe", "slim",
-        check=False, env={"DOCKER_HOST": f"unix://{sock}"},
+        "--engine",
+        engine_bin,
+        "targets",
+        "--probe",
+        "slim",
+        check=False,
+        env={"DOCKER_HOST": f"unix://{sock}"},
     )
     assert proc.returncode == 5, proc.stderr
     assert "not running" in proc.stderr
@@ -311,8 +332,13 @@ def test_cli_missing_builder_image_exits_5_naming_image_and_key(
 ) -> None:
     ref = f"wheelhouse-test/does-not-exist:{uuid.uuid4().hex[:8]}"
     proc = wh(
-        "--engine", engine_bin, *image_overrides("slim", ref, None, "3.11"),
-        "targets", "--probe", "slim", check=False,
+        "--engine",
+        engine_bin,
+        *image_overrides("slim", ref, None, "3.11"),
+        "targets",
+        "--probe",
+        "slim",
+        check=False,
     )
     assert proc.returncode == 5, proc.stderr
     assert ref in proc.stderr
@@ -326,9 +352,13 @@ def test_cli_missing_final_image_names_the_final_key(
 ) -> None:
     ref = f"wheelhouse-test/does-not-exist:{uuid.uuid4().hex[:8]}"
     proc = wh(
-        "--engine", engine_bin,
+        "--engine",
+        engine_bin,
         *image_overrides("slim", test_images["py311-builder"], ref, "3.11"),
-        "targets", "--probe", "slim", check=False,
+        "targets",
+        "--probe",
+        "slim",
+        check=False,
     )
     assert proc.returncode == 5, proc.stderr
     assert ref in proc.stderr

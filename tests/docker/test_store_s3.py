@@ -45,9 +45,7 @@ def _builds(engine: RecordingBinary) -> list[str]:
     return [line for line in engine.lines() if "WHEELHOUSE_BUILD=" in line]
 
 
-def _config(
-    index: LocalIndex, images: dict[str, str], engine: RecordingBinary, store: str
-) -> str:
+def _config(index: LocalIndex, images: dict[str, str], engine: RecordingBinary, store: str) -> str:
     return (
         f'engine = "{engine.binary}"\ndefault-targets = ["slim"]\n{store}\n'
         f'[index]\nindex-url = "{index.url}"\n' + debian_targets(images, "slim")
@@ -238,6 +236,9 @@ def test_publish_cut_off_by_a_stopped_server_leaves_nothing_half_visible(
         server.pause()  # the server stops answering in the middle of the upload
         rc = proc.wait(timeout=120)
         reader.join(timeout=10)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # closed here, not by the garbage collector's warning
+        proc.stderr.close()
         stderr = "".join(err)
         assert rc == 14, stderr
         assert "cannot reach" in stderr and "rerun" in stderr and "Traceback" not in stderr

@@ -412,6 +412,7 @@ def test_killed_mid_run_leaves_a_valid_index_and_the_next_run_completes(
         assert proc.stdout.readline() == "page\n"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    proc.stdout.close()
     files = check_tree(out / "slim" / "simple", complete=False)
     assert set(before) <= set(files)  # nothing that was published went away
     assert (out / "slim" / "simple" / ix.DIRTY_NAME).exists()

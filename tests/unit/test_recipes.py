@@ -240,7 +240,7 @@ def test_empty_recipe_is_valid(tmp_path: Path) -> None:
     recipe = user(tmp_path, {"pyyaml.toml": ""}).get("pyyaml")
     assert recipe is not None
     assert recipe.build_for("apt") == recipe.runtime_for("apk") == ()
-    assert recipe.requires == recipe.env == recipe.checks == ()
+    assert recipe.requires == () and recipe.env == () and recipe.checks == ()
 
 
 @pytest.mark.parametrize(
