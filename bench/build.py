@@ -159,7 +159,9 @@ def compiled(folder: Path, name: str) -> bool | None:
 def builder_images(engine: str) -> set[str]:
     res = subprocess.run(
         [engine, "images", "--format", "{{.Repository}}:{{.Tag}}", "wheelhouse-builder"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return set(res.stdout.split()) if res.returncode == 0 else set()
 
@@ -170,12 +172,16 @@ def builder_images(engine: str) -> set[str]:
 def test_images(engine: str) -> dict[str, str]:
     res = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "test_images.py"), "--engine", engine],
-        capture_output=True, text=True, check=False, timeout=TIMEOUT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TIMEOUT,
     )
     if res.returncode != 0:
         tail = "\n".join(res.stderr.strip().splitlines()[-15:])
         raise ToolFailed(f"scripts/test_images.py failed (exit {res.returncode}):\n{tail}")
-    return json.loads(res.stdout)
+    images: dict[str, str] = json.loads(res.stdout)
+    return images
 
 
 def write_project(
@@ -239,30 +245,62 @@ def main(argv: list[str] | None = None) -> int:
         description="Time wheelhouse build (cold and warm) against pip wheel and pip download "
         "on the same lock.",
     )
-    p.add_argument("--input", type=Path, default=None,
-                   help="requirements input (default: examples/ml-app/requirements.in plus "
-                   + " and ".join(DEFAULT_EXTRAS) + ")")
-    p.add_argument("--no-binary", action="append", default=None, metavar="NAME",
-                   help="compile this package from source in every tool; repeatable or "
-                   f"comma-separated (default: {','.join(DEFAULT_NO_BINARY)}; '' for none)")
+    p.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="requirements input (default: examples/ml-app/requirements.in plus "
+        + " and ".join(DEFAULT_EXTRAS)
+        + ")",
+    )
+    p.add_argument(
+        "--no-binary",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="compile this package from source in every tool; repeatable or "
+        f"comma-separated (default: {','.join(DEFAULT_NO_BINARY)}; '' for none)",
+    )
     p.add_argument("--index-url", default=PYPI, help=f"index for every tool (default: {PYPI})")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="timed warm runs per tool, after one untimed warm-up (default: 3)")
-    p.add_argument("--cold-repeat", type=int, default=1,
-                   help="timed cold runs per tool, each with fresh empty caches (default: 1)")
-    p.add_argument("--engine", default="/usr/bin/docker" if Path("/usr/bin/docker").exists()
-                   else "docker", help="container engine (default: /usr/bin/docker if present)")
-    p.add_argument("--builder-image", default=None,
-                   help="the target's builder image (default: scripts/test_images.py's image "
-                   "for this Python)")
-    p.add_argument("--final-image", default=None, help="the target's final image "
-                   "(default: the test slim image, else the builder image)")
-    p.add_argument("--libc-version", default=None,
-                   help="the builder image's glibc version (default: the test image's, else the "
-                   "built-in slim target's 2.36)")
-    p.add_argument("--no-prime", action="store_true",
-                   help="do not make sure the builder images exist (an untimed build in a "
-                   "throwaway cache) before the cold runs")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="timed warm runs per tool, after one untimed warm-up (default: 3)",
+    )
+    p.add_argument(
+        "--cold-repeat",
+        type=int,
+        default=1,
+        help="timed cold runs per tool, each with fresh empty caches (default: 1)",
+    )
+    p.add_argument(
+        "--engine",
+        default="/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker",
+        help="container engine (default: /usr/bin/docker if present)",
+    )
+    p.add_argument(
+        "--builder-image",
+        default=None,
+        help="the target's builder image (default: scripts/test_images.py's image for this Python)",
+    )
+    p.add_argument(
+        "--final-image",
+        default=None,
+        help="the target's final image (default: the test slim image, else the builder image)",
+    )
+    p.add_argument(
+        "--libc-version",
+        default=None,
+        help="the builder image's glibc version (default: the test image's, else the "
+        "built-in slim target's 2.36)",
+    )
+    p.add_argument(
+        "--no-prime",
+        action="store_true",
+        help="do not make sure the builder images exist (an untimed build in a "
+        "throwaway cache) before the cold runs",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary project and caches")
     args = p.parse_args(argv)
     if args.repeat < 1 or args.cold_repeat < 1:
@@ -287,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
             images_label = builder
         else:
             if HOST_PY not in TEST_IMAGES:
-                p.error(f"pip runs on this Python ({HOST_PY}), the target must match it: "
-                        f"run with Python {' or '.join(TEST_IMAGES)}, or pass --builder-image")
+                p.error(
+                    f"pip runs on this Python ({HOST_PY}), the target must match it: "
+                    f"run with Python {' or '.join(TEST_IMAGES)}, or pass --builder-image"
+                )
             say(f"test images: python scripts/test_images.py --engine {args.engine} ...")
             images = test_images(args.engine)
             b_role, f_role, glibc = TEST_IMAGES[HOST_PY]
@@ -302,20 +342,29 @@ def main(argv: list[str] | None = None) -> int:
         if src is not None and not src.is_file():
             p.error(f"--input {args.input}: no such file")
         write_project(
-            project, src, DEFAULT_EXTRAS, engine=args.engine, index_url=args.index_url,
-            builder=builder, final=final, libc_version=libc, no_binary=no_binary,
+            project,
+            src,
+            DEFAULT_EXTRAS,
+            engine=args.engine,
+            index_url=args.index_url,
+            builder=builder,
+            final=final,
+            libc_version=libc,
+            no_binary=no_binary,
         )
         input_label = (
-            str(args.input) if args.input else
-            f"{ML_APP_INPUT.relative_to(REPO)} + {' + '.join(DEFAULT_EXTRAS)}"
+            str(args.input)
+            if args.input
+            else f"{ML_APP_INPUT.relative_to(REPO)} + {' + '.join(DEFAULT_EXTRAS)}"
         )
         cwd = work / "cwd"  # a neutral folder, as every tool's working directory
         cwd.mkdir()
         wh = [install_wheelhouse(work), "-C", str(project)]
         say("lock:        wheelhouse lock (untimed) ...")
         t0 = time.perf_counter()
-        run_checked("wheelhouse lock", [*wh, "lock"], cwd=cwd,
-                    env=wheelhouse_env(work / "lock-cache"))
+        run_checked(
+            "wheelhouse lock", [*wh, "lock"], cwd=cwd, env=wheelhouse_env(work / "lock-cache")
+        )
         lock_file = project / "locks" / f"{TARGET}.txt"
         lock_text = lock_file.read_text()
         pins = len(re.findall(r"^[A-Za-z0-9][^\s=]*==", lock_text, re.M))
@@ -329,38 +378,84 @@ def main(argv: list[str] | None = None) -> int:
             if Path("/usr/include/yaml.h").exists():
                 pip_extra["PYYAML_FORCE_LIBYAML"] = "1"  # as wheelhouse's pyyaml recipe does
             else:
-                notes.append("note: no libyaml headers on this host: pip builds pyyaml "
-                             "without its C extension (less work than wheelhouse does)")
+                notes.append(
+                    "note: no libyaml headers on this host: pip builds pyyaml "
+                    "without its C extension (less work than wheelhouse does)"
+                )
         nb = ["--no-binary", ",".join(no_binary)] if no_binary else []
-        pip_wheel = [sys.executable, "-m", "pip", "wheel", "--require-hashes",
-                     "--index-url", args.index_url, *nb, "-r", str(lock_file), "-w"]
-        pip_download = [sys.executable, "-m", "pip", "download", "--require-hashes",
-                        "--index-url", args.index_url, *nb, "-r", str(lock_file), "-d"]
+        pip_wheel = [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--require-hashes",
+            "--index-url",
+            args.index_url,
+            *nb,
+            "-r",
+            str(lock_file),
+            "-w",
+        ]
+        pip_download = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--require-hashes",
+            "--index-url",
+            args.index_url,
+            *nb,
+            "-r",
+            str(lock_file),
+            "-d",
+        ]
 
         # -- prime: the builder images exist before the cold runs -------------------------
         before = builder_images(args.engine)
         if not args.no_prime:
             say("prime:       wheelhouse build in a throwaway cache (untimed) ...")
             t0 = time.perf_counter()
-            run_checked("wheelhouse build (prime)", [*wh, "build"], cwd=cwd,
-                        env=wheelhouse_env(work / "prime-cache"))
+            run_checked(
+                "wheelhouse build (prime)",
+                [*wh, "build"],
+                cwd=cwd,
+                env=wheelhouse_env(work / "prime-cache"),
+            )
             shutil.rmtree(work / "prime-cache", ignore_errors=True)
             shutil.rmtree(output, ignore_errors=True)
             made = builder_images(args.engine) - before
-            say(f"             {time.perf_counter() - t0:.1f} s, "
-                + (f"built builder image(s) {', '.join(sorted(made))}" if made
-                   else "the builder images were already present"))
-            images_note = ("builder images present before the cold runs"
-                           + (" (built by the untimed prime)" if made else ""))
+            say(
+                f"             {time.perf_counter() - t0:.1f} s, "
+                + (
+                    f"built builder image(s) {', '.join(sorted(made))}"
+                    if made
+                    else "the builder images were already present"
+                )
+            )
+            images_note = "builder images present before the cold runs" + (
+                " (built by the untimed prime)" if made else ""
+            )
         else:
             images_note = ""
 
         # -- cold: fresh empty caches every round, the last round's caches stay for warm -----
         say()
-        cold_wh = Tool(name="wheelhouse build", argv=[*wh, "build"], cwd=cwd, env={},
-                       output=output, inspect=inspect_wheelhouse)
-        cold_pip = Tool(name="pip wheel", argv=[*pip_wheel, str(work / "pip-wheel-out")],
-                        cwd=cwd, env={}, output=work / "pip-wheel-out", inspect=inspect_pip)
+        cold_wh = Tool(
+            name="wheelhouse build",
+            argv=[*wh, "build"],
+            cwd=cwd,
+            env={},
+            output=output,
+            inspect=inspect_wheelhouse,
+        )
+        cold_pip = Tool(
+            name="pip wheel",
+            argv=[*pip_wheel, str(work / "pip-wheel-out")],
+            cwd=cwd,
+            env={},
+            output=work / "pip-wheel-out",
+            inspect=inspect_pip,
+        )
         wh_cache = pip_cache = work
         for i in range(args.cold_repeat):
             for old in (wh_cache, pip_cache):
@@ -377,20 +472,36 @@ def main(argv: list[str] | None = None) -> int:
                 if t is cold_wh and builder_images(args.engine) - before_run:
                     t.notes.append(f"run {i + 1} built builder image(s)")
         cold_sources = wheelhouse_sources(output)
-        cold_compiled = {n: (compiled(output, n), compiled(cold_pip.output, n))
-                         for n in no_binary}
+        cold_compiled = {n: (compiled(output, n), compiled(cold_pip.output, n)) for n in no_binary}
         wh_names = {w.name for w in output.glob("*.whl")}
         pip_names = {w.name for w in cold_pip.output.glob("*.whl")}
 
         # -- warm ---------------------------------------------------------------------------
-        warm_wh = Tool(name="wheelhouse build", argv=cold_wh.argv, cwd=cwd,
-                       env=wheelhouse_env(wh_cache), output=output, inspect=inspect_wheelhouse)
-        warm_pip = Tool(name="pip wheel rerun", argv=cold_pip.argv, cwd=cwd,
-                        env=pip_env(pip_cache, pip_extra), output=cold_pip.output,
-                        inspect=inspect_pip)
+        warm_wh = Tool(
+            name="wheelhouse build",
+            argv=cold_wh.argv,
+            cwd=cwd,
+            env=wheelhouse_env(wh_cache),
+            output=output,
+            inspect=inspect_wheelhouse,
+        )
+        warm_pip = Tool(
+            name="pip wheel rerun",
+            argv=cold_pip.argv,
+            cwd=cwd,
+            env=pip_env(pip_cache, pip_extra),
+            output=cold_pip.output,
+            inspect=inspect_pip,
+        )
         dl_out = work / "pip-download-out"
-        warm_dl = Tool(name="pip download", argv=[*pip_download, str(dl_out)], cwd=cwd,
-                       env=pip_env(pip_cache, pip_extra), output=dl_out, inspect=inspect_pip)
+        warm_dl = Tool(
+            name="pip download",
+            argv=[*pip_download, str(dl_out)],
+            cwd=cwd,
+            env=pip_env(pip_cache, pip_extra),
+            output=dl_out,
+            inspect=inspect_pip,
+        )
         warm = [warm_wh, warm_pip, warm_dl]
         say()
         for t in warm:
@@ -409,31 +520,44 @@ def main(argv: list[str] | None = None) -> int:
         rows = [("cold", cold_wh), ("cold", cold_pip)] + [("warm", t) for t in warm]
         say()
         say(f"input: {input_label}   index: {args.index_url}   python: {HOST_PY}")
-        say(f"lock:  {pins} pins (wheelhouse lock), given to every tool; "
-            f"compiled from source: {', '.join(no_binary) or 'nothing'}")
+        say(
+            f"lock:  {pins} pins (wheelhouse lock), given to every tool; "
+            f"compiled from source: {', '.join(no_binary) or 'nothing'}"
+        )
         say(f"image: {images_label}; engine {args.engine}")
         say()
-        say(f"{'':<6}{'tool':<18}{'runs':>5}{'median s':>10}{'min s':>8}{'max s':>8}"
-            f"{'files':>7}  built from source")
+        say(
+            f"{'':<6}{'tool':<18}{'runs':>5}{'median s':>10}{'min s':>8}{'max s':>8}"
+            f"{'files':>7}  built from source"
+        )
         say("-" * 80)
         for phase, t in rows:
             built = ", ".join(t.built) or "-"
             extra = f"  ({'; '.join(t.notes)})" if t.notes else ""
-            say(f"{phase:<6}{t.name:<18}{len(t.times):>5}{t.median:>10.2f}{min(t.times):>8.2f}"
-                f"{max(t.times):>8.2f}{t.files:>7}  {built}{extra}")
+            say(
+                f"{phase:<6}{t.name:<18}{len(t.times):>5}{t.median:>10.2f}{min(t.times):>8.2f}"
+                f"{max(t.times):>8.2f}{t.files:>7}  {built}{extra}"
+            )
         say()
-        say("wheelhouse cold: " + ", ".join(f"{v} {k}" for k, v in sorted(cold_sources.items()))
-            + (f"; {images_note}" if images_note else ""))
-        say("wheelhouse warm: " + ", ".join(
-            f"{v} {k}" for k, v in sorted(wheelhouse_sources(output).items()))
-            + "; output folder deleted before every run")
+        say(
+            "wheelhouse cold: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(cold_sources.items()))
+            + (f"; {images_note}" if images_note else "")
+        )
+        say(
+            "wheelhouse warm: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(wheelhouse_sources(output).items()))
+            + "; output folder deleted before every run"
+        )
         for n, (w, pw) in cold_compiled.items():
             say(f"{n}: compiled module in the wheel: wheelhouse {_yn(w)}, pip wheel {_yn(pw)}")
         if wh_names == pip_names:
             say(f"wheels: wheelhouse and pip wheel made the same {len(wh_names)} wheel files")
         else:
-            say("warning: the wheel files differ: wheelhouse only "
-                f"{sorted(wh_names - pip_names)}, pip wheel only {sorted(pip_names - wh_names)}")
+            say(
+                "warning: the wheel files differ: wheelhouse only "
+                f"{sorted(wh_names - pip_names)}, pip wheel only {sorted(pip_names - wh_names)}"
+            )
         if not_warm:
             say("warning: a warm wheelhouse run still downloaded or built: " + "; ".join(not_warm))
         for n in notes:
@@ -447,8 +571,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"pip wheel cold / wheelhouse cold   = {cold_ratio:7.2f}x  (goal > {GOAL_COLD:g}x)")
         say(f"pip wheel rerun / wheelhouse warm  = {warm_ratio:7.2f}x  (goal >= {GOAL_WARM:g}x)")
         say(f"pip download / wheelhouse warm     = {dl_ratio:7.2f}x")
-        say(f"goals: cold >{GOAL_COLD:g}x: {'PASS' if cold_ok else 'FAIL'}, "
-            f"warm >={GOAL_WARM:g}x: {'PASS' if warm_ok else 'FAIL'}")
+        say(
+            f"goals: cold >{GOAL_COLD:g}x: {'PASS' if cold_ok else 'FAIL'}, "
+            f"warm >={GOAL_WARM:g}x: {'PASS' if warm_ok else 'FAIL'}"
+        )
         say(f"(total {time.perf_counter() - started:.0f} s)")
         if args.keep:
             say(f"temporary project and caches kept in {work}")

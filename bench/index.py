@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import io
 import json
@@ -306,9 +307,9 @@ def main() -> int:
             rounds.mkdir()
             # alternate who goes first: the page cache favours no one for long
             order = [
-                lambda w=rounds: bench_wheelhouse(w, corpus, args.versions, wh, wh_inner),
-                lambda w=rounds: bench_dumb_pypi(w, corpus, args.versions, venv, dumb),
-                lambda w=rounds: bench_simple503(w, corpus, args.versions, venv, s503),
+                functools.partial(bench_wheelhouse, rounds, corpus, args.versions, wh, wh_inner),
+                functools.partial(bench_dumb_pypi, rounds, corpus, args.versions, venv, dumb),
+                functools.partial(bench_simple503, rounds, corpus, args.versions, venv, s503),
             ]
             for job in order[r % 3 :] + order[: r % 3]:
                 job()

@@ -72,8 +72,13 @@ class Tool:
         start = time.perf_counter()
         try:
             res = subprocess.run(
-                self.argv, cwd=self.project, env=self.env, capture_output=True, text=True,
-                timeout=TIMEOUT, check=False,
+                self.argv,
+                cwd=self.project,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                check=False,
             )
         except subprocess.TimeoutExpired as e:
             raise ToolFailed(f"{self.name}: timed out after {TIMEOUT} s") from e
@@ -103,9 +108,7 @@ def _canon(name: str) -> str:
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This machine's environment minus pip/uv/wheelhouse settings; pip reads no config."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "WHEELHOUSE_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "WHEELHOUSE_"))}
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
     env.update(extra or {})
     return env
@@ -115,7 +118,9 @@ def uv_binary() -> str:
     """The uv that wheelhouse itself runs (the `uv` wheel's binary), not a shell shim."""
     res = subprocess.run(
         [sys.executable, "-c", "from uv import find_uv_bin; print(find_uv_bin())"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if res.returncode == 0 and res.stdout.strip():
         return res.stdout.strip()
@@ -168,39 +173,77 @@ def make_tools(
             f"[index]\nindex-url = {_toml_str(index_url)}\n\n"
             f'[targets.slim]\npython-version = "{HOST_PY}"\n'
         )
-        tools.append(Tool(
-            name=f"wheelhouse-{backend}",
-            project=d,
-            output=d / "locks" / "slim.txt",
-            argv=[sys.executable, "-m", "wheelhouse", "-C", str(d),
-                  "--set", f"resolver={backend}", "lock"],
-            env=clean_env({"WHEELHOUSE_CACHE_DIR": str(cache)}),
-            repeats=repeat,
-        ))
+        tools.append(
+            Tool(
+                name=f"wheelhouse-{backend}",
+                project=d,
+                output=d / "locks" / "slim.txt",
+                argv=[
+                    sys.executable,
+                    "-m",
+                    "wheelhouse",
+                    "-C",
+                    str(d),
+                    "--set",
+                    f"resolver={backend}",
+                    "lock",
+                ],
+                env=clean_env({"WHEELHOUSE_CACHE_DIR": str(cache)}),
+                repeats=repeat,
+            )
+        )
 
     d = project("pip-compile")
-    tools.append(Tool(
-        name="pip-compile",
-        project=d,
-        output=d / "requirements.txt",
-        argv=[sys.executable, "-m", "piptools", "compile", "--quiet", "--generate-hashes",
-              "--allow-unsafe", "--strip-extras", "--index-url", index_url,
-              "--output-file", "requirements.txt", "requirements.in"],
-        env=clean_env(),
-        repeats=pip_compile_repeat,
-    ))
+    tools.append(
+        Tool(
+            name="pip-compile",
+            project=d,
+            output=d / "requirements.txt",
+            argv=[
+                sys.executable,
+                "-m",
+                "piptools",
+                "compile",
+                "--quiet",
+                "--generate-hashes",
+                "--allow-unsafe",
+                "--strip-extras",
+                "--index-url",
+                index_url,
+                "--output-file",
+                "requirements.txt",
+                "requirements.in",
+            ],
+            env=clean_env(),
+            repeats=pip_compile_repeat,
+        )
+    )
 
     d = project("uv")
-    tools.append(Tool(
-        name="uv pip compile",
-        project=d,
-        output=d / "requirements.txt",
-        argv=[uv, "pip", "compile", "--no-config", "--quiet", "--generate-hashes",
-              "--python", sys.executable, "--index-url", index_url,
-              "--output-file", "requirements.txt", "requirements.in"],
-        env=clean_env(),
-        repeats=repeat,
-    ))
+    tools.append(
+        Tool(
+            name="uv pip compile",
+            project=d,
+            output=d / "requirements.txt",
+            argv=[
+                uv,
+                "pip",
+                "compile",
+                "--no-config",
+                "--quiet",
+                "--generate-hashes",
+                "--python",
+                sys.executable,
+                "--index-url",
+                index_url,
+                "--output-file",
+                "requirements.txt",
+                "requirements.in",
+            ],
+            env=clean_env(),
+            repeats=repeat,
+        )
+    )
     return tools
 
 
@@ -246,12 +289,12 @@ def report(tools: list[Tool], src_label: str, index_url: str) -> list[str]:
     if differ:
         out.append(f"warning: the tools pinned different versions for {len(differ)} project(s):")
         for n in differ:
-            out.append(
-                f"  {n}: " + ", ".join(f"{t.name}={t.pins.get(n, '-')}" for t in tools)
-            )
+            out.append(f"  {n}: " + ", ".join(f"{t.name}={t.pins.get(n, '-')}" for t in tools))
     else:
-        out.append(f"pins: all {len(tools)} tools agree on {len(names)} pins: "
-                   + " ".join(f"{n}=={tools[0].pins[n]}" for n in names))
+        out.append(
+            f"pins: all {len(tools)} tools agree on {len(names)} pins: "
+            + " ".join(f"{n}=={tools[0].pins[n]}" for n in names)
+        )
     for t in tools:
         if len(t.pin_sets) > 1:
             out.append(f"warning: {t.name} pinned different versions across its runs")
@@ -274,15 +317,26 @@ def main(argv: list[str] | None = None) -> int:
         description="Time wheelhouse lock (pip and uv backends) against plain pip-compile "
         "and plain uv pip compile on the same input.",
     )
-    p.add_argument("--input", type=Path, default=None,
-                   help=f"requirements input (default: {DEFAULT_INPUT.relative_to(REPO)}, "
-                   "else a built-in 5-package list)")
+    p.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help=f"requirements input (default: {DEFAULT_INPUT.relative_to(REPO)}, "
+        "else a built-in 5-package list)",
+    )
     p.add_argument("--index-url", default=PYPI, help=f"index for every tool (default: {PYPI})")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="timed runs per tool after the warm-up; the median counts (default: 3)")
-    p.add_argument("--pip-compile-repeat", type=int, default=None,
-                   help="timed runs of plain pip-compile, which takes ~30 s each "
-                   "(default: --repeat)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="timed runs per tool after the warm-up; the median counts (default: 3)",
+    )
+    p.add_argument(
+        "--pip-compile-repeat",
+        type=int,
+        default=None,
+        help="timed runs of plain pip-compile, which takes ~30 s each (default: --repeat)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary projects")
     args = p.parse_args(argv)
     if args.repeat < 1 or (args.pip_compile_repeat is not None and args.pip_compile_repeat < 1):
@@ -306,7 +360,11 @@ def main(argv: list[str] | None = None) -> int:
             label = "built-in list (" + FALLBACK_INPUT.strip().replace("\n", ", ") + ")"
             say(f"note: {DEFAULT_INPUT.relative_to(REPO)} does not exist yet; using {label}")
         tools = make_tools(
-            work, src, args.index_url, uv_binary(), args.repeat,
+            work,
+            src,
+            args.index_url,
+            uv_binary(),
+            args.repeat,
             args.pip_compile_repeat or args.repeat,
         )
         started = time.perf_counter()

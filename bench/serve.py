@@ -357,8 +357,8 @@ def main() -> int:
         wh, ps, ng = results["wheelhouse"], results["pypiserver"], results["nginx"]
         print()
         print(f"{'':<11} {'pages req/s':>12} {'file MB/s':>10}")
-        for name, r in results.items():
-            print(f"{name:<11} {r['pages']['rps']:>12.0f} {r['file']['mbps']:>10.0f}")
+        for name, row in results.items():
+            print(f"{name:<11} {row['pages']['rps']:>12.0f} {row['file']['mbps']:>10.0f}")
         vs_ps = wh["pages"]["rps"] / ps["pages"]["rps"]
         vs_ng = wh["pages"]["rps"] / ng["pages"]["rps"]
         print()

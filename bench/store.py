@@ -38,8 +38,9 @@ from _install import install_wheelhouse  # bench/ is on sys.path: this script's 
 
 
 def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).with_name(
-        f"{name}.py"))
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", Path(__file__).with_name(f"{name}.py")
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -84,23 +85,22 @@ def start_moto(log: Path) -> tuple[subprocess.Popen[bytes], str]:
 def make_bucket(url: str, name: str) -> None:
     import boto3
 
-    boto3.client("s3", endpoint_url=url, **_creds()).create_bucket(Bucket=name)
-
-
-def _creds() -> dict[str, str]:
-    return {
-        "aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
-        "region_name": "us-east-1",
-    }
+    boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    ).create_bucket(Bucket=name)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Second-runner build through the S3 store vs cold.")
     p.add_argument("--repeat", type=int, default=3, help="timed runs of each kind (default 3)")
     p.add_argument("--index-url", default=bb.PYPI, help=f"package index (default: {bb.PYPI})")
-    p.add_argument("--engine", default="/usr/bin/docker" if Path("/usr/bin/docker").exists()
-                   else "docker")
+    p.add_argument(
+        "--engine", default="/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary folders")
     args = p.parse_args(argv)
 
@@ -126,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         moto, url = start_moto(work / "moto.log")
         say(f"moto:        S3 server at {url} (its own process)")
         say("lock:        wheelhouse lock (untimed) ...")
-        bb.run_checked("wheelhouse lock", [*wh, "lock"], cwd=cwd,
-                       env=bb.wheelhouse_env(work / "lock-cache"))
+        bb.run_checked(
+            "wheelhouse lock", [*wh, "lock"], cwd=cwd, env=bb.wheelhouse_env(work / "lock-cache")
+        )
         say("prime:       wheelhouse build in a throwaway cache, builder images (untimed) ...")
         bb.run_checked("prime", [*wh, "build"], cwd=cwd, env=bb.wheelhouse_env(work / "prime"))
         shutil.rmtree(work / "prime", ignore_errors=True)
@@ -164,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         med = statistics.median
         say()
         say(f"{'':<34}{'median s':>10}{'min s':>8}{'max s':>8}")
-        for name, times in (("cold (no store)", cold), ("first runner (uploads)", first),
-                            ("second runner (from the store)", second)):
+        for name, times in (
+            ("cold (no store)", cold),
+            ("first runner (uploads)", first),
+            ("second runner (from the store)", second),
+        ):
             say(f"{name:<34}{med(times):>10.2f}{min(times):>8.2f}{max(times):>8.2f}")
         say()
         if any(s.get("built") or s.get("downloaded") for s in second_sources):

@@ -123,9 +123,7 @@ def _run(
             check=False,
         )
     if proc.returncode != 0:
-        raise ImageBuildError(
-            f"{what} failed (exit {proc.returncode}); log: {log}\n{_tail(log)}"
-        )
+        raise ImageBuildError(f"{what} failed (exit {proc.returncode}); log: {log}\n{_tail(log)}")
 
 
 def _exists(engine: str, ref: str) -> bool:
@@ -191,9 +189,10 @@ def _as_root() -> list[str]:
     """How to run debootstrap: directly as root, else through passwordless sudo."""
     if os.geteuid() == 0:
         return []
-    if shutil.which("sudo") and subprocess.run(
-        ["sudo", "-n", "true"], capture_output=True, check=False
-    ).returncode == 0:
+    if (
+        shutil.which("sudo")
+        and subprocess.run(["sudo", "-n", "true"], capture_output=True, check=False).returncode == 0
+    ):
         return ["sudo", "-n"]
     raise ImageBuildError(
         "debootstrap needs root to make the base images: run "
@@ -222,8 +221,17 @@ def _rootfs_tar(suite: str, cache: Path, log: Path) -> Path:
         )
         # what apt downloaded is not part of the image (the Dockerfiles run apt-get update)
         _run(
-            [*root, "find", str(tree / "var/cache/apt/archives"), str(tree / "var/lib/apt/lists"),
-             "-maxdepth", "1", "-type", "f", "-delete"],
+            [
+                *root,
+                "find",
+                str(tree / "var/cache/apt/archives"),
+                str(tree / "var/lib/apt/lists"),
+                "-maxdepth",
+                "1",
+                "-type",
+                "f",
+                "-delete",
+            ],
             log,
             what=f"cleaning the {suite} tree",
         )
@@ -254,11 +262,16 @@ def _ensure_base(engine: str, suite: str, cache: Path) -> str:
     _log(f"{suite}: docker import -> {tag}")
     _run(
         [
-            engine, "import",
-            "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "--change", f"LABEL {LABEL}",
-            "--change", 'CMD ["bash"]',
-            str(tar), tag,
+            engine,
+            "import",
+            "--change",
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "--change",
+            f"LABEL {LABEL}",
+            "--change",
+            'CMD ["bash"]',
+            str(tar),
+            tag,
         ],
         log,
         what=f"docker import of {suite}",
@@ -294,13 +307,20 @@ def _build(engine: str, spec: Spec, base: str, tag: str, cache: Path) -> None:
             shutil.copy(ca_bundle(), context / "ca.crt")
         _run(
             [
-                engine, "build",
-                "--tag", tag,
-                "--build-arg", f"BASE={base}",
-                "--label", LABEL,
-                "--label", f"io.wheelhouse.test.role={spec.role}",
-                "--rm", "--force-rm",
-                "--file", str(context / spec.dockerfile),
+                engine,
+                "build",
+                "--tag",
+                tag,
+                "--build-arg",
+                f"BASE={base}",
+                "--label",
+                LABEL,
+                "--label",
+                f"io.wheelhouse.test.role={spec.role}",
+                "--rm",
+                "--force-rm",
+                "--file",
+                str(context / spec.dockerfile),
                 str(context),
             ],
             log,
@@ -346,9 +366,10 @@ def prune(engine: str) -> list[str]:
     engine = _check_engine(engine)
     keep = set(image_tags().values()) | {base_tag(s) for s in {x.suite for x in SPECS}}
     res = subprocess.run(
-        [engine, "images", "--filter", f"label={LABEL}", "--format",
-         "{{.Repository}}:{{.Tag}}"],
-        capture_output=True, text=True, check=True,
+        [engine, "images", "--filter", f"label={LABEL}", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     stale = [r for r in res.stdout.split() if r.startswith(REPO_PREFIX + "/") and r not in keep]
     for ref in stale:

@@ -1,5 +1,12 @@
 """Shared test helpers. Fixture families live in their own modules, imported here:
-fixtures_index (a real PEP 503 index over loopback) and fixtures_docker (real engine)."""
+fixtures_index (a real PEP 503 index over loopback), fixtures_simple (the static index
+`wheelhouse index` writes, and its checks), fixtures_s3 (moto's S3 server),
+fixtures_engine (the recorder of engine calls) and fixtures_docker (the real engine).
+
+The tests are in layers: tests/unit (no engine, no network, no servers on loopback or in
+other processes: functions and in-process code), tests/integration (real pip, uv and
+pip-compile, servers on loopback, moto, the CLI as a subprocess) and tests/docker (the
+real container engine; every test there is marked `docker` by its conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +21,23 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures_docker import *  # noqa: F403
+from fixtures_engine import *  # noqa: F403
 from fixtures_index import *  # noqa: F403
 from fixtures_s3 import *  # noqa: F403
+from fixtures_simple import *  # noqa: F403
 
 REPO = Path(__file__).resolve().parent.parent
+
+# pytest imports every conftest.py outside a package as the module `conftest`, so loading
+# tests/docker/conftest.py takes this one's place in sys.modules. The test modules import
+# these helpers with `from conftest import ...`: put this module back before each of them
+# is imported (pytest_collect_file runs for every file, before its module is imported).
+_THIS = sys.modules[__name__]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
+    sys.modules[__name__] = _THIS
 
 
 def isolated_env(cache_dir: Path, **extra: str) -> dict[str, str]:
@@ -43,7 +63,10 @@ class Wheelhouse:
         self.env = isolated_env(cache_dir)
 
     def __call__(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+        self,
+        *args: str,
+        check: bool = True,
+        env: dict[str, str] | None = None,
         timeout: float = 900,
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(

@@ -98,8 +98,12 @@ def _metadata(
     requires_python: str | None = None,
     metadata_version: str = "2.1",
 ) -> str:
-    lines = [f"Metadata-Version: {metadata_version}", f"Name: {name}", f"Version: {version}",
-             f"Summary: {name}, a test package made by tests/fixtures_index.py"]
+    lines = [
+        f"Metadata-Version: {metadata_version}",
+        f"Name: {name}",
+        f"Version: {version}",
+        f"Summary: {name}, a test package made by tests/fixtures_index.py",
+    ]
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
     lines += [f"Requires-Dist: {r}" for r in requires]
@@ -269,11 +273,11 @@ def sdist_bytes(
     mod = _module_name(name)
     deps = ", ".join(json.dumps(r) for r in requires)
     pyproject = (
-        "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n\n"
-        f"[project]\nname = \"{name}\"\nversion = \"{version}\"\ndependencies = [{deps}]\n"
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n\n'
+        f'[project]\nname = "{name}"\nversion = "{version}"\ndependencies = [{deps}]\n'
     )
     if requires_python:
-        pyproject += f"requires-python = \"{requires_python}\"\n"
+        pyproject += f'requires-python = "{requires_python}"\n'
     files = [
         ("PKG-INFO", _metadata(name, version, requires, requires_python).encode()),
         ("backend.py", _BACKEND.encode()),
@@ -318,8 +322,11 @@ def _read_file(path: Path) -> _FileInfo | None:
         if name.endswith(".whl"):
             project, version, _, _ = parse_wheel_filename(name)
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                meta = [n for n in zf.namelist()
-                        if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+                meta = [
+                    n
+                    for n in zf.namelist()
+                    if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+                ]
                 metadata = zf.read(meta[0]) if meta else None
             text = metadata.decode() if metadata else ""
         elif name.endswith((".tar.gz", ".zip")):
@@ -421,8 +428,10 @@ class LocalIndex:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"local-index-{self.port}", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"local-index-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -519,7 +528,8 @@ class LocalIndex:
         """File names, optionally of one project (and version)."""
         want = canonicalize_name(project) if project else None
         return [
-            f.filename for f in self._all()
+            f.filename
+            for f in self._all()
             if (want is None or f.project == want)
             and (version is None or f.version == Version(version))
         ]
@@ -539,8 +549,11 @@ class LocalIndex:
         with self._lock:
             reqs = list(self.requests)
         return [
-            urllib.parse.unquote(r.path.rsplit("/", 1)[-1]) for r in reqs
-            if r.is_file and r.method == "GET" and r.status == 200
+            urllib.parse.unquote(r.path.rsplit("/", 1)[-1])
+            for r in reqs
+            if r.is_file
+            and r.method == "GET"
+            and r.status == 200
             and r.user_agent.startswith(user_agent_prefix)
         ]
 
@@ -649,7 +662,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "max-age=0, must-revalidate")
-        if ctype.startswith("application/vnd.pypi") or ctype.startswith("text/html"):
+        if ctype.startswith(("application/vnd.pypi", "text/html")):
             self.send_header("Vary", "Accept")
         for k, v in extra.items():
             self.send_header(k, v)
@@ -724,8 +737,10 @@ class RecordingProxy:
 
             def _refuse(self) -> None:
                 target = self.path
-                host = target.split(":")[0] if self.command == "CONNECT" else (
-                    urllib.parse.urlsplit(target).hostname or target
+                host = (
+                    target.split(":")[0]
+                    if self.command == "CONNECT"
+                    else (urllib.parse.urlsplit(target).hostname or target)
                 )
                 with proxy._lock:
                     proxy.hosts.append(host)
@@ -752,9 +767,14 @@ class RecordingProxy:
     def env(self) -> dict[str, str]:
         no_proxy = "127.0.0.1,localhost,::1"
         return {
-            "HTTP_PROXY": self.url, "HTTPS_PROXY": self.url, "ALL_PROXY": self.url,
-            "http_proxy": self.url, "https_proxy": self.url, "all_proxy": self.url,
-            "NO_PROXY": no_proxy, "no_proxy": no_proxy,
+            "HTTP_PROXY": self.url,
+            "HTTPS_PROXY": self.url,
+            "ALL_PROXY": self.url,
+            "http_proxy": self.url,
+            "https_proxy": self.url,
+            "all_proxy": self.url,
+            "NO_PROXY": no_proxy,
+            "no_proxy": no_proxy,
         }
 
     def close(self) -> None:

@@ -43,14 +43,23 @@ engine = "{engine_bin}"
     # a fresh container of the slim image (no libpq5), no network: installs and imports
     proc = subprocess.run(
         [
-            engine_bin, "run", "--rm", "--network", "none",
-            "--mount", f"type=bind,source={folder},target=/wh,readonly",
-            test_images["py311-slim"], "sh", "-c",
+            engine_bin,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--mount",
+            f"type=bind,source={folder},target=/wh,readonly",
+            test_images["py311-slim"],
+            "sh",
+            "-c",
             "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index --require-hashes "
             "--find-links /wh -r /wh/lock.txt && /tmp/v/bin/python -c "
             "'import psycopg2.extensions as e; print(e.libpq_version())'",
         ],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout.strip()) >= 150000

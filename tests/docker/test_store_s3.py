@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from conftest import Wheelhouse, debian_targets, write
+from fixtures_engine import RecordingBinary
 from fixtures_index import LocalIndex
 from fixtures_s3 import S3_ENV, MotoServer
 
@@ -34,31 +35,17 @@ pytestmark = [pytest.mark.docker]
 PINS = {"gamma", "delta", "epsilon"}  # a pure wheel, an sdist to build, a binary wheel
 
 
-class EngineLog:
-    """An engine binary that logs each call's argv on one line, then runs the real one."""
-
-    def __init__(self, folder: Path, real: str) -> None:
-        self.path = folder / "engine.log"
-        self.binary = write(
-            folder / "engine",
-            f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{self.path}"\nexec "{real}" "$@"\n',
-        )
-        self.binary.chmod(0o755)
-        self.path.touch()
-
-    def lines(self) -> list[str]:
-        return self.path.read_text().splitlines()
-
-    def containers(self) -> list[str]:
-        """Calls that make or start a container, or build an image."""
-        verbs = ("create ", "run ", "start ", "build ", "container create ", "buildx ")
-        return [line for line in self.lines() if line.startswith(verbs)]
-
-    def builds(self) -> list[str]:
-        return [line for line in self.lines() if "WHEELHOUSE_BUILD=" in line]
+def _containers(engine: RecordingBinary) -> list[str]:
+    """Calls that make or start a container, or build an image."""
+    verbs = ("create ", "run ", "start ", "build ", "container create ", "buildx ")
+    return [line for line in engine.lines() if line.startswith(verbs)]
 
 
-def _config(index: LocalIndex, images: dict[str, str], engine: EngineLog, store: str) -> str:
+def _builds(engine: RecordingBinary) -> list[str]:
+    return [line for line in engine.lines() if "WHEELHOUSE_BUILD=" in line]
+
+
+def _config(index: LocalIndex, images: dict[str, str], engine: RecordingBinary, store: str) -> str:
     return (
         f'engine = "{engine.binary}"\ndefault-targets = ["slim"]\n{store}\n'
         f'[index]\nindex-url = "{index.url}"\n' + debian_targets(images, "slim")
@@ -82,13 +69,13 @@ class Team:
             f'endpoint-url = "{self.s3.url}"\ntimeout = {timeout}\n'
         )
 
-    def runner(self, name: str, *, store: bool = True) -> tuple[Wheelhouse, EngineLog]:
+    def runner(self, name: str, *, store: bool = True) -> tuple[Wheelhouse, RecordingBinary]:
         """A CI checkout of the project (config, requirements, locks; no output) with an
         empty cache of its own."""
         project = self.root / name
         shutil.copytree(self.a.project / "locks", project / "locks")
         shutil.copy(self.a.project / "requirements.in", project / "requirements.in")
-        engine = EngineLog(self.root / f"{name}-engine", self.engine_bin)
+        engine = RecordingBinary(self.root / f"{name}-engine", real=self.engine_bin)
         table = self.store_table() if store else ""
         write(project / "wheelhouse.toml", _config(self.index, self.images, engine, table))
         wh = Wheelhouse(project, self.root / f"{name}-cache")
@@ -109,7 +96,7 @@ def team(
     index.add_sdist("delta", "1.0", requires=["gamma"])  # no wheel: built in the builder
     index.add_wheel("epsilon", "1.0", tags="cp311-cp311-manylinux_2_17_x86_64")
     bucket = moto_server.bucket()
-    engine = EngineLog(root / "a-engine", engine_bin)
+    engine = RecordingBinary(root / "a-engine", real=engine_bin)
     project = root / "a"
     wh = Wheelhouse(project, root / "a-cache")
     wh.env.update(S3_ENV, COLUMNS="250")
@@ -150,7 +137,7 @@ def test_second_runner_gets_everything_from_the_bucket(team: Team) -> None:
     wh, engine = team.runner("b")
     res = wh("build")
     assert team.index.requests == [], [r.path for r in team.index.requests]
-    assert engine.builds() == []
+    assert _builds(engine) == []
     b = _manifest(wh.project)
     assert {n: w["sha256"] for n, w in b.items()} == {n: w["sha256"] for n, w in a.items()}
     assert b["delta"]["source"] == "cached"
@@ -183,7 +170,7 @@ def test_corrupt_objects_are_detected_not_used(team: Team) -> None:
         assert f"s3://{team.bucket}/{key} has sha256 {_sha(b'garbage')}: not used" in out
     # fetched and built normally instead, to the same bytes
     assert "epsilon-1.0-cp311-cp311-manylinux_2_17_x86_64.whl" in team.index.file_requests()
-    assert len(engine.builds()) == 1
+    assert len(_builds(engine)) == 1
     c = _manifest(wh.project)
     assert {n: w["sha256"] for n, w in c.items()} == {n: w["sha256"] for n, w in a.items()}
     # and the bucket's objects are whole again
@@ -249,6 +236,9 @@ def test_publish_cut_off_by_a_stopped_server_leaves_nothing_half_visible(
         server.pause()  # the server stops answering in the middle of the upload
         rc = proc.wait(timeout=120)
         reader.join(timeout=10)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # closed here, not by the garbage collector's warning
+        proc.stderr.close()
         stderr = "".join(err)
         assert rc == 14, stderr
         assert "cannot reach" in stderr and "rerun" in stderr and "Traceback" not in stderr
@@ -279,7 +269,7 @@ def test_export_import_makes_a_fresh_build_a_no_op(team: Team, tmp_path: Path) -
     assert "imported" in wh("cache", "import", str(archive)).stdout
     wh("build")
     assert team.index.requests == [], [r.path for r in team.index.requests]
-    assert engine.containers() == [], engine.lines()
+    assert _containers(engine) == [], engine.lines()
     d = _manifest(wh.project)
     assert {w["source"] for w in d.values()} <= {"reused", "cached"}
     assert {n: w["sha256"] for n, w in d.items()} == {

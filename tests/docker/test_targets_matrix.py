@@ -205,4 +205,3 @@ def _summary(stdout: str) -> dict[str, dict[str, int]]:
             for k in ("wheels", "reused", "downloaded", "cached", "built", "failed")
         }
     return rows
-

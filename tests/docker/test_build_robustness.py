@@ -5,8 +5,9 @@ SIGKILL, two builds on one cache at once, a corrupted cache, and what --dry-run 
 Source builds use sdists made here with an in-tree PEP 517 backend (`requires = []`), so
 the builder needs no build dependencies and no network. Every test gets its own cache; the
 builder image is shared (tagged by content hash), so only the first test may build it.
-The engine is called through a wrapper that logs each call, so a test can say exactly
-which containers *it* made, whatever else runs on this engine.
+The engine is called through a wrapper that logs each call (fixtures_engine's recorder), so
+a test can say exactly which containers *it* made, whatever else runs on this engine. How a
+run assembles one folder with another one at once: tests/unit/test_build_robustness_unit.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import signal
@@ -30,11 +30,12 @@ from typing import Any
 
 import pytest
 from conftest import Wheelhouse, debian_targets, write
+from fixtures_engine import RecordingBinary, purpose
 from fixtures_index import LocalIndex, wheel_bytes
 
 from wheelhouse.lock import lockfile
 
-docker = pytest.mark.docker  # every test here but the one on link_into needs the engine
+docker = pytest.mark.docker  # every test here needs the engine (see tests/docker/conftest.py)
 
 _MTIME = 315532800  # 1980-01-01
 
@@ -42,7 +43,7 @@ _MTIME = 315532800  # 1980-01-01
 
 # Stdlib only. The wheel's tag and what build_wheel does first are filled in per sdist.
 _BACKEND = '''\
-"""In-tree PEP 517 backend made by tests/test_build_robustness.py."""
+"""In-tree PEP 517 backend made by tests/docker/test_build_robustness.py."""
 import base64
 import hashlib
 import os
@@ -160,55 +161,14 @@ def publish(index: LocalIndex, name: str, **kw: Any) -> str:
 # -- the project, the engine wrapper, and what a build leaves ----------------------------
 
 
-class EngineLog:
-    """An engine binary that logs `<subcommand> <arg> <arg> <what>` per call, then runs
-    the real one. `what` is "build" / "probe" for containers made for a source build or
-    an image probe."""
-
-    def __init__(self, folder: Path, real: str) -> None:
-        self.path = folder / "engine.log"
-        self.binary = folder / "engine"
-        write(
-            self.binary,
-            "#!/bin/sh\n"
-            'what=""\n'
-            'case "$*" in\n'
-            "  *WHEELHOUSE_BUILD=*) what=build;;\n"
-            "  *WHEELHOUSE_PROBE=*) what=probe;;\n"
-            "esac\n"
-            'a="$2"; b="$3"\n'
-            'if [ "$2" = "--rm" ]; then a="$3"; b="$4"; fi\n'
-            f'echo "$1 $a $b $what" >> "{self.path}"\n'
-            f'exec "{real}" "$@"\n',
-        )
-        self.binary.chmod(0o755)
-        self.path.touch()
-
-    def calls(self) -> list[list[str]]:
-        return [line.split() for line in self.path.read_text().splitlines()]
-
-    def mark(self) -> int:
-        return len(self.calls())
-
-    def since(self, mark: int) -> list[list[str]]:
-        return self.calls()[mark:]
-
-    def containers(self, mark: int = 0, what: str | None = None) -> list[str]:
-        """Names of the containers created since `mark` (only build ones: what="build")."""
-        return [
-            c[2]
-            for c in self.since(mark)
-            if c[0] == "create" and c[1] == "--name" and (what is None or c[3:] == [what])
-        ]
-
-
 @pytest.fixture
-def engine(tmp_path: Path, engine_bin: str) -> Iterator[EngineLog]:
-    log = EngineLog(tmp_path / "engine-wrapper", engine_bin)
-    yield log
+def engine(recording_engine: RecordingBinary, engine_bin: str) -> Iterator[RecordingBinary]:
+    """The real engine behind the recorder; `containers(mark, what="build")` are the ones
+    this test's runs made for source builds."""
+    yield recording_engine
     # whatever this test's runs left behind (a killed run's container and its staging
     # folder for /out): remove them, by name
-    for name in existing(engine_bin, log.containers()):
+    for name in existing(engine_bin, recording_engine.containers()):
         inspect = subprocess.run(
             [engine_bin, "inspect", "--format", "{{json .Mounts}}", name],
             capture_output=True,
@@ -235,7 +195,7 @@ def setup_project(
     project: Path,
     index: LocalIndex,
     images: dict[str, str],
-    engine: EngineLog,
+    engine: RecordingBinary,
     requirements: str = "delta\nepsilon\n",
 ) -> None:
     write(
@@ -367,14 +327,17 @@ class Background:
         while not any(text in line for line in self.err):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
+                self.finish()
                 raise AssertionError(f"never saw {text!r}; stderr:\n{''.join(self.err)}")
             time.sleep(0.05)
 
     def finish(self, timeout: float = 300) -> int:
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
         self.out = self.proc.stdout.read()
         rc = self.proc.wait(timeout=timeout)
         self._reader.join(timeout=10)
+        self.proc.stdout.close()  # closed here, not by the garbage collector's warning
+        self.proc.stderr.close()
         return rc
 
     @property
@@ -383,6 +346,7 @@ class Background:
 
 
 # -- 1. hash mismatch -------------------------------------------------------------------
+
 
 @docker
 @pytest.mark.parametrize(
@@ -394,7 +358,7 @@ def test_hash_mismatch_fails_closed(
     project: Path,
     index: LocalIndex,
     test_images: dict[str, str],
-    engine: EngineLog,
+    engine: RecordingBinary,
     page: str,
 ) -> None:
     setup_project(project, index, test_images, engine, "gamma\nepsilon\n")
@@ -434,7 +398,7 @@ def test_failing_source_build_names_package_log_and_keep_going(
     project: Path,
     index: LocalIndex,
     test_images: dict[str, str],
-    engine: EngineLog,
+    engine: RecordingBinary,
 ) -> None:
     publish(index, "brokenpkg", before=FAIL)
     setup_project(project, index, test_images, engine, "brokenpkg\ndelta\nepsilon\n")
@@ -483,7 +447,7 @@ def test_sigkill_mid_build_then_rerun(
     project: Path,
     index: LocalIndex,
     test_images: dict[str, str],
-    engine: EngineLog,
+    engine: RecordingBinary,
     engine_bin: str,
 ) -> None:
     seconds = 12
@@ -542,7 +506,7 @@ def test_two_builds_on_one_cache_at_once(
     tmp_path: Path,
     index: LocalIndex,
     test_images: dict[str, str],
-    engine: EngineLog,
+    engine: RecordingBinary,
     where: str,
 ) -> None:
     publish(index, "slowpkg", before=sleep_for(4))
@@ -587,7 +551,7 @@ def test_corrupted_cache_entry_is_rebuilt_and_downloaded_again(
     project: Path,
     index: LocalIndex,
     test_images: dict[str, str],
-    engine: EngineLog,
+    engine: RecordingBinary,
 ) -> None:
     setup_project(project, index, test_images, engine)
     wh("lock")
@@ -625,7 +589,7 @@ def test_platform_wheel_without_compiled_code_is_an_error(
     project: Path,
     index: LocalIndex,
     test_images: dict[str, str],
-    engine: EngineLog,
+    engine: RecordingBinary,
 ) -> None:
     publish(index, "fakeext", tag="cp311-cp311-linux_x86_64")
     setup_project(project, index, test_images, engine, "fakeext\ngamma\n")
@@ -660,7 +624,7 @@ def test_dry_run_plans_and_starts_nothing(
     project: Path,
     index: LocalIndex,
     test_images: dict[str, str],
-    engine: EngineLog,
+    engine: RecordingBinary,
 ) -> None:
     setup_project(project, index, test_images, engine)
     wh("lock")
@@ -675,9 +639,9 @@ def test_dry_run_plans_and_starts_nothing(
     }, res.stdout
     # no build, no image build, no download, no output; at most a one-off image probe
     calls = engine.since(mark)
-    assert not [c for c in calls if c[0] == "build" or c[3:] == ["build"]], calls
+    assert not [c for c in calls if c[0] == "build" or purpose(c) == "build"], calls
     creates = [c for c in calls if c[0] == "create"]
-    assert all(c[3:] == ["probe"] for c in creates), calls
+    assert all(purpose(c) == "probe" for c in creates), calls
     assert len(creates) <= 1 and len([c for c in calls if c[0] == "start"]) == len(creates)
     assert index.file_requests() == []
     assert not (project / "wheelhouse").exists()
@@ -697,33 +661,6 @@ def test_dry_run_plans_and_starts_nothing(
     assert index.file_requests() == []
 
 
-# -- assembling one folder from two runs -------------------------------------------------
-
-
-def test_placing_a_wheel_placed_meanwhile_leaves_no_temp_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from wheelhouse.fsutil import link_into
-    from wheelhouse.store import Store
-
-    store = Store(tmp_path / "cache")
-    src = store.tempdir("test-") / "incoming"
-    src.write_bytes(wheel_bytes("gamma", "1.0"))
-    blob = store.put(src, "gamma-1.0-py3-none-any.whl")
-    folder = tmp_path / "wheelhouse/slim"
-    folder.mkdir(parents=True)
-    real_link = os.link
-
-    def link(source: Any, dest: Any, **kw: Any) -> None:
-        real_link(source, dest, **kw)
-        if not (folder / blob.filename).exists():  # the other run's rename lands now
-            real_link(blob.path, folder / blob.filename)
-
-    monkeypatch.setattr(os, "link", link)
-    link_into(blob.path, folder, blob.filename)
-    assert sorted(p.name for p in folder.iterdir()) == [blob.filename]
-
-
 # -- 7. a build requirement that exists only as an sdist -----------------------------------
 
 
@@ -733,7 +670,7 @@ def test_sdist_only_build_requirement_is_built_first(
     project: Path,
     index: LocalIndex,
     test_images: dict[str, str],
-    engine: EngineLog,
+    engine: RecordingBinary,
 ) -> None:
     # plugdep has no wheel anywhere; needsplug's build imports it, so the build only
     # succeeds when plugdep was built into a wheel and installed into its build env
@@ -754,8 +691,9 @@ def test_sdist_only_build_requirement_is_built_first(
     assert record["filename"] == "plugdep-1.0-py3-none-any.whl"
     (main_record,) = built_records(wh.cache_dir, "needsplug")
     main = json.loads(main_record.read_text())
-    assert any(d.startswith("plugdep-1.0-py3-none-any.whl sha256:")
-               for d in main["build_dependencies"]), main["build_dependencies"]
+    assert any(
+        d.startswith("plugdep-1.0-py3-none-any.whl sha256:") for d in main["build_dependencies"]
+    ), main["build_dependencies"]
     assert_store_consistent(wh.cache_dir)
 
     # a fresh output folder and cache for the wheels: the dependency is not built again

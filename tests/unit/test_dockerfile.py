@@ -3,7 +3,8 @@
 The Dockerfile text is checked line by line for the properties that matter: which layer
 does what, in which order, that every value from config/manifest is checked before it
 lands in the file, and that the fallback without bind mounts keeps wheels out of the
-final image. The real build is tests/test_image_docker.py.
+final image. The real build is tests/docker/test_image_docker.py; what the engine says
+(its versions) comes from fixtures_engine's ScriptedEngine.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import write
+from fixtures_engine import engine_with_versions
 from fixtures_index import sdist_bytes
 
 from wheelhouse import config as config_mod
@@ -344,33 +346,16 @@ def test_a_project_app_is_built_into_its_own_pure_wheel(tmp_path: Path, no_pip: 
 # -- which install the engine can do ----------------------------------------------------------
 
 
-class FakeEngine:
-    def __init__(
-        self, client: str, server: str, buildx: bool = False, binary: str = "/usr/bin/docker"
-    ) -> None:
-        self.binary = binary
-        self._v = (client, server)
-        self._buildx = buildx
-
-    def versions(self) -> tuple[str, str]:
-        if not self._v[0]:
-            raise EngineError("the container engine (docker) is not running: x")
-        return self._v
-
-    def has_buildx(self) -> bool:
-        return self._buildx
-
-
 @pytest.mark.parametrize(
     ("engine", "mode", "why"),
     [
-        (FakeEngine("20.10.24+dfsg1", "20.10.24+dfsg1"), "mount", None),
-        (FakeEngine("27.3.1", "27.3.1", buildx=True), "mount", None),
-        (FakeEngine("27.3.1", "27.3.1", buildx=False), "copy", "no buildx plugin"),
-        (FakeEngine("20.10.24", "17.03.2-ce"), "copy", "predates BuildKit"),
-        (FakeEngine("4.3.1", "4.3.1", binary="/usr/bin/podman"), "mount", None),
-        (FakeEngine("3.4.4", "3.4.4", binary="podman"), "copy", "older than 4.0"),
-        (FakeEngine("", ""), "mount", "could not ask the engine"),
+        (engine_with_versions("20.10.24+dfsg1", "20.10.24+dfsg1"), "mount", None),
+        (engine_with_versions("27.3.1", "27.3.1", buildx=True), "mount", None),
+        (engine_with_versions("27.3.1", "27.3.1", buildx=False), "copy", "no buildx plugin"),
+        (engine_with_versions("20.10.24", "17.03.2-ce"), "copy", "predates BuildKit"),
+        (engine_with_versions("4.3.1", "4.3.1", binary="/usr/bin/podman"), "mount", None),
+        (engine_with_versions("3.4.4", "3.4.4", binary="podman"), "copy", "older than 4.0"),
+        (engine_with_versions("", ""), "mount", "could not ask the engine"),
         (None, "mount", "no container engine"),
     ],
 )
@@ -385,7 +370,7 @@ def test_detect_mode(
 
 def test_docker_buildkit_0_means_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_BUILDKIT", "0")
-    assert df.detect_mode(FakeEngine("20.10.24", "20.10.24"))[0] == "copy"
+    assert df.detect_mode(engine_with_versions("20.10.24", "20.10.24"))[0] == "copy"
 
 
 # -- image-report's scanner -------------------------------------------------------------------

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from conftest import write
+from conftest import REPO, write
 
 from wheelhouse.errors import ConfigError
 from wheelhouse.recipes import FAMILIES, SHIPPED_DIR, Check, Recipe, Recipes
@@ -240,7 +240,7 @@ def test_empty_recipe_is_valid(tmp_path: Path) -> None:
     recipe = user(tmp_path, {"pyyaml.toml": ""}).get("pyyaml")
     assert recipe is not None
     assert recipe.build_for("apt") == recipe.runtime_for("apk") == ()
-    assert recipe.requires == recipe.env == recipe.checks == ()
+    assert recipe.requires == () and recipe.env == () and recipe.checks == ()
 
 
 @pytest.mark.parametrize(
@@ -460,7 +460,7 @@ def test_check_is_case_sensitive_and_star_crosses_folders() -> None:
 
 
 def test_readme_example_is_a_valid_recipe(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     section = readme.split("## Recipes", 1)[1].split("\n## ", 1)[0]
     example = section.split("```toml\n", 1)[1].split("```", 1)[0]
     recipe = user(tmp_path, {"pyyaml.toml": example}).get("pyyaml")

@@ -35,7 +35,9 @@ index-url = "{index.url}"
 def _managed_containers(engine: str) -> list[str]:
     out = subprocess.run(
         [engine, "ps", "-aq", "--filter", "label=io.wheelhouse.managed=1"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.split()
 

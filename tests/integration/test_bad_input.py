@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Wheelhouse, write
+from packaging.utils import canonicalize_name
 
 from wheelhouse import config as config_mod
 from wheelhouse.lock import lock as lock_mod
@@ -90,8 +91,10 @@ CASES: list[tuple[str, dict[str, str], tuple[str, ...], int, tuple[str, ...]]] =
     ),
     (
         "pyproject-tool-table",
-        {"pyproject.toml": '[project]\nname = "a"\nversion = "1"\ndependencies = []\n'
-                           '[tool.wheelhouse]\nresolvr = "uv"\n'},
+        {
+            "pyproject.toml": '[project]\nname = "a"\nversion = "1"\ndependencies = []\n'
+            '[tool.wheelhouse]\nresolvr = "uv"\n'
+        },
         ("targets",),
         CONFIG,
         ("pyproject.toml [tool.wheelhouse]: unknown key 'resolvr'", "did you mean 'resolver'?"),
@@ -206,8 +209,7 @@ CASES: list[tuple[str, dict[str, str], tuple[str, ...], int, tuple[str, ...]]] =
         {"requirements.in": "six\n"},
         ("lock", "--check", "-t", "slim", "-t", "alpine"),
         STALE,
-        ("locks/slim.txt: missing", "locks/alpine.txt: missing",
-         "--target slim --target alpine"),
+        ("locks/slim.txt: missing", "locks/alpine.txt: missing", "--target slim --target alpine"),
     ),
     (
         "lock-check-stale",
@@ -238,7 +240,10 @@ CASES: list[tuple[str, dict[str, str], tuple[str, ...], int, tuple[str, ...]]] =
     [pytest.param(*c[1:], id=c[0]) for c in CASES],
 )
 def test_bad_input(
-    wh: Wheelhouse, files: dict[str, str], args: tuple[str, ...], code: int,
+    wh: Wheelhouse,
+    files: dict[str, str],
+    args: tuple[str, ...],
+    code: int,
     expected: tuple[str, ...],
 ) -> None:
     for name, text in files.items():
@@ -260,8 +265,7 @@ def lock_with_unreachable_index(wh: Wheelhouse) -> subprocess.CompletedProcess[s
     write(wh.project / "requirements.in", "six\n")
     write(
         wh.project / "wheelhouse.toml",
-        f'[index]\nindex-url = "{UNREACHABLE}"\n'
-        f'[targets.slim]\npython-version = "{HOST_PY}"\n',
+        f'[index]\nindex-url = "{UNREACHABLE}"\n[targets.slim]\npython-version = "{HOST_PY}"\n',
     )
     return wh("lock", check=False, timeout=300)
 
@@ -269,9 +273,7 @@ def lock_with_unreachable_index(wh: Wheelhouse) -> subprocess.CompletedProcess[s
 def test_unreachable_index(wh: Wheelhouse) -> None:
     proc = lock_with_unreachable_index(wh)
     assert proc.returncode == INDEX, proc.stderr
-    assert f"wheelhouse: index error: package index {UNREACHABLE} is unreachable" in (
-        proc.stderr
-    )
+    assert f"wheelhouse: index error: package index {UNREACHABLE} is unreachable" in (proc.stderr)
     assert "index-url" in proc.stderr  # the hint says where to fix it
     assert not (wh.project / "locks" / "slim.txt").exists()
     assert "Traceback" not in proc.stderr
@@ -320,7 +322,9 @@ def test_lock_check_passes_for_an_up_to_date_lock(wh: Wheelhouse) -> None:
         target="slim",
         target_description=target.describe(),
         inputs_digest=lock_mod.inputs_digest(cfg, target, files),
-        pins=(Pin(name="six", version="1.16.0", hashes=("sha256:" + "0" * 64,)),),
+        pins=(
+            Pin(name=canonicalize_name("six"), version="1.16.0", hashes=("sha256:" + "0" * 64,)),
+        ),
     )
     write(wh.project / "locks" / "slim.txt", lock.render())
     proc = wh("lock", "--check")

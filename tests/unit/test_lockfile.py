@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from wheelhouse.errors import InputError
 from wheelhouse.lock import lockfile
@@ -19,15 +20,36 @@ def h(c: str) -> str:
 
 
 PINS = (
-    Pin(name="blinker", version="1.8.2", hashes=(h("1"), h("8")), via=("flask",)),
-    Pin(name="flask", version="3.0.3", hashes=(h("a"),), via=("-r requirements.in",)),
-    Pin(name="markupsafe", version="2.1.5", hashes=(h("2"), h("3"), h("4")),
-        via=("jinja2", "werkzeug")),
-    Pin(name="nohash", version="0.1", via=()),
-    Pin(name="psycopg2", version="2.9.9", hashes=(h("c"),), via=("-r requirements.in",),
-        source_build=True),
-    Pin(name="pyyaml", version="6.0.2", hashes=(h("d"), h("e")),
-        via=("-c constraints.txt", "-r requirements.in"), source_build=True),
+    Pin(
+        name=canonicalize_name("blinker"), version="1.8.2", hashes=(h("1"), h("8")), via=("flask",)
+    ),
+    Pin(
+        name=canonicalize_name("flask"),
+        version="3.0.3",
+        hashes=(h("a"),),
+        via=("-r requirements.in",),
+    ),
+    Pin(
+        name=canonicalize_name("markupsafe"),
+        version="2.1.5",
+        hashes=(h("2"), h("3"), h("4")),
+        via=("jinja2", "werkzeug"),
+    ),
+    Pin(name=canonicalize_name("nohash"), version="0.1", via=()),
+    Pin(
+        name=canonicalize_name("psycopg2"),
+        version="2.9.9",
+        hashes=(h("c"),),
+        via=("-r requirements.in",),
+        source_build=True,
+    ),
+    Pin(
+        name=canonicalize_name("pyyaml"),
+        version="6.0.2",
+        hashes=(h("d"), h("e")),
+        via=("-c constraints.txt", "-r requirements.in"),
+        source_build=True,
+    ),
 )
 
 
@@ -97,12 +119,16 @@ def test_round_trip_through_read(tmp_path: Path) -> None:
     assert back.source_builds == ["psycopg2", "pyyaml"]
     assert back.header["wheelhouse-lock"] == lockfile.FORMAT
     assert back.render() == lock.render()
-    assert back.by_name()["flask"].spec == "flask==3.0.3"
+    assert back.by_name()[canonicalize_name("flask")].spec == "flask==3.0.3"
 
 
 def test_round_trip_with_probed_and_cuda_description(tmp_path: Path) -> None:
-    lock = LockFile(target="gpu", target_description="cp3.12, glibc (probed), x86_64, cuda 12.6",
-                    inputs_digest="sha256:0", pins=PINS[:1])
+    lock = LockFile(
+        target="gpu",
+        target_description="cp3.12, glibc (probed), x86_64, cuda 12.6",
+        inputs_digest="sha256:0",
+        pins=PINS[:1],
+    )
     path = tmp_path / "gpu.txt"
     write_atomic(path, lock.render())
     back = lockfile.read(path)
@@ -164,10 +190,17 @@ setuptools==75.1.0 \\
 
 
 def test_parse_pip_compile_output() -> None:
-    pins = {p.name: p for p in parse_pins(PIP_COMPILE, "pip-compile output")}
+    pins: dict[str, Pin] = {p.name: p for p in parse_pins(PIP_COMPILE, "pip-compile output")}
     assert list(pins) == [
-        "blinker", "click", "flask", "itsdangerous", "jinja2", "markupsafe", "ruamel-yaml",
-        "werkzeug", "setuptools",
+        "blinker",
+        "click",
+        "flask",
+        "itsdangerous",
+        "jinja2",
+        "markupsafe",
+        "ruamel-yaml",
+        "werkzeug",
+        "setuptools",
     ]
     assert pins["click"].version == "8.1.7"
     assert pins["click"].hashes == (h("0"), h("2"))  # sorted
@@ -231,7 +264,7 @@ def test_parse_uv_output() -> None:
         ("numpy", "2.1.1"),
         ("torch", "2.4.1+cu124"),
     ]
-    by = {p.name: p for p in pins}
+    by: dict[str, Pin] = {p.name: p for p in pins}
     assert by["anyio"].hashes == (h("1"), h("2"))
     assert by["certifi"].via == ("httpcore", "httpx")
     assert by["numpy"].hashes == (h("5"),)
@@ -290,9 +323,7 @@ def test_write_atomic_writes_lf_newlines(tmp_path: Path) -> None:
     assert path.read_bytes() == b"a==1\nb==2\n"
 
 
-def test_write_atomic_cleans_up_on_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_write_atomic_cleans_up_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "slim.txt"
     write_atomic(path, "old\n")
 

@@ -12,11 +12,17 @@ import pytest
 from conftest import write
 
 from wheelhouse import config
-from wheelhouse.config import PYPI, ConfigError
+from wheelhouse.config import PYPI
+from wheelhouse.errors import ConfigError
 
 
-def load(root: Path, text: str | None = None, *, overrides: tuple[str, ...] = (),
-         environ: dict[str, str] | None = None) -> config.Config:
+def load(
+    root: Path,
+    text: str | None = None,
+    *,
+    overrides: tuple[str, ...] = (),
+    environ: dict[str, str] | None = None,
+) -> config.Config:
     if text is not None:
         write(root / "wheelhouse.toml", text)
     return config.load(root, overrides=overrides, environ=environ or {})
@@ -116,8 +122,11 @@ def test_bad_resolver_choice(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value", "choices"),
-    [("libc", "uclibc", "'glibc', 'musl'"), ("arch", "arm64", "'x86_64', 'aarch64'"),
-     ("implementation", "pp", "'cp'")],
+    [
+        ("libc", "uclibc", "'glibc', 'musl'"),
+        ("arch", "arm64", "'x86_64', 'aarch64'"),
+        ("implementation", "pp", "'cp'"),
+    ],
 )
 def test_bad_target_choice(tmp_path: Path, key: str, value: str, choices: str) -> None:
     err = fails(tmp_path, f'[targets.slim]\n{key} = "{value}"\n')
@@ -257,7 +266,9 @@ def test_target_index_lists_extend_the_global_ones(tmp_path: Path) -> None:
     assert any("cu126" in u for u in gpu.extra_index_urls[1:])
     root = tmp_path.resolve()
     assert gpu.find_links == (
-        str(root / "wheels"), str(root / "gpu-wheels"), "https://example.org/links/"
+        str(root / "wheels"),
+        str(root / "gpu-wheels"),
+        "https://example.org/links/",
     )
     assert cfg.target("slim").index.extra_index_urls == ("https://example.org/simple",)
 
@@ -274,9 +285,11 @@ def test_config_target_lookup_suggests(tmp_path: Path) -> None:
 
 
 def test_pyproject_tool_table_is_found(tmp_path: Path) -> None:
-    write(tmp_path / "pyproject.toml",
-          '[project]\nname = "app"\nversion = "1"\ndependencies = []\n'
-          '[tool.wheelhouse]\nresolver = "uv"\ndefault-targets = ["alpine"]\n')
+    write(
+        tmp_path / "pyproject.toml",
+        '[project]\nname = "app"\nversion = "1"\ndependencies = []\n'
+        '[tool.wheelhouse]\nresolver = "uv"\ndefault-targets = ["alpine"]\n',
+    )
     cfg = load(tmp_path)
     assert cfg.source == (tmp_path / "pyproject.toml").resolve()
     assert cfg.resolver == "uv"
@@ -347,8 +360,8 @@ def test_set_override_toml_values(tmp_path: Path) -> None:
         tmp_path,
         overrides=(
             'targets.slim.no-binary=["psycopg2", "lxml"]',
-            "default-targets=[\"slim\", \"alpine\"]",
-            "targets.alpine.build-env={ CFLAGS = \"-O2\" }",
+            'default-targets=["slim", "alpine"]',
+            'targets.alpine.build-env={ CFLAGS = "-O2" }',
         ),
     )
     assert cfg.target("slim").no_binary == ("lxml", "psycopg2")
@@ -398,8 +411,9 @@ def test_cache_dir_from_file_is_relative_to_the_project(tmp_path: Path) -> None:
 
 def test_wheelhouse_cache_dir_env_overrides_cache_dir(tmp_path: Path) -> None:
     env_dir = tmp_path / "from-env"
-    cfg = load(tmp_path, 'cache-dir = "from-file"\n',
-               environ={"WHEELHOUSE_CACHE_DIR": str(env_dir)})
+    cfg = load(
+        tmp_path, 'cache-dir = "from-file"\n', environ={"WHEELHOUSE_CACHE_DIR": str(env_dir)}
+    )
     assert cfg.cache_dir == env_dir
 
 

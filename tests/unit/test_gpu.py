@@ -1,4 +1,5 @@
-"""The gpu target without an engine: CUDA in every key, compatibility, repair excludes."""
+"""The gpu target without an engine: CUDA in every key, compatibility, repair excludes (the
+lock's freshness through the CLI: tests/integration/test_gpu_integration.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import Wheelhouse, write
-from fixtures_index import LocalIndex
 
 from wheelhouse import config as config_mod
 from wheelhouse.build.compile import CUDA_EXCLUDES
@@ -50,29 +49,3 @@ def test_cuda_is_part_of_the_built_wheel_key(tmp_path: Path) -> None:
         for c in ("12.4", "12.6", None)
     }  # fmt: skip
     assert len(keys) == 3
-
-
-def test_changing_cuda_makes_the_gpu_lock_stale(wh: Wheelhouse, project: Path,
-                                                make_index: object) -> None:  # fmt: skip
-    index: LocalIndex = make_index(default=False)  # type: ignore[operator]
-    index.add_wheel("common", "1.0")
-    write(
-        project / "wheelhouse.toml",
-        f"""
-resolver = "uv"
-[index]
-index-url = "{index.url}"
-[targets.gpu]
-python-version = "3.11"
-libc-version = "2.36"
-cuda = "12.4"
-extra-index-urls = []
-""",
-    )
-    write(project / "requirements.in", "common\n")
-    wh("lock")
-    assert "cuda 12.4" in (project / "locks" / "gpu.txt").read_text()
-    wh("lock", "--check")
-    stale = wh("--set", "targets.gpu.cuda=12.6", "lock", "--check", check=False)
-    assert stale.returncode == 8, stale.stderr
-    assert "locks/gpu.txt: stale" in stale.stderr

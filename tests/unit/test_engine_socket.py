@@ -1,58 +1,45 @@
 """When wheelhouse asks Docker's API socket instead of its CLI (image ids on a warm build),
-and what it makes of the answers. The real-engine path is in test_engine.py; here the
-edge cases, against a small HTTP server on a unix socket."""
+and what it makes of the answers. The real-engine path is in tests/docker/test_engine.py;
+here the edge cases, against a small HTTP server on a unix socket (in this process) and a
+`docker` on PATH that records its calls (fixtures_engine.fake_docker)."""
 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures_engine import RecordingBinary
 
 from wheelhouse import engine as engine_mod
 from wheelhouse.engine import _UNKNOWN, _api_image_id, _local_docker_socket
 
 
-@pytest.fixture
-def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A `docker` on PATH (any executable will do) and a clean Docker environment."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "docker"
-    exe.write_text("#!/bin/sh\nexit 0\n")
-    exe.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    for var in ("DOCKER_HOST", "DOCKER_CONTEXT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
-    return str(exe)
-
-
 def test_socket_only_where_the_cli_would_use_it(
-    fake_docker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_docker: RecordingBinary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    docker = fake_docker.binary
     sock = tmp_path / "docker.sock"
     sock.touch()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
-    assert _local_docker_socket(fake_docker) == str(sock)
+    assert _local_docker_socket(docker) == str(sock)
     assert _local_docker_socket("podman") is None  # another engine: its CLI
     assert _local_docker_socket(str(tmp_path / "missing" / "docker")) is None  # CLI's error
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.1:2376")
-    assert _local_docker_socket(fake_docker) is None  # a remote engine: its CLI
+    assert _local_docker_socket(docker) is None  # a remote engine: its CLI
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'absent.sock'}")
-    assert _local_docker_socket(fake_docker) is None
+    assert _local_docker_socket(docker) is None
     monkeypatch.delenv("DOCKER_HOST")
     monkeypatch.setenv("DOCKER_CONTEXT", "remote")
-    assert _local_docker_socket(fake_docker) is None
+    assert _local_docker_socket(docker) is None
     monkeypatch.delenv("DOCKER_CONTEXT")
     config = tmp_path / "docker-config"
     config.mkdir()
     (config / "config.json").write_text(json.dumps({"currentContext": "remote"}))
-    assert _local_docker_socket(fake_docker) is None  # `docker context use remote`
+    assert _local_docker_socket(docker) is None  # `docker context use remote`
 
 
 @pytest.fixture
@@ -100,10 +87,10 @@ def test_api_answers(api: tuple[str, dict[str, bytes]]) -> None:
 
 
 def test_unknown_api_answer_falls_back_to_the_cli(
-    fake_docker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_docker: RecordingBinary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (Path(fake_docker)).write_text("#!/bin/sh\necho sha256:from-the-cli\n")
+    fake_docker.answer(stdout="sha256:from-the-cli\n")
     monkeypatch.setattr(engine_mod, "_local_docker_socket", lambda binary: "/nonexistent.sock")
-    engine = engine_mod.Engine(fake_docker, tmp_path / "cache")
+    engine = engine_mod.Engine(fake_docker.binary, tmp_path / "cache")
     assert engine.image_id("app:1") == "sha256:from-the-cli"
     assert engine.has_image("app:1")

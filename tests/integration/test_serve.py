@@ -61,6 +61,7 @@ class Server:
         line = self.proc.stdout.readline()  # "serving http://127.0.0.1:PORT/simple/ ..."
         if not line:
             self.proc.wait(timeout=10)
+            self.kill()
             raise AssertionError(f"the server did not start:\n{self.log_path.read_text()}")
         url = line.split()[1]
         parts = urllib.parse.urlsplit(url)
@@ -74,6 +75,7 @@ class Server:
             except OSError:
                 pass
             if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.kill()
                 raise AssertionError(f"no /health answer:\n{self.log_path.read_text()}")
             time.sleep(0.05)
 
@@ -105,8 +107,20 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=40)
-        self._log.close()
+        self._close()
         return code
+
+    def kill(self) -> None:
+        """SIGKILL, if it still runs; its pipe and log closed."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
 
 
 @pytest.fixture
@@ -114,9 +128,7 @@ def servers() -> Iterator[list[Server]]:
     made: list[Server] = []
     yield made
     for s in made:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+        s.kill()
 
 
 def put(folder: Path, name: str, version: str, **kw: Any) -> Path:
@@ -672,7 +684,7 @@ def test_upstream_is_cached_and_survives_its_outage(
         def down(*args: object) -> str:
             raise ConnectionAbortedError("the upstream is down")
 
-        upstream.project_json = upstream.project_html = down  # type: ignore[method-assign]
+        upstream.project_json = upstream.project_html = down  # type: ignore[method-assign, assignment]
         upstream.root = tmp_path / "gone"
         target = tmp_path / "t3"
         pip(tmp_path, "--index-url", f"{server.base}/simple/", "--target", str(target), "omega")

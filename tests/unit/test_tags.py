@@ -110,8 +110,9 @@ def test_target_tags_are_packaging_tags() -> None:
 
 
 def test_target_tags_musl() -> None:
-    tags = [str(t) for t in target_tags(target(python_version="3.12", libc="musl",
-                                               libc_version="1.2"))]
+    tags = [
+        str(t) for t in target_tags(target(python_version="3.12", libc="musl", libc_version="1.2"))
+    ]
     assert tags[0] == "cp312-cp312-musllinux_1_2_x86_64"
     assert "cp312-abi3-musllinux_1_1_x86_64" in tags
     assert "py3-none-any" in tags

@@ -12,8 +12,8 @@ because their downloads and builds are large:
   built once and shared, and slim's wheels are byte-identical to the ones `app` built in
   its own cache.
 
-Every engine call goes through a wrapper that logs its argv, so the tests see which
-containers and images wheelhouse really made.
+Every engine call goes through a wrapper that logs its argv (fixtures_engine's recorder),
+so the tests see which containers and images wheelhouse really made.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import re
 import secrets
 import stat
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 
 import pytest
 from conftest import Wheelhouse, debian_targets, write
+from fixtures_engine import RecordingBinary, verb
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from wheelhouse.lock import lockfile
@@ -70,35 +70,6 @@ NO_FILE_DOWNLOADS = {
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _engine_wrapper(folder: Path, engine_bin: str) -> tuple[Path, Path]:
-    """An engine binary that appends its argv (one JSON list a line) to a log, then execs
-    the real one. One write() per call, O_APPEND: parallel builds cannot interleave."""
-    log = folder / "engine.log"
-    script = folder / "engine"
-    script.write_text(
-        f"#!{sys.executable} -I\n"
-        "import json, os, sys\n"
-        f"fd = os.open({str(log)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)\n"
-        "os.write(fd, (json.dumps(sys.argv[1:]) + '\\n').encode())\n"
-        "os.close(fd)\n"
-        f"os.execv({engine_bin!r}, [{engine_bin!r}, *sys.argv[1:]])\n"
-    )
-    script.chmod(0o755)
-    log.touch()
-    return script, log
-
-
-def _calls(log: Path) -> list[list[str]]:
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-
-
-def _verb(argv: list[str]) -> str:
-    """`create`, or for the management form (`docker container create`) its second word."""
-    if len(argv) > 1 and argv[0] in ("container", "image", "builder", "buildx"):
-        return argv[1]
-    return argv[0] if argv else ""
-
-
 _BOOLEAN_FLAGS = {"--rm", "--read-only", "--init", "--privileged", "-i", "-t", "--interactive"}
 
 
@@ -106,7 +77,7 @@ def _build_containers(calls: list[list[str]]) -> list[dict[str, Any]]:
     """Every container created to build an sdist (a mount at /in/<sdist>)."""
     found = []
     for argv in calls:
-        if _verb(argv) != "create":
+        if verb(argv) != "create":
             continue
         opts: dict[str, list[str]] = {}
         i = 1 if argv[0] == "create" else 2
@@ -208,7 +179,7 @@ class App:
     project: Path
     cache: Path
     wh: Wheelhouse
-    engine_log: Path
+    engine: RecordingBinary
     first_out: str
     first_calls: list[list[str]]
     first_manifest: dict[str, Any]
@@ -227,12 +198,12 @@ def app(
     root = tmp_path_factory.mktemp("build-app")
     project, cache = root / "project", root / "cache"
     project.mkdir()
-    engine, log = _engine_wrapper(root, engine_bin)
+    engine = RecordingBinary(root, real=engine_bin)
     write(
         project / "wheelhouse.toml",
         f"""
 resolver = "uv"
-engine = "{engine}"
+engine = "{engine.binary}"
 default-targets = ["slim"]
 
 [index]
@@ -244,16 +215,16 @@ index-url = "https://pypi.org/simple"
     write(project / "requirements.in", APP_REQUIREMENTS)
     wh = _wh(project, cache)
     wh("lock")
-    log.write_text("")
+    engine.clear()
     out = wh("build").stdout
     folder = project / "wheelhouse" / "slim"
     return App(
         project=project,
         cache=cache,
         wh=wh,
-        engine_log=log,
+        engine=engine,
         first_out=out,
-        first_calls=_calls(log),
+        first_calls=engine.calls(),
         first_manifest=json.loads((folder / "manifest.json").read_text()),
         first_lock=(folder / "lock.txt").read_text(),
         blobs_after_first=_blobs(cache),
@@ -263,7 +234,7 @@ index-url = "https://pypi.org/simple"
 def test_every_pin_has_exactly_one_wheel_with_its_hash_in_the_folder_lock(app: App) -> None:
     upstream = lockfile.read(app.project / "locks" / "slim.txt")
     assert upstream is not None
-    pins = {p.name: p.version for p in upstream.pins}
+    pins: dict[str, str] = {p.name: p.version for p in upstream.pins}
     assert BUILT_FROM_SOURCE | {"flask", "gunicorn", "scikit-learn", "numpy", "pandas"} <= set(pins)
     assert set(upstream.source_builds) == BUILT_FROM_SOURCE
 
@@ -483,11 +454,11 @@ def test_installs_offline_with_hashes_in_a_fresh_final_container(
 
 
 def test_second_build_starts_no_container_and_downloads_nothing(app: App) -> None:
-    app.engine_log.write_text("")
+    app.engine.clear()
     out = app.wh("build", env=NO_FILE_DOWNLOADS).stdout
 
-    calls = _calls(app.engine_log)
-    started = [c for c in calls if _verb(c) in STARTS_SOMETHING]
+    calls = app.engine.calls()
+    started = [c for c in calls if verb(c) in STARTS_SOMETHING]
     assert not started, f"a build with nothing changed ran: {started}"
     n = len(_wheels(app.folder))
     assert _counts(_summary(out), "slim") == {
@@ -536,12 +507,12 @@ def multi(
     root = tmp_path_factory.mktemp("build-multi")
     project, cache = root / "project", root / "cache"
     project.mkdir()
-    engine, log = _engine_wrapper(root, engine_bin)
+    engine = RecordingBinary(root, real=engine_bin)
     write(
         project / "wheelhouse.toml",
         f"""
 resolver = "uv"
-engine = "{engine}"
+engine = "{engine.binary}"
 default-targets = ["slim", "py313"]
 
 [index]
@@ -553,9 +524,9 @@ index-url = "https://pypi.org/simple"
     write(project / "requirements.in", "docopt\npyyaml\n")
     wh = _wh(project, cache)
     wh("lock")
-    log.write_text("")
+    engine.clear()
     out = wh("build", "-t", "slim", "-t", "py313").stdout
-    return Multi(project=project, cache=cache, out=out, calls=_calls(log))
+    return Multi(project=project, cache=cache, out=out, calls=engine.calls())
 
 
 def test_rebuild_in_another_empty_cache_is_byte_identical(app: App, multi: Multi) -> None:

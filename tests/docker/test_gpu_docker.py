@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import REPO, Wheelhouse, write
@@ -58,7 +59,7 @@ def sdist_of(folder: Path, name: str, version: str) -> bytes:
 def elf_sections(data: bytes) -> dict[str, bytes]:
     """Section name -> contents of a 64-bit little-endian ELF file (stdlib only)."""
     assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1, "not an ELF64 LE file"
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
     headers = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
     strtab = headers[shstrndx]
@@ -83,7 +84,7 @@ def fatbin_archs(fatbin: bytes) -> set[int]:
         entry, end = pos + header, pos + header + body
         while entry < end:
             kind, _u, entry_header, size = struct.unpack_from("<HHIQ", fatbin, entry)
-            arch, = struct.unpack_from("<I", fatbin, entry + 28)
+            (arch,) = struct.unpack_from("<I", fatbin, entry + 28)
             if kind == 2:
                 archs.add(arch)
             entry += entry_header + size
@@ -135,8 +136,8 @@ repair = true
         yield GpuProject(Wheelhouse(root, tmp / "cache"), root, index, engine_bin, test_images)
 
 
-def _manifest(root: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads((root / "wheelhouse/gpu/manifest.json").read_text())
+def _manifest(root: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((root / "wheelhouse/gpu/manifest.json").read_text())
     return data
 
 
@@ -161,7 +162,7 @@ def test_cuda_extension_builds_offline_with_device_code(gpu: GpuProject) -> None
     bundled = [n for n in names if ".libs/" in n]
     assert not any("cuda" in n or "cublas" in n for n in bundled), bundled
 
-    entry = next(w for w in _manifest(gpu.root)["wheels"] if w["name"] == "cudaext")  # type: ignore[index, union-attr]
+    entry = next(w for w in _manifest(gpu.root)["wheels"] if w["name"] == "cudaext")
     record = entry["provenance"]
     assert entry["source"] == "built"
     assert record["cuda"] == "13.0" and record["builder_cuda"] == "13.0.88"
@@ -194,14 +195,14 @@ def test_cuda_version_is_part_of_the_cache_key(gpu: GpuProject) -> None:
     """Same sdist, same builder image: another `cuda` is another wheel. A newer minor
     version than the builder's rebuilds (CUDA minor version compatibility); another major
     version is refused, never served from the cache."""
-    first = _manifest(gpu.root)["wheels"][0]["provenance"]  # type: ignore[index]
+    first = _manifest(gpu.root)["wheels"][0]["provenance"]
     again = gpu.wh("build")
     assert "built" not in again.stderr
-    assert _manifest(gpu.root)["wheels"][0]["source"] == "cached"  # type: ignore[index]
+    assert _manifest(gpu.root)["wheels"][0]["source"] == "cached"
 
     gpu.wh("--set", "targets.gpu.cuda=13.1", "lock")
     gpu.wh("--set", "targets.gpu.cuda=13.1", "build")
-    (entry,) = _manifest(gpu.root)["wheels"]  # type: ignore[misc]
+    (entry,) = _manifest(gpu.root)["wheels"]
     assert entry["source"] == "built"
     assert entry["provenance"]["cuda"] == "13.1"
     assert entry["provenance"]["input_key"] != first["input_key"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import platform
 import re
-import shlex
 import subprocess
 import time
 import uuid
@@ -26,6 +25,7 @@ from wheelhouse.errors import EngineError
 
 if TYPE_CHECKING:
     from conftest import Wheelhouse
+    from fixtures_engine import RecordingBinary
 
 pytestmark = pytest.mark.docker
 
@@ -51,24 +51,6 @@ def docker(engine_bin: str, *args: str, check: bool = True) -> subprocess.Comple
 
 def container_exists(engine_bin: str, cid: str) -> bool:
     return docker(engine_bin, "container", "inspect", cid, check=False).returncode == 0
-
-
-def logging_engine(tmp_path: Path, engine_bin: str) -> tuple[str, Path]:
-    """A wrapper binary that records each call's arguments, then runs the real engine."""
-    log = tmp_path / "engine-calls.log"
-    log.touch()
-    wrapper = tmp_path / "engine-wrapper"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'printf "%s\\n" "$*" >> {shlex.quote(str(log))}\n'
-        f'exec {shlex.quote(engine_bin)} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return str(wrapper), log
-
-
-def subcommands(log: Path) -> list[str]:
-    return [line.split()[0] for line in log.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture
@@ -138,57 +120,61 @@ def test_probe_finds_python_and_libc(
 
 
 def test_second_probe_is_served_from_the_cache(
-    tmp_path: Path, engine_bin: str, test_images: dict[str, str]
+    tmp_path: Path, recording_engine: RecordingBinary, test_images: dict[str, str]
 ) -> None:
-    binary, log = logging_engine(tmp_path, engine_bin)
+    log = recording_engine
     cache = tmp_path / "cache"
     ref = test_images["py311-builder"]
 
-    first = Engine(binary, cache).probe(ref)
-    calls = subcommands(log)
+    first = Engine(log.binary, cache).probe(ref)
+    calls = log.verbs()
     assert calls.count("create") == 1 and calls.count("rm") == 1, calls
     cached = list((cache / "probes").glob("*/*.json"))
     assert len(cached) == 1
     assert first.image_id.split(":")[-1] in cached[0].name  # keyed by image id, not by tag
 
-    log.write_text("")
-    second = Engine(binary, cache).probe(ref)  # a new Engine: as a second CLI run would be
+    log.clear()
+    second = Engine(log.binary, cache).probe(ref)  # a new Engine: as a second CLI run would be
     assert second == first
-    assert "create" not in subcommands(log) and "start" not in subcommands(log), log.read_text()
+    assert "create" not in log.verbs() and "start" not in log.verbs(), log.lines()
     assert json.loads(cached[0].read_text())["python_version"] == first.python_version
 
 
 def test_probe_cache_follows_the_image_id_when_a_tag_moves(
-    tmp_path: Path, engine_bin: str, test_images: dict[str, str]
-) -> None:
-    binary, log = logging_engine(tmp_path, engine_bin)
-    eng = Engine(binary, tmp_path / "cache")
+    tmp_path: Path, engine_bin: str, recording_engine: RecordingBinary,
+    test_images: dict[str, str],
+) -> None:  # fmt: skip
+    log = recording_engine
+    eng = Engine(log.binary, tmp_path / "cache")
     alias = f"wheelhouse-test/moving-tag:{uuid.uuid4().hex[:8]}"
     try:
         docker(engine_bin, "tag", test_images["py311-builder"], alias)
         assert eng.probe(alias).python_minor == "3.11"
         # the same image under another name: the same id, so no container
-        log.write_text("")
+        log.clear()
         assert eng.probe(test_images["py311-builder"]).python_minor == "3.11"
-        assert "create" not in subcommands(log)
+        assert "create" not in log.verbs()
         # the tag now names another image: a cache keyed by tag would answer 3.11
         docker(engine_bin, "tag", test_images["py313-builder"], alias)
         info = eng.probe(alias)
         assert info.python_minor == "3.13" and info.libc_version == "2.41"
-        assert "create" in subcommands(log)
+        assert "create" in log.verbs()
     finally:
         docker(engine_bin, "rmi", alias, check=False)
 
 
 def test_container_runs_and_is_removed_on_normal_exit(
-    tmp_path: Path, engine: Engine, engine_bin: str, test_images: dict[str, str],
+    tmp_path: Path,
+    engine: Engine,
+    engine_bin: str,
+    test_images: dict[str, str],
     reap: list[str],
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "hello.txt").write_text("from the host\n")
     script = (
-        "cat /in/hello.txt; echo \"FOO=$FOO\"; ls /sys/class/net; "
+        'cat /in/hello.txt; echo "FOO=$FOO"; ls /sys/class/net; '
         "touch /in/x 2>/dev/null && echo writable || echo read-only"
     )
     with engine.container(
@@ -247,8 +233,12 @@ def test_container_from_a_missing_image_is_an_engine_error(engine: Engine) -> No
 
 
 def image_overrides(target: str, builder: str, final: str | None, python: str) -> list[str]:
-    args = ["--set", f"targets.{target}.builder-image={builder}",
-            "--set", f"targets.{target}.python-version={python}"]
+    args = [
+        "--set",
+        f"targets.{target}.builder-image={builder}",
+        "--set",
+        f"targets.{target}.python-version={python}",
+    ]
     if final:
         args += ["--set", f"targets.{target}.final-image={final}"]
     return args
@@ -258,41 +248,50 @@ def test_cli_targets_probe_reports_what_the_images_contain(
     wh: Wheelhouse, engine_bin: str, test_images: dict[str, str]
 ) -> None:
     proc = wh(
-        "--engine", engine_bin,
+        "--engine",
+        engine_bin,
         *image_overrides("slim", test_images["py311-builder"], test_images["py311-slim"], "3.11"),
         *image_overrides("py313", test_images["py313-builder"], None, "3.13"),
-        "targets", "--probe", "slim", "py313",
+        "targets",
+        "--probe",
+        "slim",
+        "py313",
     )
     out = proc.stdout
     probes = re.findall(r"^\s+(builder|final) probe: (.*)$", out, re.M)
     assert len(probes) == 4, out
     slim, py313 = probes[:2], probes[2:]
     for role, line in slim:
-        assert re.match(r"python 3\.11\.\d+ \(/usr/bin/python3\), glibc 2\.36, debian, apt$",
-                        line), (role, out)
+        assert re.match(
+            r"python 3\.11\.\d+ \(/usr/bin/python3\), glibc 2\.36, debian, apt$", line
+        ), (role, out)
     for role, line in py313:
-        assert re.match(r"python 3\.13\.\d+ \(/usr/bin/python3\), glibc 2\.41, debian, apt$",
-                        line), (role, out)
+        assert re.match(
+            r"python 3\.13\.\d+ \(/usr/bin/python3\), glibc 2\.41, debian, apt$", line
+        ), (role, out)
     assert f"builder: {test_images['py311-builder']}" in out
     assert f"final:   {test_images['py311-slim']}" in out
     assert list((wh.cache_dir / "probes").glob("*/*.json")), "probes are cached in the cache dir"
 
 
 def test_cli_second_probe_creates_no_container(
-    wh: Wheelhouse, tmp_path: Path, engine_bin: str, test_images: dict[str, str]
+    wh: Wheelhouse, recording_engine: RecordingBinary, test_images: dict[str, str]
 ) -> None:
-    binary, log = logging_engine(tmp_path, engine_bin)
+    log = recording_engine
     args = [
-        "--engine", binary,
+        "--engine",
+        log.binary,
         *image_overrides("slim", test_images["py311-builder"], test_images["py311-slim"], "3.11"),
-        "targets", "--probe", "slim",
+        "targets",
+        "--probe",
+        "slim",
     ]
     first = wh(*args).stdout
-    assert subcommands(log).count("create") == 2  # builder and final
-    log.write_text("")
+    assert log.verbs().count("create") == 2  # builder and final
+    log.clear()
     second = wh(*args).stdout
     assert second == first
-    assert "create" not in subcommands(log), log.read_text()
+    assert "create" not in log.verbs(), log.lines()
 
 
 def test_cli_targets_without_probe_needs_no_engine(wh: Wheelhouse, tmp_path: Path) -> None:
@@ -313,8 +312,13 @@ def test_cli_missing_engine_binary_exits_5(wh: Wheelhouse, tmp_path: Path) -> No
 def test_cli_engine_not_running_exits_5(wh: Wheelhouse, engine_bin: str, tmp_path: Path) -> None:
     sock = tmp_path / "nothing-listens-here.sock"
     proc = wh(
-        "--engine", engine_bin, "targets", "--probe", "slim",
-        check=False, env={"DOCKER_HOST": f"unix://{sock}"},
+        "--engine",
+        engine_bin,
+        "targets",
+        "--probe",
+        "slim",
+        check=False,
+        env={"DOCKER_HOST": f"unix://{sock}"},
     )
     assert proc.returncode == 5, proc.stderr
     assert "not running" in proc.stderr
@@ -328,8 +332,13 @@ def test_cli_missing_builder_image_exits_5_naming_image_and_key(
 ) -> None:
     ref = f"wheelhouse-test/does-not-exist:{uuid.uuid4().hex[:8]}"
     proc = wh(
-        "--engine", engine_bin, *image_overrides("slim", ref, None, "3.11"),
-        "targets", "--probe", "slim", check=False,
+        "--engine",
+        engine_bin,
+        *image_overrides("slim", ref, None, "3.11"),
+        "targets",
+        "--probe",
+        "slim",
+        check=False,
     )
     assert proc.returncode == 5, proc.stderr
     assert ref in proc.stderr
@@ -343,9 +352,13 @@ def test_cli_missing_final_image_names_the_final_key(
 ) -> None:
     ref = f"wheelhouse-test/does-not-exist:{uuid.uuid4().hex[:8]}"
     proc = wh(
-        "--engine", engine_bin,
+        "--engine",
+        engine_bin,
         *image_overrides("slim", test_images["py311-builder"], ref, "3.11"),
-        "targets", "--probe", "slim", check=False,
+        "targets",
+        "--probe",
+        "slim",
+        check=False,
     )
     assert proc.returncode == 5, proc.stderr
     assert ref in proc.stderr

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Wheelhouse, write
 from fixtures_index import sdist_bytes, wheel_bytes
 from fixtures_s3 import S3_ENV, MotoServer
+from packaging.utils import canonicalize_name
 
 from wheelhouse.lock.lockfile import LockFile, Pin
 from wheelhouse.store import BuildRecord, SdistRef, Store
@@ -37,7 +38,12 @@ def _lock(project: Path, target: str, pins: dict[str, bytes]) -> None:
         target_description="test",
         inputs_digest="sha256:0",
         pins=tuple(
-            Pin(name=n, version="1.0", hashes=(f"sha256:{_sha(d)}",), source_build=n == "delta")
+            Pin(
+                name=canonicalize_name(n),
+                version="1.0",
+                hashes=(f"sha256:{_sha(d)}",),
+                source_build=n == "delta",
+            )
             for n, d in sorted(pins.items())
         ),
     )
@@ -78,7 +84,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 
 # each change: (what, function(project)); the key must change for these...
-CHANGES = {
+CHANGES: dict[str, Callable[[Path], object]] = {
     "lock pin": lambda p: _lock(p, "slim", {"gamma": wheel_bytes("gamma", "1.0", requires=["x"]),
                                             "delta": DELTA}),
     "target config": lambda p: _edit(p / "wheelhouse.toml", 'final-image = "final:1"',
@@ -89,7 +95,7 @@ CHANGES = {
     "recipe in use": lambda p: write(p / "recipes/delta.toml", '[build]\napt = ["libfoo-dev"]\n'),
 }  # fmt: skip
 # ...and must not for these
-UNRELATED = {
+UNRELATED: dict[str, Callable[[Path], object]] = {
     "recipe not in the lock": lambda p: write(p / "recipes/zeta.toml", '[build]\napt = ["x"]\n'),
     "another target": lambda p: _lock(p, "other", {"gamma": GAMMA, "delta": DELTA}),
     "another target's config": lambda p: _edit(
@@ -293,7 +299,7 @@ def _link(name: str, target: str, kind: bytes) -> tuple[tarfile.TarInfo, None]:
 
 
 GOOD = f"blobs/{_sha(GAMMA)}/gamma-1.0-py3-none-any.whl"
-REFUSED = {
+REFUSED: dict[str, tuple[list[tuple[tarfile.TarInfo, bytes | None]], int, str]] = {
     "traversal": ([_file("../../evil.whl", GAMMA)], 4, "escape the cache"),
     "absolute": ([_file("/tmp/evil.whl", GAMMA)], 4, "escape the cache"),
     "symlink": ([_link(GOOD, "/etc/passwd", tarfile.SYMTYPE)], 4, "not a regular file"),

@@ -98,9 +98,13 @@ def test_unsupported_option(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "option",
-    ["--index-url https://mirror.example/simple", "-i https://mirror.example/simple",
-     "--extra-index-url https://mirror.example/simple", "--find-links ./wheels",
-     "-f ./wheels"],
+    [
+        "--index-url https://mirror.example/simple",
+        "-i https://mirror.example/simple",
+        "--extra-index-url https://mirror.example/simple",
+        "--find-links ./wheels",
+        "-f ./wheels",
+    ],
 )
 def test_index_options_in_requirements_are_refused(tmp_path: Path, option: str) -> None:
     """pip-compile and uv obey index options in an input file, so the resolver would use
@@ -143,13 +147,13 @@ def test_continuation_lines_and_comments_parse(tmp_path: Path) -> None:
 
 def test_logical_lines() -> None:
     text = (
-        "# header\n"          # 1
-        "flask>=3 \\\n"       # 2
-        "    ,<4\n"           # 3
-        "\n"                  # 4
-        "six  # comment\n"    # 5
+        "# header\n"  # 1
+        "flask>=3 \\\n"  # 2
+        "    ,<4\n"  # 3
+        "\n"  # 4
+        "six  # comment\n"  # 5
         "pkg @ https://example.org/pkg-1.0.tar.gz#sha256=abc\n"  # 6: '#' in a URL stays
-        "last \\\n"           # 7: continuation at end of file
+        "last \\\n"  # 7: continuation at end of file
     )
     assert _logical_lines(text) == [
         (2, "flask>=3      ,<4"),
@@ -178,8 +182,7 @@ def test_check_requirement() -> None:
 def test_pyproject_dependencies_are_validated(tmp_path: Path) -> None:
     write(
         tmp_path / "pyproject.toml",
-        '[project]\nname = "app"\nversion = "1"\n'
-        'dependencies = ["flask>=3", "numpy=>2"]\n',
+        '[project]\nname = "app"\nversion = "1"\ndependencies = ["flask>=3", "numpy=>2"]\n',
     )
     err = fails(tmp_path, "pyproject.toml")
     assert "pyproject.toml: project.dependencies[1]" in err.message
@@ -210,8 +213,10 @@ def test_pyproject_dependencies_not_a_list(tmp_path: Path) -> None:
 
 def test_pyproject_dependency_that_is_not_a_string(tmp_path: Path) -> None:
     """`5` would pass as the name "5"; PEP 621 says dependencies are strings."""
-    write(tmp_path / "pyproject.toml",
-          '[project]\nname = "app"\nversion = "1"\ndependencies = ["flask", 5]\n')
+    write(
+        tmp_path / "pyproject.toml",
+        '[project]\nname = "app"\nversion = "1"\ndependencies = ["flask", 5]\n',
+    )
     err = fails(tmp_path, "pyproject.toml")
     assert "project.dependencies[1]" in err.message
 
@@ -225,10 +230,10 @@ def test_pyproject_invalid_toml_and_missing(tmp_path: Path) -> None:
 
 
 def test_several_inputs(tmp_path: Path) -> None:
-    write(tmp_path / "pyproject.toml",
-          '[project]\nname = "app"\nversion = "1"\ndependencies = ["six"]\n')
+    write(
+        tmp_path / "pyproject.toml",
+        '[project]\nname = "app"\nversion = "1"\ndependencies = ["six"]\n',
+    )
     write(tmp_path / "dev.in", "pytest\n")
     root = tmp_path.resolve()
-    assert check(tmp_path, "pyproject.toml", "dev.in") == [
-        root / "pyproject.toml", root / "dev.in"
-    ]
+    assert check(tmp_path, "pyproject.toml", "dev.in") == [root / "pyproject.toml", root / "dev.in"]

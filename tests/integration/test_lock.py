@@ -102,7 +102,7 @@ def parse_lock(text: str) -> dict[str, tuple[str, set[str]]]:
         assert current is not None, f"option before any pin: {line!r}"
         for word in stripped.rstrip("\\").split():
             assert word.startswith("--hash=sha256:"), f"unexpected text in a pin: {line!r}"
-            pins[current][1].add(word[len("--hash="):])
+            pins[current][1].add(word[len("--hash=") :])
     return pins
 
 
@@ -142,7 +142,11 @@ def test_lock_hashes_exactly_the_files_the_target_installs(
     ix = fresh_index
 
     assert versions(text) == {
-        "alpha": "1.0", "beta": "1.0", "delta": "1.0", "epsilon": "1.0", "gamma": "1.0"
+        "alpha": "1.0",
+        "beta": "1.0",
+        "delta": "1.0",
+        "epsilon": "1.0",
+        "gamma": "1.0",
     }
     # the wheel only where one fits: not alpha's sdist, not alpha 2.0 (Requires-Python)
     assert pins["alpha"][1] == ix.hashes("alpha-1.0-py3-none-any.whl")
@@ -154,9 +158,9 @@ def test_lock_hashes_exactly_the_files_the_target_installs(
     assert pins["epsilon"][1] == ix.hashes(EPSILON_311)
 
     assert header(text)["source-builds"] == "delta"
-    delta_block = text[text.index("delta==1.0"):text.index("epsilon==1.0")]
+    delta_block = text[text.index("delta==1.0") : text.index("epsilon==1.0")]
     assert "no wheel for this target: built from source" in delta_block
-    assert "built from source" not in text[text.index("epsilon==1.0"):]
+    assert "built from source" not in text[text.index("epsilon==1.0") :]
     assert "build from source: delta" in out.stdout
     assert "slim: 5 pins -> locks/slim.txt [written; resolved on host" in out.stdout
     # hashes come from the index's pages: wheelhouse itself downloads no file
@@ -169,21 +173,37 @@ def test_lock_hashes_exactly_the_files_the_target_installs(
         pytest.param("alpine", SLIM_311, {EPSILON_MUSL}, "delta", id="musl-cp311"),
         pytest.param("py313", PY313, {EPSILON_313}, "delta", id="glibc-cp313"),
         pytest.param(
-            "slim", SLIM_311 + 'no-binary = ["epsilon"]\n', {"epsilon-1.0.tar.gz"},
-            "delta epsilon", id="no-binary",
+            "slim",
+            SLIM_311 + 'no-binary = ["epsilon"]\n',
+            {"epsilon-1.0.tar.gz"},
+            "delta epsilon",
+            id="no-binary",
         ),
         pytest.param(
-            "old", 'extends = "slim"\npython-version = "3.11"\nlibc-version = "2.12"\n',
-            {"epsilon-1.0.tar.gz"}, "delta epsilon", id="glibc-too-old",
+            "old",
+            'extends = "slim"\npython-version = "3.11"\nlibc-version = "2.12"\n',
+            {"epsilon-1.0.tar.gz"},
+            "delta epsilon",
+            id="glibc-too-old",
         ),
     ],
 )
 def test_hashes_follow_the_targets_tags(
-    lk: Wheelhouse, local_index: LocalIndex, target: str, body: str, epsilon: set[str],
+    lk: Wheelhouse,
+    local_index: LocalIndex,
+    target: str,
+    body: str,
+    epsilon: set[str],
     source_builds: str,
 ) -> None:
-    configure(lk.project, local_index, "delta\nepsilon\n", resolver="uv",
-              targets={target: body}, default_targets=(target,))
+    configure(
+        lk.project,
+        local_index,
+        "delta\nepsilon\n",
+        resolver="uv",
+        targets={target: body},
+        default_targets=(target,),
+    )
     out = lk("lock")
     text = lock_text(lk, target)
     assert parse_lock(text)["epsilon"][1] == local_index.hashes(*epsilon)
@@ -191,9 +211,7 @@ def test_hashes_follow_the_targets_tags(
     assert f"build from source: {source_builds.replace(' ', ', ')}" in out.stdout
 
 
-def test_pip_and_uv_backends_write_identical_locks(
-    tmp_path: Path, local_index: LocalIndex
-) -> None:
+def test_pip_and_uv_backends_write_identical_locks(tmp_path: Path, local_index: LocalIndex) -> None:
     reqs = "alpha\nbeta\ndelta\nepsilon\nzeta\n"
     texts = {}
     for resolver in ("pip", "uv"):
@@ -206,7 +224,7 @@ def test_pip_and_uv_backends_write_identical_locks(
     assert texts["pip"] == texts["uv"]
     # and both carry the `# via` notes, multi-parent ones included
     assert "gamma==1.0" in texts["uv"]
-    gamma = texts["uv"][texts["uv"].index("gamma==1.0"):]
+    gamma = texts["uv"][texts["uv"].index("gamma==1.0") :]
     assert "#   beta" in gamma and "#   delta" in gamma
 
 
@@ -233,8 +251,17 @@ def test_lock_is_byte_identical_across_runs_and_folders(
         assert lock_text(wh) == text, "a lock made afresh differs from the first one"
         texts.append(text)
 
-        forbidden = [str(tmp_path), str(wh.project), sys.executable, sys.prefix,
-                     os.path.expanduser("~"), "/tmp/", "http://", "127.0.0.1", "wheels/"]
+        forbidden = [
+            str(tmp_path),
+            str(wh.project),
+            sys.executable,
+            sys.prefix,
+            os.path.expanduser("~"),
+            "/tmp/",
+            "http://",
+            "127.0.0.1",
+            "wheels/",
+        ]
         for word in forbidden:
             assert word not in text, f"{word!r} in the lock:\n{text}"
 
@@ -261,8 +288,12 @@ def test_py313_target_diverges_from_py311_without_a_container(
     lk: Wheelhouse, local_index: LocalIndex
 ) -> None:
     configure(
-        lk.project, local_index, "alpha\nbeta\nepsilon\n", resolver="uv",
-        targets={"py313": PY313, "slim": SLIM_311}, default_targets=("py313", "slim"),
+        lk.project,
+        local_index,
+        "alpha\nbeta\nepsilon\n",
+        resolver="uv",
+        targets={"py313": PY313, "slim": SLIM_311},
+        default_targets=("py313", "slim"),
     )
     out = lk("lock")
     py313, slim = lock_text(lk, "py313"), lock_text(lk, "slim")
@@ -276,10 +307,12 @@ def test_py313_target_diverges_from_py311_without_a_container(
     assert header(py313)["source-builds"] == "-"
 
     stdout = out.stdout.splitlines()
-    assert any(x.startswith("py313: 3 pins -> locks/py313.txt [written; resolved on uv")
-               for x in stdout), out.stdout
-    assert any(x.startswith("slim: 4 pins -> locks/slim.txt [written; resolved on uv")
-               for x in stdout), out.stdout
+    assert any(
+        x.startswith("py313: 3 pins -> locks/py313.txt [written; resolved on uv") for x in stdout
+    ), out.stdout
+    assert any(
+        x.startswith("slim: 4 pins -> locks/slim.txt [written; resolved on uv") for x in stdout
+    ), out.stdout
     assert "versions differ between targets:" in stdout
     assert "  alpha: py313 2.0, slim 1.0" in stdout
     assert "pinned in some targets only:" in stdout
@@ -293,8 +326,12 @@ def test_later_targets_align_with_the_first_where_they_can(
 ) -> None:
     """slim first: alpha 1.0 suits 3.13 too, so py313 keeps it rather than diverge."""
     configure(
-        lk.project, local_index, "alpha\n", resolver="uv",
-        targets={"slim": SLIM_311, "py313": PY313}, default_targets=("slim", "py313"),
+        lk.project,
+        local_index,
+        "alpha\n",
+        resolver="uv",
+        targets={"slim": SLIM_311, "py313": PY313},
+        default_targets=("slim", "py313"),
     )
     out = lk("lock")
     assert versions(lock_text(lk, "slim")) == {"alpha": "1.0"}
@@ -394,8 +431,12 @@ def test_check_passes_when_fresh_and_names_stale_locks(
 
 def test_check_names_only_the_stale_target(lk: Wheelhouse, local_index: LocalIndex) -> None:
     configure(
-        lk.project, local_index, "alpha\n", resolver="uv",
-        targets={"slim": SLIM_311, "py313": PY313}, default_targets=("slim", "py313"),
+        lk.project,
+        local_index,
+        "alpha\n",
+        resolver="uv",
+        targets={"slim": SLIM_311, "py313": PY313},
+        default_targets=("slim", "py313"),
     )
     lk("lock")
     toml = lk.project / "wheelhouse.toml"
@@ -410,8 +451,14 @@ def test_check_names_only_the_stale_target(lk: Wheelhouse, local_index: LocalInd
 def test_constraints_and_included_files_shape_the_lock_and_its_freshness(
     lk: Wheelhouse, local_index: LocalIndex
 ) -> None:
-    configure(lk.project, local_index, "-r base.in\n", resolver="uv",
-              targets={"py313": PY313}, default_targets=("py313",))
+    configure(
+        lk.project,
+        local_index,
+        "-r base.in\n",
+        resolver="uv",
+        targets={"py313": PY313},
+        default_targets=("py313",),
+    )
     toml = lk.project / "wheelhouse.toml"
     toml.write_text('constraints = ["constraints.txt"]\n' + toml.read_text())
     write(lk.project / "base.in", "alpha\n")
@@ -439,9 +486,24 @@ def pip_download(
 ) -> subprocess.CompletedProcess[str]:
     env = isolated_env(cache, XDG_CACHE_HOME=str(cache / "xdg"))
     return subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes",
-         "--index-url", index.url, "-r", str(lock), "-d", str(dest)],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--require-hashes",
+            "--index-url",
+            index.url,
+            "-r",
+            str(lock),
+            "-d",
+            str(dest),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -487,14 +549,14 @@ def test_index_without_hashes_hashes_only_the_chosen_files(
     assert pins["delta"][1] == fresh_index.hashes("delta-1.0.tar.gz")
     assert pins["epsilon"][1] == fresh_index.hashes(EPSILON_311)
     assert files_fetched_by_wheelhouse(fresh_index) == {
-        "alpha-1.0-py3-none-any.whl", "delta-1.0.tar.gz", "gamma-1.0-py3-none-any.whl",
+        "alpha-1.0-py3-none-any.whl",
+        "delta-1.0.tar.gz",
+        "gamma-1.0-py3-none-any.whl",
         EPSILON_311,
     }
 
 
-def test_html_and_json_pages_give_identical_locks(
-    tmp_path: Path, fresh_index: LocalIndex
-) -> None:
+def test_html_and_json_pages_give_identical_locks(tmp_path: Path, fresh_index: LocalIndex) -> None:
     texts = {}
     for serve_json in (True, False):
         fresh_index.serve_json = serve_json
@@ -503,8 +565,11 @@ def test_html_and_json_pages_give_identical_locks(
         configure(wh.project, fresh_index, "alpha\nbeta\ndelta\nepsilon\n")
         wh("lock")
         texts[serve_json] = lock_text(wh)
-        pages = {r.content_type for r in fresh_index.requests
-                 if r.user_agent.startswith("wheelhouse/") and r.path.count("/") == 3}
+        pages = {
+            r.content_type
+            for r in fresh_index.requests
+            if r.user_agent.startswith("wheelhouse/") and r.path.count("/") == 3
+        }
         assert pages == ({JSON_V1} if serve_json else {"text/html; charset=utf-8"}), pages
     assert texts[True] == texts[False]
 
@@ -528,14 +593,24 @@ def test_unreachable_index_fails_fast_with_exit_7(lk: Wheelhouse, tmp_path: Path
     ],
 )
 def test_lock_reaches_nothing_but_the_configured_index(
-    lk: Wheelhouse, local_index: LocalIndex, outside_network: RecordingProxy,
-    resolver: str, target: str, body: str,
+    lk: Wheelhouse,
+    local_index: LocalIndex,
+    outside_network: RecordingProxy,
+    resolver: str,
+    target: str,
+    body: str,
 ) -> None:
     """Hermetic: every byte comes from the index in wheelhouse.toml. A resolver that goes
     elsewhere (pip.conf's indexes, an interpreter download for another Python version)
     shows up as a request to the refusing proxy."""
-    configure(lk.project, local_index, "alpha\nbeta\ndelta\n", resolver=resolver,
-              targets={target: body}, default_targets=(target,))
+    configure(
+        lk.project,
+        local_index,
+        "alpha\nbeta\ndelta\n",
+        resolver=resolver,
+        targets={target: body},
+        default_targets=(target,),
+    )
     lk("lock", env=outside_network.env)
     assert outside_network.hosts == []
     assert (lk.project / "locks" / f"{target}.txt").is_file()
@@ -566,9 +641,21 @@ def test_fixture_sdist_builds_a_wheel_offline(local_index: LocalIndex, tmp_path:
     out = tmp_path / "out"
     env = isolated_env(tmp_path / "cache", XDG_CACHE_HOME=str(tmp_path / "xdg"))
     res = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "-w", str(out),
-         str(sdist)],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-index",
+            "-w",
+            str(out),
+            str(sdist),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert [p.name for p in out.iterdir()] == ["delta-1.0-py3-none-any.whl"]
