@@ -240,7 +240,7 @@ def pip_env(cache: Path, extra: dict[str, str]) -> dict[str, str]:
 # -- the benchmark ---------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one script, top to bottom: set up, run each tool, print the table
     p = argparse.ArgumentParser(
         description="Time wheelhouse build (cold and warm) against pip wheel and pip download "
         "on the same lock.",

@@ -191,7 +191,7 @@ def image_size(engine: str, ref: str) -> int:
 # -- the benchmark ----------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one script, top to bottom: set up, run each tool, print the table
     p = argparse.ArgumentParser(
         description="Build the example app's image three ways (single-stage pip, copy-wheels "
         "multi-stage, wheelhouse dockerfile): sizes, build and rebuild times."
