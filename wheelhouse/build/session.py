@@ -223,7 +223,7 @@ class BuildSession:
     ) -> tuple[Built, Source]:
         """The wheel of `sdist` for `target`: from the store ("cached"), else compiled
         ("built"); one process per key: a second run waits, then finds the first's."""
-        hit = self.store.pure(sdist.sha256)  # built for an earlier target: no builder needed
+        hit = self.cached(sdist.sha256, None)  # a pure wheel: no builder (or key) needed
         if hit is not None:
             return hit, "cached"
         recipe = self.recipes.get(pin.name)
