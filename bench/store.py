@@ -133,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         bb.run_checked("prime", [*wh, "build"], cwd=cwd, env=bb.wheelhouse_env(work / "prime"))
         shutil.rmtree(work / "prime", ignore_errors=True)
         output = project / "wheelhouse" / bb.TARGET
+        # the runners share one signing key, as a CI fleet does through its secret store:
+        # each trusts the others' build records (made by `cache pubkey` in its own cache)
+        bb.run_checked("key", [*wh, "cache", "pubkey"], cwd=cwd, env=bb.wheelhouse_env(work / "k"))
+        signing_key = {"WHEELHOUSE_SIGNING_KEY": str(work / "k" / "keys" / "signing.key")}
 
         def run(label: str, cache: Path, store: str | None) -> tuple[float, dict[str, int]]:
             shutil.rmtree(output, ignore_errors=True)
-            env = {**bb.wheelhouse_env(cache), **S3_ENV}
+            env = {**bb.wheelhouse_env(cache), **S3_ENV, **signing_key}
             argv = [*wh, *(["--store", store] if store else []), "build"]
             if store:
                 argv[3:3] = ["--set", f"store.endpoint-url={url}"]

@@ -109,6 +109,21 @@ class StoreSettings:
     timeout: float = 60.0  # seconds per connect / read, before a retry
 
 
+# an Ed25519 public key as `wheelhouse cache pubkey` prints it: 32 bytes, standard base64
+PUBLIC_KEY = re.compile(r"ed25519:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustSettings:
+    """Who signs this machine's build records and whose records it uses (`[trust]`).
+    Without a signing key, one is made on first use under the cache dir."""
+
+    signing_key_file: Path | None = None  # trust.signing-key, or WHEELHOUSE_SIGNING_KEY's path
+    signing_key_pem: str | None = None  # WHEELHOUSE_SIGNING_KEY's value, when it is the key
+    signing_key_source: str = ""  # where it was given, for messages
+    trusted_keys: tuple[str, ...] = ()  # "ed25519:<base64>", besides this machine's own
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     root: Path
@@ -125,6 +140,7 @@ class Config:
     default_targets: tuple[str, ...]
     targets: Mapping[str, Target]
     store: StoreSettings | None = None
+    trust: TrustSettings = field(default_factory=TrustSettings)
 
     def target(self, name: str) -> Target:
         try:
@@ -191,8 +207,10 @@ TOP_KEYS = (
     "index",
     "targets",
     "store",
+    "trust",
 )
 STORE_KEYS = ("url", "endpoint-url", "region", "timeout")
+TRUST_KEYS = ("signing-key", "trusted-keys")
 INDEX_KEYS = ("index-url", "extra-index-urls", "find-links")
 TARGET_KEYS = (
     "extends",
@@ -391,7 +409,11 @@ def load(
         source = "pyproject.toml [tool.wheelhouse]"
     raw = apply_overrides(raw, overrides)
     config = _build(root, source_path, source, raw, engine, env)
-    return replace(config, store=_store(raw, source, store or env.get("WHEELHOUSE_STORE")))
+    return replace(
+        config,
+        store=_store(raw, source, store or env.get("WHEELHOUSE_STORE")),
+        trust=_trust(raw, source, root, env),
+    )
 
 
 def _build(
@@ -529,6 +551,45 @@ def _store(raw: Mapping[str, Any], source: str, override: str | None) -> StoreSe
         region=r.text("region"),
         timeout=float(timeout),
     )
+
+
+def _trust(
+    raw: Mapping[str, Any], source: str, root: Path, env: Mapping[str, str]
+) -> TrustSettings:
+    """`[trust]`: `signing-key` (a key file; WHEELHOUSE_SIGNING_KEY, a path or the PEM
+    itself, overrides it) and `trusted-keys`, to which WHEELHOUSE_TRUSTED_KEYS adds. The
+    key files are read when a record is first signed or checked (store/signing.py)."""
+    r = TableReader(TableReader(raw, "", source).table_of("trust"), "trust", source)
+    r.check_keys(TRUST_KEYS)
+    keys = [
+        (f"{source}: trust.trusted-keys[{i}]", k) for i, k in enumerate(r.str_list("trusted-keys"))
+    ]
+    extra = env.get("WHEELHOUSE_TRUSTED_KEYS", "").replace(",", " ").split()
+    keys += [("WHEELHOUSE_TRUSTED_KEYS", k) for k in extra]
+    for where, key in keys:
+        if not PUBLIC_KEY.fullmatch(key):
+            raise ConfigError(
+                f"{where} = {key!r}: expected an Ed25519 public key (ed25519:<base64>)",
+                hint="copy it from `wheelhouse cache pubkey` on the machine that signs",
+            )
+    settings = TrustSettings(trusted_keys=tuple(dict.fromkeys(k for _, k in keys)))
+    given = env.get("WHEELHOUSE_SIGNING_KEY", "").strip()
+    if given.startswith("-----BEGIN"):
+        return replace(settings, signing_key_pem=given, signing_key_source="WHEELHOUSE_SIGNING_KEY")
+    if given:
+        where, path = "WHEELHOUSE_SIGNING_KEY", Path(given).expanduser()
+    elif (configured := r.text("signing-key")) is not None:
+        where, path = f"{source}: trust.signing-key", Path(configured).expanduser()
+        path = path if path.is_absolute() else root / path
+    else:
+        return settings
+    if not path.is_file():
+        raise ConfigError(
+            f"{where} = {str(path)!r}: no such file",
+            hint="point it at an Ed25519 private key in PEM (openssl genpkey -algorithm "
+            "ed25519), or unset it to sign with this machine's own key",
+        )
+    return replace(settings, signing_key_file=path, signing_key_source=where)
 
 
 def _user_cache_dir() -> Path:

@@ -121,3 +121,12 @@ class ServeError(WheelhouseError):
 
     exit_code = 16
     kind = "serve error"
+
+
+class UntrustedRecordError(WheelhouseError):
+    """A build record that no trusted key signed (`cache import`), or a cached source build
+    whose rebuild gives other bytes (`cache verify --rebuild`): evidence of tampering, or of
+    a package that does not build reproducibly. Nothing untrusted is ever used."""
+
+    exit_code = 18
+    kind = "untrusted record"

@@ -30,6 +30,8 @@ from fixtures_engine import RecordingBinary
 from fixtures_index import LocalIndex
 from fixtures_s3 import S3_ENV, MotoServer
 
+from wheelhouse.store.signing import new_private_pem
+
 pytestmark = [pytest.mark.docker]
 
 PINS = {"gamma", "delta", "epsilon"}  # a pure wheel, an sdist to build, a binary wheel
@@ -62,6 +64,7 @@ class Team:
     bucket: str
     a: Wheelhouse
     first: Any  # runner A's build
+    signing_key: str = ""  # the team's runners share one (a CI secret): each trusts the others
 
     def store_table(self, bucket: str | None = None, timeout: int = 3) -> str:
         return (
@@ -79,7 +82,7 @@ class Team:
         table = self.store_table() if store else ""
         write(project / "wheelhouse.toml", _config(self.index, self.images, engine, table))
         wh = Wheelhouse(project, self.root / f"{name}-cache")
-        wh.env.update(S3_ENV, COLUMNS="250")
+        wh.env.update(S3_ENV, COLUMNS="250", WHEELHOUSE_SIGNING_KEY=self.signing_key)
         return wh, engine
 
 
@@ -99,8 +102,9 @@ def team(
     engine = RecordingBinary(root / "a-engine", real=engine_bin)
     project = root / "a"
     wh = Wheelhouse(project, root / "a-cache")
-    wh.env.update(S3_ENV, COLUMNS="250")
-    team = Team(root, index, test_images, engine_bin, moto_server, bucket, wh, None)
+    key = new_private_pem()
+    wh.env.update(S3_ENV, COLUMNS="250", WHEELHOUSE_SIGNING_KEY=key)
+    team = Team(root, index, test_images, engine_bin, moto_server, bucket, wh, None, key)
     write(project / "wheelhouse.toml", _config(index, test_images, engine, team.store_table()))
     write(project / "requirements.in", "delta\nepsilon\n")
     wh("lock")

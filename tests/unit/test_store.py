@@ -185,7 +185,9 @@ def test_built_record_round_trip(store: Store) -> None:
     hit = store.built("k1")
     assert hit is not None and hit.blob == blob and hit.record == record
     on_disk = json.loads((store.root / "built/k1.json").read_text())
+    signature = on_disk.pop("signature")  # the store's envelope: the builder's signature
     assert on_disk == record.to_json() and on_disk["runtime_packages"] == ["libyaml-0-2"]
+    assert signature["alg"] == "ed25519" and signature["sig"]
     # rewriting a record replaces it whole
     store.record_built("k1", _record(blob, python="3.11.9"))
     hit = store.built("k1")
@@ -329,6 +331,7 @@ def _put_then_die(cache: str, data: bytes) -> None:
 def _record_then_die(cache: str) -> None:
     """`record_built`, killed by SIGKILL after writing the data, before the rename."""
     store = Store(Path(cache))
+    store.keyring.public_key()  # this machine's signing key, made (and synced) before
 
     def fsync(fd: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -65,6 +65,18 @@ class _Run:
         return self.result.stdout + self.result.stderr
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Made:
+    """A finished build: the wheel (in a temp folder of its own) and what went into it."""
+
+    wheel: Path
+    tag: str  # the builder image
+    requirements: list[str]
+    deps: Path  # the folder of build-dependency wheels
+    started: float
+    outcome: Outcome
+
+
 class Compiler:
     """Source builds for one target: its builder images, its build dependencies."""
 
@@ -81,6 +93,50 @@ class Compiler:
         """Build, check, store and record the wheel of `sdist`. `from_source` builds a
         build requirement that has no wheel (through the session, so it is cached too)."""
         log_path = self.store.log_path(input_key)
+        made = self._make(pin, sdist, recipe, log_path, from_source)
+        try:
+            check_wheel(pin, made.wheel, recipe, log_path)
+            blob = self.store.put(made.wheel, made.wheel.name)
+        finally:
+            shutil.rmtree(made.wheel.parent, ignore_errors=True)
+        base_id, info = self.images.base()
+        inputs = Inputs(
+            input_key=input_key,
+            target=self.target,
+            recipe=recipe,
+            image_tag=made.tag,
+            image_id=self.engine.image_id(made.tag),
+            base_id=base_id,
+            base=info,
+            requirements=made.requirements,
+            deps=made.deps,
+        )
+        record = provenance(
+            inputs=inputs,
+            wheel=blob,
+            sdist=sdist,
+            outcome=made.outcome,
+            family=self.images.family,
+            started=made.started,
+            log=log_path,
+        )
+        self.store.record_built(input_key, record)
+        if all(t.platform == "any" for t in parse_wheel_filename(blob.filename)[3]):
+            self.store.record_pure(sdist.sha256, input_key)
+        return Built(blob=blob, record=record)
+
+    def rebuild(
+        self, pin: Pin, sdist: Blob, recipe: Recipe | None, log: Path, from_source: FromSource
+    ) -> Path:
+        """Build `sdist` again exactly as `compile` does, into a folder of its own under
+        the store's tmp/ (the caller hashes the wheel and removes the folder): nothing
+        enters the store, and the entry it is compared with is left as it is."""
+        return self._make(pin, sdist, recipe, log, from_source).wheel
+
+    def _make(
+        self, pin: Pin, sdist: Blob, recipe: Recipe | None, log_path: Path, from_source: FromSource
+    ) -> _Made:
+        """The build itself, retried while the backend asks for more build requirements."""
         tag = self.images.ensure(recipe)
         static = static_build_requires(sdist.path)
         requirements = self.deps.requirements(sdist, recipe, static)
@@ -109,36 +165,14 @@ class Compiler:
             raise BuildError(f"{pin.spec}: build requirements kept changing; giving up")
         assert run.wheel is not None
         atomic_write(log_path, "\n".join(logs))
-        try:
-            check_wheel(pin, run.wheel, recipe, log_path)
-            blob = self.store.put(run.wheel, run.wheel.name)
-        finally:
-            shutil.rmtree(run.wheel.parent, ignore_errors=True)
-        base_id, info = self.images.base()
-        inputs = Inputs(
-            input_key=input_key,
-            target=self.target,
-            recipe=recipe,
-            image_tag=tag,
-            image_id=self.engine.image_id(tag),
-            base_id=base_id,
-            base=info,
+        return _Made(
+            wheel=run.wheel,
+            tag=tag,
             requirements=requirements,
             deps=deps,
-        )
-        record = provenance(
-            inputs=inputs,
-            wheel=blob,
-            sdist=sdist,
-            outcome=run.outcome,
-            family=self.images.family,
             started=started,
-            log=log_path,
+            outcome=run.outcome,
         )
-        self.store.record_built(input_key, record)
-        if all(t.platform == "any" for t in parse_wheel_filename(blob.filename)[3]):
-            self.store.record_pure(sdist.sha256, input_key)
-        return Built(blob=blob, record=record)
 
     def _env(self, recipe: Recipe | None) -> dict[str, str]:
         env = {

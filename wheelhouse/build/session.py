@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheelhouse.build.assemble import Output, Placed, Source, assemble
@@ -31,6 +32,7 @@ from wheelhouse.recipes import Recipe, Recipes
 from wheelhouse.simple import PAGE_TTL, IndexClient
 from wheelhouse.store import Blob, Built, Store
 from wheelhouse.store.maintain import RunCounts, record_run
+from wheelhouse.store.signing import Keyring
 
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
     from wheelhouse.build.compile import Compiler
@@ -166,7 +168,8 @@ class BuildSession:
     ) -> Iterator[BuildSession]:
         """The session, with the store held shared (a `cache prune` waits until this run
         has linked what it uses into its folders) and the index client open."""
-        store = Store(config.cache_dir)
+        keyring = Keyring.of(config)  # signs this run's records, checks what it reads
+        store = Store(config.cache_dir, keyring)
         ttl = PAGE_TTL
         with (
             store.in_use(),
@@ -176,7 +179,7 @@ class BuildSession:
             if config.store is not None:  # the shared store: read-through, write-behind
                 from wheelhouse.store.layered import open_layered
 
-                layered = open_layered(config.cache_dir, config.store)
+                layered = open_layered(config.cache_dir, config.store, keyring)
                 on_event("store", f"looking in {config.store.url}")
                 layered.prefetch(
                     h.removeprefix("sha256:")
@@ -238,6 +241,19 @@ class BuildSession:
                 return self.from_source(target, dep, dep_sdist, None)[0].blob
 
             return self.compiler(target).compile(pin, sdist, recipe, key, dependency), "built"
+
+    def rebuild(self, target: Target, pin: Pin, sdist: Blob) -> Path:
+        """The wheel of `sdist` built again for `target` the way `from_source` builds it,
+        into a temp folder (the caller removes it) and never into the store: `cache verify
+        --rebuild` compares it with what the store holds."""
+        recipe = self.recipes.get(pin.name)
+        key = self.build_key(target, sdist.sha256, recipe)
+
+        def dependency(dep: Pin, dep_sdist: Blob) -> Blob:
+            return self.from_source(target, dep, dep_sdist, None)[0].blob
+
+        log = self.store.log_path(f"{key}.rebuild")  # beside the entry's, not over it
+        return self.compiler(target).rebuild(pin, sdist, recipe, log, dependency)
 
     # -- plan ---------------------------------------------------------------------------
 

@@ -109,6 +109,8 @@ def _render_build(
         )
         for what in rs.corrupt:
             show.line(f"store: corrupt object ignored: {what}", err=True)
+        for what in rs.untrusted:
+            show.line(f"store: untrusted record ignored: {what}", err=True)
     _render_indexes(cfg, report.indexes, show.line)
 
 

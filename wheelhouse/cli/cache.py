@@ -54,10 +54,12 @@ def cache_export(obj: Context, target_names: tuple[str, ...], output: Path) -> N
     """Write the cache entries these targets' builds use as one tar.gz."""
     from wheelhouse.build.cachekey import wanted
     from wheelhouse.store.archive import export
+    from wheelhouse.store.signing import Keyring
 
     cfg = obj.config()
     targets = cfg.selected(split_names(target_names))
-    r = export(cfg.cache_dir, wanted(cfg, targets), output, targets=[t.name for t in targets])
+    names = [t.name for t in targets]
+    r = export(cfg.cache_dir, wanted(cfg, targets), output, targets=names, keyring=Keyring.of(cfg))
     click.echo(f"wrote {output}: {r.blobs} files, {r.records} build records, {human_size(r.size)}")
     for m in r.missing:
         click.echo(f"  not in the cache (build first): {m}", err=True)
@@ -65,13 +67,37 @@ def cache_export(obj: Context, target_names: tuple[str, ...], output: Path) -> N
 
 @cache_group.command("import")
 @click.argument("archive", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--drop-untrusted",
+    is_flag=True,
+    help="Leave out build records no trusted key signed (default: refuse the archive).",
+)
 @click.pass_obj
-def cache_import(obj: Context, archive: Path) -> None:
-    """Check an archive from `cache export` (every hash, every path) and add it to the cache."""
+def cache_import(obj: Context, archive: Path, drop_untrusted: bool) -> None:
+    """Check an archive from `cache export` (every hash, every path, every build record's
+    signature) and add it to the cache."""
     from wheelhouse.store.archive import import_archive
+    from wheelhouse.store.signing import Keyring
 
-    r = import_archive(obj.config().cache_dir, archive)
+    cfg = obj.config()
+    r = import_archive(
+        cfg.cache_dir, archive, keyring=Keyring.of(cfg), drop_untrusted=drop_untrusted
+    )
+    for what in r.dropped:
+        click.echo(f"untrusted record, not imported: {what}", err=True)
     click.echo(f"imported {archive}: {r.blobs} files, {r.records} build records")
+
+
+@cache_group.command("pubkey")
+@click.pass_obj
+def cache_pubkey(obj: Context) -> None:
+    """Print the public key this machine signs its build records with (made on first use),
+    for `[trust] trusted-keys` on the machines that should use its builds."""
+    from wheelhouse.store.signing import Keyring
+
+    keyring = Keyring.of(obj.config())
+    click.echo(keyring.public_key())
+    click.echo(f"key id {keyring.key_id()} (as messages name it)", err=True)
 
 
 @cache_group.command("prune")
@@ -100,17 +126,87 @@ def cache_prune(obj: Context, max_size: int | None, max_age: float | None) -> No
 
 
 @cache_group.command("verify")
+@click.option(
+    "--rebuild",
+    "sample",
+    is_flag=False,
+    flag_value="3",
+    default=None,
+    metavar="[N|all]",
+    help="Also rebuild N cached source builds picked at random (3 without N; all) in "
+    "their builder and compare the bytes: exit 18 when any differs.",
+)
 @click.pass_obj
-def cache_verify(obj: Context) -> None:
-    """Re-hash every entry; drop (and list) corrupt ones, which the next build replaces."""
+def cache_verify(obj: Context, sample: str | None) -> None:
+    """Re-hash every entry; drop (and list) corrupt ones and build records no trusted key
+    signed, which the next build replaces."""
     from wheelhouse.store import maintain
+    from wheelhouse.store.signing import Keyring
 
-    r = maintain.verify(obj.config().cache_dir)
+    count = _sample(sample)
+    cfg = obj.config()
+    r = maintain.verify(cfg.cache_dir, keyring=Keyring.of(cfg))
     for what in r.corrupt:
         click.echo(f"corrupt, dropped: {what}")
+    for what in r.untrusted:
+        click.echo(f"untrusted record, dropped: {what}")
     for what in r.records_dropped:
         click.echo(f"dangling record, dropped: {what}")
     click.echo(f"verified {r.checked} entries: {len(r.corrupt)} corrupt")
+    if sample is not None:
+        _rebuild(obj, count)
+
+
+def _sample(value: str | None) -> int | None:
+    """--rebuild's N: a count > 0, or None for all."""
+    if value is None or value == "all":
+        return None
+    if not value.isdigit() or int(value) == 0:
+        raise click.BadParameter(
+            f"{value!r}: expected a number > 0 or 'all'", param_hint="--rebuild"
+        )
+    return int(value)
+
+
+def _rebuild(obj: Context, count: int | None) -> None:
+    from wheelhouse.build.reproduce import rebuild_sample
+    from wheelhouse.errors import BuildError, UntrustedRecordError
+
+    def event(kind: str, msg: str) -> None:
+        if kind == "build" or verbose_logging():
+            click.echo(f"… {msg}", err=True)
+
+    r = rebuild_sample(obj.config(), engine=obj.engine_factory(), count=count, on_event=event)
+    for what in r.skipped:
+        click.echo(f"not rebuilt: {what}")
+    for b in r.results:
+        if b.same:
+            click.echo(f"reproduced: {b.record} ({b.wheel}, {b.target}): sha256 {b.cached}")
+        else:
+            click.echo(
+                f"MISMATCH: {b.record} ({b.wheel}, {b.target}): cached sha256 {b.cached}, "
+                f"rebuilt sha256 {b.rebuilt}"
+            )
+    for what in r.failed:
+        click.echo(f"rebuild failed: {what}", err=True)
+    bad = r.mismatched
+    click.echo(
+        f"rebuilt {len(r.results) + len(r.failed)} of {r.candidates} cached source builds: "
+        f"{len(r.results) - len(bad)} identical, {len(bad)} different, {len(r.failed)} failed"
+    )
+    if bad:
+        raise UntrustedRecordError(
+            f"{len(bad)} cached build(s) differ from their rebuild: "
+            + ", ".join(f"{b.wheel} ({b.record})" for b in bad),
+            hint="either the cached wheel was replaced after it was built (check who can "
+            "write to the cache and the signing key) or the package does not build "
+            "reproducibly; the entries were left as they are: delete them from "
+            f"{obj.config().cache_dir / 'store/built'} to build them again",
+        )
+    if r.failed:
+        raise BuildError(
+            f"{len(r.failed)} rebuild(s) failed", hint="see each failure above; rerun with -v"
+        )
 
 
 @cache_group.command("stats")

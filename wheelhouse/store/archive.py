@@ -6,8 +6,9 @@ records, and the image probes (so the importing side needs no container to plan)
 
 Import checks every member's name against a strict pattern (no traversal, no links,
 nothing but regular files), every file against the archive's manifest and every blob
-against its sha256, all before anything enters the cache, so a bad archive changes
-nothing.
+against its sha256, and every build record's signature against the trusted keys
+(store/signing.py: a self-consistent archive could otherwise map a build key to any
+wheel), all before anything enters the cache, so a bad archive changes nothing.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wheelhouse.errors import HashMismatchError, InputError
+from wheelhouse.errors import HashMismatchError, InputError, UntrustedRecordError
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.store.local import Store, sha256_file
 from wheelhouse.store.records import safe_filename
+from wheelhouse.store.signing import Keyring
 
 ARCHIVE_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -57,6 +59,7 @@ class ArchiveReport:
     records: int
     size: int
     missing: list[str] = field(default_factory=list)  # labels with nothing in the cache
+    dropped: list[str] = field(default_factory=list)  # untrusted records left out (import)
 
 
 # -- export -----------------------------------------------------------------------------
@@ -70,11 +73,17 @@ class _Selection:
 
 
 def export(
-    cache_dir: Path, wanted: Sequence[Wanted], dest: Path, *, targets: Sequence[str]
+    cache_dir: Path,
+    wanted: Sequence[Wanted],
+    dest: Path,
+    *,
+    targets: Sequence[str],
+    keyring: Keyring | None = None,
 ) -> ArchiveReport:
     """What `wanted` names, from the local store, with the image probes; `targets` (the
-    names of what it is for) goes into the manifest."""
-    store = Store(cache_dir)
+    names of what it is for) goes into the manifest. Only records a trusted key signed
+    go in (no build here uses the others, and an import would refuse them)."""
+    store = Store(cache_dir, keyring)
     picked = _select(store, wanted)
     probes = cache_dir / PROBES
     for p in probes.glob("*/*.json") if probes.is_dir() else ():
@@ -127,7 +136,8 @@ def _select_one(store: Store, sha: str, built: list[Path], out: _Selection) -> b
         out.files[f"blobs/{sha}/{blob.filename}"] = blob.path
         found = True
     for rec in built:
-        wheel = store.get_local(json.loads(rec.read_text())["sha256"])
+        doc = store.read_record("built", rec.stem)
+        wheel = store.get_local(str(doc["sha256"])) if doc else None
         if wheel is None:
             continue
         out.files[f"built/{rec.name}"] = rec
@@ -135,7 +145,7 @@ def _select_one(store: Store, sha: str, built: list[Path], out: _Selection) -> b
         out.records += 1
         found = True
     pure = store.record_path("pure", sha)
-    if pure.is_file():
+    if store.read_record("pure", sha) is not None:
         out.files[f"pure/{pure.name}"] = pure
     return found
 
@@ -174,9 +184,18 @@ class _Staged:
     member: re.Match[str]
 
 
-def import_archive(cache_dir: Path, archive: Path) -> ArchiveReport:
-    """All or nothing: every member is checked and staged first, then committed."""
-    store = Store(cache_dir)
+def import_archive(
+    cache_dir: Path,
+    archive: Path,
+    *,
+    keyring: Keyring | None = None,
+    drop_untrusted: bool = False,
+) -> ArchiveReport:
+    """All or nothing: every member is checked and staged first, then committed. A build
+    record no trusted key signed fails the whole import, unless `drop_untrusted` says to
+    leave such records out (their files are still added: a blob is only ever used under
+    its own sha256, by a lock or a trusted record that names it)."""
+    store = Store(cache_dir, keyring)
     staging = store.tempdir("import-")
     try:
         try:
@@ -186,10 +205,51 @@ def import_archive(cache_dir: Path, archive: Path) -> ArchiveReport:
         with tf:
             staged, listed = _stage(archive, tf, staging)
             _check(archive, staged, listed)
+        untrusted = _untrusted(store.keyring, staged)
+        if untrusted and not drop_untrusted:
+            raise _distrust(archive, untrusted)
+        for name in untrusted:
+            del staged[name]
         blobs, records = _commit(store, cache_dir, staged)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ArchiveReport(path=archive, blobs=blobs, records=records, size=archive.stat().st_size)
+    return ArchiveReport(
+        path=archive,
+        blobs=blobs,
+        records=records,
+        size=archive.stat().st_size,
+        dropped=[f"{n}: {why}" for n, why in sorted(untrusted.items())],
+    )
+
+
+def _untrusted(keyring: Keyring, staged: dict[str, _Staged]) -> dict[str, str]:
+    """The record members no trusted key signed as they are: name -> why."""
+    out = {}
+    for name, s in staged.items():
+        kind = s.member.group("rkind")
+        if kind is None:
+            continue
+        try:
+            doc = json.loads(s.path.read_bytes())
+        except ValueError:
+            doc = None
+        verdict = keyring.check(kind, s.member.group("key"), doc)
+        if not verdict.ok:
+            out[name] = verdict.why
+    return out
+
+
+def _distrust(archive: Path, untrusted: dict[str, str]) -> UntrustedRecordError:
+    shown = [f"  {name}: {why}" for name, why in sorted(untrusted.items())[:5]]
+    more = len(untrusted) - len(shown)
+    return UntrustedRecordError(
+        f"{archive}: {len(untrusted)} build record(s) not signed by a trusted key:\n"
+        + "\n".join(shown)
+        + (f"\n  ... and {more} more" if more > 0 else ""),
+        hint="nothing was imported. If the archive comes from a builder you trust, add its "
+        "public key (`wheelhouse cache pubkey` on that machine) to [trust] trusted-keys; "
+        "or import with --drop-untrusted to add its files without those records",
+    )
 
 
 def _stage(

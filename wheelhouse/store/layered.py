@@ -4,6 +4,10 @@ writing behind to it what it gains; the local store stays the source of truth fo
 Reads: a local miss asks the remote; what comes back is hash-checked (a blob against its
 key, a record's wheel against the record) before it enters the local store, so a corrupt
 or tampered object is reported and never used: the item is fetched or built as usual.
+A record is used only when a trusted key signed it (store/signing.py): anyone who can
+write to the bucket could otherwise map a build key to a wheel of their choosing. One
+that is unsigned or signed by an unknown key is reported, its wheel is not even
+downloaded, and the record this run builds replaces it.
 Writes: a blob is uploaded *before* it enters the local store and a record after its
 wheel, so a record never names a missing blob, and a failed upload leaves nothing local
 that a rerun would skip uploading.
@@ -22,9 +26,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wheelhouse.config import StoreSettings
-from wheelhouse.store.local import Store, sha256_file
+from wheelhouse.store.local import RecordKind, Store, sha256_file
 from wheelhouse.store.records import Blob, BuildRecord, Built
 from wheelhouse.store.s3 import S3Store
+from wheelhouse.store.signing import Keyring
 
 log = logging.getLogger("wheelhouse.s3")
 
@@ -49,6 +54,9 @@ class RemoteStore(Protocol):
 
     def upload_record(self, kind: str, key: str, record: dict[str, Any]) -> bool: ...
 
+    def distrust(self, kind: str, key: str) -> None:
+        """The record under this key was refused (untrusted): the next upload replaces it."""
+
 
 @dataclass(kw_only=True)
 class RemoteStats:
@@ -60,14 +68,17 @@ class RemoteStats:
     records_fetched: int = 0
     uploaded: int = 0
     corrupt: list[str] = field(default_factory=list)
+    untrusted: list[str] = field(default_factory=list)  # records no trusted key signed
 
 
 class LayeredStore(Store):
     """The local Store, reading through to a remote on a miss and writing what it gains
     to the remote. Planning, fetching and building use it exactly like a Store."""
 
-    def __init__(self, cache_dir: Path, remote: RemoteStore) -> None:
-        super().__init__(cache_dir)
+    def __init__(
+        self, cache_dir: Path, remote: RemoteStore, keyring: Keyring | None = None
+    ) -> None:
+        super().__init__(cache_dir, keyring)
         self.remote = remote
         self.stats = RemoteStats(url=remote.url)
         self._absent: set[str] = set()  # asked this run and not there: don't ask again
@@ -78,6 +89,23 @@ class LayeredStore(Store):
         with self._guard:
             self.stats.corrupt.append(what)
         log.warning("corrupt object in the store: %s", what)
+
+    def _trusted(self, kind: RecordKind, key: str) -> dict[str, Any] | None:
+        """The remote's record under `kind/key` when a trusted key signed it; else None,
+        and an untrusted one is reported (naming the object and the signer) and marked to
+        be replaced."""
+        doc = self.remote.fetch_record(kind, key)
+        if doc is None:
+            return None
+        verdict = self.keyring.check(kind, key, doc)
+        if verdict.ok:
+            return doc
+        what = f"{self.remote.url}/{kind}/{key}.json: {verdict.why}: not used"
+        with self._guard:
+            self.stats.untrusted.append(what)
+        log.warning("untrusted record in the store: %s", what)
+        self.remote.distrust(kind, key)
+        return None
 
     def _known_absent(self, name: str) -> bool:
         with self._guard:
@@ -115,9 +143,10 @@ class LayeredStore(Store):
         hit = super().built(key)
         if hit is not None or self._known_absent("built " + key):
             return hit
-        record = BuildRecord.from_json(self.remote.fetch_record("built", key))
+        doc = self._trusted("built", key)  # checked before its wheel is downloaded
+        record = BuildRecord.from_json(doc)
         blob = self.get(record.sha256) if record else None
-        if record is None or blob is None:
+        if doc is None or record is None or blob is None:
             self._mark_absent("built " + key)
             return None
         if blob.filename != record.filename:
@@ -125,19 +154,19 @@ class LayeredStore(Store):
             self._mark_absent("built " + key)
             return None
         self._count("records_fetched")
-        Store.record_built(self, key, record)
+        Store.put_record(self, "built", key, doc)  # as its builder signed it; not uploaded
         return Built(blob=blob, record=record)
 
     def pure(self, sdist_sha256: str) -> Built | None:
         hit = super().pure(sdist_sha256)
         if hit is not None or self._known_absent("pure " + sdist_sha256):
             return hit
-        record = self.remote.fetch_record("pure", sdist_sha256)
-        found = self.built(record["key"]) if record else None
-        if record is None or found is None:
+        doc = self._trusted("pure", sdist_sha256)
+        found = self.built(doc["key"]) if doc else None
+        if doc is None or found is None:
             self._mark_absent("pure " + sdist_sha256)
             return None
-        Store.record_pure(self, sdist_sha256, record["key"])
+        Store.put_record(self, "pure", sdist_sha256, doc)
         return found
 
     def prefetch(self, shas: Iterable[str], workers: int = 16) -> None:
@@ -162,17 +191,15 @@ class LayeredStore(Store):
             self._count("uploaded")
         return super().put(src, filename, sha256=digest)
 
-    def record_built(self, key: str, record: BuildRecord) -> None:
-        if self.remote.upload_record("built", key, record.to_json()):
+    def put_record(self, kind: RecordKind, key: str, doc: dict[str, Any]) -> None:
+        # uploaded before it is written here (after its wheel, by the callers' order)
+        if self.remote.upload_record(kind, key, doc):
             self._count("uploaded")
-        super().record_built(key, record)
-
-    def record_pure(self, sdist_sha256: str, key: str) -> None:
-        if self.remote.upload_record("pure", sdist_sha256, {"key": key}):
-            self._count("uploaded")
-        super().record_pure(sdist_sha256, key)
+        super().put_record(kind, key, doc)
 
 
-def open_layered(cache_dir: Path, settings: StoreSettings) -> LayeredStore:
+def open_layered(
+    cache_dir: Path, settings: StoreSettings, keyring: Keyring | None = None
+) -> LayeredStore:
     """The local store, layered over the configured remote one."""
-    return LayeredStore(cache_dir, S3Store(settings))
+    return LayeredStore(cache_dir, S3Store(settings), keyring)

@@ -4,11 +4,15 @@ Layout under the cache dir (all writes are temp + rename, so an interrupted run 
 only whole entries and stray temp files that the next run ignores):
 
     store/blobs/ab/<sha256>/<filename>   a file, named by its hash (and its real name)
-    store/built/<key>.json               build key -> {sha256, filename, provenance}
-    store/pure/<sdist-sha256>.json       an sdist known to build a pure wheel (any target)
+    store/built/<key>.json               build key -> {sha256, filename, provenance}, signed
+    store/pure/<sdist-sha256>.json       an sdist known to build a pure wheel (any target), signed
     store/logs/<key>.log                 the build log of that key
     store/locks/<key>.lock               one builder per key at a time (flock)
     store/tmp/                           downloads and builds in progress
+
+Records are signed by the builder that wrote them (store/signing.py) and read only when
+a trusted key signed them: one altered on disk, or written by an older version, is a
+miss (rebuilt and written again), never an error and never used.
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.store.records import Blob, BuildRecord, Built
+from wheelhouse.store.signing import Keyring
+
+log = logging.getLogger("wheelhouse.store")
 
 _BLOCK = 1 << 20
 
@@ -39,8 +47,11 @@ def sha256_file(path: Path) -> str:
 
 
 class Store:
-    def __init__(self, cache_dir: Path) -> None:
+    def __init__(self, cache_dir: Path, keyring: Keyring | None = None) -> None:
         self.root = cache_dir / "store"
+        # signs what this store records, checks what it reads; by default only this
+        # machine's own key (made on first use under the cache dir)
+        self.keyring = keyring or Keyring(cache_dir)
         self.tmp = self.root / "tmp"
         self.metadata = self.root / "metadata"  # a wheel's METADATA by its sha256 (index)
         for sub in ("blobs", "built", "pure", "logs", "locks", "tmp", "metadata"):
@@ -144,30 +155,40 @@ class Store:
 
     def built(self, key: str) -> Built | None:
         """The wheel built for this key (verified) and its provenance record."""
-        try:
-            record = BuildRecord.from_json(json.loads(self.record_path("built", key).read_text()))
-        except (OSError, ValueError):
-            return None
+        record = BuildRecord.from_json(self.read_record("built", key))
         if record is None:
-            return None  # not a record we wrote: a miss, rebuilt and overwritten
+            return None  # not a record we trust in this shape: a miss, rebuilt and overwritten
         blob = self.get(record.sha256)
         if blob is None:
             return None
         return Built(blob=blob, record=record)
 
     def record_built(self, key: str, record: BuildRecord) -> None:
-        text = json.dumps(record.to_json(), sort_keys=True)
-        atomic_write(self.record_path("built", key), text)
+        self.put_record("built", key, self.keyring.seal("built", key, record.to_json()))
 
     def pure(self, sdist_sha256: str) -> Built | None:
-        try:
-            key = json.loads(self.record_path("pure", sdist_sha256).read_text())["key"]
-        except (OSError, ValueError, KeyError):
-            return None
-        return self.built(key)
+        doc = self.read_record("pure", sdist_sha256)
+        key = doc.get("key") if doc else None
+        return self.built(key) if isinstance(key, str) else None
 
     def record_pure(self, sdist_sha256: str, key: str) -> None:
-        atomic_write(self.record_path("pure", sdist_sha256), json.dumps({"key": key}))
+        self.put_record("pure", sdist_sha256, self.keyring.seal("pure", sdist_sha256, {"key": key}))
+
+    def read_record(self, kind: RecordKind, key: str) -> dict[str, Any] | None:
+        """A record's JSON when a trusted key signed it as it is, else None (a miss)."""
+        try:
+            doc = json.loads(self.record_path(kind, key).read_text())
+        except (OSError, ValueError):
+            return None
+        verdict = self.keyring.check(kind, key, doc)
+        if not verdict.ok or not isinstance(doc, dict):
+            log.debug("%s/%s.json not used: %s", kind, key, verdict.why)
+            return None
+        return doc
+
+    def put_record(self, kind: RecordKind, key: str, doc: dict[str, Any]) -> None:
+        """Write a signed record as it is (this store's own, or one it checked)."""
+        atomic_write(self.record_path(kind, key), json.dumps(doc, sort_keys=True))
 
     def record_path(self, kind: RecordKind, key: str) -> Path:
         """The file of a built record (by input key) or a pure one (by sdist sha256)."""

@@ -1,6 +1,7 @@
 """Keeping the local store healthy: what a build records of its run, `prune` (age, size;
-least recently used first), `verify` (re-hash everything, drop what is corrupt) and
-`stats` (entries, size, the hit rate of the last build).
+least recently used first), `verify` (re-hash everything, drop what is corrupt or signed
+by no trusted key) and `stats` (entries, size, the hit rate of the last build). Rebuilding
+cached source builds to compare their bytes needs the builder: build/reproduce.py.
 
 A build records its hit/miss counts (`last-run.json`) and touches the blob folders it
 used (their mtime is the "last used" that prune sorts by; the file's own mtime is part
@@ -21,7 +22,8 @@ from pathlib import Path
 
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.store.layered import RemoteStats
-from wheelhouse.store.local import Store, sha256_file
+from wheelhouse.store.local import RecordKind, Store, sha256_file
+from wheelhouse.store.signing import Keyring
 
 LAST_RUN = "last-run.json"
 _STALE_TMP = 3600  # seconds: temp files older than this belong to runs that died
@@ -83,13 +85,14 @@ def _number(value: object) -> float:
 
 
 def _remote(doc: dict[str, object]) -> RemoteStats:
-    corrupt = doc.get("corrupt")
+    corrupt, untrusted = doc.get("corrupt"), doc.get("untrusted")
     return RemoteStats(
         url=str(doc.get("url", "")),
         blobs_fetched=_int(doc.get("blobs_fetched")),
         records_fetched=_int(doc.get("records_fetched")),
         uploaded=_int(doc.get("uploaded")),
         corrupt=[str(c) for c in corrupt] if isinstance(corrupt, list) else [],
+        untrusted=[str(c) for c in untrusted] if isinstance(untrusted, list) else [],
     )
 
 
@@ -157,14 +160,35 @@ class VerifyReport:
     checked: int
     corrupt: list[str] = field(default_factory=list)  # what was dropped, and why
     records_dropped: list[str] = field(default_factory=list)
+    untrusted: list[str] = field(default_factory=list)  # records no trusted key signed
 
 
-def verify(cache_dir: Path) -> VerifyReport:
-    """Re-hash every blob (ignoring stamps); drop corrupt ones and the records that
-    point at a missing blob. The next build fetches or builds them again."""
-    store = Store(cache_dir)
+def verify(cache_dir: Path, *, keyring: Keyring | None = None) -> VerifyReport:
+    """Re-hash every blob (ignoring stamps); drop corrupt ones, the records no trusted
+    key signed (builds never use them) and the records that point at a missing blob.
+    The next build fetches or builds them again."""
+    store = Store(cache_dir, keyring)
     with store.exclusive():  # builds finish linking first; new ones wait
-        return _verify(store)
+        untrusted = _drop_untrusted(store)
+        return dataclasses.replace(_verify(store), untrusted=untrusted)
+
+
+def _drop_untrusted(store: Store) -> list[str]:
+    dropped = []
+    kinds: tuple[RecordKind, ...] = ("built", "pure")
+    for kind in kinds:
+        for path in store.record_files(kind):
+            try:
+                doc = json.loads(path.read_text())
+            except (OSError, ValueError):
+                doc = None
+            verdict = store.keyring.check(kind, path.stem, doc)
+            if not verdict.ok:
+                path.unlink(missing_ok=True)
+                if kind == "built":
+                    store.log_path(path.stem).unlink(missing_ok=True)
+                dropped.append(f"{kind}/{path.name}: {verdict.why}")
+    return dropped
 
 
 def _verify(store: Store) -> VerifyReport:

@@ -1,6 +1,8 @@
 """What the store holds, as typed values: a stored file (Blob) and the provenance record
 of a built wheel (BuildRecord), the one shape every module passes around and the JSON
-written under store/built/, into S3 and into each manifest's `provenance`."""
+written under store/built/, into S3 and into each manifest's `provenance`. In the store
+the JSON also carries the builder's signature (store/signing.py), which the record itself
+does not hold."""
 
 from __future__ import annotations
 
@@ -125,9 +127,10 @@ class BuildRecord:
                 return None
             if not text["sha256"] or not text["filename"]:
                 return None
+            # "signature": the store's envelope (store/signing.py), not the record's
             known = {*text, "sdist", "build_env", "cuda", "builder_cuda", "recipe",
                      "build_requirements", "build_dependencies", "linked_libraries",
-                     "runtime_packages"}  # fmt: skip
+                     "runtime_packages", "signature"}  # fmt: skip
             return cls(
                 **text,
                 sdist=SdistRef(

@@ -6,8 +6,8 @@ Layout under `s3://bucket/prefix/` (every key content addressed or input address
 immutable: runners never overwrite each other's objects):
 
     blobs/<sha256>            a wheel or sdist; its file name in the object's metadata
-    built/<input-key>.json    the provenance record of the wheel built for that key
-    pure/<sdist-sha256>.json  {"key": ...}: this sdist builds a pure wheel (any target)
+    built/<input-key>.json    the provenance record of the wheel built for that key, signed
+    pure/<sdist-sha256>.json  {"key": ...}: this sdist builds a pure wheel (any target), signed
 
 Puts are conditional (`If-None-Match: *`) where the service supports it; elsewhere a HEAD
 first, which is safe because equal keys hold equal bytes.
@@ -306,6 +306,9 @@ class S3Store:
             self.on_corrupt(f"{self.bucket.url(rel)} is not a {kind} record: not used")
             return None
         return record
+
+    def distrust(self, kind: str, key: str) -> None:
+        self._corrupt.add(f"{kind}/{key}.json")  # replaced, like a corrupt object
 
     def upload_record(self, kind: str, key: str, record: dict[str, Any]) -> bool:
         rel = f"{kind}/{key}.json"
