@@ -32,7 +32,7 @@ from packaging.version import Version
 from wheelhouse import __version__
 from wheelhouse.config import IndexSettings
 from wheelhouse.errors import HashMismatchError, IndexUnreachableError
-from wheelhouse.fsutil import atomic_write
+from wheelhouse.fsutil import atomic_write, writing
 
 if TYPE_CHECKING:  # requests costs ~50 ms to import; a warm lock never needs it
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -410,7 +410,7 @@ class IndexClient:
     def download(self, link: FileLink, dest: Path, *, expected: str, what: str) -> None:
         """Download `link` to `dest`, failing closed unless its bytes hash to `expected`
         (what a lock or a pin allows). `what` names it in the error."""
-        with dest.open("wb") as out:
+        with writing(dest), dest.open("wb") as out:
             actual = self._stream(link, out.write)
         if actual != expected:
             dest.unlink(missing_ok=True)

@@ -65,12 +65,28 @@ def cache_export(obj: Context, target_names: tuple[str, ...], output: Path) -> N
 
 @cache_group.command("import")
 @click.argument("archive", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--max-size",
+    type=size_type(),
+    help="Refuse an archive that unpacks to more than this (default 20G).",
+)
+@click.option(
+    "--max-ratio",
+    type=click.IntRange(min=1),
+    help="Refuse an archive that unpacks to more than this many times its size (default 100).",
+)
 @click.pass_obj
-def cache_import(obj: Context, archive: Path) -> None:
-    """Check an archive from `cache export` (every hash, every path) and add it to the cache."""
-    from wheelhouse.store.archive import import_archive
+def cache_import(obj: Context, archive: Path, max_size: int | None, max_ratio: int | None) -> None:
+    """Check an archive from `cache export` (every hash, every path, its unpacked size) and
+    add it to the cache."""
+    from wheelhouse.store.archive import ImportLimits, import_archive
 
-    r = import_archive(obj.config().cache_dir, archive)
+    default = ImportLimits()
+    limits = ImportLimits(
+        max_size=default.max_size if max_size is None else int(max_size),
+        max_ratio=default.max_ratio if max_ratio is None else max_ratio,
+    )
+    r = import_archive(obj.config().cache_dir, archive, limits=limits)
     click.echo(f"imported {archive}: {r.blobs} files, {r.records} build records")
 
 

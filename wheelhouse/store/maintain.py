@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.store.layered import RemoteStats
-from wheelhouse.store.local import Store, sha256_file
+from wheelhouse.store.local import Store, drop, sha256_file
 
 LAST_RUN = "last-run.json"
 _STALE_TMP = 3600  # seconds: temp files older than this belong to runs that died
@@ -108,7 +109,12 @@ def record_run(
     doc: dict[str, object] = {"finished": now, **dataclasses.asdict(counts)}
     if remote is not None:
         doc["remote"] = dataclasses.asdict(remote)
-    atomic_write(cache_dir / LAST_RUN, json.dumps(doc, sort_keys=True))
+    try:
+        atomic_write(cache_dir / LAST_RUN, json.dumps(doc, sort_keys=True))
+    except OSError as e:
+        # a read-only cache serves a warm build; only `cache stats` misses this run
+        if e.errno not in (errno.EROFS, errno.EACCES):
+            raise
 
 
 # -- stats ------------------------------------------------------------------------------
@@ -168,14 +174,16 @@ def verify(cache_dir: Path) -> VerifyReport:
 
 
 def _verify(store: Store) -> VerifyReport:
-    corrupt = []
-    checked = 0
+    corrupt = _wrong_types(store)
+    checked = len(corrupt)
     for folder in store.blob_folders():
         checked += 1
         files = [p for p in folder.iterdir() if not p.name.startswith(".")]
         bad = None
         if len(files) != 1:
             bad = f"{len(files)} files"
+        elif not files[0].is_file():
+            bad = f"{files[0].name} is a folder, not a file"
         elif (actual := sha256_file(files[0])) != folder.name:
             bad = f"{files[0].name} has sha256 {actual}"
         if bad:
@@ -184,6 +192,25 @@ def _verify(store: Store) -> VerifyReport:
         else:
             store.mark_verified(files[0])
     return VerifyReport(checked=checked, corrupt=corrupt, records_dropped=_drop_dangling(store))
+
+
+def _wrong_types(store: Store) -> list[str]:
+    """Drop what has the wrong type for its place: a file where a blob's folder (or the
+    folder of blobs by their first two hex digits) should be, a folder in a record's
+    place. Each is reported; the next build fetches or builds it again."""
+    found = []
+    blobs = store.root / "blobs"
+    places = [*blobs.iterdir(), *blobs.glob("*/*")]
+    for path in places:
+        if not path.is_dir():
+            found.append(f"blobs/{path.relative_to(blobs)}: a file where a folder should be")
+            drop(path)
+    for kind in ("built", "pure"):
+        for path in (store.root / kind).iterdir():
+            if path.is_dir():
+                found.append(f"{kind}/{path.name}: a folder where a record should be")
+                drop(path)
+    return found
 
 
 def _drop_dangling(store: Store) -> list[str]:
@@ -199,7 +226,7 @@ def _drop_dangling(store: Store) -> list[str]:
         if ok:
             live.add(path.stem)
         else:
-            path.unlink(missing_ok=True)
+            drop(path)
             store.log_path(path.stem).unlink(missing_ok=True)
             dropped.append(f"built/{path.name}")
     for path in store.record_files("pure"):
@@ -208,7 +235,7 @@ def _drop_dangling(store: Store) -> list[str]:
         except (OSError, ValueError, KeyError, TypeError):
             ok = False
         if not ok:
-            path.unlink(missing_ok=True)
+            drop(path)
             dropped.append(f"pure/{path.name}")
     return dropped
 
