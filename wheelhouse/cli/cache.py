@@ -139,6 +139,8 @@ def cache_stats(obj: Context) -> None:
     s = maintain.stats(cfg.cache_dir)
     click.echo(f"cache: {cfg.cache_dir}")
     click.echo(f"entries: {s.blobs} files, {s.built} build records, {human_size(s.size)}")
+    if s.pending_uploads:
+        click.echo(f"pending uploads: {s.pending_uploads} (the next build with the store retries)")
     last = s.last_run
     if last is None:
         click.echo("last build: none recorded")

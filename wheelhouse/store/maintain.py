@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wheelhouse.fsutil import atomic_write
-from wheelhouse.store.layered import RemoteStats
+from wheelhouse.store.layered import RemoteStats, pending_uploads
 from wheelhouse.store.local import Store, drop, sha256_file
 
 LAST_RUN = "last-run.json"
@@ -84,13 +84,16 @@ def _number(value: object) -> float:
 
 
 def _remote(doc: dict[str, object]) -> RemoteStats:
-    corrupt = doc.get("corrupt")
+    corrupt, pending, error = doc.get("corrupt"), doc.get("pending"), doc.get("upload_error")
     return RemoteStats(
         url=str(doc.get("url", "")),
         blobs_fetched=_int(doc.get("blobs_fetched")),
         records_fetched=_int(doc.get("records_fetched")),
         uploaded=_int(doc.get("uploaded")),
         corrupt=[str(c) for c in corrupt] if isinstance(corrupt, list) else [],
+        pending=[str(c) for c in pending] if isinstance(pending, list) else [],
+        retried=_int(doc.get("retried")),
+        upload_error=error if isinstance(error, str) else None,
     )
 
 
@@ -126,6 +129,7 @@ class Stats:
     built: int
     size: int
     last_run: LastRun | None
+    pending_uploads: int = 0  # objects the shared store still lacks: the next build uploads
 
     @property
     def hit_rate(self) -> float | None:
@@ -152,6 +156,7 @@ def stats(cache_dir: Path) -> Stats:
         built=len(store.record_files("built")),
         size=_tree_size(store.root),
         last_run=last,
+        pending_uploads=len(pending_uploads(store.root)),
     )
 
 
