@@ -219,6 +219,21 @@ def test_a_read_only_cache_serves_a_warm_build_and_names_itself_for_a_cold_one(
         assert "WHEELHOUSE_CACHE_DIR" in err
 
 
+def test_read_only_locks_and_index_folders_are_named(
+    wh: Wheelhouse, project: Path, index: LocalIndex
+) -> None:
+    _project(project, index, {ALPHA: wheel_bytes("alpha", "1.0")}, extra='resolver = "uv"')
+    (project / "locks/slim.txt").unlink()
+    with tmpfs(project / "locks", "1m", read_only=True):
+        err = _clean(wh("lock", check=False), 20)
+        assert f"{project / 'locks/slim.txt'}: the filesystem is read-only" in err
+    wh("lock")
+    wh("build", "--no-index")
+    with tmpfs(project / "wheelhouse/slim/simple", "1m", read_only=True):
+        err = _clean(wh("index", check=False), 20)
+        assert f"{project / 'wheelhouse/slim/simple'}/" in err and "read-only" in err
+
+
 # -- files that are not UTF-8 ---------------------------------------------------------------
 
 
