@@ -163,7 +163,7 @@ def _read(
 
 def _bad_member(data: bytes, zf: zipfile.ZipFile) -> str | None:
     """The first member whose bytes fail their CRC (or size), as zipfile's testzip()
-    finds it, at half its cost for a wheel in memory: each member is inflated straight
+    finds it, at less than half its cost for a wheel in memory: each member is inflated straight
     from `data`, without a file object per member."""
     import zipfile
     import zlib
