@@ -7,7 +7,8 @@ read-only: small tmpfs mounts and read-only bind mounts made by the test (root c
 through chmod 0555, not through a read-only mount), each unmounted in a `finally`. The
 builds need no container: every pin has a wheel, and libc-version is set.
 
-The same faults function by function are in tests/unit/test_faults_errors.py."""
+The same faults function by function are in tests/unit/test_faults_errors_unit.py (a name of
+its own: pytest imports both layers' files as top-level modules)."""
 
 from __future__ import annotations
 
