@@ -5,6 +5,9 @@ Exit codes are part of the CLI contract (CI scripts branch on them), so never re
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class WheelhouseError(Exception):
     """Base for errors the user can act on. ``hint`` says what to do next."""
@@ -130,3 +133,69 @@ class UntrustedRecordError(WheelhouseError):
 
     exit_code = 18
     kind = "untrusted record"
+
+
+class FilesystemError(WheelhouseError):
+    """A file or folder wheelhouse writes cannot be written: the disk is full (or the
+    quota spent), the filesystem is read-only, or permission is denied. Names the path;
+    nothing half-written is left behind."""
+
+    exit_code = 20
+    kind = "filesystem error"
+
+
+# errno -> what it means for a path wheelhouse writes (the ones a user can cause or meet)
+_FS_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the filesystem is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+FS_ERRNOS = frozenset(_FS_REASONS)
+
+
+def filesystem_error(err: OSError, *, cache_dir: Path | None = None) -> FilesystemError | None:
+    """The FilesystemError an OSError means, or None when it is no filesystem's refusal
+    (a socket's, say). The path is the one being written: an OSError of two paths (a
+    rename, a link, a copy) names its destination second."""
+    path = err.filename2 if err.filename2 is not None else err.filename
+    reason = _FS_REASONS.get(err.errno or 0)
+    if reason is None and path is None:
+        return None
+    reason = reason or (err.strerror or str(err)).lower()
+    where = str(path) if path is not None else "a file or folder"
+    in_cache = path is not None and cache_dir is not None and _under(Path(path), cache_dir)
+    message = f"{where} (in the cache, {cache_dir}): {reason}" if in_cache else f"{where}: {reason}"
+    return FilesystemError(message, hint=_fs_hint(err.errno, in_cache=in_cache))
+
+
+def _under(path: Path, folder: Path) -> bool:
+    try:
+        path.absolute().relative_to(folder.absolute())
+    except ValueError:
+        return False
+    return True
+
+
+def _fs_hint(code: int | None, *, in_cache: bool) -> str:
+    elsewhere = (
+        "point WHEELHOUSE_CACHE_DIR (or cache-dir in wheelhouse.toml) at another folder"
+        if in_cache
+        else "run in a copy of the project on a disk that has room and is writable"
+    )
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        free = "free space there (`wheelhouse cache prune --max-size 5G` shrinks the cache)"
+        return f"{free if in_cache else 'free space on that disk'}, or {elsewhere}"
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"make it writable for this user, or {elsewhere}"
+    return f"check that path, or {elsewhere}"
+
+
+def not_utf8(label: str, err: UnicodeDecodeError, kind: type[WheelhouseError]) -> WheelhouseError:
+    """`kind` (ConfigError for config and recipes, InputError for requirements and locks)
+    for a file that is not UTF-8, naming the first byte that is not."""
+    return kind(
+        f"{label}: not UTF-8 at byte {err.start}",
+        hint="save it as UTF-8 (most editors: save with encoding, UTF-8)",
+    )

@@ -3,29 +3,50 @@ interrupted run) see the old file or the new one, never half of one."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from wheelhouse.errors import FS_ERRNOS
+
+
+@contextmanager
+def writing(path: Path | str) -> Iterator[None]:
+    """A filesystem's refusal (full, read-only, not permitted) raised inside names `path`,
+    what is being written: a write() that meets a full disk names nothing, and a temp
+    file's name means nothing to the user."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in FS_ERRNOS:
+            e.filename, e.filename2 = str(path), None
+        raise
 
 
 def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.chmod(mode)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with writing(path):
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.chmod(mode)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 COMPLETE = ".complete"
+# os.link's "not here": another filesystem, or one without hard links
+_CROSS_DEVICE = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP}
 
 
 def publish_dir(tmp: Path, dest: Path) -> Path:
@@ -53,12 +74,19 @@ def link_into(src: Path, folder: Path, name: str) -> Path:
     if dest.exists() and dest.stat().st_ino == src.stat().st_ino:
         return dest
     tmp = folder / f".{name}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)  # no copy: the folder shares the store's bytes
-    except OSError:  # another filesystem
-        shutil.copyfile(src, tmp)
-    tmp.replace(dest)
+    with writing(dest):
+        tmp.unlink(missing_ok=True)
+        try:
+            try:
+                os.link(src, tmp)  # no copy: the folder shares the store's bytes
+            except OSError as e:
+                if e.errno not in _CROSS_DEVICE:
+                    raise
+                shutil.copyfile(src, tmp)  # another filesystem
+            tmp.replace(dest)
+        except BaseException:  # a full or read-only folder: no partial copy left there
+            tmp.unlink(missing_ok=True)
+            raise
     # rename() is a no-op when both names are links to one file (another run placed the
     # same file meanwhile): the temp name would stay behind
     tmp.unlink(missing_ok=True)

@@ -32,7 +32,7 @@ from packaging.version import Version
 from wheelhouse import __version__
 from wheelhouse.config import IndexSettings
 from wheelhouse.errors import HashMismatchError, IndexUnreachableError
-from wheelhouse.fsutil import atomic_write
+from wheelhouse.fsutil import atomic_write, writing
 
 if TYPE_CHECKING:  # requests costs ~50 ms to import; a warm lock never needs it
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -410,8 +410,18 @@ class IndexClient:
     def download(self, link: FileLink, dest: Path, *, expected: str, what: str) -> None:
         """Download `link` to `dest`, failing closed unless its bytes hash to `expected`
         (what a lock or a pin allows). `what` names it in the error."""
-        with dest.open("wb") as out:
-            actual = self._stream(link, out.write)
+        with writing(dest):
+            out = dest.open("wb")
+
+        def sink(block: bytes) -> None:
+            with writing(dest):  # a full disk names the file, not the index's side
+                out.write(block)
+
+        try:
+            actual = self._stream(link, sink)
+        finally:
+            with writing(dest):  # close() writes what is buffered
+                out.close()
         if actual != expected:
             dest.unlink(missing_ok=True)
             raise HashMismatchError(

@@ -9,15 +9,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from wheelhouse.errors import ConfigError
+from wheelhouse.errors import ConfigError, not_utf8
 
 
 def read_toml(path: Path, shown: str | None = None) -> dict[str, Any]:
     """A TOML file as a dict; errors name it as `shown` (default: its path)."""
     label = shown or str(path)
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        text = path.read_bytes().decode("utf-8")
+        return tomllib.loads(text)
+    except UnicodeDecodeError as e:
+        raise not_utf8(label, e, ConfigError) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(
             f"{label}: not valid TOML: {e}", hint="fix the syntax at that line"

@@ -32,6 +32,7 @@ from wheelhouse.config import Config, Target
 from wheelhouse.engine import FIND_PYTHON, Engine, Mount, staging_dir
 from wheelhouse.errors import BuildError
 from wheelhouse.fsutil import atomic_write
+from wheelhouse.index import WheelRefused, inspect_wheel
 from wheelhouse.lock.lockfile import Pin
 from wheelhouse.recipes import Recipe
 from wheelhouse.store import Blob, Built, Store
@@ -235,7 +236,16 @@ def _outcome(stdout: str) -> Outcome:
 
 
 def check_wheel(pin: Pin, wheel: Path, recipe: Recipe | None, log: Path) -> None:
-    """A platform wheel must contain compiled code; recipes' checks must pass."""
+    """The wheel passes the one wheel inspection (what the index and the server's uploads
+    ask: safe member names, CRCs, METADATA naming this release); a platform wheel must
+    contain compiled code; recipes' checks must pass."""
+    try:
+        inspect_wheel(wheel)
+    except WheelRefused as exc:
+        raise BuildError(
+            f"{pin.spec}: the built wheel {wheel.name} {exc.message}",
+            hint=f"{exc.hint}; the build log: {log}",
+        ) from None
     tags = parse_wheel_filename(wheel.name)[3]
     with zipfile.ZipFile(wheel) as z:
         members = z.namelist()

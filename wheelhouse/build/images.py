@@ -11,7 +11,7 @@ from importlib import resources
 
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine, ImageInfo, NoPythonError
-from wheelhouse.errors import BuildError
+from wheelhouse.errors import BuildError, ConfigError, not_utf8
 from wheelhouse.recipes import Recipe
 from wheelhouse.store import Store
 
@@ -20,7 +20,10 @@ def dockerfile_text(config: Config) -> str:
     """The project's own Dockerfile.builder overrides the shipped one."""
     own = config.root / "Dockerfile.builder"
     if own.is_file():
-        return own.read_text()
+        try:
+            return own.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise not_utf8(config.rel(own), e, ConfigError) from None
     return resources.files("wheelhouse").joinpath("_data/Dockerfile.builder").read_text()
 
 

@@ -106,11 +106,20 @@ def _render_build(
         show.line(
             f"store {rs.url}: {rs.blobs_fetched} files and {rs.records_fetched} build records "
             f"fetched, {rs.uploaded} objects uploaded"
+            + (f" ({rs.retried} left pending by earlier runs)" if rs.retried else "")
         )
         for what in rs.corrupt:
             show.line(f"store: corrupt object ignored: {what}", err=True)
         for what in rs.untrusted:
             show.line(f"store: untrusted record ignored: {what}", err=True)
+        if rs.pending:
+            shown = ", ".join(rs.pending[:3]) + (" …" if len(rs.pending) > 3 else "")
+            show.line(
+                f"warning: store {rs.url}: {len(rs.pending)} objects not uploaded ({shown}): "
+                f"{rs.upload_error or 'the store failed'}. They are kept in the cache; the "
+                "next build with the store uploads them",
+                err=True,
+            )
     _render_indexes(cfg, report.indexes, show.line)
 
 

@@ -72,16 +72,41 @@ def cache_export(obj: Context, target_names: tuple[str, ...], output: Path) -> N
     is_flag=True,
     help="Leave out build records no trusted key signed (default: refuse the archive).",
 )
+@click.option(
+    "--max-size",
+    type=size_type(),
+    help="Refuse an archive that unpacks to more than this (default 20G).",
+)
+@click.option(
+    "--max-ratio",
+    type=click.IntRange(min=1),
+    help="Refuse an archive that unpacks to more than this many times its size (default 100).",
+)
 @click.pass_obj
-def cache_import(obj: Context, archive: Path, drop_untrusted: bool) -> None:
+def cache_import(
+    obj: Context,
+    archive: Path,
+    drop_untrusted: bool,
+    max_size: int | None,
+    max_ratio: int | None,
+) -> None:
     """Check an archive from `cache export` (every hash, every path, every build record's
-    signature) and add it to the cache."""
-    from wheelhouse.store.archive import import_archive
+    signature, its unpacked size) and add it to the cache."""
+    from wheelhouse.store.archive import ImportLimits, import_archive
     from wheelhouse.store.signing import Keyring
 
     cfg = obj.config()
+    default = ImportLimits()
+    limits = ImportLimits(
+        max_size=default.max_size if max_size is None else int(max_size),
+        max_ratio=default.max_ratio if max_ratio is None else max_ratio,
+    )
     r = import_archive(
-        cfg.cache_dir, archive, keyring=Keyring.of(cfg), drop_untrusted=drop_untrusted
+        cfg.cache_dir,
+        archive,
+        keyring=Keyring.of(cfg),
+        drop_untrusted=drop_untrusted,
+        limits=limits,
     )
     for what in r.dropped:
         click.echo(f"untrusted record, not imported: {what}", err=True)
@@ -219,6 +244,8 @@ def cache_stats(obj: Context) -> None:
     s = maintain.stats(cfg.cache_dir)
     click.echo(f"cache: {cfg.cache_dir}")
     click.echo(f"entries: {s.blobs} files, {s.built} build records, {human_size(s.size)}")
+    if s.pending_uploads:
+        click.echo(f"pending uploads: {s.pending_uploads} (the next build with the store retries)")
     last = s.last_run
     if last is None:
         click.echo("last build: none recorded")

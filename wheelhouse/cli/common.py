@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from wheelhouse import config as config_mod
-from wheelhouse.errors import WheelhouseError
+from wheelhouse.errors import WheelhouseError, filesystem_error
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
@@ -39,6 +39,10 @@ class Context:
             )
         return self._config
 
+    def loaded_cache_dir(self) -> Path | None:
+        """The cache folder, when the config is loaded (an error's hint says which it is)."""
+        return self._config.cache_dir if self._config is not None else None
+
     def engine_factory(self) -> Callable[[], Engine]:
         cfg = self.config()
 
@@ -61,13 +65,22 @@ def fail(err: WheelhouseError) -> NoReturn:
 
 
 class Group(click.Group):
-    """Turns WheelhouseError into a message and its exit code, never a traceback."""
+    """Turns WheelhouseError into a message and its exit code, never a traceback; and a
+    filesystem's refusal anywhere (a full disk, a read-only folder) into a FilesystemError
+    naming the path: one translation here, not one per write."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except WheelhouseError as err:
             fail(err)
+        except OSError as err:
+            obj = ctx.find_object(Context)
+            cache_dir = obj.loaded_cache_dir() if obj is not None else None
+            mapped = filesystem_error(err, cache_dir=cache_dir)
+            if mapped is None:
+                raise
+            fail(mapped)
         except KeyboardInterrupt:
             click.echo("wheelhouse: interrupted", err=True)
             sys.exit(130)

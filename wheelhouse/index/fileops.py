@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from wheelhouse.fsutil import atomic_write
+from wheelhouse.fsutil import atomic_write, writing
 
 TMP = ".tmp"  # the suffix of every temp file a run writes
 LOCK_NAME = ".index.lock"
@@ -39,6 +39,12 @@ class FileWriter:
     def write(self, dest: str, data: bytes, *, track: bool = True) -> None:
         folder, _, name = dest.rpartition("/")
         tmp = f"{folder}/.{name}.{self._pid}.{next(self._names)}{TMP}"
+        with writing(dest):
+            self._replace(tmp, dest, data)
+        if track:
+            self.written.append(dest)
+
+    def _replace(self, tmp: str, dest: str, data: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             try:
@@ -54,8 +60,6 @@ class FileWriter:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # noqa: PTH108
             raise
-        if track:
-            self.written.append(dest)
 
     def fsync(self) -> None:
         """fsync what was written: one by one for a few files, else one sync()."""

@@ -208,12 +208,9 @@ def _read_wheel(found: Found) -> None:
         metadata=metadata,
     )
     if cached is not None and metadata is None:
-        try:
+        # a cache: one that cannot be written (read-only, full) costs a read next time
+        with contextlib.suppress(OSError):
             write_small(cached, info.metadata, durable=False)
-        except OSError as exc:
-            raise WheelRefused(
-                f"cannot be read: {exc}", "check the file and its permissions"
-            ) from None
     found.metadata = info.metadata
     found.fresh = True
     found.rec = [

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from wheelhouse.errors import InputError
+from wheelhouse.errors import InputError, not_utf8
 
 # pip requirement-file options that are harmless to a resolver. Index options are not
 # among them: an index the resolver sees but the hasher and the digest do not is a lie.
@@ -75,8 +75,8 @@ def _check_requirements_file(path: Path, root: Path, seen: set[Path], out: list[
     out.append(InputFile(path=path, sha256=hashlib.sha256(data).hexdigest()))
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{shown}: not UTF-8 text", hint="save it as UTF-8") from None
+    except UnicodeDecodeError as e:
+        raise not_utf8(shown, e, InputError) from None
     for number, line in _logical_lines(text):
         where = f"{shown}:{number}"
         if line.startswith("-"):
@@ -120,7 +120,9 @@ def _check_pyproject(path: Path, root: Path, out: list[InputFile]) -> None:
         raise InputError(f"{shown}: not found", hint="list existing files under `inputs`") from None
     try:
         doc = tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise not_utf8(shown, e, InputError) from None
+    except tomllib.TOMLDecodeError as e:
         raise InputError(f"{shown}: not valid TOML: {e}") from None
     project = doc.get("project")
     if not isinstance(project, dict) or "dependencies" not in project:

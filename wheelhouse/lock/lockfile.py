@@ -12,7 +12,7 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from wheelhouse.errors import InputError
+from wheelhouse.errors import InputError, not_utf8
 from wheelhouse.fsutil import atomic_write
 
 FORMAT = "1"
@@ -138,9 +138,13 @@ def parse_pins(text: str, where: str) -> list[Pin]:
 def read(path: Path) -> LockFile | None:
     """The lock at `path`, or None when there is none."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as e:
+        err = not_utf8(str(path), e, InputError)
+        err.hint = "delete it and run `wheelhouse lock` to write it anew"
+        raise err from None
     header: dict[str, str] = {}
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -162,7 +166,7 @@ def read(path: Path) -> LockFile | None:
 def write_atomic(path: Path, text: str) -> bool:
     """Write via temp file + rename; returns False (and leaves mtime) when unchanged."""
     try:
-        if path.read_text(encoding="utf-8") == text:
+        if path.read_bytes() == text.encode():
             return False
     except FileNotFoundError:
         pass

@@ -13,6 +13,7 @@ wheel), all before anything enters the cache, so a bad archive changes nothing.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -21,12 +22,14 @@ import re
 import shutil
 import tarfile
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, BinaryIO
 
 from wheelhouse.errors import HashMismatchError, InputError, UntrustedRecordError
-from wheelhouse.fsutil import atomic_write
+from wheelhouse.fsutil import atomic_write, writing
 from wheelhouse.store.local import Store, sha256_file
 from wheelhouse.store.records import safe_filename
 from wheelhouse.store.signing import Keyring
@@ -170,10 +173,82 @@ def _write(dest: Path, manifest: dict[str, object], files: dict[str, Path]) -> N
 # -- import -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
+class ImportLimits:
+    """What one import may unpack, checked while it streams: `max_size` bytes of tar
+    stream in all (so never more than that staged on disk), and at most `max_ratio` times
+    the compressed bytes read so far (a gzip bomb is refused within its first megabytes)."""
+
+    max_size: int = 20 << 30
+    max_ratio: int = 100
+
+
+_RATIO_FLOOR = 1 << 20  # below this much, a tar's own padding can make any ratio
+_BLOCK = 1 << 20
+
+
 def _refuse(archive: Path, what: str) -> InputError:
     return InputError(
         f"{archive}: {what}",
         hint="nothing was imported; use an archive made by `wheelhouse cache export`",
+    )
+
+
+class _Bounded:
+    """The archive's tar stream as tarfile reads it (read, seek forward, tell),
+    decompressed block by block and refused as soon as it passes the limits: nothing past
+    them is read into memory, let alone staged."""
+
+    def __init__(self, archive: Path, raw: BinaryIO, limits: ImportLimits) -> None:
+        self.archive = archive
+        self._raw = raw  # its position: the compressed bytes read so far
+        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        self._limits = limits
+
+    def tell(self) -> int:
+        return self._gz.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET or offset < self._gz.tell():
+            raise tarfile.ReadError("the archive is read front to back")
+        while self._gz.tell() < offset:  # block by block: each step is checked
+            step = min(offset - self._gz.tell(), _BLOCK)
+            if len(self.read(step)) < step:
+                break
+        return self._gz.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0 or size > _MAX_MANIFEST:  # tarfile reads a header whole: a pax bomb
+            raise _refuse(self.archive, f"holds a tar header of more than {_MAX_MANIFEST} bytes")
+        left = size
+        parts = []
+        while left > 0:
+            block = self._gz.read(min(left, _BLOCK))
+            if not block:
+                break
+            parts.append(block)
+            left -= len(block)
+            self._check()
+        return b"".join(parts)
+
+    def _check(self) -> None:
+        unpacked, packed = self._gz.tell(), self._raw.tell()
+        if unpacked > self._limits.max_size:
+            raise too_big(self.archive, self._limits)
+        if unpacked > _RATIO_FLOOR and unpacked > self._limits.max_ratio * max(packed, 1):
+            raise InputError(
+                f"{self.archive}: unpacks to more than {self._limits.max_ratio} times its "
+                "compressed size (a compression bomb?)",
+                hint="nothing was imported; if the archive is genuine, raise the limit: "
+                "`wheelhouse cache import --max-ratio 1000`",
+            )
+
+
+def too_big(archive: Path, limits: ImportLimits) -> InputError:
+    return InputError(
+        f"{archive}: unpacks to more than {limits.max_size} bytes",
+        hint="nothing was imported; if the archive is genuine, raise the limit: "
+        "`wheelhouse cache import --max-size 50G`",
     )
 
 
@@ -184,12 +259,23 @@ class _Staged:
     member: re.Match[str]
 
 
+@dataclass(kw_only=True)
+class _Progress:
+    """Where the stream was, for the message when it turns out truncated or corrupt."""
+
+    where: str = "before its first member"
+
+
+_CORRUPT = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
 def import_archive(
     cache_dir: Path,
     archive: Path,
     *,
     keyring: Keyring | None = None,
     drop_untrusted: bool = False,
+    limits: ImportLimits = ImportLimits(),
 ) -> ArchiveReport:
     """All or nothing: every member is checked and staged first, then committed. A build
     record no trusted key signed fails the whole import, unless `drop_untrusted` says to
@@ -197,14 +283,20 @@ def import_archive(
     its own sha256, by a lock or a trusted record that names it)."""
     store = Store(cache_dir, keyring)
     staging = store.tempdir("import-")
+    progress = _Progress()
     try:
-        try:
-            tf = tarfile.open(archive, "r:gz")  # noqa: SIM115 - closed by the `with` below
-        except (OSError, tarfile.TarError) as e:
-            raise _refuse(archive, f"not a readable tar.gz ({e})") from None
-        with tf:
-            staged, listed = _stage(archive, tf, staging)
-            _check(archive, staged, listed)
+        with archive.open("rb") as raw:
+            stream = _Bounded(archive, raw, limits)
+            try:
+                with tarfile.open(fileobj=stream, mode="r:") as tf:  # type: ignore[call-overload]
+                    staged, listed = _stage(archive, tf, staging, limits, progress)
+            except _CORRUPT as e:
+                raise InputError(
+                    f"{archive}: truncated or corrupt {progress.where} ({_reason(e)})",
+                    hint="nothing was imported; the file was cut short or damaged on its "
+                    "way: copy it again, or export it again",
+                ) from None
+        _check(archive, staged, listed, progress)
         untrusted = _untrusted(store.keyring, staged)
         if untrusted and not drop_untrusted:
             raise _distrust(archive, untrusted)
@@ -252,36 +344,60 @@ def _distrust(archive: Path, untrusted: dict[str, str]) -> UntrustedRecordError:
     )
 
 
+def _reason(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return "not a gzip file" if "Not a gzipped file" in text else text
+
+
 def _stage(
-    archive: Path, tf: tarfile.TarFile, staging: Path
+    archive: Path,
+    tf: tarfile.TarFile,
+    staging: Path,
+    limits: ImportLimits,
+    progress: _Progress,
 ) -> tuple[dict[str, _Staged], dict[str, object]]:
     """Every member copied into `staging` and hashed; and the manifest's file list."""
     staged: dict[str, _Staged] = {}
     manifest: object = None
+    total = 0  # the members' sizes: one that would pass the limit is not read at all
     for m in tf:
         if not _admit(archive, m):
             continue
+        progress.where = f"at member {m.name!r}"
+        total += m.size
+        if total > limits.max_size:
+            raise too_big(archive, limits)
         member = tf.extractfile(m)
         assert member is not None
         if m.name == MANIFEST:
-            try:
-                manifest = json.loads(member.read(_MAX_MANIFEST))
-            except ValueError:
-                raise _refuse(archive, "manifest.json is not JSON") from None
-            continue
-        match = _MEMBER.fullmatch(m.name)
-        assert match is not None  # admitted
-        out = staging / f"{len(staged)}"
-        h = hashlib.sha256()
-        with out.open("wb") as f:
-            while block := member.read(1 << 20):
-                h.update(block)
-                f.write(block)
-        staged[m.name] = _Staged(path=out, sha256=h.hexdigest(), member=match)
+            manifest = _manifest(archive, member.read(_MAX_MANIFEST))
+        else:
+            match = _MEMBER.fullmatch(m.name)
+            assert match is not None  # admitted
+            out = staging / f"{len(staged)}"
+            staged[m.name] = _Staged(path=out, sha256=_copy(member, out), member=match)
+        progress.where = f"after member {m.name!r}"
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise _refuse(archive, "no valid manifest.json")
     listed: dict[str, object] = manifest["files"]
     return staged, listed
+
+
+def _manifest(archive: Path, data: bytes) -> object:
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise _refuse(archive, "manifest.json is not JSON") from None
+
+
+def _copy(member: IO[bytes], out: Path) -> str:
+    """The member into `out`; its sha256."""
+    h = hashlib.sha256()
+    with writing(out), out.open("wb") as f:
+        while block := member.read(_BLOCK):
+            h.update(block)
+            f.write(block)
+    return h.hexdigest()
 
 
 def _admit(archive: Path, m: tarfile.TarInfo) -> bool:
@@ -292,16 +408,21 @@ def _admit(archive: Path, m: tarfile.TarInfo) -> bool:
         raise _refuse(archive, f"member {name!r} would escape the cache")
     if m.isdir():
         return False
-    if not m.isfile():  # symlinks, hard links, devices, fifos
+    if not m.isfile() or m.issparse():  # links, devices, fifos; sparse: holes unpack
         raise _refuse(archive, f"member {name!r} is not a regular file")
     if name != MANIFEST and not _MEMBER.fullmatch(name):
         raise _refuse(archive, f"unexpected member {name!r}")
     return True
 
 
-def _check(archive: Path, staged: dict[str, _Staged], listed: dict[str, object]) -> None:
+def _check(
+    archive: Path, staged: dict[str, _Staged], listed: dict[str, object], progress: _Progress
+) -> None:
     """Members and manifest agree, every file has the hash listed (a blob also the one
     its name says), and every blob's name is a wheel's or an sdist's."""
+    if set(staged) < set(listed):  # the stream ended early, on a tar block boundary
+        first = sorted(set(listed) - set(staged))[0]
+        raise _refuse(archive, f"truncated {progress.where}: {first!r} and more are missing")
     if set(listed) != set(staged):
         odd = sorted(set(listed) ^ set(staged))[:3]
         raise _refuse(archive, f"members and manifest disagree: {', '.join(odd)}")

@@ -8,13 +8,16 @@ A record is used only when a trusted key signed it (store/signing.py): anyone wh
 write to the bucket could otherwise map a build key to a wheel of their choosing. One
 that is unsigned or signed by an unknown key is reported, its wheel is not even
 downloaded, and the record this run builds replaces it.
-Writes: a blob is uploaded *before* it enters the local store and a record after its
-wheel, so a record never names a missing blob, and a failed upload leaves nothing local
-that a rerun would skip uploading.
+Writes: a blob enters the local store first, then is uploaded; a record likewise, after
+its wheel, so a record never names a missing blob. An upload that fails (the service is
+down or cut off) loses nothing: the wheel is kept here, the object is remembered as
+pending (store/pending/), the run goes on without the remote's writes, and the next run
+with the store uploads what is pending before anything else.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -26,6 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wheelhouse.config import StoreSettings
+from wheelhouse.errors import StoreAccessError, StoreError
+from wheelhouse.fsutil import atomic_write
 from wheelhouse.store.local import RecordKind, Store, sha256_file
 from wheelhouse.store.records import Blob, BuildRecord, Built
 from wheelhouse.store.s3 import S3Store
@@ -34,6 +39,9 @@ from wheelhouse.store.signing import Keyring
 log = logging.getLogger("wheelhouse.s3")
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+PENDING = "pending"  # under store/: one empty file per object not uploaded, <kind>-<key>
+_ORDER = ("blob", "built", "pure")  # blobs before the records that name them
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 class RemoteStore(Protocol):
@@ -69,6 +77,9 @@ class RemoteStats:
     uploaded: int = 0
     corrupt: list[str] = field(default_factory=list)
     untrusted: list[str] = field(default_factory=list)  # records no trusted key signed
+    pending: list[str] = field(default_factory=list)  # not uploaded: the next run retries
+    retried: int = 0  # pending uploads of earlier runs done by this one
+    upload_error: str | None = None  # why uploads stopped this run
 
 
 class LayeredStore(Store):
@@ -83,6 +94,7 @@ class LayeredStore(Store):
         self.stats = RemoteStats(url=remote.url)
         self._absent: set[str] = set()  # asked this run and not there: don't ask again
         self._guard = threading.Lock()
+        self.pending_dir = self.root / PENDING
         remote.on_corrupt = self._corrupt
 
     def _corrupt(self, what: str) -> None:
@@ -181,25 +193,101 @@ class LayeredStore(Store):
 
     def put(self, src: Path, filename: str, *, sha256: str | None = None) -> Blob:
         digest = sha256 or sha256_file(src)
-        # uploaded before it is stored here: if the upload fails, a rerun has no local
-        # copy to skip and so fetches (or builds) and uploads again
-        if (
-            self.get_local(digest) is None
-            and (self._known_absent("blob " + digest) or not self.remote.has_blob(digest))
-            and self.remote.upload_blob(digest, src, Path(filename).name)
-        ):
-            self._count("uploaded")
-        return super().put(src, filename, sha256=digest)
+        known = self.get_local(digest) is not None  # then uploaded when it was stored
+        blob = super().put(src, filename, sha256=digest)  # kept here whatever the remote does
+        if not known:
+            self._upload(("blob", digest), lambda: self._upload_blob(blob))
+        return blob
+
+    def _upload_blob(self, blob: Blob) -> bool:
+        absent = self._known_absent("blob " + blob.sha256)
+        if not absent and self.remote.has_blob(blob.sha256):
+            return False
+        return self.remote.upload_blob(blob.sha256, blob.path, blob.filename)
 
     def put_record(self, kind: RecordKind, key: str, doc: dict[str, Any]) -> None:
-        # uploaded before it is written here (after its wheel, by the callers' order)
-        if self.remote.upload_record(kind, key, doc):
-            self._count("uploaded")
+        # written here first, then uploaded (after its wheel, by the callers' order)
         super().put_record(kind, key, doc)
+        self._upload((kind, key), lambda: self.remote.upload_record(kind, key, doc))
+
+    # -- uploads that failed: remembered, retried by the next run ---------------------------
+
+    def _upload(self, what: tuple[str, str], upload: Callable[[], bool]) -> bool:
+        """Run `upload`; True when done (or not needed). When the remote fails, the object
+        is remembered as pending and later uploads of this run are not tried (each would
+        wait for the same timeout); refused credentials still fail the run."""
+        with self._guard:
+            down = self.stats.upload_error is not None
+        if not down:
+            try:
+                if upload():
+                    self._count("uploaded")
+                self._forget(what)
+                return True
+            except StoreError as e:
+                with self._guard:
+                    self.stats.upload_error = self.stats.upload_error or e.message
+                log.warning("upload failed, kept for the next run: %s", e.message)
+            except StoreAccessError:
+                self._remember(what)
+                raise
+        self._remember(what)
+        return False
+
+    def _remember(self, what: tuple[str, str]) -> None:
+        kind, key = what
+        atomic_write(self.pending_dir / f"{kind}-{key}", "")
+        with self._guard:
+            self.stats.pending.append(f"{kind}/{key}")
+
+    def _forget(self, what: tuple[str, str]) -> None:
+        (self.pending_dir / f"{what[0]}-{what[1]}").unlink(missing_ok=True)
+
+    def retry_pending(self) -> None:
+        """Upload what earlier runs could not: blobs first, so a record uploaded here
+        never names a missing blob. What is gone from this cache meanwhile (pruned) is
+        forgotten: the next run that has it uploads it."""
+        for kind, key in pending_uploads(self.root):
+            job = self._retry_job(kind, key)
+            if job is None:
+                self._forget((kind, key))
+            elif self._upload((kind, key), job):  # else still pending, and reported so
+                self._count("retried")
+
+    def _retry_job(self, kind: str, key: str) -> Callable[[], bool] | None:
+        if kind == "blob":
+            blob = self.get_local(key)
+            return None if blob is None else lambda: self._upload_blob(blob)
+        try:
+            doc = json.loads(
+                self.record_path("built" if kind == "built" else "pure", key).read_text()
+            )
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        return lambda: self.remote.upload_record(kind, key, doc)
+
+
+def pending_uploads(store_root: Path) -> list[tuple[str, str]]:
+    """(kind, key) of every object an earlier run could not upload, blobs first."""
+    try:
+        names = sorted(p.name for p in (store_root / PENDING).iterdir())
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        kind, _, key = name.partition("-")
+        if kind in _ORDER and _KEY.fullmatch(key):
+            out.append((kind, key))
+    return sorted(out, key=lambda kk: _ORDER.index(kk[0]))
 
 
 def open_layered(
     cache_dir: Path, settings: StoreSettings, keyring: Keyring | None = None
 ) -> LayeredStore:
-    """The local store, layered over the configured remote one."""
-    return LayeredStore(cache_dir, S3Store(settings), keyring)
+    """The local store, layered over the configured remote one, with the uploads earlier
+    runs left pending done first."""
+    store = LayeredStore(cache_dir, S3Store(settings), keyring)
+    store.retry_pending()
+    return store

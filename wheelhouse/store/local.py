@@ -17,6 +17,8 @@ miss (rebuilt and written again), never an error and never used.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -55,7 +57,7 @@ class Store:
         self.tmp = self.root / "tmp"
         self.metadata = self.root / "metadata"  # a wheel's METADATA by its sha256 (index)
         for sub in ("blobs", "built", "pure", "logs", "locks", "tmp", "metadata"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.root / sub)
 
     # -- blobs ----------------------------------------------------------------------------
 
@@ -81,8 +83,11 @@ class Store:
             files = [p for p in folder.iterdir() if not p.name.startswith(".")]
         except FileNotFoundError:
             return None
-        if len(files) != 1:
-            shutil.rmtree(folder, ignore_errors=True)
+        except NotADirectoryError:  # a file where the blob's folder should be
+            drop(folder)
+            return None
+        if len(files) != 1 or not files[0].is_file():  # a stray file, or not a file
+            drop(folder)
             return None
         path = files[0]
         if verify and not self._stamp_ok(folder, path):
@@ -90,7 +95,8 @@ class Store:
             if sha256_file(path) != sha256:
                 shutil.rmtree(folder, ignore_errors=True)
                 return None
-            self._stamp(folder, path)
+            with contextlib.suppress(OSError):  # a read-only cache: re-hashed next time
+                self._stamp(folder, path)
         return Blob(sha256=sha256, filename=path.name, path=path)
 
     @staticmethod
@@ -129,13 +135,17 @@ class Store:
         # let it pick a path: only its last component is used
         target = staging / Path(filename).name
         try:
-            src.replace(target)
-        except OSError:  # another filesystem: copy, then drop the source
-            shutil.copyfile(src, target)
-            src.unlink(missing_ok=True)
-        target.chmod(0o644)
-        self._stamp(staging, target)  # hashed just now (by the caller or above)
-        folder.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                src.replace(target)
+            except OSError:  # another filesystem: copy, then drop the source
+                shutil.copyfile(src, target)
+                src.unlink(missing_ok=True)
+            target.chmod(0o644)
+            self._stamp(staging, target)  # hashed just now (by the caller or above)
+            ensure_dir(folder.parent)
+        except BaseException:  # a full disk, say: no partial copy left in store/tmp
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         try:
             staging.replace(folder)
         except OSError:  # someone else stored the same bytes first
@@ -176,8 +186,12 @@ class Store:
 
     def read_record(self, kind: RecordKind, key: str) -> dict[str, Any] | None:
         """A record's JSON when a trusted key signed it as it is, else None (a miss)."""
+        path = self.record_path(kind, key)
         try:
-            doc = json.loads(self.record_path(kind, key).read_text())
+            doc = json.loads(path.read_text())
+        except IsADirectoryError:  # not a record: dropped, and the wheel built again
+            drop(path)
+            return None
         except (OSError, ValueError):
             return None
         verdict = self.keyring.check(kind, key, doc)
@@ -188,7 +202,7 @@ class Store:
 
     def put_record(self, kind: RecordKind, key: str, doc: dict[str, Any]) -> None:
         """Write a signed record as it is (this store's own, or one it checked)."""
-        atomic_write(self.record_path(kind, key), json.dumps(doc, sort_keys=True))
+        _write_record(self.record_path(kind, key), json.dumps(doc, sort_keys=True))
 
     def record_path(self, kind: RecordKind, key: str) -> Path:
         """The file of a built record (by input key) or a pure one (by sdist sha256)."""
@@ -215,9 +229,46 @@ class Store:
         return _flock(self.root / "locks" / "store.lock", fcntl.LOCK_EX)
 
 
+def drop(path: Path) -> None:
+    """Remove a store entry whatever it is (a file, a folder where a file should be, or
+    the other way round); one that cannot be removed (a read-only cache) stays."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def ensure_dir(path: Path) -> None:
+    """`path` as a folder, replacing a file of that name (not the store's: dropped)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        drop(path)
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def _write_record(path: Path, text: str) -> None:
+    if path.is_dir():  # a folder in a record's place: an atomic rename cannot replace it
+        drop(path)
+    atomic_write(path, text)
+
+
 @contextmanager
 def _flock(path: Path, mode: int) -> Iterator[None]:
-    with path.open("a") as f:
+    try:
+        f = path.open("a")
+    except OSError as e:
+        # a read-only cache: flock needs no write access, so lock the file if it is
+        # there; if not, no one can change this cache, and there is nothing to lock out
+        if e.errno not in (errno.EROFS, errno.EACCES):
+            raise
+        try:
+            f = path.open("r")
+        except FileNotFoundError:
+            yield
+            return
+    with f:
         fcntl.flock(f.fileno(), mode)
         try:
             yield

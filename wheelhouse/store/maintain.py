@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wheelhouse.fsutil import atomic_write
-from wheelhouse.store.layered import RemoteStats
-from wheelhouse.store.local import RecordKind, Store, sha256_file
+from wheelhouse.store.layered import RemoteStats, pending_uploads
+from wheelhouse.store.local import RecordKind, Store, drop, sha256_file
 from wheelhouse.store.signing import Keyring
 
 LAST_RUN = "last-run.json"
@@ -86,6 +87,7 @@ def _number(value: object) -> float:
 
 def _remote(doc: dict[str, object]) -> RemoteStats:
     corrupt, untrusted = doc.get("corrupt"), doc.get("untrusted")
+    pending, error = doc.get("pending"), doc.get("upload_error")
     return RemoteStats(
         url=str(doc.get("url", "")),
         blobs_fetched=_int(doc.get("blobs_fetched")),
@@ -93,6 +95,9 @@ def _remote(doc: dict[str, object]) -> RemoteStats:
         uploaded=_int(doc.get("uploaded")),
         corrupt=[str(c) for c in corrupt] if isinstance(corrupt, list) else [],
         untrusted=[str(c) for c in untrusted] if isinstance(untrusted, list) else [],
+        pending=[str(c) for c in pending] if isinstance(pending, list) else [],
+        retried=_int(doc.get("retried")),
+        upload_error=error if isinstance(error, str) else None,
     )
 
 
@@ -111,7 +116,12 @@ def record_run(
     doc: dict[str, object] = {"finished": now, **dataclasses.asdict(counts)}
     if remote is not None:
         doc["remote"] = dataclasses.asdict(remote)
-    atomic_write(cache_dir / LAST_RUN, json.dumps(doc, sort_keys=True))
+    try:
+        atomic_write(cache_dir / LAST_RUN, json.dumps(doc, sort_keys=True))
+    except OSError as e:
+        # a read-only cache serves a warm build; only `cache stats` misses this run
+        if e.errno not in (errno.EROFS, errno.EACCES):
+            raise
 
 
 # -- stats ------------------------------------------------------------------------------
@@ -123,6 +133,7 @@ class Stats:
     built: int
     size: int
     last_run: LastRun | None
+    pending_uploads: int = 0  # objects the shared store still lacks: the next build uploads
 
     @property
     def hit_rate(self) -> float | None:
@@ -149,6 +160,7 @@ def stats(cache_dir: Path) -> Stats:
         built=len(store.record_files("built")),
         size=_tree_size(store.root),
         last_run=last,
+        pending_uploads=len(pending_uploads(store.root)),
     )
 
 
@@ -178,6 +190,8 @@ def _drop_untrusted(store: Store) -> list[str]:
     kinds: tuple[RecordKind, ...] = ("built", "pure")
     for kind in kinds:
         for path in store.record_files(kind):
+            if path.is_dir():
+                continue  # not a record at all: _wrong_types reports and drops it
             try:
                 doc = json.loads(path.read_text())
             except (OSError, ValueError):
@@ -192,14 +206,16 @@ def _drop_untrusted(store: Store) -> list[str]:
 
 
 def _verify(store: Store) -> VerifyReport:
-    corrupt = []
-    checked = 0
+    corrupt = _wrong_types(store)
+    checked = len(corrupt)
     for folder in store.blob_folders():
         checked += 1
         files = [p for p in folder.iterdir() if not p.name.startswith(".")]
         bad = None
         if len(files) != 1:
             bad = f"{len(files)} files"
+        elif not files[0].is_file():
+            bad = f"{files[0].name} is a folder, not a file"
         elif (actual := sha256_file(files[0])) != folder.name:
             bad = f"{files[0].name} has sha256 {actual}"
         if bad:
@@ -208,6 +224,25 @@ def _verify(store: Store) -> VerifyReport:
         else:
             store.mark_verified(files[0])
     return VerifyReport(checked=checked, corrupt=corrupt, records_dropped=_drop_dangling(store))
+
+
+def _wrong_types(store: Store) -> list[str]:
+    """Drop what has the wrong type for its place: a file where a blob's folder (or the
+    folder of blobs by their first two hex digits) should be, a folder in a record's
+    place. Each is reported; the next build fetches or builds it again."""
+    found = []
+    blobs = store.root / "blobs"
+    places = [*blobs.iterdir(), *blobs.glob("*/*")]
+    for path in places:
+        if not path.is_dir():
+            found.append(f"blobs/{path.relative_to(blobs)}: a file where a folder should be")
+            drop(path)
+    for kind in ("built", "pure"):
+        for path in (store.root / kind).iterdir():
+            if path.is_dir():
+                found.append(f"{kind}/{path.name}: a folder where a record should be")
+                drop(path)
+    return found
 
 
 def _drop_dangling(store: Store) -> list[str]:
@@ -223,7 +258,7 @@ def _drop_dangling(store: Store) -> list[str]:
         if ok:
             live.add(path.stem)
         else:
-            path.unlink(missing_ok=True)
+            drop(path)
             store.log_path(path.stem).unlink(missing_ok=True)
             dropped.append(f"built/{path.name}")
     for path in store.record_files("pure"):
@@ -232,7 +267,7 @@ def _drop_dangling(store: Store) -> list[str]:
         except (OSError, ValueError, KeyError, TypeError):
             ok = False
         if not ok:
-            path.unlink(missing_ok=True)
+            drop(path)
             dropped.append(f"pure/{path.name}")
     return dropped
 
