@@ -48,7 +48,7 @@ class Context:
 
             # no up-front `docker version`: a failing call checks the engine then, so a
             # fully cached build pays for one `image inspect`, not two round trips
-            return Engine(cfg.engine, cfg.cache_dir)
+            return Engine(cfg.engine, cfg.cache_dir, cfg.timeouts)
 
         return make
 
