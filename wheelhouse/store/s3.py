@@ -28,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -90,15 +92,30 @@ def client(settings: StoreSettings) -> S3Client:
     s3 = session.client(
         "s3", endpoint_url=settings.endpoint_url, region_name=settings.region, config=boto
     )
-    s3.meta.events.register("request-created.s3", _announce_retry)
+    s3.meta.events.register("request-created.s3", _RetryNotice(settings.timeout))
     return s3
 
 
-def _announce_retry(request: Any, **kwargs: Any) -> None:
-    """Before each retry: a line saying whom we wait for (through the CLI's logging, or
-    logging's last-resort stderr handler), so a slow service is never plain silence."""
-    attempt = getattr(request, "context", {}).get("retries", {}).get("attempt", 1)
-    if attempt > 1:
+class _RetryNotice:
+    """Before a retry: a line saying whom we wait for (through the CLI's logging, or
+    logging's last-resort stderr handler), so a slow service is never plain silence.
+    Calls made in parallel (a prefetch makes 16) retry together: one line per attempt
+    number and timeout period says it for all of them."""
+
+    def __init__(self, period: float) -> None:
+        self._period = period
+        self._said: dict[int, float] = {}  # attempt -> when it was last said
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Any, **kwargs: Any) -> None:
+        attempt = getattr(request, "context", {}).get("retries", {}).get("attempt", 1)
+        if attempt <= 1:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now - self._said.get(attempt, -math.inf) < self._period:
+                return
+            self._said[attempt] = now
         parts = urllib.parse.urlsplit(str(request.url))
         log.warning("waiting for %s://%s (attempt %d/%d) ...", *parts[:2], attempt, ATTEMPTS)
 
