@@ -125,6 +125,17 @@ class TrustSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """How long each kind of wait may last, in seconds (`[timeouts]`). Past it the command
+    is killed (with what it started) and the run fails naming the limit to raise."""
+
+    engine: float = 120.0  # one engine call: inspect, create, rm, version, an image probe
+    image: float = 3600.0  # pulling, building or saving an image (a builder image)
+    build: float = 7200.0  # one source build in its container
+    resolve: float = 3600.0  # one pip-compile, uv or pip download run
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     root: Path
     source: Path | None  # the file the settings came from; None when all defaults
@@ -141,6 +152,7 @@ class Config:
     targets: Mapping[str, Target]
     store: StoreSettings | None = None
     trust: TrustSettings = field(default_factory=TrustSettings)
+    timeouts: Timeouts = field(default_factory=Timeouts)
 
     def target(self, name: str) -> Target:
         try:
@@ -208,7 +220,9 @@ TOP_KEYS = (
     "targets",
     "store",
     "trust",
+    "timeouts",
 )
+TIMEOUT_KEYS = ("engine", "image", "build", "resolve")
 STORE_KEYS = ("url", "endpoint-url", "region", "timeout")
 TRUST_KEYS = ("signing-key", "trusted-keys")
 INDEX_KEYS = ("index-url", "extra-index-urls", "find-links")
@@ -488,7 +502,29 @@ def _build(
         tools_index_url=r.text("tools-index-url") or PYPI,
         default_targets=defaults,
         targets=targets,
+        timeouts=_timeouts(r.table_of("timeouts"), source),
     )
+
+
+_SECONDS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*")
+
+
+def seconds(r: TableReader, name: str, default: float) -> float:
+    """A duration: a number of seconds, or a string like "90", "90s", "20m", "2h" (what
+    `--set timeouts.build=2h` gives)."""
+    value = r.table.get(name, default)
+    if isinstance(value, str) and (m := _SECONDS.fullmatch(value)):
+        value = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise r.fail(name, r.table.get(name), 'a number of seconds > 0 (or e.g. "20m", "2h")')
+    return float(value)
+
+
+def _timeouts(table: Mapping[str, Any], source: str) -> Timeouts:
+    r = TableReader(table, "timeouts", source)
+    r.check_keys(TIMEOUT_KEYS)
+    default = Timeouts()
+    return Timeouts(**{k: seconds(r, k, getattr(default, k)) for k in TIMEOUT_KEYS})
 
 
 # what `wheelhouse init` writes: a file of its own, so it reads as the user will see it
@@ -540,16 +576,14 @@ def _store(raw: Mapping[str, Any], source: str, override: str | None) -> StoreSe
     endpoint = r.text("endpoint-url")
     if endpoint is not None and not re.match(r"^https?://[^/\s]+", endpoint):
         raise r.fail("endpoint-url", endpoint, "an http(s):// URL of the S3-compatible service")
-    timeout = table.get("timeout", 60)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise r.fail("timeout", timeout, "a number of seconds > 0")
+    timeout = seconds(r, "timeout", 60.0)
     return StoreSettings(
         url=f"s3://{bucket}/{prefix}".rstrip("/"),
         bucket=bucket,
         prefix=prefix,
         endpoint_url=endpoint,
         region=r.text("region"),
-        timeout=float(timeout),
+        timeout=timeout,
     )
 
 

@@ -1,12 +1,15 @@
 """The one place that talks to the container engine, through its CLI.
 
 docker and podman speak the same CLI, so the binary is just a setting. Containers are
-context managers that always remove what they created, also on Ctrl-C (cibuildwheel's
-pattern): `docker run --rm` would leave the container running if the client were killed.
+context managers that always remove what they created, also on Ctrl-C or SIGTERM
+(cibuildwheel's pattern): `docker run --rm` would leave the container running if the
+client were killed. Every call has a time limit (`[timeouts]`): an engine that accepts
+and never answers ends in an EngineError naming the call and the limit to raise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,13 +24,34 @@ from typing import Any, Literal
 
 from wheelhouse import process
 from wheelhouse._scripts import script
-from wheelhouse.config import Target
-from wheelhouse.errors import ConfigError, EngineError, ToolError
+from wheelhouse.config import Target, Timeouts
+from wheelhouse.errors import ConfigError, EngineError
 from wheelhouse.fsutil import atomic_write
 
 LABEL = "io.wheelhouse.managed=1"
 PROBE_VERSION = "v2"  # bump when _scripts/probe.py's answers change meaning
 NO_PYTHON = 127  # FIND_PYTHON's exit status: the image has no interpreter
+Limit = Literal["engine", "image", "build", "resolve"]  # the fields of config.Timeouts
+
+
+class EngineTimeoutError(EngineError):
+    """An engine call ran past its limit, `timeouts.<key>`; its client was killed (and a
+    container it ran is removed by the container's context)."""
+
+    def __init__(self, *, command: str, seconds: float, key: Limit) -> None:
+        hint = (
+            "check that the engine is healthy (`docker info`)"
+            if key == "engine"
+            else "if it only needs longer"
+        )
+        super().__init__(
+            f"the container engine did not finish `{command}` within {seconds:g} s",
+            hint=f"{hint}; to wait longer, raise timeouts.{key} in wheelhouse.toml "
+            f"(e.g. --set timeouts.{key}={seconds * 4:g})",
+        )
+        self.command = command
+        self.seconds = seconds
+        self.key = key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,8 +128,9 @@ class Container:
         try:
             res = self.engine.run(*args)
         except BaseException:
-            # interrupted after the daemon may have made it: remove it by name
-            self.engine.run("rm", "--force", name)
+            # interrupted or timed out after the daemon may have made it: remove it by name
+            with process.cleanup(), contextlib.suppress(EngineError):
+                self.engine.run("rm", "--force", name)
             raise
         if not res.ok:
             self.engine.ensure()
@@ -116,13 +141,24 @@ class Container:
         self.id = res.stdout.strip()
         return self
 
-    def run(self, timeout: float | None = None) -> process.Result:
+    def run(self, timeout: float | None = None, *, key: Limit = "engine") -> process.Result:
+        """Start it and wait for its command: up to `timeout` s, else timeouts.<key>. Past
+        it, EngineTimeoutError; leaving the context then kills and removes the container."""
         assert self.id, "use the container as a context manager"
-        return self.engine.run("start", "--attach", self.id, timeout=timeout)
+        return self.engine.within(key, "start", "--attach", self.id, seconds=timeout)
 
-    def __exit__(self, *exc: object) -> None:
-        if self.id:
-            self.engine.run("rm", "--force", "--volumes", self.id)
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if not self.id:
+            return
+        # a cleanup: it runs also while the run is cancelled, and is not killed by it
+        with process.cleanup():
+            try:
+                self.engine.run("rm", "--force", "--volumes", self.id)
+            except EngineError:
+                if exc_type is None:
+                    raise
+                # what is propagating says more; the daemon removes the container (--rm)
+                # once its command ends
 
 
 class NoPythonError(EngineError):
@@ -130,18 +166,21 @@ class NoPythonError(EngineError):
 
 
 class Engine:
-    def __init__(self, binary: str, cache_dir: Path) -> None:
+    def __init__(self, binary: str, cache_dir: Path, timeouts: Timeouts | None = None) -> None:
         self.binary = binary
         self.cache_dir = cache_dir
+        self.timeouts = timeouts or Timeouts()
         self._checked = False
 
     def run(
         self, *args: str, timeout: float | None = None, env: Mapping[str, str] | None = None
     ) -> process.Result:
+        """One CLI call, limited to `timeout` s (default: timeouts.engine)."""
+        seconds = self.timeouts.engine if timeout is None else timeout
         try:
             return process.run(
                 [self.binary, *args],
-                timeout=timeout,
+                timeout=seconds,
                 env={**os.environ, **env} if env else None,
                 missing=EngineError(
                     f"container engine {self.binary!r} not found",
@@ -149,16 +188,28 @@ class Engine:
                     "point --engine / WHEELHOUSE_ENGINE at its binary",
                 ),
             )
-        except ToolError:  # only a timeout gets here
-            raise EngineError(
-                f"the container engine ({self.binary}) did not answer `{args[0]}` within "
-                f"{timeout:.0f} s",
-                hint="check that it is healthy (`docker info`)",
-            ) from None
+        except process.TimedOut:
+            command = " ".join([Path(self.binary).name, *args[:2]])
+            raise EngineTimeoutError(command=command, seconds=seconds, key="engine") from None
+
+    def within(
+        self,
+        key: Limit,
+        *args: str,
+        seconds: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> process.Result:
+        """A call limited by timeouts.<key> (or `seconds`): an image pull or build, a
+        container's command. A timeout names that key."""
+        limit = getattr(self.timeouts, key) if seconds is None else seconds
+        try:
+            return self.run(*args, timeout=limit, env=env)
+        except EngineTimeoutError as e:
+            raise EngineTimeoutError(command=e.command, seconds=limit, key=key) from None
 
     def check(self) -> str:
         """The server's version; a clear error when the engine is missing or stopped."""
-        res = self.run("version", "--format", "{{.Server.Version}}", timeout=60)
+        res = self.run("version", "--format", "{{.Server.Version}}")
         version = res.stdout.strip()
         if not res.ok or not version or version == "<no value>":
             text = res.stderr.strip()
@@ -186,7 +237,11 @@ class Engine:
         costs 30 ms: a warm build is mostly this); anything else goes through the CLI."""
         socket_path = _local_docker_socket(self.binary)
         if socket_path is not None:
-            found = _api_image_id(socket_path, ref)
+            seconds = self.timeouts.engine
+            found = _api_image_id(socket_path, ref, timeout=seconds)
+            if found is _SILENT:  # the CLI would wait on the same socket: say so now
+                command = f"GET /images/{ref}/json on unix://{socket_path}"
+                raise EngineTimeoutError(command=command, seconds=seconds, key="engine")
             if found is not _UNKNOWN:
                 return found if isinstance(found, str) else None
         res = self.run("image", "inspect", "--format", "{{.Id}}", ref)
@@ -202,7 +257,7 @@ class Engine:
             return res.stdout.strip()
         self.ensure()  # a stopped engine fails here with a clear message, not as "no image"
         if pull:
-            pulled = self.run("pull", "--quiet", ref, timeout=1800)
+            pulled = self.within("image", "pull", "--quiet", ref)
             if pulled.ok:
                 return self.image_id(ref, key=key, pull=False)
             reason = pulled.tail(2)
@@ -228,7 +283,7 @@ class Engine:
             args = ["build", "--tag", tag, "--label", LABEL]
             for k, v in sorted(build_args.items()):
                 args += ["--build-arg", f"{k}={v}"]
-            res = self.run(*args, ctx, timeout=3600, env={"DOCKER_BUILDKIT": "0"})
+            res = self.within("image", *args, ctx, env={"DOCKER_BUILDKIT": "0"})
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(res.stdout + res.stderr)
         if not res.ok:
@@ -242,7 +297,7 @@ class Engine:
     def versions(self) -> tuple[str, str]:
         """(client, server) versions, e.g. ("20.10.24+dfsg1", "20.10.24+dfsg1"); a clear
         EngineError when the engine is missing or stopped."""
-        res = self.run("version", "--format", "{{json .}}", timeout=60)
+        res = self.run("version", "--format", "{{json .}}")
         try:
             data = json.loads(res.stdout)
             client, server = data.get("Client") or {}, data.get("Server") or {}
@@ -255,7 +310,7 @@ class Engine:
 
     def has_buildx(self) -> bool:
         """Whether the client has BuildKit through the buildx plugin (clients >= 23)."""
-        return self.run("buildx", "version", timeout=60).ok
+        return self.run("buildx", "version").ok
 
     def build(
         self,
@@ -266,7 +321,7 @@ class Engine:
         network_none: bool = True,
         no_cache: bool = False,
         buildkit: bool = True,
-        timeout: float = 3600,
+        timeout: float | None = None,
     ) -> process.Result:
         """`docker build` of a context with BuildKit (DOCKER_BUILDKIT=1: the 20.10 client's
         built-in one, `RUN --mount` without a `# syntax=` line); the caller reads the Result
@@ -279,11 +334,11 @@ class Engine:
         if no_cache:
             args.append("--no-cache")
         env = {"DOCKER_BUILDKIT": "1" if buildkit else "0"}
-        return self.run(*args, str(context), timeout=timeout, env=env)
+        return self.within("image", *args, str(context), seconds=timeout, env=env)
 
     def inspect_image(self, ref: str) -> dict[str, Any]:
         """`image inspect` of one local image (no pull)."""
-        res = self.run("image", "inspect", ref, timeout=120)
+        res = self.run("image", "inspect", ref)
         if not res.ok:
             self.ensure()
             raise EngineError(
@@ -294,7 +349,7 @@ class Engine:
 
     def save(self, ref: str, dest: Path) -> None:
         """`docker save` of a local image into a tar file (its layers and config)."""
-        res = self.run("save", "--output", str(dest), ref, timeout=3600)
+        res = self.within("image", "save", "--output", str(dest), ref)
         if not res.ok:
             self.ensure()
             raise EngineError(
@@ -325,7 +380,7 @@ class Engine:
             pass
         command = ["sh", "-c", f'{FIND_PYTHON}; exec "$PY" -c "$WHEELHOUSE_PROBE"']
         with self.container(image_id, command, env={"WHEELHOUSE_PROBE": script("probe")}) as c:
-            res = c.run(timeout=120)
+            res = c.run()
         if res.returncode == NO_PYTHON and "no python3 or python" in res.stderr:
             atomic_write(cache, json.dumps({"no_python": True}))
             raise no_python
@@ -341,6 +396,7 @@ class Engine:
 
 
 _UNKNOWN = object()  # the API could not answer: ask the CLI
+_SILENT = object()  # the API accepted the request and did not answer in time
 
 
 def _local_docker_socket(binary: str) -> str | None:
@@ -364,8 +420,9 @@ def _local_docker_socket(binary: str) -> str | None:
     return path if Path(path).exists() else None
 
 
-def _api_image_id(socket_path: str, ref: str) -> object:
-    """GET /images/<ref>/json over the unix socket: the id, None (404), or _UNKNOWN.
+def _api_image_id(socket_path: str, ref: str, timeout: float = 10.0) -> object:
+    """GET /images/<ref>/json over the unix socket: the id, None (404), _UNKNOWN, or
+    _SILENT when nothing came back within `timeout` s.
     HTTP/1.0 by hand: one small request, and http.client would cost more to import
     than the CLI call saves."""
     import socket
@@ -375,11 +432,16 @@ def _api_image_id(socket_path: str, ref: str) -> object:
     chunks: list[bytes] = []
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(10)
+            sock.settimeout(timeout)
             sock.connect(socket_path)
             sock.sendall(request.encode())
             while chunk := sock.recv(65536):  # HTTP/1.0: the server closes after the body
                 chunks.append(chunk)
+    except TimeoutError:
+        return _SILENT
+    except OSError:
+        return _UNKNOWN
+    try:
         head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
         status = head.split(b"\r\n", 1)[0].split()
         code = int(status[1]) if len(status) > 1 else 0
@@ -394,16 +456,20 @@ def _api_image_id(socket_path: str, ref: str) -> object:
 
 
 @contextmanager
-def staging_dir(prefix: str = "wheelhouse-") -> Iterator[Path]:
-    """A host folder a container (running as another uid) can write into, removed after."""
-    import shutil
-
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+def staging_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A folder a container (running as another uid) can write into through its bind
+    mount, removed on every way out. It is world-writable, so it lives in a fresh 0700
+    folder under `parent` (the cache's tmp): no other user can reach it to plant or take
+    a file, whatever `parent` is shared with."""
+    parent.mkdir(parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))  # 0700
     try:
-        path.chmod(0o777)
-        yield path
+        out = private / "out"
+        out.mkdir()
+        out.chmod(0o777)
+        yield out
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def with_libc(targets: Sequence[Target], engine: Callable[[], Engine]) -> list[Target]:

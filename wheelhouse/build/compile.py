@@ -29,7 +29,7 @@ from wheelhouse.build.deps import (
 from wheelhouse.build.images import BuilderImages
 from wheelhouse.build.record import SOURCE_DATE_EPOCH, Inputs, Outcome, provenance
 from wheelhouse.config import Config, Target
-from wheelhouse.engine import FIND_PYTHON, Engine, Mount, staging_dir
+from wheelhouse.engine import FIND_PYTHON, Engine, EngineTimeoutError, Mount, staging_dir
 from wheelhouse.errors import BuildError
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.index import WheelRefused, inspect_wheel
@@ -145,7 +145,18 @@ class Compiler:
         started = time.time()
         for _attempt in range(ATTEMPTS):
             deps = self.deps.folder(requirements, from_source)
-            run = self._run(sdist, recipe, tag, deps, from_source)
+            try:
+                run = self._run(sdist, recipe, tag, deps, from_source)
+            except EngineTimeoutError as e:
+                if e.key != "build":
+                    raise
+                raise BuildError(
+                    f"{pin.spec}: the source build did not finish within {e.seconds:g} s "
+                    "and was stopped (its container is removed)",
+                    hint="a build that needs longer: raise timeouts.build in wheelhouse.toml "
+                    f"(e.g. --set timeouts.build={e.seconds * 4:g}); one that hangs (waiting "
+                    "for input or the network, which builds do not get) needs fixing",
+                ) from None
             logs.append(run.log)
             if run.wheel is not None:
                 break
@@ -196,7 +207,7 @@ class Compiler:
     def _run(
         self, sdist: Blob, recipe: Recipe | None, tag: str, deps: Path, from_source: FromSource
     ) -> _Run:
-        with staging_dir("wheelhouse-build-") as out:
+        with staging_dir(self.store.tmp, "build-") as out:
             mounts = [
                 Mount(source=sdist.path, target=f"/in/{sdist.filename}"),
                 Mount(source=deps, target="/deps"),
@@ -216,7 +227,7 @@ class Compiler:
                 user=BUILD_USER,
                 workdir="/tmp",
             ) as c:
-                res = c.run(timeout=7200)
+                res = c.run(key="build")
             outcome = _outcome(res.stdout)
             wheels = list(out.glob("*.whl"))
             if not res.ok or len(wheels) != 1:

@@ -199,7 +199,12 @@ class BuildDeps:
                 "--no-binary", ":all:", "--python-version", info.python_minor,
                 "--dest", str(sdist_dir), *self.target.index.pip_args(), requirement,
             ]  # fmt: skip
-            res = process.run(args, env=process.tool_env(self.config))
+            res = process.run(
+                args,
+                env=process.tool_env(self.config),
+                timeout=self.config.timeouts.resolve,
+                limit="timeouts.resolve",
+            )
             sdists = [f for f in sdist_dir.iterdir() if f.name.endswith((".tar.gz", ".zip"))]
             if not res.ok or len(sdists) != 1:
                 raise BuildError(
@@ -227,7 +232,12 @@ class BuildDeps:
         for p in plats:
             args += ["--platform", p]
         args += self.target.index.pip_args()
-        res = process.run([*args, *requirements], env=process.tool_env(self.config))
+        res = process.run(
+            [*args, *requirements],
+            env=process.tool_env(self.config),
+            timeout=self.config.timeouts.resolve,
+            limit="timeouts.resolve",
+        )
         if res.ok:
             return []
         missing = missing_requirements(res.stdout + res.stderr)

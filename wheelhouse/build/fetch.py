@@ -44,6 +44,11 @@ def fetch_all(
         on_done(item, blob)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for fut in [pool.submit(one, i) for i in items]:
-            fut.result()  # the first failure propagates; others finish or are dropped
+        futures = [pool.submit(one, i) for i in items]
+        try:
+            for fut in futures:
+                fut.result()  # the first failure propagates; others finish or are dropped
+        except BaseException:  # a failure, Ctrl-C or SIGTERM: start no more downloads
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return out

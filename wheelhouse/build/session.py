@@ -362,7 +362,10 @@ class BuildSession:
             return Placed(item=item, blob=built.blob, source=source, record=built.record)
 
         workers = max(1, jobs or os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        # on Ctrl-C / SIGTERM no queued build starts; the running ones end as their
+        # commands are killed, and leaving this block waits while they remove their
+        # containers (bounded: `docker rm` has the engine's timeout)
+        with ThreadPoolExecutor(max_workers=workers) as pool, _cancel_queued(pool):
             futures = {pool.submit(one, i): i for i in items}
             for fut in as_completed(futures):
                 item = futures[fut]
@@ -399,6 +402,15 @@ class BuildSession:
         known = {r.target.name: r.output.sha256 for r in assembled if r.output is not None}
         targets = [r.target for r in assembled]
         return index_all(self.config, targets, sha256=known, metadata_cache=self.store.metadata)
+
+
+@contextmanager
+def _cancel_queued(pool: ThreadPoolExecutor) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 def summary_error(results: list[TargetBuild]) -> BuildError | None:

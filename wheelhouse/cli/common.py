@@ -4,8 +4,11 @@ the target option and the size/age parameter types."""
 from __future__ import annotations
 
 import functools
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -52,7 +55,7 @@ class Context:
 
             # no up-front `docker version`: a failing call checks the engine then, so a
             # fully cached build pays for one `image inspect`, not two round trips
-            return Engine(cfg.engine, cfg.cache_dir)
+            return Engine(cfg.engine, cfg.cache_dir, cfg.timeouts)
 
         return make
 
@@ -64,26 +67,61 @@ def fail(err: WheelhouseError) -> NoReturn:
     sys.exit(err.exit_code)
 
 
+@contextmanager
+def cancellation() -> Iterator[list[int]]:
+    """SIGTERM (what a CI cancel sends) is handled as Ctrl-C is: the first of either kills
+    the running commands (process.cancel: worker threads' ones too) and raises
+    KeyboardInterrupt in the main thread, so every container's context removes its
+    container on the way out. Later signals are ignored while that bounded cleanup runs.
+    Yields the signals received."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if received:
+            return
+        received.append(signum)
+        process = sys.modules.get("wheelhouse.process")  # not imported: nothing ran yet
+        if process is not None and hasattr(process, "cancel"):
+            process.cancel()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # only the main thread may set handlers (an embedding caller)
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 class Group(click.Group):
-    """Turns WheelhouseError into a message and its exit code, never a traceback; and a
+    """Turns WheelhouseError into a message and its exit code, never a traceback; a
     filesystem's refusal anywhere (a full disk, a read-only folder) into a FilesystemError
-    naming the path: one translation here, not one per write."""
+    naming the path (one translation here, not one per write); Ctrl-C into exit 130 and
+    SIGTERM into 143 (128 + the signal, as a shell reports them)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except WheelhouseError as err:
-            fail(err)
-        except OSError as err:
-            obj = ctx.find_object(Context)
-            cache_dir = obj.loaded_cache_dir() if obj is not None else None
-            mapped = filesystem_error(err, cache_dir=cache_dir)
-            if mapped is None:
-                raise
-            fail(mapped)
-        except KeyboardInterrupt:
-            click.echo("wheelhouse: interrupted", err=True)
-            sys.exit(130)
+        with cancellation() as received:
+            try:
+                return super().invoke(ctx)
+            except WheelhouseError as err:
+                fail(err)
+            except OSError as err:
+                obj = ctx.find_object(Context)
+                cache_dir = obj.loaded_cache_dir() if obj is not None else None
+                mapped = filesystem_error(err, cache_dir=cache_dir)
+                if mapped is None:
+                    raise
+                fail(mapped)
+            except KeyboardInterrupt:
+                if signal.SIGTERM in received:
+                    click.echo("wheelhouse: terminated", err=True)
+                    sys.exit(128 + signal.SIGTERM)
+                click.echo("wheelhouse: interrupted", err=True)
+                sys.exit(128 + signal.SIGINT)
 
 
 def split_names(values: Sequence[str]) -> list[str]:

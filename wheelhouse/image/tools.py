@@ -97,7 +97,12 @@ def build_app_wheel(config: Config, target: Target, project: Path) -> str:
             sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
             "--index-url", config.tools_index_url, "--wheel-dir", str(tmp), str(project),
         ]  # fmt: skip
-        res = process.run(args, env=process.tool_env(config))
+        res = process.run(
+            args,
+            env=process.tool_env(config),
+            timeout=config.timeouts.build,
+            limit="timeouts.build",
+        )
         built = sorted(tmp.glob("*.whl"))
         if not res.ok or len(built) != 1:
             raise BuildError(

@@ -21,10 +21,11 @@ from pathlib import Path
 
 from wheelhouse import process
 from wheelhouse.config import Config, Target
-from wheelhouse.engine import FIND_PYTHON, Engine, Mount, staging_dir
+from wheelhouse.engine import FIND_PYTHON, Engine, EngineTimeoutError, Mount, staging_dir
 from wheelhouse.errors import ResolveError, ToolError
 from wheelhouse.fsutil import is_complete, publish_dir
 from wheelhouse.lock.lockfile import Pin, parse_pins
+from wheelhouse.store import Store
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 _CONTAINER_CA = "/etc/wheelhouse/ca-bundle.pem"
@@ -103,6 +104,16 @@ def _pip_compile_args(req: Request, out: str) -> list[str]:
     return args + [_rel(req.config, p) for p in req.config.inputs]
 
 
+def _timed_out(tool: str, req: Request, seconds: float) -> ResolveError:
+    return ResolveError(
+        f"{tool} did not finish resolving target {req.target.name!r} within {seconds:g} s "
+        "and was stopped",
+        hint="an index that stops answering or a package whose metadata build hangs does "
+        "this (rerun with -v to see the command); if resolving only needs longer, raise "
+        f"timeouts.resolve in wheelhouse.toml (e.g. --set timeouts.resolve={seconds * 4:g})",
+    )
+
+
 def _failed(tool: str, req: Request, res: process.Result) -> ResolveError:
     return ResolveError(
         f"{tool} could not resolve target {req.target.name!r}:\n{res.tail(25)}",
@@ -128,11 +139,16 @@ def _resolve_pip_host(req: Request) -> Resolution:
     with tempfile.TemporaryDirectory(prefix="wheelhouse-lock-") as tmp:
         out = Path(tmp) / "lock.txt"
         out.write_text(req.seed)
-        res = process.run(
-            [sys.executable, "-m", "piptools", "compile", *_pip_compile_args(req, str(out))],
-            cwd=req.config.root,
-            env=process.tool_env(req.config),
-        )
+        seconds = req.config.timeouts.resolve
+        try:
+            res = process.run(
+                [sys.executable, "-m", "piptools", "compile", *_pip_compile_args(req, str(out))],
+                cwd=req.config.root,
+                env=process.tool_env(req.config),
+                timeout=seconds,
+            )
+        except process.TimedOut:
+            raise _timed_out("pip-compile", req, seconds) from None
         if not res.ok:
             raise _failed("pip-compile", req, res)
         return Resolution(pins=parse_pins(out.read_text(), "pip-compile output"), where="host")
@@ -192,7 +208,11 @@ def _start_uv(req: Request) -> Callable[[], Resolution]:
 
     def finish() -> Resolution:
         with tmp:
-            res = running.wait(timeout=3600)
+            seconds = req.config.timeouts.resolve
+            try:
+                res = running.wait(timeout=seconds)
+            except process.TimedOut:
+                raise _timed_out("uv", req, seconds) from None
             if not res.ok:
                 raise _failed("uv", req, res)
             return Resolution(pins=parse_pins(out.read_text(), "uv output"), where="uv")
@@ -233,6 +253,8 @@ def _piptools_wheels(config: Config, python_version: str) -> Path:
             f"pip-tools=={version}",
         ],
         env=process.tool_env(config),
+        timeout=config.timeouts.resolve,
+        limit="timeouts.resolve",
     )
     if not res.ok:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -291,10 +313,14 @@ def _resolve_pip_container(req: Request, engine: Engine) -> Resolution:
             f"point {key} at an image with Python {target.python_version}",
         )
     tools = _piptools_wheels(req.config, target.python_version)
+    uid = os.getuid()
+    user = (uid, os.getgid()) if uid != 0 else (65534, 65534)  # root runs it as nobody
     pip_cache = req.config.cache_dir / "container-pip-cache"
     pip_cache.mkdir(parents=True, exist_ok=True)
-    pip_cache.chmod(0o777)
-    with staging_dir("wheelhouse-lock-") as out:
+    if uid == 0:  # the container's user owns it: never world-writable
+        os.chown(pip_cache, *user)
+    pip_cache.chmod(0o700)
+    with staging_dir(Store(req.config.cache_dir).tmp, "lock-") as out:
         (out / "lock.txt").write_text(req.seed)
         (out / "lock.txt").chmod(0o666)
         mounts = [
@@ -311,7 +337,6 @@ def _resolve_pip_container(req: Request, engine: Engine) -> Resolution:
             "/tmp/wh-venv/bin/pip install --quiet --no-index --find-links /wh-tools pip-tools; "
             'exec /tmp/wh-venv/bin/pip-compile "$@"'
         )
-        uid = os.getuid()
         with engine.container(
             target.builder_image,
             ["sh", "-c", script, "pip-compile", *_pip_compile_args(req, "/out/lock.txt")],
@@ -320,10 +345,15 @@ def _resolve_pip_container(req: Request, engine: Engine) -> Resolution:
             # resolving needs the index: the host's network view, loopback and proxies
             # included; builds (not this) run with --network none
             network="host",
-            user=f"{uid}:{os.getgid()}" if uid != 0 else "65534:65534",
+            user=f"{user[0]}:{user[1]}",
             workdir="/src",
         ) as c:
-            res = c.run(timeout=3600)
+            try:
+                res = c.run(key="resolve")
+            except EngineTimeoutError as e:
+                if e.key != "resolve":
+                    raise
+                raise _timed_out(f"pip-compile in {target.builder_image}", req, e.seconds) from None
         if not res.ok:
             raise _failed(f"pip-compile in {target.builder_image}", req, res)
         text = (out / "lock.txt").read_text()

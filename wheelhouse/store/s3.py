@@ -14,6 +14,13 @@ first, which is safe because equal keys hold equal bytes.
 
 Credentials come from boto3's standard chain and are never printed: errors name the
 bucket, the operation and S3's error code, nothing the client sent.
+
+Every call is bounded: `[store] timeout` seconds per connect and per read, ATTEMPTS
+attempts (botocore's standard retry mode: a transient error or a timeout is retried
+after a jittered backoff of at most 0.1 s here), a "waiting for <endpoint> (attempt 2/3)"
+line before each retry, and once the service is found unreachable every later call
+fails at once, so a run with many objects to ask about waits one call's time, not one
+per object.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +45,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger("wheelhouse.s3")
+ATTEMPTS = 3  # per call, the first included
 
 # S3 error codes that mean "who you are" or "what you may do", not "it is not there"
 _ACCESS_CODES = {
@@ -72,15 +82,42 @@ def client(settings: StoreSettings) -> S3Client:
     boto = BotoConfig(
         connect_timeout=settings.timeout,
         read_timeout=settings.timeout,
-        retries={"max_attempts": 3, "mode": "standard"},
+        # total_max_attempts counts the first attempt; botocore's max_attempts does not
+        retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
         # path-style works on every S3-compatible service; virtual hosts need DNS per bucket
         s3={"addressing_style": "path"} if settings.endpoint_url else {},
         max_pool_connections=16,
     )
     session = boto3.session.Session()
-    return session.client(
+    s3 = session.client(
         "s3", endpoint_url=settings.endpoint_url, region_name=settings.region, config=boto
     )
+    s3.meta.events.register("request-created.s3", _RetryNotice(settings.timeout))
+    return s3
+
+
+class _RetryNotice:
+    """Before a retry: a line saying whom we wait for (through the CLI's logging, or
+    logging's last-resort stderr handler), so a slow service is never plain silence.
+    Calls made in parallel (a prefetch makes 16) retry together: one line per attempt
+    number and timeout period says it for all of them."""
+
+    def __init__(self, period: float) -> None:
+        self._period = period
+        self._said: dict[int, float] = {}  # attempt -> when it was last said
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Any, **kwargs: Any) -> None:
+        attempt = getattr(request, "context", {}).get("retries", {}).get("attempt", 1)
+        if attempt <= 1:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now - self._said.get(attempt, -math.inf) < self._period:
+                return
+            self._said[attempt] = now
+        parts = urllib.parse.urlsplit(str(request.url))
+        log.warning("waiting for %s://%s (attempt %d/%d) ...", *parts[:2], attempt, ATTEMPTS)
 
 
 class Bucket:
@@ -92,6 +129,7 @@ class Bucket:
         self._s3 = s3
         self._lock = threading.Lock()
         self.conditional = True  # If-None-Match on PUT, until the service says no
+        self._unreachable: str | None = None  # why, once a call found the service gone
 
     @property
     def s3(self) -> S3Client:
@@ -108,8 +146,16 @@ class Bucket:
 
     @contextmanager
     def _errors(self, op: str, rel: str) -> Iterator[None]:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            HTTPClientError,
+            NoCredentialsError,
+        )
+        from botocore.exceptions import ConnectionError as Unreachable
 
+        if self._unreachable is not None:  # found gone already: don't wait for it again
+            raise self._unreachable_error(op, rel, self._unreachable)
         try:
             yield
         except NoCredentialsError:
@@ -134,12 +180,21 @@ class Bucket:
                 f"{op} {self.url(rel)}: the service answered {code} (HTTP {status})",
                 hint="rerun; if it persists, check the service and the store settings",
             ) from None
-        except BotoCoreError as e:  # connection refused / reset / timed out, after retries
-            where = self.settings.endpoint_url or "the S3 service"
-            raise StoreError(
-                f"{op} {self.url(rel)}: cannot reach {where}: {type(e).__name__}",
-                hint="nothing half-written is visible there; rerun when the service is back",
-            ) from None
+        except (Unreachable, HTTPClientError) as e:  # refused, reset, timed out: after retries
+            self._unreachable = type(e).__name__
+            raise self._unreachable_error(op, rel, self._unreachable) from None
+        except BotoCoreError as e:
+            raise self._unreachable_error(op, rel, type(e).__name__) from None
+
+    def _unreachable_error(self, op: str, rel: str, why: str) -> StoreError:
+        where = self.settings.endpoint_url or "the S3 service"
+        timeout = f"{self.settings.timeout:g}"
+        return StoreError(
+            f"{op} {self.url(rel)}: cannot reach {where}: {why} ({ATTEMPTS} attempts, "
+            f"each waiting up to {timeout} s to connect and {timeout} s for an answer)",
+            hint="nothing half-written is visible there; rerun when the service is back. "
+            f"If it is only slow, raise `timeout` in [store] (now {timeout} s)",
+        )
 
     def head(self, rel: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError
