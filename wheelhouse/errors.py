@@ -121,3 +121,11 @@ class ServeError(WheelhouseError):
 
     exit_code = 16
     kind = "serve error"
+
+
+class DamagedLockError(WheelhouseError):
+    """A lock's contents do not match its own lock-digest: cut short, or edited by hand.
+    Nothing is built from it; `wheelhouse lock` writes it afresh."""
+
+    exit_code = 19
+    kind = "damaged lock"

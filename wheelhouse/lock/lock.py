@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from wheelhouse.config import Config, Target
-from wheelhouse.errors import InputError, ResolveError, StaleLockError
+from wheelhouse.errors import DamagedLockError, InputError, ResolveError, StaleLockError
 from wheelhouse.lock import lockfile, resolve
 from wheelhouse.lock.inputs import InputFile, check_inputs
 from wheelhouse.lock.lockfile import LockFile, Pin
@@ -45,6 +45,7 @@ class TargetLock:
     where: str
     seconds: float
     written: bool
+    warnings: tuple[str, ...] = ()  # what the user should know about this lock
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,9 +61,19 @@ def lock_path(config: Config, target: Target) -> Path:
     return config.locks / f"{target.name}.txt"
 
 
+def damaged(config: Config, target: Target) -> DamagedLockError:
+    path = lock_path(config, target)
+    return DamagedLockError(
+        f"{config.rel(path)}: its contents do not match its lock-digest (cut short, or "
+        "edited by hand)",
+        hint=f"regenerate it with `wheelhouse lock -t {target.name}` and commit the result "
+        "(or restore it from version control); never edit a lock by hand",
+    )
+
+
 def read_target_lock(config: Config, target: Target) -> LockFile:
-    """The target's lock, which must exist and pin something: what build and the cache
-    commands start from."""
+    """The target's lock, which must exist, be intact and pin something: what build and
+    the cache commands start from. A lock from before lock-digests is taken as it is."""
     path = lock_path(config, target)
     lock = lockfile.read(path)
     if lock is None:
@@ -70,6 +81,8 @@ def read_target_lock(config: Config, target: Target) -> LockFile:
             f"{config.rel(path)}: no lock for target {target.name!r}",
             hint=f"run `wheelhouse lock --target {target.name}` first",
         )
+    if lock.integrity == "damaged":
+        raise damaged(config, target)
     if not lock.pins:
         raise InputError(f"{config.rel(path)}: the lock pins nothing")
     return lock
@@ -83,21 +96,22 @@ def inputs_digest(config: Config, target: Target, files: Sequence[InputFile]) ->
         p = Path(value)
         return config.rel(p) if p.is_absolute() else value
 
+    target_doc: dict[str, object] = {
+        "python": target.python_version,
+        "implementation": target.implementation,
+        "libc": [target.libc, target.libc_version],
+        "arch": target.arch,
+        "cuda": target.cuda,
+        "index-url": idx.index_url,
+        "extra-index-urls": list(idx.extra_index_urls),
+        "find-links": [loc(x) for x in idx.find_links],
+        "no-binary": list(target.no_binary),
+        "only-binary": list(target.only_binary),
+    }
     doc = {
         "format": lockfile.FORMAT,
         "inputs": sorted([config.rel(f.path), f.sha256] for f in files),
-        "target": {
-            "python": target.python_version,
-            "implementation": target.implementation,
-            "libc": [target.libc, target.libc_version],
-            "arch": target.arch,
-            "cuda": target.cuda,
-            "index-url": idx.index_url,
-            "extra-index-urls": list(idx.extra_index_urls),
-            "find-links": [loc(x) for x in idx.find_links],
-            "no-binary": list(target.no_binary),
-            "only-binary": list(target.only_binary),
-        },
+        "target": target_doc,
     }
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()
@@ -148,26 +162,44 @@ def _unbound(anchor: list[Pin], own: list[str], client: Callable[[], IndexClient
     return [p for p in anchor if not labelled(p)]
 
 
-def check(config: Config, targets: Sequence[Target]) -> None:
-    """`lock --check`: raise StaleLockError naming every missing or stale lock."""
+def check(config: Config, targets: Sequence[Target]) -> list[str]:
+    """`lock --check`: raise DamagedLockError naming every damaged lock, else
+    StaleLockError naming every missing or stale one. Returns notes on the locks that
+    pass but carry no lock-digest (written before it existed)."""
     files = check_inputs(config.inputs + config.constraints, config.root)
-    problems = []
+    problems, broken, notes = [], [], []
     for t in targets:
         path = lock_path(config, t)
         current = lockfile.read(path)
         if current is None:
             problems.append(f"{config.rel(path)}: missing")
+        elif current.integrity == "damaged":
+            broken.append(t)
         elif current.inputs_digest != inputs_digest(config, t, files):
             problems.append(
                 f"{config.rel(path)}: stale (the inputs or targets.{t.name} changed since it "
                 "was written)"
             )
+        elif current.integrity == "unverified":
+            notes.append(
+                f"{config.rel(path)} has no lock-digest (an older wheelhouse wrote it): "
+                f"`wheelhouse lock -t {t.name}` adds one, with the same pins"
+            )
+    if broken:
+        errors = [damaged(config, t) for t in broken]
+        names = " ".join(f"-t {t.name}" for t in broken)
+        raise DamagedLockError(
+            "\n".join(e.message for e in errors) + "".join(f"\n{p}" for p in problems),
+            hint=f"regenerate with `wheelhouse lock {names}` and commit the result "
+            "(or restore from version control); never edit a lock by hand",
+        )
     if problems:
         names = " ".join(f"--target {t.name}" for t in targets)
         raise StaleLockError(
             "locks are not up to date:\n  " + "\n  ".join(problems),
             hint=f"run `wheelhouse lock {names}` and commit the result",
         )
+    return notes
 
 
 def lock(
@@ -233,8 +265,16 @@ def _lock_targets(
         start = time.monotonic()
         path = lock_path(config, target)
         existing = lockfile.read(path)
+        warnings = []
+        if existing and existing.integrity == "damaged":
+            # its pins may be what was cut or edited in: not preferred, replaced
+            warnings.append(
+                f"{config.rel(path)} was a damaged lock (its contents did not match its "
+                "lock-digest): written afresh, without preferring its pins"
+            )
         own = [u for u in target.index.all_index_urls if u not in targets[0].index.all_index_urls]
-        seed = _seed(existing, _unbound(anchor, own, client), upgrade)
+        intact = existing if existing and existing.integrity != "damaged" else None
+        seed = _seed(intact, _unbound(anchor, own, client), upgrade)
         if upgrade_names:  # the anchor must not hold back a package being upgraded
             seed = "".join(
                 line
@@ -278,6 +318,7 @@ def _lock_targets(
             where=resolution.where,
             seconds=time.monotonic() - start,
             written=written,
+            warnings=tuple(warnings),
         )
 
 
