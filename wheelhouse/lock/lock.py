@@ -17,6 +17,7 @@ from wheelhouse.config import Config, Target
 from wheelhouse.errors import DamagedLockError, InputError, ResolveError, StaleLockError
 from wheelhouse.lock import lockfile, resolve
 from wheelhouse.lock.inputs import InputFile, check_inputs
+from wheelhouse.lock.interpreter import target_python, unknown_note
 from wheelhouse.lock.lockfile import LockFile, Pin
 from wheelhouse.lock.resolve import Request
 
@@ -108,6 +109,8 @@ def inputs_digest(config: Config, target: Target, files: Sequence[InputFile]) ->
         "no-binary": list(target.no_binary),
         "only-binary": list(target.only_binary),
     }
+    if target.python_full:  # only then: locks of "3.11" targets keep their digest
+        target_doc["python-full"] = target.python_full
     doc = {
         "format": lockfile.FORMAT,
         "inputs": sorted([config.rel(f.path), f.sha256] for f in files),
@@ -282,10 +285,12 @@ def _lock_targets(
                 if canonicalize_name(line.split("==")[0]) not in upgrade_names
             )
         progress(f"resolving {target.name} ({target.describe()})")
+        python = target_python(target, engine)
         pending = resolve.start(
             Request(
                 config=config,
                 target=target,
+                python=python,
                 seed=seed,
                 upgrade=upgrade and i == 0,
                 upgrade_packages=upgrade_names,
@@ -299,6 +304,8 @@ def _lock_targets(
         from wheelhouse.lock.hashes import hash_pins
 
         resolution = pending()
+        if not python.known:
+            warnings.append(unknown_note(target, python, resolution.python))
         progress(f"hashing {len(resolution.pins)} pins for {target.name}")
         pins = hash_pins(sorted(resolution.pins, key=lambda p: p.name), target, client())
         new = LockFile(
