@@ -1,8 +1,9 @@
 """The lock that a target's images could not install, through the real engine: the
 Debian 12 test images run Python 3.11.2 while this host runs a later 3.11. A package
 whose newest release needs a later patch (Requires-Python >=3.11.3) must be pinned at
-its older release for that target, by pip-compile (in the builder image, never on the
-host) and by uv (told 3.11.2) alike, byte for byte."""
+its older release for that target, by pip-compile and by uv (told 3.11.2) alike, byte for
+byte: pip-compile starts on the host (it shares the minor), its 2.0 does not install on
+3.11.2, so the builder image resolves the target again."""
 
 from __future__ import annotations
 
@@ -65,6 +66,10 @@ def test_both_backends_pin_what_the_builder_s_python_can_install(
 
     by_pip = wh("lock")
     assert f"resolved on container {test_images['py311-builder']}" in by_pip.stdout
+    assert (
+        "needspatch==2.0 (Requires-Python >=3.11.3): not for Python 3.11.2; resolving slim "
+        "in its builder image"
+    ) in by_pip.stderr
     assert "warning" not in by_pip.stderr  # the patch release was known
     pip_text = path.read_text()
     lock = lockfile.read(path)
@@ -80,8 +85,10 @@ def test_both_backends_pin_what_the_builder_s_python_can_install(
 def test_pip_compile_refuses_a_builder_of_another_patch_release(
     wh: Wheelhouse, project: Path, index: LocalIndex, test_images: dict[str, str], engine_bin: str
 ) -> None:
-    """Named 3.11.4, but the builder runs 3.11.2: pip-compile there would resolve for the
-    wrong release, so it is refused (uv resolves for 3.11.4 as told)."""
+    """Named 3.11.4, but the builder runs 3.11.2. The host's pick, needspatch 3.0, needs
+    3.11.5: the builder would have to resolve, but it would resolve for the wrong release,
+    so it is refused (uv resolves for 3.11.4 as told: 2.0)."""
+    index.add_wheel("needspatch", "3.0", requires_python=">=3.11.5")
     configure(project, index, test_images, engine_bin, "3.11.4")
     proc = wh("lock", check=False)
     assert proc.returncode == 6, proc.stderr

@@ -195,9 +195,9 @@ def test_both_backends_pin_for_the_target_s_patch_release(
     tmp_path: Path, index: LocalIndex, python: str, expected: str
 ) -> None:
     """needspatch 2.0 needs the host's patch release: a target on it gets 2.0, one on
-    3.11.2 gets 1.0, whichever backend resolves. pip-compile resolves the host's own
-    release on the host; for 3.11.2 it must not (that is the builder image's job: the
-    docker test), so here it fails for want of the engine rather than pin 2.0."""
+    3.11.2 gets 1.0, whichever backend resolves. pip-compile on the host picks 2.0 either
+    way; for 3.11.2 that pin does not install, so the builder image must resolve it
+    again (the docker test), and here it fails for want of the engine rather than pin 2.0."""
     texts = {}
     for resolver in ("uv", "pip"):
         wh = project_runner(tmp_path, resolver)
@@ -205,6 +205,10 @@ def test_both_backends_pin_for_the_target_s_patch_release(
         proc = wh("lock", check=False)
         if resolver == "pip" and python != HOST:
             assert proc.returncode == 5, proc.stderr  # the engine, not the host
+            assert (
+                f"needspatch==2.0 (Requires-Python {NEWER_PATCH}): not for Python {python}; "
+                "resolving slim in its builder image"
+            ) in proc.stderr
             assert f"container engine '{NO_ENGINE}' not found" in proc.stderr
             assert not lock_of(wh).exists()
             continue
@@ -215,6 +219,27 @@ def test_both_backends_pin_for_the_target_s_patch_release(
         texts[resolver] = lock_of(wh).read_text()
     if python == HOST:
         assert texts["pip"] == texts["uv"]
+
+
+def test_the_host_resolves_another_patch_release_where_every_pin_fits(
+    tmp_path: Path, index: LocalIndex
+) -> None:
+    """3.11.2 is not the host's release, but nothing pinned draws a line within 3.11:
+    the host's pins stand (no builder image is needed, so no engine), the same as uv's."""
+    texts = {}
+    for resolver in ("pip", "uv"):
+        wh = project_runner(tmp_path, resolver)
+        configure(wh, index, "alpha\nbeta\n", resolver=resolver, python=f"{MAJOR}.{MINOR}.2")
+        out = wh("lock")
+        assert f"resolved on {'host' if resolver == 'pip' else 'uv'} in" in out.stdout
+        assert "builder image" not in out.stderr
+        texts[resolver] = lock_of(wh).read_text()
+    assert texts["pip"] == texts["uv"]
+    assert pins_of(texts["pip"]) == {"alpha": "1.0", "beta": "1.0", "gamma": "1.0"}
+
+
+def pins_of(text: str) -> dict[str, str]:
+    return {p.name: p.version for p in lockfile.parse_pins(text, "lock")}
 
 
 def test_an_unknown_patch_release_is_said_with_what_was_resolved(

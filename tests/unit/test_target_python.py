@@ -1,14 +1,12 @@
 """The Python a lock is resolved for, to the patch release: `python-version = "3.11.2"` in
 the config, else the builder image's probe, else the minor alone with the report saying
-so; the host resolves only for its own patch release. No engine here: the probe's answers
-come from a stub."""
+so. No engine here: the probe's answers come from a stub. That the host's pins are checked
+against the target's patch release is tests/integration/test_faults_locks.py's."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import sys
 from pathlib import Path
 from typing import cast
 
@@ -16,15 +14,11 @@ import pytest
 from conftest import write
 
 from wheelhouse import config as config_mod
-from wheelhouse.config import Config, Target
+from wheelhouse.config import Config
 from wheelhouse.engine import Engine, ImageInfo
 from wheelhouse.errors import ConfigError, EngineError, ResolveError
 from wheelhouse.lock import lock as lock_mod
 from wheelhouse.lock.interpreter import check_builder, release, target_python
-from wheelhouse.lock.resolve import host_matches, host_python
-
-HOST = host_python()
-HOST_MINOR = "{}.{}".format(*sys.version_info[:2])
 
 
 def load(tmp_path: Path, python: str) -> Config:
@@ -174,27 +168,3 @@ def test_pip_compile_in_the_builder_must_run_the_named_patch_release(tmp_path: P
     check_builder(minor, info("3.11.4"))  # any 3.11 is that target's
     with pytest.raises(ResolveError):
         check_builder(minor, info("3.12.1"))
-
-
-# -- the host -----------------------------------------------------------------------------
-
-
-def host_target(tmp_path: Path, python: str) -> Target:
-    libc = platform.libc_ver()[0] or "musl"
-    write(
-        tmp_path / "wheelhouse.toml",
-        f'[targets.h]\npython-version = "{python}"\nbuilder-image = "b:1"\n'
-        f'libc = "{libc}"\narch = "{platform.machine()}"\n',
-    )
-    return config_mod.load(tmp_path, environ={}).target("h")
-
-
-def test_the_host_resolves_only_for_its_own_patch_release(tmp_path: Path) -> None:
-    t = host_target(tmp_path, HOST_MINOR)
-    assert host_matches(t, HOST)
-    major, minor, patch = (int(x) for x in HOST.split("."))
-    other = f"{major}.{minor}.{patch + 1}"
-    assert not host_matches(t, other)
-    # the patch release unknown: the minor decides, as before
-    assert host_matches(t)
-    assert not host_matches(host_target(tmp_path, f"{major}.{minor + 1}"))

@@ -17,9 +17,9 @@ from wheelhouse.config import Config, Target
 from wheelhouse.errors import DamagedLockError, InputError, ResolveError, StaleLockError
 from wheelhouse.lock import lockfile, resolve
 from wheelhouse.lock.inputs import InputFile, check_inputs
-from wheelhouse.lock.interpreter import target_python, unknown_note
+from wheelhouse.lock.interpreter import TargetPython, target_python, unknown_note
 from wheelhouse.lock.lockfile import LockFile, Pin
-from wheelhouse.lock.resolve import Request
+from wheelhouse.lock.resolve import Request, Resolution
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
@@ -286,28 +286,22 @@ def _lock_targets(
             )
         progress(f"resolving {target.name} ({target.describe()})")
         python = target_python(target, engine)
-        pending = resolve.start(
-            Request(
-                config=config,
-                target=target,
-                python=python,
-                seed=seed,
-                upgrade=upgrade and i == 0,
-                upgrade_packages=upgrade_names,
-            ),
-            engine,
+        request = Request(
+            config=config,
+            target=target,
+            python=python,
+            seed=seed,
+            upgrade=upgrade and i == 0,
+            upgrade_packages=upgrade_names,
         )
+        pending = resolve.start(request, engine)
         for line in seed.splitlines():  # most pins survive a re-lock: fetch their pages now
             name, _, version = line.partition("==")
             for url in target.index.all_index_urls:
                 client().prefetch(url, name, version)
-        from wheelhouse.lock.hashes import hash_pins
-
-        resolution = pending()
+        resolution, pins = _hashed(request, pending(), client(), engine, progress)
         if not python.known:
             warnings.append(unknown_note(target, python, resolution.python))
-        progress(f"hashing {len(resolution.pins)} pins for {target.name}")
-        pins = hash_pins(sorted(resolution.pins, key=lambda p: p.name), target, client())
         new = LockFile(
             target=target.name,
             target_description=target.describe(),
@@ -327,6 +321,39 @@ def _lock_targets(
             written=written,
             warnings=tuple(warnings),
         )
+
+
+def _hashed(
+    request: Request,
+    resolution: Resolution,
+    client: IndexClient,
+    engine: Callable[[], Engine],
+    progress: Callable[[str], None],
+) -> tuple[Resolution, list[Pin]]:
+    """The resolution's pins with their hashes. One made on the host for another patch
+    release of the target's Python (the host shares its minor) stands only if every pin
+    installs on the target's own release; else the builder image resolves it again."""
+    from wheelhouse.lock.hashes import hash_pins, not_for_python
+
+    target, python = request.target, request.python
+    progress(f"hashing {len(resolution.pins)} pins for {target.name}")
+    pins = hash_pins(sorted(resolution.pins, key=lambda p: p.name), target, client)
+    if not _host_for_another_release(resolution, python):
+        return resolution, pins
+    misfits = not_for_python(pins, target, client, python.version)
+    if not misfits:
+        return resolution, pins
+    progress(
+        f"{', '.join(misfits)}: not for Python {python.version}; resolving {target.name} "
+        "in its builder image"
+    )
+    resolution = resolve.in_builder(request, engine())
+    pins = hash_pins(sorted(resolution.pins, key=lambda p: p.name), target, client)
+    return resolution, pins
+
+
+def _host_for_another_release(resolution: Resolution, python: TargetPython) -> bool:
+    return resolution.where == "host" and python.known and resolution.python != python.version
 
 
 def _report(results: list[TargetLock]) -> LockReport:

@@ -53,14 +53,13 @@ def host_python() -> str:
     return "{}.{}.{}".format(*sys.version_info[:3])
 
 
-def host_matches(target: Target, python: str | None = None) -> bool:
-    """Whether this interpreter evaluates markers, Requires-Python and tags as the target
-    would: its version to the patch release where `python` ("3.11.2") is known."""
+def host_matches(target: Target) -> bool:
+    """Whether this interpreter evaluates markers and tags as the target would (its minor
+    release: where the patch release differs, lock.py checks each pin's Requires-Python)."""
     libc, _ = platform.libc_ver()
-    version = host_python() == python if python else sys.version_info[:2] == target.python_tuple
     return (
         sys.implementation.name == "cpython"
-        and version
+        and sys.version_info[:2] == target.python_tuple
         and sys.platform == "linux"
         and platform.machine() == target.arch
         and (libc or "musl") == target.libc
@@ -132,9 +131,11 @@ def start(req: Request, engine: Callable[[], Engine]) -> Callable[[], Resolution
     """
     if req.config.resolver == "uv":
         return _start_uv(req)
-    if host_matches(req.target, req.python.version if req.python.known else None):
+    # the host's minor release is enough to start on the host: lock.py checks the pins
+    # against the target's patch release, and calls in_builder() where they do not fit
+    if host_matches(req.target):
         return lambda: _resolve_pip_host(req)
-    return lambda: _resolve_pip_container(req, engine())
+    return lambda: in_builder(req, engine())
 
 
 def _resolve_pip_host(req: Request) -> Resolution:
@@ -295,7 +296,8 @@ def container_env(config: Config) -> dict[str, str]:
     return env
 
 
-def _resolve_pip_container(req: Request, engine: Engine) -> Resolution:
+def in_builder(req: Request, engine: Engine) -> Resolution:
+    """pip-compile inside the target's builder image: its own interpreter decides."""
     target = req.target
     key = f"targets.{target.name}.builder-image"
     info = engine.probe(target.builder_image, key=key)
