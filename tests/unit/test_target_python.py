@@ -113,6 +113,16 @@ def test_the_inputs_digest_of_a_minor_only_target_is_unchanged(tmp_path: Path) -
     )
 
 
+def test_the_ci_cache_key_of_a_minor_only_target_is_unchanged(tmp_path: Path) -> None:
+    """`wheelhouse cache key` hashes the target's fields: the new one only where it is set."""
+    from wheelhouse.build.cachekey import _target_doc
+
+    cfg = load(tmp_path, "3.11")
+    assert "python_full" not in _target_doc(cfg, cfg.target("slim"))
+    full = load(tmp_path, "3.11.2")
+    assert _target_doc(full, full.target("slim"))["python_full"] == "3.11.2"
+
+
 # -- which Python -------------------------------------------------------------------------
 
 
