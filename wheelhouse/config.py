@@ -57,7 +57,10 @@ class Target:
     """Where wheels will be installed: interpreter, libc, arch, accelerator, and images."""
 
     name: str
-    python_version: str  # "3.12": major.minor
+    python_version: str  # "3.12": major.minor (tags, build keys)
+    # "3.12.4" where the config gives the patch release: the lock is resolved for exactly
+    # it (Requires-Python can draw its line within a minor); None: probed when locking
+    python_full: str | None = None
     implementation: str = "cp"
     libc: Libc = "glibc"
     libc_version: str | None = None  # "2.36" / "1.2"; None: probed from the final image
@@ -92,7 +95,8 @@ class Target:
     def describe(self) -> str:
         libc = f"{self.libc} {self.libc_version or '(probed)'}"
         cuda = f", cuda {self.cuda}" if self.cuda else ""
-        return f"{self.implementation}{self.python_version}, {libc}, {self.arch}{cuda}"
+        python = self.python_full or self.python_version
+        return f"{self.implementation}{python}, {libc}, {self.arch}{cuda}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -247,9 +251,11 @@ TARGET_KEYS = (
 def _version_text(r: TableReader, name: str, value: str | None, parts: int) -> str | None:
     if value is None:
         return None
-    if not re.fullmatch(r"\d+(\.\d+){" + str(parts - 1) + "}", value):
-        example = "3.12" if name == "python-version" else "2.36"
-        raise r.fail(name, value, f"a version like {example!r}")
+    # python-version may name the patch release too ("3.11.2")
+    most = parts + 1 if name == "python-version" else parts
+    if not re.fullmatch(r"\d+(\.\d+){" + f"{parts - 1},{most - 1}" + "}", value):
+        example = "'3.12' or '3.12.4'" if name == "python-version" else "'2.36'"
+        raise r.fail(name, value, f"a version like {example}")
     try:
         Version(value)
     except InvalidVersion:  # pragma: no cover - the regex above already ensures it
@@ -324,7 +330,8 @@ def _target(
     assert python_version is not None
     return Target(
         name=name,
-        python_version=python_version,
+        python_version=".".join(python_version.split(".")[:2]),
+        python_full=python_version if python_version.count(".") == 2 else None,
         implementation=r.choice("implementation", ["cp"], "cp"),
         libc=r.choice("libc", ["glibc", "musl"], "glibc"),  # type: ignore[arg-type]
         libc_version=_version_text(r, "libc-version", r.text("libc-version"), 2),

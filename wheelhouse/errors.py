@@ -199,3 +199,11 @@ def not_utf8(label: str, err: UnicodeDecodeError, kind: type[WheelhouseError]) -
         f"{label}: not UTF-8 at byte {err.start}",
         hint="save it as UTF-8 (most editors: save with encoding, UTF-8)",
     )
+
+
+class DamagedLockError(WheelhouseError):
+    """A lock's contents do not match its own lock-digest: cut short, or edited by hand.
+    Nothing is built from it; `wheelhouse lock` writes it afresh."""
+
+    exit_code = 19
+    kind = "damaged lock"

@@ -134,7 +134,7 @@ def test_bad_target_choice(tmp_path: Path, key: str, value: str, choices: str) -
     assert choices in err.message
 
 
-@pytest.mark.parametrize("bad", ["3", "3.12.1", "three", "3.x", ""])
+@pytest.mark.parametrize("bad", ["3", "3.12.1.1", "three", "3.x", ""])
 def test_bad_python_version(tmp_path: Path, bad: str) -> None:
     err = fails(tmp_path, f'[targets.slim]\npython-version = "{bad}"\n')
     assert f"targets.slim.python-version = {bad!r}" in err.message

@@ -26,6 +26,8 @@ KEY_FORMAT = "1"  # bump when what the key covers changes
 
 def _target_doc(config: Config, target: Target) -> dict[str, Any]:
     doc = dataclasses.asdict(target)
+    if doc["python_full"] is None:  # a field added later: keys of "3.11" targets stay as they were
+        del doc["python_full"]
     # find-links folders are made absolute at load: keep the key the same on every checkout
     doc["index"]["find_links"] = [
         config.rel(Path(p)) if p.startswith("/") else p for p in target.index.find_links

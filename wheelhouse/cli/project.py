@@ -100,8 +100,10 @@ def lock(
     cfg = obj.config()
     chosen = with_libc(cfg.selected(split_names(target_names)), obj.engine_factory())
     if check:
-        lock_mod.check(cfg, chosen)
+        notes = lock_mod.check(cfg, chosen)
         click.echo(f"locks up to date: {', '.join(t.name for t in chosen)}")
+        for note in notes:
+            click.echo(f"  note: {note}")
         return
     report = lock_mod.lock(
         cfg,
@@ -130,6 +132,8 @@ def _render_lock(cfg: config_mod.Config, report: LockReport) -> None:
             click.echo(f"  - {name} {version}")
         if r.lock.source_builds:
             click.echo(f"  build from source: {', '.join(r.lock.source_builds)}")
+        for warning in r.warnings:
+            click.echo(f"wheelhouse: warning: {warning}", err=True)
     if report.divergent:
         click.echo("versions differ between targets:")
         for name, per in report.divergent.items():

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from wheelhouse.config import Config, Target
-from wheelhouse.errors import InputError, ResolveError, StaleLockError
+from wheelhouse.errors import DamagedLockError, InputError, ResolveError, StaleLockError
 from wheelhouse.lock import lockfile, resolve
 from wheelhouse.lock.inputs import InputFile, check_inputs
+from wheelhouse.lock.interpreter import TargetPython, target_python, unknown_note
 from wheelhouse.lock.lockfile import LockFile, Pin
-from wheelhouse.lock.resolve import Request
+from wheelhouse.lock.resolve import Request, Resolution
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
@@ -45,6 +46,7 @@ class TargetLock:
     where: str
     seconds: float
     written: bool
+    warnings: tuple[str, ...] = ()  # what the user should know about this lock
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,9 +62,19 @@ def lock_path(config: Config, target: Target) -> Path:
     return config.locks / f"{target.name}.txt"
 
 
+def damaged(config: Config, target: Target) -> DamagedLockError:
+    path = lock_path(config, target)
+    return DamagedLockError(
+        f"{config.rel(path)}: its contents do not match its lock-digest (cut short, or "
+        "edited by hand)",
+        hint=f"regenerate it with `wheelhouse lock -t {target.name}` and commit the result "
+        "(or restore it from version control); never edit a lock by hand",
+    )
+
+
 def read_target_lock(config: Config, target: Target) -> LockFile:
-    """The target's lock, which must exist and pin something: what build and the cache
-    commands start from."""
+    """The target's lock, which must exist, be intact and pin something: what build and
+    the cache commands start from. A lock from before lock-digests is taken as it is."""
     path = lock_path(config, target)
     lock = lockfile.read(path)
     if lock is None:
@@ -70,6 +82,8 @@ def read_target_lock(config: Config, target: Target) -> LockFile:
             f"{config.rel(path)}: no lock for target {target.name!r}",
             hint=f"run `wheelhouse lock --target {target.name}` first",
         )
+    if lock.integrity == "damaged":
+        raise damaged(config, target)
     if not lock.pins:
         raise InputError(f"{config.rel(path)}: the lock pins nothing")
     return lock
@@ -83,21 +97,24 @@ def inputs_digest(config: Config, target: Target, files: Sequence[InputFile]) ->
         p = Path(value)
         return config.rel(p) if p.is_absolute() else value
 
+    target_doc: dict[str, object] = {
+        "python": target.python_version,
+        "implementation": target.implementation,
+        "libc": [target.libc, target.libc_version],
+        "arch": target.arch,
+        "cuda": target.cuda,
+        "index-url": idx.index_url,
+        "extra-index-urls": list(idx.extra_index_urls),
+        "find-links": [loc(x) for x in idx.find_links],
+        "no-binary": list(target.no_binary),
+        "only-binary": list(target.only_binary),
+    }
+    if target.python_full:  # only then: locks of "3.11" targets keep their digest
+        target_doc["python-full"] = target.python_full
     doc = {
         "format": lockfile.FORMAT,
         "inputs": sorted([config.rel(f.path), f.sha256] for f in files),
-        "target": {
-            "python": target.python_version,
-            "implementation": target.implementation,
-            "libc": [target.libc, target.libc_version],
-            "arch": target.arch,
-            "cuda": target.cuda,
-            "index-url": idx.index_url,
-            "extra-index-urls": list(idx.extra_index_urls),
-            "find-links": [loc(x) for x in idx.find_links],
-            "no-binary": list(target.no_binary),
-            "only-binary": list(target.only_binary),
-        },
+        "target": target_doc,
     }
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()
@@ -148,26 +165,44 @@ def _unbound(anchor: list[Pin], own: list[str], client: Callable[[], IndexClient
     return [p for p in anchor if not labelled(p)]
 
 
-def check(config: Config, targets: Sequence[Target]) -> None:
-    """`lock --check`: raise StaleLockError naming every missing or stale lock."""
+def check(config: Config, targets: Sequence[Target]) -> list[str]:
+    """`lock --check`: raise DamagedLockError naming every damaged lock, else
+    StaleLockError naming every missing or stale one. Returns notes on the locks that
+    pass but carry no lock-digest (written before it existed)."""
     files = check_inputs(config.inputs + config.constraints, config.root)
-    problems = []
+    problems, broken, notes = [], [], []
     for t in targets:
         path = lock_path(config, t)
         current = lockfile.read(path)
         if current is None:
             problems.append(f"{config.rel(path)}: missing")
+        elif current.integrity == "damaged":
+            broken.append(t)
         elif current.inputs_digest != inputs_digest(config, t, files):
             problems.append(
                 f"{config.rel(path)}: stale (the inputs or targets.{t.name} changed since it "
                 "was written)"
             )
+        elif current.integrity == "unverified":
+            notes.append(
+                f"{config.rel(path)} has no lock-digest (an older wheelhouse wrote it): "
+                f"`wheelhouse lock -t {t.name}` adds one, with the same pins"
+            )
+    if broken:
+        errors = [damaged(config, t) for t in broken]
+        names = " ".join(f"-t {t.name}" for t in broken)
+        raise DamagedLockError(
+            "\n".join(e.message for e in errors) + "".join(f"\n{p}" for p in problems),
+            hint=f"regenerate with `wheelhouse lock {names}` and commit the result "
+            "(or restore from version control); never edit a lock by hand",
+        )
     if problems:
         names = " ".join(f"--target {t.name}" for t in targets)
         raise StaleLockError(
             "locks are not up to date:\n  " + "\n  ".join(problems),
             hint=f"run `wheelhouse lock {names}` and commit the result",
         )
+    return notes
 
 
 def lock(
@@ -232,9 +267,21 @@ def _lock_targets(
     for i, target in enumerate(targets):
         start = time.monotonic()
         path = lock_path(config, target)
-        existing = lockfile.read(path)
+        warnings = []
+        try:
+            existing = lockfile.read(path)
+        except InputError as e:  # not even UTF-8: damaged beyond reading, written afresh
+            existing = None
+            warnings.append(f"{e.message}: written afresh")
+        if existing and existing.integrity == "damaged":
+            # its pins may be what was cut or edited in: not preferred, replaced
+            warnings.append(
+                f"{config.rel(path)} was a damaged lock (its contents did not match its "
+                "lock-digest): written afresh, without preferring its pins"
+            )
         own = [u for u in target.index.all_index_urls if u not in targets[0].index.all_index_urls]
-        seed = _seed(existing, _unbound(anchor, own, client), upgrade)
+        intact = existing if existing and existing.integrity != "damaged" else None
+        seed = _seed(intact, _unbound(anchor, own, client), upgrade)
         if upgrade_names:  # the anchor must not hold back a package being upgraded
             seed = "".join(
                 line
@@ -242,25 +289,23 @@ def _lock_targets(
                 if canonicalize_name(line.split("==")[0]) not in upgrade_names
             )
         progress(f"resolving {target.name} ({target.describe()})")
-        pending = resolve.start(
-            Request(
-                config=config,
-                target=target,
-                seed=seed,
-                upgrade=upgrade and i == 0,
-                upgrade_packages=upgrade_names,
-            ),
-            engine,
+        python = target_python(target, engine)
+        request = Request(
+            config=config,
+            target=target,
+            python=python,
+            seed=seed,
+            upgrade=upgrade and i == 0,
+            upgrade_packages=upgrade_names,
         )
+        pending = resolve.start(request, engine)
         for line in seed.splitlines():  # most pins survive a re-lock: fetch their pages now
             name, _, version = line.partition("==")
             for url in target.index.all_index_urls:
                 client().prefetch(url, name, version)
-        from wheelhouse.lock.hashes import hash_pins
-
-        resolution = pending()
-        progress(f"hashing {len(resolution.pins)} pins for {target.name}")
-        pins = hash_pins(sorted(resolution.pins, key=lambda p: p.name), target, client())
+        resolution, pins = _hashed(request, pending(), client(), engine, progress)
+        if not python.known:
+            warnings.append(unknown_note(target, python, resolution.python))
         new = LockFile(
             target=target.name,
             target_description=target.describe(),
@@ -278,7 +323,41 @@ def _lock_targets(
             where=resolution.where,
             seconds=time.monotonic() - start,
             written=written,
+            warnings=tuple(warnings),
         )
+
+
+def _hashed(
+    request: Request,
+    resolution: Resolution,
+    client: IndexClient,
+    engine: Callable[[], Engine],
+    progress: Callable[[str], None],
+) -> tuple[Resolution, list[Pin]]:
+    """The resolution's pins with their hashes. One made on the host for another patch
+    release of the target's Python (the host shares its minor) stands only if every pin
+    installs on the target's own release; else the builder image resolves it again."""
+    from wheelhouse.lock.hashes import hash_pins, not_for_python
+
+    target, python = request.target, request.python
+    progress(f"hashing {len(resolution.pins)} pins for {target.name}")
+    pins = hash_pins(sorted(resolution.pins, key=lambda p: p.name), target, client)
+    if not _host_for_another_release(resolution, python):
+        return resolution, pins
+    misfits = not_for_python(pins, target, client, python.version)
+    if not misfits:
+        return resolution, pins
+    progress(
+        f"{', '.join(misfits)}: not for Python {python.version}; resolving {target.name} "
+        "in its builder image"
+    )
+    resolution = resolve.in_builder(request, engine())
+    pins = hash_pins(sorted(resolution.pins, key=lambda p: p.name), target, client)
+    return resolution, pins
+
+
+def _host_for_another_release(resolution: Resolution, python: TargetPython) -> bool:
+    return resolution.where == "host" and python.known and resolution.python != python.version
 
 
 def _report(results: list[TargetLock]) -> LockReport:

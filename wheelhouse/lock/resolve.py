@@ -24,6 +24,8 @@ from wheelhouse.config import Config, Target
 from wheelhouse.engine import FIND_PYTHON, Engine, EngineTimeoutError, Mount, staging_dir
 from wheelhouse.errors import ResolveError, ToolError
 from wheelhouse.fsutil import is_complete, publish_dir
+from wheelhouse.lock import piperrors
+from wheelhouse.lock.interpreter import TargetPython, check_builder, release
 from wheelhouse.lock.lockfile import Pin, parse_pins
 from wheelhouse.store import Store
 
@@ -35,6 +37,7 @@ _CONTAINER_CA = "/etc/wheelhouse/ca-bundle.pem"
 class Request:
     config: Config
     target: Target
+    python: TargetPython  # the interpreter to resolve for, to the patch release if known
     seed: str  # pins the resolver should prefer (pip-compile/uv read the output file)
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
@@ -44,10 +47,16 @@ class Request:
 class Resolution:
     pins: list[Pin]
     where: str  # "host", "uv", or "container <image>": for the report
+    python: str  # the Python version it was resolved for: "3.11.7"
+
+
+def host_python() -> str:
+    return "{}.{}.{}".format(*sys.version_info[:3])
 
 
 def host_matches(target: Target) -> bool:
-    """Whether this interpreter evaluates markers and tags as the target would."""
+    """Whether this interpreter evaluates markers and tags as the target would (its minor
+    release: where the patch release differs, lock.py checks each pin's Requires-Python)."""
     libc, _ = platform.libc_ver()
     return (
         sys.implementation.name == "cpython"
@@ -115,8 +124,11 @@ def _timed_out(tool: str, req: Request, seconds: float) -> ResolveError:
 
 
 def _failed(tool: str, req: Request, res: process.Result) -> ResolveError:
+    # pip-compile ends in pip's tracebacks; what they say is made a message here. uv's
+    # own message is already one: it passes through.
+    said = res.tail(25) if tool == "uv" else piperrors.explain(res.stdout + res.stderr)
     return ResolveError(
-        f"{tool} could not resolve target {req.target.name!r}:\n{res.tail(25)}",
+        f"{tool} could not resolve target {req.target.name!r}:\n{said}",
         hint="fix the conflicting or missing requirement named above in your inputs; "
         "rerun with -v to see the command",
     )
@@ -130,9 +142,11 @@ def start(req: Request, engine: Callable[[], Engine]) -> Callable[[], Resolution
     """
     if req.config.resolver == "uv":
         return _start_uv(req)
+    # the host's minor release is enough to start on the host: lock.py checks the pins
+    # against the target's patch release, and calls in_builder() where they do not fit
     if host_matches(req.target):
         return lambda: _resolve_pip_host(req)
-    return lambda: _resolve_pip_container(req, engine())
+    return lambda: in_builder(req, engine())
 
 
 def _resolve_pip_host(req: Request) -> Resolution:
@@ -151,7 +165,8 @@ def _resolve_pip_host(req: Request) -> Resolution:
             raise _timed_out("pip-compile", req, seconds) from None
         if not res.ok:
             raise _failed("pip-compile", req, res)
-        return Resolution(pins=parse_pins(out.read_text(), "pip-compile output"), where="host")
+        pins = parse_pins(out.read_text(), "pip-compile output")
+        return Resolution(pins=pins, where="host", python=host_python())
 
 
 def _uv_binary() -> str:
@@ -190,7 +205,7 @@ def _start_uv(req: Request) -> Callable[[], Resolution]:
         "--quiet",
         "--no-header",
         "--python-version",
-        req.target.python_version,
+        req.python.version,  # uv takes "3.11" for 3.11.0
         "--python-platform",
         uv_platform(req.target),
         # resolve *for* that version with the interpreter at hand: never download one
@@ -215,7 +230,9 @@ def _start_uv(req: Request) -> Callable[[], Resolution]:
                 raise _timed_out("uv", req, seconds) from None
             if not res.ok:
                 raise _failed("uv", req, res)
-            return Resolution(pins=parse_pins(out.read_text(), "uv output"), where="uv")
+            pins = parse_pins(out.read_text(), "uv output")
+            version = req.python.version
+            return Resolution(pins=pins, where="uv", python=release(version) or f"{version}.0")
 
     return finish
 
@@ -301,17 +318,12 @@ def container_env(config: Config) -> dict[str, str]:
     return env
 
 
-def _resolve_pip_container(req: Request, engine: Engine) -> Resolution:
+def in_builder(req: Request, engine: Engine) -> Resolution:
+    """pip-compile inside the target's builder image: its own interpreter decides."""
     target = req.target
     key = f"targets.{target.name}.builder-image"
     info = engine.probe(target.builder_image, key=key)
-    if info.python_minor != target.python_version:
-        raise ResolveError(
-            f"target {target.name!r} says Python {target.python_version}, but its builder "
-            f"image {target.builder_image} has Python {info.python_version}",
-            hint=f'set targets.{target.name}.python-version = "{info.python_minor}", or '
-            f"point {key} at an image with Python {target.python_version}",
-        )
+    check_builder(target, info)
     tools = _piptools_wheels(req.config, target.python_version)
     uid = os.getuid()
     user = (uid, os.getgid()) if uid != 0 else (65534, 65534)  # root runs it as nobody
@@ -332,9 +344,12 @@ def _resolve_pip_container(req: Request, engine: Engine) -> Resolution:
         ]
         if req.config.ca_bundle:
             mounts.append(Mount(source=req.config.ca_bundle, target=_CONTAINER_CA))
+        # pip too, from the same folder: a venv's own pip can be too old for today's
+        # indexes (Debian 12's 23.0.1 fails on PEP 691 JSON pages with metadata hashes)
         script = (
             f'set -e; {FIND_PYTHON}; "$PY" -m venv /tmp/wh-venv; '
-            "/tmp/wh-venv/bin/pip install --quiet --no-index --find-links /wh-tools pip-tools; "
+            "/tmp/wh-venv/bin/pip install --quiet --no-index --find-links /wh-tools "
+            "--upgrade pip pip-tools; "
             'exec /tmp/wh-venv/bin/pip-compile "$@"'
         )
         with engine.container(
@@ -358,5 +373,7 @@ def _resolve_pip_container(req: Request, engine: Engine) -> Resolution:
             raise _failed(f"pip-compile in {target.builder_image}", req, res)
         text = (out / "lock.txt").read_text()
     return Resolution(
-        pins=parse_pins(text, "pip-compile output"), where=f"container {target.builder_image}"
+        pins=parse_pins(text, "pip-compile output"),
+        where=f"container {target.builder_image}",
+        python=info.python_version,
     )
