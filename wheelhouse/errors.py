@@ -121,3 +121,11 @@ class ServeError(WheelhouseError):
 
     exit_code = 16
     kind = "serve error"
+
+
+class OutputBusyError(WheelhouseError):
+    """Another run (a build, an index) holds the output folder: `--no-wait` fails at once,
+    otherwise this is raised when the wait runs out. Nothing was written."""
+
+    exit_code = 17
+    kind = "output busy"
