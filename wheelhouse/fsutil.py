@@ -25,7 +25,7 @@ from pathlib import Path
 from wheelhouse.errors import OutputBusyError
 
 TMP = ".tmp"  # the suffix of every temp file
-LOCK_FILE = ".wheelhouse.lock"  # a dot name: never indexed, served or listed as a wheel
+LOCK_FILE = ".index.lock"  # a dot name: never indexed, served or listed as a wheel
 LOCK_WAIT = 600.0  # seconds a run waits for another run of the same folder, by default
 
 _names = itertools.count()
@@ -154,7 +154,7 @@ _held = threading.local()  # the folders this thread holds: the lock is re-entra
 
 @contextlib.contextmanager
 def folder_lock(folder: Path, *, wait: Wait = WAIT, label: str | None = None) -> Iterator[None]:
-    """Hold `folder` for one run: an exclusive flock on `folder/.wheelhouse.lock`. Another
+    """Hold `folder` for one run: an exclusive flock on `folder/.index.lock`. Another
     process (or thread) waits up to `wait.seconds`, then raises OutputBusyError naming
     `label` (the folder as the user writes it). Taking it again in the thread that holds it
     is free: a build holds its target's folder and then writes that folder's index, which

@@ -30,7 +30,8 @@ from fixtures_index import LocalIndex, wheel_filename
 from fixtures_simple import check_tree, parse_page, sha256
 from packaging.utils import canonicalize_name
 
-from wheelhouse.fsutil import Wait, folder_lock
+from wheelhouse.fsutil import Wait
+from wheelhouse.index import index_lock
 from wheelhouse.lock import lockfile
 from wheelhouse.store import Store
 
@@ -258,7 +259,7 @@ def test_a_second_build_of_a_folder_waits_for_the_first_and_says_so(
     _lock(project, index, LOCK_A)
     wh("build")
     _lock(project, index, LOCK_B)
-    with folder_lock(output / "slim", wait=Wait(seconds=0)):  # another run holds it
+    with index_lock(output / "slim", wait=Wait(seconds=0)):  # another run holds it
         proc = _start(wh, "build")
         assert proc.stdout is not None and proc.stderr is not None
         lines, reader = _reader(proc.stderr)
@@ -294,7 +295,7 @@ def test_a_run_that_cannot_have_the_folder_fails_with_17_naming_it(
     _lock(project, index, LOCK_A)
     wh("build")
     _lock(project, index, LOCK_B)
-    with folder_lock(output / held, wait=Wait(seconds=0)):
+    with index_lock(output / held, wait=Wait(seconds=0)):
         res = wh(*args, check=False)
         assert res.returncode == BUSY, res.stderr
         assert "output busy" in res.stderr and named in res.stderr
@@ -362,7 +363,7 @@ def test_leftovers_of_dead_runs_are_removed_by_the_next_run_that_holds_the_folde
     ]
     for path in planted + kept:
         write(path, "half")
-    with folder_lock(slim, wait=Wait(seconds=0)):  # never without the lock
+    with index_lock(slim, wait=Wait(seconds=0)):  # never without the lock
         assert wh(*args, "--no-wait", check=False).returncode == BUSY
     assert all(p.exists() for p in planted + kept)
     wh(*args)

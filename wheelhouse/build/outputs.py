@@ -2,10 +2,11 @@
 removal of the wheels no longer wanted.
 
 From assembly to the last removal a build holds each target's folder lock
-(`wheelhouse/<target>/.wheelhouse.lock`, taken in name order, so two builds never wait on
-each other in a circle); `wheelhouse index` and the server's uploads take the same lock to
-index that folder. The combined index (`wheelhouse/simple/`) reads every target's folder
-under the output root's lock (`wheelhouse/.wheelhouse.lock`), which is always taken last.
+(`wheelhouse/<target>/simple/.index.lock`, taken in name order, so two builds never wait
+on each other in a circle); `wheelhouse index` and the server's uploads take the same lock
+to index that folder. The combined index (`wheelhouse/simple/`) reads every target's
+folder under the output folder's lock (`wheelhouse/simple/.index.lock`), always taken
+last.
 The order of a build, each step visible to readers only when whole:
 
     new wheels -> lock.txt, manifest.json (assemble.py) -> the target's pages and the
@@ -20,14 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from wheelhouse.build.assemble import Output, remove_stale, stale
 from wheelhouse.config import Config, Target
-from wheelhouse.fsutil import Wait, folder_lock
-
-if TYPE_CHECKING:
-    from wheelhouse.index import IndexReport
+from wheelhouse.fsutil import LOCK_FILE, Wait
+from wheelhouse.index import SIMPLE, IndexReport, index_all, index_lock
 
 
 @contextmanager
@@ -36,7 +34,7 @@ def hold(config: Config, targets: Sequence[Target], wait: Wait) -> Iterator[None
     with ExitStack() as stack:
         for name in sorted({t.name for t in targets}):
             folder = config.output / name
-            stack.enter_context(folder_lock(folder, wait=wait, label=config.rel(folder)))
+            stack.enter_context(index_lock(folder, wait=wait, label=config.rel(folder)))
         yield
 
 
@@ -55,7 +53,7 @@ def finish(
     if not assembled:
         return []
     root = config.output
-    with folder_lock(root, wait=wait, label=config.rel(root)):
+    with index_lock(root, wait=wait, label=config.rel(root)):
         reports = _index(config, assembled, wait, metadata_cache, on_event) if index else []
         for _, output in assembled:
             if index or not _indexed(config, output.folder):
@@ -70,10 +68,14 @@ def finish(
 
 
 def _indexed(config: Config, folder: Path) -> bool:
-    """Whether a page may list the folder's wheels: its own index or the combined one."""
-    from wheelhouse.index import SIMPLE
-
-    return (folder / SIMPLE).exists() or (config.output / SIMPLE).exists()
+    """Whether a page may list the folder's wheels: its own index or the combined one
+    (anything in their simple/ folders but the lock)."""
+    return any(
+        p.name != LOCK_FILE
+        for simple in (folder / SIMPLE, config.output / SIMPLE)
+        if simple.is_dir()
+        for p in simple.iterdir()
+    )
 
 
 def _index(
@@ -83,8 +85,6 @@ def _index(
     metadata_cache: Path | None,
     on_event: Callable[[str, str], None],
 ) -> list[IndexReport]:
-    from wheelhouse.index import index_all
-
     on_event("index", "writing the indexes")
     return index_all(
         config,

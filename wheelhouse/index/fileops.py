@@ -1,6 +1,5 @@
-"""The file operations of an index run: whole-file replacement of pages and sidecars, temp
-files of interrupted runs, durability, and a small thread fan-out for them. (The run lock
-is the folder's: `fsutil.folder_lock`, the same one a build of that folder holds.)
+"""The file operations of an index run: whole-file replacement of pages and sidecars, the
+run lock, temp files of interrupted runs, durability, and a small thread fan-out for them.
 """
 
 from __future__ import annotations
@@ -10,10 +9,21 @@ import itertools
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TypeVar
 
-from wheelhouse.fsutil import TMP, atomic_write, crash_point, leftover_owner, pid_alive
+from wheelhouse.fsutil import (
+    TMP,
+    WAIT,
+    Wait,
+    atomic_write,
+    crash_point,
+    folder_lock,
+    leftover_owner,
+    pid_alive,
+)
+from wheelhouse.index.state import SIMPLE
 
 _FSYNC_EACH = 64  # up to this many written files are fsynced one by one; more: one sync()
 _T = TypeVar("_T")
@@ -69,6 +79,17 @@ class FileWriter:
                     finally:
                         os.close(fd)
         self.written.clear()
+
+
+def index_lock(
+    root: Path, *, wait: Wait = WAIT, label: str | None = None
+) -> AbstractContextManager[None]:
+    """One run at a time per index root (a target's folder; the output folder, for the
+    combined index): `root/simple/.index.lock`. Every index run of `root` holds it, and so
+    does a build of a target's folder from assembly to its removals (and of the output
+    folder for the combined index and the removals). Kept in simple/, where the index
+    always had it: the wheel folder holds only wheels, lock.txt and manifest.json."""
+    return folder_lock(root / SIMPLE, wait=wait, label=label or str(root))
 
 
 def write_small(path: Path, data: bytes, *, durable: bool) -> None:

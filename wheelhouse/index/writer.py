@@ -66,10 +66,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from wheelhouse.errors import PublishError
-from wheelhouse.fsutil import TMP, WAIT, Wait, crash_point, folder_lock
+from wheelhouse.fsutil import TMP, WAIT, Wait, crash_point
 from wheelhouse.index.fileops import (
     FileWriter,
     boot_id,
+    index_lock,
     parallel,
     remove,
     write_small,
@@ -162,8 +163,7 @@ def write_index(
     start = time.perf_counter()
     simple = root / SIMPLE
     _check_places(simple, sources)
-    with folder_lock(root, wait=wait, label=label):
-        simple.mkdir(exist_ok=True)
+    with index_lock(root, wait=wait, label=label):
         old = load_state(simple)
         boot = boot_id()
         # render every page when there is no state, when pages were being written as a run
