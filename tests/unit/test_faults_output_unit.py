@@ -229,3 +229,30 @@ def test_a_stamp_from_before_the_crc_is_checked_once_by_sha256(
     assert store.get(blob.sha256) == blob
     assert store.get(blob.sha256) == blob
     assert counted == {"sha256": 1, "crc": 0}
+
+
+def test_checking_ahead_reads_the_touched_blobs_once_and_drops_the_corrupt_one(
+    tmp_path: Path, counted: dict[str, int]
+) -> None:
+    store = Store(tmp_path / "cache")
+    blobs = [_stored(store, f"wheel {i} ".encode() * 1000) for i in range(3)]
+    untouched = _stored(store, b"untouched " * 1000)
+    out = tmp_path / "out"
+    out.mkdir()
+    for blob in blobs:  # an output folder made and deleted: every ctime moved
+        os.link(blob.path, out / blob.sha256)
+        (out / blob.sha256).unlink()
+    bad = blobs[0]
+    st = bad.path.stat()
+    with bad.path.open("r+b") as f:
+        f.write(b"X")
+    os.utime(bad.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    counted.update(sha256=0, crc=0)
+    store.check_ahead([b.sha256 for b in [*blobs, untouched]])
+    assert counted == {"sha256": 1, "crc": 3}  # the CRC of each touched one; the bad one's sha256
+    assert store.dropped == [WHEEL]
+    counted.update(sha256=0, crc=0)
+    assert store.get(bad.sha256) is None
+    assert [store.get(b.sha256) for b in blobs[1:]] == blobs[1:]
+    assert store.get(untouched.sha256) == untouched
+    assert counted == {"sha256": 0, "crc": 0}

@@ -298,6 +298,7 @@ class BuildSession:
         then, so a pure wheel built there serves this target without touching its builder
         image (which may not even exist here)."""
         lock = read_target_lock(self.config, target)
+        self.store.check_ahead(h.removeprefix("sha256:") for p in lock.pins for h in p.hashes)
         plan = make_plan(lock.pins, target, self.client, self.store, self._lookup(target, deferred))
         self.tell_dropped()
         return plan
