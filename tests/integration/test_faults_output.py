@@ -333,6 +333,33 @@ def test_two_builds_of_one_folder_from_two_projects_at_once_both_leave_it_consis
         )
 
 
+def test_without_the_indexes_old_wheels_stay_while_a_page_lists_them(
+    wh: Wheelhouse, project: Path, index: LocalIndex
+) -> None:
+    """--no-index writes no page, so it removes no wheel a page lists: they go with the
+    next build that indexes. Where no index was ever written, they go at once."""
+    _config(project, index)
+    output = project / "wheelhouse"
+    a = {wheel_filename(k, v) for k, v in LOCK_A.items()}
+    b = {wheel_filename(k, v) for k, v in LOCK_B.items()}
+    _lock(project, index, LOCK_A)
+    wh("build", "--no-index")
+    _lock(project, index, LOCK_B)
+    res = wh("build", "--no-index")
+    assert "kept" not in res.stderr
+    assert set(_wheels(output / "slim")) == b  # no index lists A's: gone
+    _lock(project, index, LOCK_A)
+    wh("build")
+    _lock(project, index, LOCK_B)
+    res = wh("build", "--no-index")
+    assert "kept  2 old wheels kept in wheelhouse/slim/: its indexes still list them" in (
+        res.stderr
+    )
+    assert set(_consistent(output, complete=False)) == a | b
+    wh("build")
+    assert set(_consistent(output)) == b
+
+
 # -- leftovers of killed runs ------------------------------------------------------------
 
 

@@ -300,7 +300,7 @@ class BuildSession:
         lock = read_target_lock(self.config, target)
         self.store.check_ahead(h.removeprefix("sha256:") for p in lock.pins for h in p.hashes)
         plan = make_plan(lock.pins, target, self.client, self.store, self._lookup(target, deferred))
-        self.tell_dropped()
+        self._tell_dropped()
         return plan
 
     def _lookup(self, target: Target, deferred: frozenset[str] = frozenset()) -> Lookup:
@@ -351,7 +351,7 @@ class BuildSession:
         if made.failures and not keep_going:
             return TargetBuild(target=plan.target, plan=plan, output=None, failures=made.failures)
         self.on_event("assemble", f"placing the wheels of {plan.target.name}")
-        self.tell_dropped()
+        self._tell_dropped()
         placed = {name: self._checked(plan.target, p) for name, p in made.placed.items()}
         output = assemble(self.config, plan, placed, complete=not made.failures, store=self.store)
         return TargetBuild(target=plan.target, plan=plan, output=output, failures=made.failures)
@@ -363,7 +363,7 @@ class BuildSession:
         blob = self.store.get(p.blob.sha256)
         if blob is not None:
             return p if blob == p.blob else replace(p, blob=blob)
-        self.tell_dropped()
+        self._tell_dropped()
         pin = p.item.pin
         item = make_plan((pin,), target, self.client, self.store, self._lookup(target)).items[0]
         if item.action in ("reuse", "cached") and item.blob:  # another run restored it
@@ -374,7 +374,7 @@ class BuildSession:
         built, source = self.from_source(target, pin, fetched, item.input_key)
         return Placed(item=item, blob=built.blob, source=source, record=built.record)
 
-    def tell_dropped(self) -> None:
+    def _tell_dropped(self) -> None:
         """Say which store files were found corrupt (and dropped) since last asked."""
         while self.store.dropped:
             name = self.store.dropped.pop(0)
