@@ -208,7 +208,8 @@ def _acquire(fd: int, wait: Wait, label: str) -> None:
 
 # -- the fault tests' hook ---------------------------------------------------------------
 
-_KILL_AT = int(os.environ.get("WHEELHOUSE_TEST_KILL_AT") or 0)  # read once, here only
+_KILL_SETTING = os.environ.get("WHEELHOUSE_TEST_KILL_AT", "")  # read once, here only
+_KILL_AT = int(_KILL_SETTING) if _KILL_SETTING.isdigit() else 0  # anything else: off
 _points = itertools.count(1)
 
 
