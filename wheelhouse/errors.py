@@ -207,3 +207,11 @@ class DamagedLockError(WheelhouseError):
 
     exit_code = 19
     kind = "damaged lock"
+
+
+class OutputBusyError(WheelhouseError):
+    """Another run (a build, an index) holds the output folder: `--no-wait` fails at once,
+    otherwise this is raised when the wait runs out. Nothing was written."""
+
+    exit_code = 17
+    kind = "output busy"

@@ -1,17 +1,30 @@
 """Atomic writes: a temp file in the same folder, fsync, rename. Readers (and an
-interrupted run) see the old file or the new one, never half of one."""
+interrupted run) see the old file or the new one, never half of one.
+
+Every temp file is named `.<name>.<pid>.<unique>.tmp`, so a later run can tell a dead
+run's leftover (`leftover_owner`) from a live run's file. `folder_lock` gives one run at
+a time a folder (a target's output folder, the output root of the combined index), with a
+bounded wait. `crash_point` is the fault tests' hook (WHEELHOUSE_TEST_KILL_AT).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
+import itertools
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from wheelhouse.errors import FS_ERRNOS
+from wheelhouse.errors import FS_ERRNOS, OutputBusyError
 
 
 @contextmanager
@@ -27,17 +40,34 @@ def writing(path: Path | str) -> Iterator[None]:
         raise
 
 
-def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
+TMP = ".tmp"  # the suffix of every temp file
+LOCK_FILE = ".index.lock"  # a dot name: never indexed, served or listed as a wheel
+LOCK_WAIT = 600.0  # seconds a run waits for another run of the same folder, by default
+
+_names = itertools.count()
+
+
+def _temp_name(name: str) -> str:
+    return f".{name}.{os.getpid()}.{next(_names)}{TMP}"
+
+
+def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644, durable: bool = True) -> None:
+    """`durable=False` skips the fsync: for files whose loss or truncation by a power cut
+    only costs work (a verification stamp that no longer matches is re-checked)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with writing(path):
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}.", suffix=TMP, dir=path.parent
+        )
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data.encode() if isinstance(data, str) else data)
-                f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
             tmp.chmod(mode)
+            crash_point()
             tmp.replace(path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -67,15 +97,14 @@ def is_complete(folder: Path) -> bool:
     return (folder / COMPLETE).exists()
 
 
-def link_into(src: Path, folder: Path, name: str) -> Path:
+def link_into(src: Path, folder: Path, name: str) -> bool:
     """`folder/name` as a hard link of `src` (a copy across filesystems), placed by temp
-    name + rename: a reader sees no file or the whole file."""
+    name + rename: a reader sees no file or the whole file. False when it already was."""
     dest = folder / name
     if dest.exists() and dest.stat().st_ino == src.stat().st_ino:
-        return dest
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
+        return False
+    tmp = folder / _temp_name(name)
     with writing(dest):
-        tmp.unlink(missing_ok=True)
         try:
             try:
                 os.link(src, tmp)  # no copy: the folder shares the store's bytes
@@ -83,6 +112,7 @@ def link_into(src: Path, folder: Path, name: str) -> Path:
                 if e.errno not in _CROSS_DEVICE:
                     raise
                 shutil.copyfile(src, tmp)  # another filesystem
+            crash_point()
             tmp.replace(dest)
         except BaseException:  # a full or read-only folder: no partial copy left there
             tmp.unlink(missing_ok=True)
@@ -90,4 +120,131 @@ def link_into(src: Path, folder: Path, name: str) -> Path:
     # rename() is a no-op when both names are links to one file (another run placed the
     # same file meanwhile): the temp name would stay behind
     tmp.unlink(missing_ok=True)
-    return dest
+    return True
+
+
+# -- leftovers of killed runs ------------------------------------------------------------
+
+
+def leftover_owner(name: str) -> int | None:
+    """The pid in a temp file's name: `.<name>.<pid>.<unique>.tmp` (every temp file this
+    package writes), or `.<name>.<pid>.tmp` (link_into's, before the unique part)."""
+    if not (name.startswith(".") and name.endswith(TMP)):
+        return None
+    parts = name[1 : -len(TMP)].split(".")
+    if len(parts) >= 3 and parts[-2].isdigit():
+        return int(parts[-2])
+    if len(parts) >= 2 and parts[-1].isdigit():
+        return int(parts[-1])
+    return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # alive (another user's), or not a pid at all: leave its file alone
+    return True
+
+
+def remove_leftovers(folder: Path) -> int:
+    """Remove the temp files dead runs left directly in `folder` (call it holding the
+    folder's lock: a live run of another kind, such as the combined index writing a
+    sidecar here, keeps its files because its pid is alive). Returns how many."""
+    removed = 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        for entry in entries:
+            pid = leftover_owner(entry.name)
+            if pid is not None and not pid_alive(pid) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)  # noqa: PTH108
+                    removed += 1
+    return removed
+
+
+# -- one run per folder ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wait:
+    """How long a run waits for another run's folder lock (0: not at all), and whom it
+    tells, once, that it is waiting (the progress line)."""
+
+    seconds: float = LOCK_WAIT
+    on_wait: Callable[[str], None] | None = None
+
+
+WAIT = Wait()
+_held = threading.local()  # the folders this thread holds: the lock is re-entrant per thread
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, *, wait: Wait = WAIT, label: str | None = None) -> Iterator[None]:
+    """Hold `folder` for one run: an exclusive flock on `folder/.index.lock`. Another
+    process (or thread) waits up to `wait.seconds`, then raises OutputBusyError naming
+    `label` (the folder as the user writes it). Taking it again in the thread that holds it
+    is free: a build holds its target's folder and then writes that folder's index, which
+    takes the same lock."""
+    key = os.path.abspath(folder)  # noqa: PTH100
+    held: dict[str, int] = _held.__dict__.setdefault("folders", {})
+    if key in held:
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / LOCK_FILE).open("a") as f:
+        _acquire(f.fileno(), wait, label or str(folder))
+        held[key] = 1
+        try:
+            yield
+        finally:
+            del held[key]
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _acquire(fd: int, wait: Wait, label: str) -> None:
+    """flock with a deadline: polled, because a blocking flock cannot be given a timeout
+    (an alarm signal would be process-wide, and this runs in threads too)."""
+    deadline = time.monotonic() + wait.seconds
+    pause = 0.01
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        left = deadline - time.monotonic()
+        if left <= 0:
+            waited = f" (waited {wait.seconds:g} s)" if wait.seconds > 0 else ""
+            raise OutputBusyError(
+                f"{label}/ is in use by another wheelhouse run (a build or an index of the "
+                f"same folder){waited}",
+                hint="let that run finish, then run again; or wait longer with --wait SECONDS",
+            )
+        if not told and wait.on_wait is not None:
+            wait.on_wait(f"{label}/ is in use by another run: waiting up to {wait.seconds:g} s")
+            told = True
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.25)
+
+
+# -- the fault tests' hook ---------------------------------------------------------------
+
+_KILL_SETTING = os.environ.get("WHEELHOUSE_TEST_KILL_AT", "")  # read once, here only
+_KILL_AT = int(_KILL_SETTING) if _KILL_SETTING.isdigit() else 0  # anything else: off
+_points = itertools.count(1)
+
+
+def crash_point() -> None:
+    """Called just before each change a reader could see (a rename, a removal). With
+    WHEELHOUSE_TEST_KILL_AT=N in the environment, the Nth call kills the process with
+    SIGKILL, as a power cut or the OOM killer would: no cleanup code runs. The fault tests
+    run a build at every N until one finishes. Otherwise a comparison."""
+    if _KILL_AT and next(_points) == _KILL_AT:
+        os.kill(os.getpid(), signal.SIGKILL)

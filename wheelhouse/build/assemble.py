@@ -1,9 +1,12 @@
 """`wheelhouse/<target>/`: the wheels (hard links from the store), a lock rewritten with
 the hashes of exactly those wheels, and manifest.json.
 
-Updated in an order that keeps the folder valid at every instant: new wheels appear
-first (each by temp link + rename), then lock.txt and manifest.json (atomic writes), and
-only then are wheels that are no longer wanted removed.
+Updated in an order that keeps the folder valid at every instant, even under SIGKILL:
+new wheels appear first (each by temp link + rename), then lock.txt and manifest.json
+(atomic writes); the indexes are written next (build/session.py), and only then does
+`remove_stale` remove the wheels no longer wanted, which no page lists any more. The
+caller holds the folder's lock throughout (`fsutil.folder_lock`), so no other run writes
+here meanwhile and the temp files a killed run left can be removed first.
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from wheelhouse.config import Config
-from wheelhouse.fsutil import atomic_write, link_into
+from wheelhouse.fsutil import atomic_write, crash_point, link_into, remove_leftovers
 from wheelhouse.lock.lockfile import LockFile, Pin
-from wheelhouse.store import Blob, BuildRecord
+from wheelhouse.store import Blob, BuildRecord, Store
 
 if TYPE_CHECKING:
     from wheelhouse.build.plan import Item, Plan
 
 LOCK_NAME = "lock.txt"
 MANIFEST_NAME = "manifest.json"
+METADATA_SUFFIX = ".metadata"  # a wheel's PEP 658 sidecar, written by the index
 Source = Literal["reused", "downloaded", "cached", "built"]  # how a wheel got here
 
 
@@ -62,13 +66,19 @@ def _entry(p: Placed) -> dict[str, Any]:
     }
 
 
-def assemble(config: Config, plan: Plan, placed: Mapping[str, Placed], *, complete: bool) -> Output:
+def assemble(
+    config: Config, plan: Plan, placed: Mapping[str, Placed], *, complete: bool, store: Store
+) -> Output:
+    """New wheels, then lock.txt and manifest.json; no removals (`remove_stale`, later).
+    Each wheel was checked against its hash (its store stamp) just before."""
     target = plan.target
     folder = config.output / target.name
     folder.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(folder)
     done = [placed[i.pin.name] for i in plan.items if i.pin.name in placed]
     for p in done:  # new files first
-        link_into(p.blob.path, folder, p.blob.filename)
+        if link_into(p.blob.path, folder, p.blob.filename):
+            store.relinked(p.blob)
     pins = tuple(
         Pin(
             name=p.item.pin.name,
@@ -96,10 +106,6 @@ def assemble(config: Config, plan: Plan, placed: Mapping[str, Placed], *, comple
         "wheels": [_entry(p) for p in done],
     }
     atomic_write(folder / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    keep = {p.blob.filename for p in done}  # then removals
-    for old in folder.iterdir():
-        if old.name not in keep and old.is_file() and old.suffix == ".whl":
-            old.unlink()
     return Output(
         folder=folder,
         lock=folder / LOCK_NAME,
@@ -108,3 +114,26 @@ def assemble(config: Config, plan: Plan, placed: Mapping[str, Placed], *, comple
         sha256={p.blob.filename: p.blob.sha256 for p in done},
         runtime_packages=tuple(runtime),
     )
+
+
+def stale(output: Output) -> list[Path]:
+    """The wheels in the folder that lock.txt and manifest.json no longer name."""
+    return sorted(
+        p
+        for p in output.folder.glob("*.whl")
+        if p.name not in output.sha256 and p.is_file() and not p.is_symlink()
+    )
+
+
+def remove_stale(output: Output) -> int:
+    """Remove the wheels no longer wanted, each with its sidecar. Only once no page lists
+    them: the indexes written for this output's wheels, under the locks that keep any
+    other index run from listing them again meanwhile (build/session.py)."""
+    gone = stale(output)
+    for wheel in gone:
+        crash_point()
+        wheel.unlink(missing_ok=True)
+    for sidecar in output.folder.glob(f"*.whl{METADATA_SUFFIX}"):  # also a killed run's
+        if not sidecar.with_suffix("").exists():
+            sidecar.unlink(missing_ok=True)
+    return len(gone)

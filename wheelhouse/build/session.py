@@ -1,10 +1,14 @@
-"""`wheelhouse build`, top to bottom: plan -> fetch -> compile -> assemble -> record -> index.
+"""`wheelhouse build`, top to bottom: plan -> fetch -> compile -> assemble -> record -> index
+-> removals.
 
 One `BuildSession` per run holds what every stage shares: the config, the store (local,
 or layered over the shared S3 store), the index client, the recipes, the engine and each
 target's compiler (builder images, build dependencies). It owns the two decisions the
 stages must agree on, each in one place: an sdist's build key (`build_key`) and what the
 store already built from an sdist (`cached`: its pure wheel, else the wheel built by key).
+
+The output folders are locked from assembly to the end, and indexed before the wheels
+no longer wanted are removed: `outputs.py`.
 """
 
 from __future__ import annotations
@@ -15,17 +19,19 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wheelhouse.build import outputs
 from wheelhouse.build.assemble import Output, Placed, Source, assemble
-from wheelhouse.build.fetch import fetch_all
-from wheelhouse.build.plan import Item, Plan, make_plan
+from wheelhouse.build.fetch import fetch_all, fetch_one
+from wheelhouse.build.plan import Item, Lookup, Plan, make_plan
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine
 from wheelhouse.errors import BuildError, EngineError, WheelhouseError
+from wheelhouse.fsutil import WAIT, Wait
 from wheelhouse.lock.lock import read_target_lock
 from wheelhouse.lock.lockfile import Pin
 from wheelhouse.recipes import Recipe, Recipes
@@ -107,6 +113,15 @@ class BuildReport:
     fetched: int = 0  # files downloaded in this run, each once whatever targets use it
 
 
+@dataclass(frozen=True, kw_only=True)
+class Made:
+    """A target's wheels at hand after its source builds, before its folder is touched."""
+
+    plan: Plan
+    placed: dict[str, Placed]
+    failures: list[Failure]
+
+
 def build(
     config: Config,
     targets: Sequence[Target],
@@ -116,25 +131,41 @@ def build(
     keep_going: bool = False,
     dry_run: bool = False,
     index: bool = True,
+    wait: Wait = WAIT,
     on_event: Event = lambda kind, msg: None,
 ) -> BuildReport:
     """Build every target; then (unless `index` is False) write their static indexes,
-    so the folders, the locks and the indexes always agree."""
-    with BuildSession.open(config, targets, engine=engine, on_event=on_event) as session:
-        plans = session.plan(targets)
-        if dry_run:  # reported in the order asked
-            return BuildReport(
-                targets=[TargetBuild(target=t, plan=plans[t.name], output=None) for t in targets],
-                remote=session.remote,
-            )
-        blobs = session.fetch(plans.values())
-        results = [session.make(p, blobs, jobs=jobs, keep_going=keep_going) for p in plans.values()]
-    results.sort(key=lambda r: [t.name for t in targets].index(r.target.name))  # as asked
-    session.record(results)
-    failed = [f for r in results for f in r.failures]
-    if failed and not keep_going:
-        raise failed[0].error
-    indexes = session.index(results) if index else []
+    so the folders, the locks and the indexes always agree. `wait`: how long to wait for
+    another run that holds an output folder (OutputBusyError after that)."""
+    with ExitStack() as held:  # the output folders' locks, from assembly to the end
+        with BuildSession.open(config, targets, engine=engine, on_event=on_event) as session:
+            plans = session.plan(targets)
+            if dry_run:  # reported in the order asked
+                return BuildReport(
+                    targets=[
+                        TargetBuild(target=t, plan=plans[t.name], output=None) for t in targets
+                    ],
+                    remote=session.remote,
+                )
+            blobs = session.fetch(plans.values())
+            made = [
+                session.make(p, blobs, jobs=jobs, keep_going=keep_going) for p in plans.values()
+            ]
+            held.enter_context(outputs.hold(config, targets, wait))
+            results = [session.assemble(m, keep_going=keep_going) for m in made]
+        results.sort(key=lambda r: [t.name for t in targets].index(r.target.name))  # as asked
+        session.record(results)
+        failed = [f for r in results for f in r.failures]
+        if failed and not keep_going:
+            raise failed[0].error  # the folders keep their old wheels: their pages list them
+        indexes = outputs.finish(
+            config,
+            [(r.target, r.output) for r in results if r.output is not None],
+            index=index,
+            wait=wait,
+            metadata_cache=session.store.metadata,
+            on_event=on_event,
+        )
     return BuildReport(targets=results, indexes=indexes, remote=session.remote, fetched=len(blobs))
 
 
@@ -283,7 +314,12 @@ class BuildSession:
         then, so a pure wheel built there serves this target without touching its builder
         image (which may not even exist here)."""
         lock = read_target_lock(self.config, target)
+        self.store.check_ahead(h.removeprefix("sha256:") for p in lock.pins for h in p.hashes)
+        plan = make_plan(lock.pins, target, self.client, self.store, self._lookup(target, deferred))
+        self._tell_dropped()
+        return plan
 
+    def _lookup(self, target: Target, deferred: frozenset[str] = frozenset()) -> Lookup:
         def lookup(pin: Pin, sdist_sha: str) -> tuple[Built | None, str | None]:
             pure = self.cached(sdist_sha, None)
             if pure is not None or sdist_sha in deferred:
@@ -291,7 +327,7 @@ class BuildSession:
             key = self.build_key(target, sdist_sha, self.recipes.get(pin.name))
             return self.cached(sdist_sha, key), key
 
-        return make_plan(lock.pins, target, self.client, self.store, lookup)
+        return lookup
 
     # -- fetch --------------------------------------------------------------------------
 
@@ -316,17 +352,53 @@ class BuildSession:
 
     def make(
         self, plan: Plan, blobs: dict[str, Blob], *, jobs: int | None, keep_going: bool
-    ) -> TargetBuild:
-        """One target: what the plan has at hand, then its source builds, then its folder."""
+    ) -> Made:
+        """One target: what the plan has at hand, then its source builds."""
         placed: dict[str, Placed] = {
             i.pin.name: p for i in plan.items if (p := self._at_hand(plan, i, blobs))
         }
         to_build = [i for i in plan.items if i.action == "build"]
         failures = self._compile(plan.target, to_build, blobs, placed, jobs, keep_going)
-        if failures and not keep_going:
-            return TargetBuild(target=plan.target, plan=plan, output=None, failures=failures)
-        output = assemble(self.config, plan, placed, complete=not failures)
-        return TargetBuild(target=plan.target, plan=plan, output=output, failures=failures)
+        return Made(plan=plan, placed=placed, failures=failures)
+
+    def assemble(self, made: Made, *, keep_going: bool) -> TargetBuild:
+        """The target's folder: each wheel checked once more, then placed (assemble.py)."""
+        plan = made.plan
+        if made.failures and not keep_going:
+            return TargetBuild(target=plan.target, plan=plan, output=None, failures=made.failures)
+        self.on_event("assemble", f"placing the wheels of {plan.target.name}")
+        self._tell_dropped()
+        placed = {name: self._checked(plan.target, p) for name, p in made.placed.items()}
+        output = assemble(self.config, plan, placed, complete=not made.failures, store=self.store)
+        return TargetBuild(target=plan.target, plan=plan, output=output, failures=made.failures)
+
+    def _checked(self, target: Target, p: Placed) -> Placed:
+        """`p` as it will be linked: its blob checked against its hash (the store's stamp,
+        read again: hashed if anything touched the file since it was planned). One found
+        corrupt is dropped and fetched or built again, never linked."""
+        blob = self.store.get(p.blob.sha256)
+        if blob is not None:
+            return p if blob == p.blob else replace(p, blob=blob)
+        self._tell_dropped()
+        pin = p.item.pin
+        item = make_plan((pin,), target, self.client, self.store, self._lookup(target)).items[0]
+        if item.action in ("reuse", "cached") and item.blob:  # another run restored it
+            return Placed(item=item, blob=item.blob, source=p.source, record=p.record)
+        fetched = fetch_one(item, self.client, self.store)
+        if item.action == "download":
+            return Placed(item=item, blob=fetched, source="downloaded")
+        built, source = self.from_source(target, pin, fetched, item.input_key)
+        return Placed(item=item, blob=built.blob, source=source, record=built.record)
+
+    def _tell_dropped(self) -> None:
+        """Say which store files were found corrupt (and dropped) since last asked."""
+        while self.store.dropped:
+            name = self.store.dropped.pop(0)
+            self.on_event(
+                "corrupt",
+                f"{name}: the cache's copy no longer has the bytes of its sha256: dropped, "
+                "fetched or built again",
+            )
 
     def _at_hand(self, plan: Plan, item: Item, blobs: dict[str, Blob]) -> Placed | None:
         if item.action == "reuse" and item.blob:
@@ -391,17 +463,6 @@ class BuildSession:
         used = {sha for r in results if r.output for sha in r.output.sha256.values()}
         used.update(i.sha256 for r in results for i in r.plan.items if not i.dist.tags)
         record_run(self.config.cache_dir, self.store, counts, used, self.remote)
-
-    def index(self, results: Sequence[TargetBuild]) -> list[IndexReport]:
-        assembled = [r for r in results if r.output is not None]
-        if not assembled:
-            return []
-        from wheelhouse.index import index_all
-
-        self.on_event("index", "writing the indexes")
-        known = {r.target.name: r.output.sha256 for r in assembled if r.output is not None}
-        targets = [r.target for r in assembled]
-        return index_all(self.config, targets, sha256=known, metadata_cache=self.store.metadata)
 
 
 @contextmanager

@@ -17,7 +17,35 @@ from wheelhouse.cli.common import (
 if TYPE_CHECKING:
     from wheelhouse.build.session import BuildReport
     from wheelhouse.display import Display
+    from wheelhouse.fsutil import Wait
     from wheelhouse.index import IndexReport
+
+_F = Callable[..., None]
+
+
+def _wait_options(f: _F) -> _F:
+    """--wait / --no-wait: how long to wait for another run that holds an output folder."""
+    f = click.option(
+        "--no-wait",
+        is_flag=True,
+        help="Fail at once (exit 17) when another run holds an output folder.",
+    )(f)
+    return click.option(
+        "--wait",
+        "wait_s",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="SECONDS",
+        help="How long to wait for another build or index of the same output folder "
+        "(default: 600), then fail with exit 17.",
+    )(f)
+
+
+def _wait(wait_s: float | None, no_wait: bool, say: Callable[[str], None]) -> Wait:
+    from wheelhouse.fsutil import LOCK_WAIT, Wait
+
+    seconds = 0.0 if no_wait else LOCK_WAIT if wait_s is None else wait_s
+    return Wait(seconds=seconds, on_wait=say)
 
 
 @click.command()
@@ -36,6 +64,7 @@ if TYPE_CHECKING:
 @click.option(
     "--no-index", "no_index", is_flag=True, help="Do not write the static indexes at the end."
 )
+@_wait_options
 @click.pass_obj
 def build(
     obj: Context,
@@ -44,6 +73,8 @@ def build(
     keep_going: bool,
     dry_run: bool,
     no_index: bool,
+    wait_s: float | None,
+    no_wait: bool,
 ) -> None:
     """Turn each target's lock into wheelhouse/<target>/ (wheels, lock.txt, manifest.json),
     then write the static indexes (`wheelhouse index`)."""
@@ -57,7 +88,7 @@ def build(
     with show.status("planning") as status:
 
         def on_event(kind: str, message: str) -> None:
-            if kind in ("built", "failed", "build"):
+            if kind in ("built", "failed", "build", "wait", "corrupt", "kept"):
                 show.event(kind, message)
             status.update(message)
 
@@ -69,6 +100,7 @@ def build(
             keep_going=keep_going,
             dry_run=dry_run,
             index=not no_index,
+            wait=_wait(wait_s, no_wait, lambda msg: on_event("wait", msg)),
             on_event=on_event,
         )
     _render_build(cfg, report, show, dry_run=dry_run)
@@ -125,14 +157,17 @@ def _render_build(
 
 @click.command()
 @target_option
+@_wait_options
 @click.pass_obj
-def index(obj: Context, target_names: tuple[str, ...]) -> None:
+def index(obj: Context, target_names: tuple[str, ...], wait_s: float | None, no_wait: bool) -> None:
     """Publish wheelhouse/<target>/simple/ and the combined wheelhouse/simple/: static
     PEP 503/691 indexes (with PEP 658 metadata) for pip --index-url file://… or any server."""
     from wheelhouse.index import index_all
 
     cfg = obj.config()
-    _render_indexes(cfg, index_all(cfg, cfg.selected(split_names(target_names))), click.echo)
+    wait = _wait(wait_s, no_wait, lambda msg: click.echo(f"  wait  {msg}", err=True))
+    reports = index_all(cfg, cfg.selected(split_names(target_names)), wait=wait)
+    _render_indexes(cfg, reports, click.echo)
 
 
 def _render_indexes(

@@ -6,6 +6,7 @@ The public names other packages use; the modules behind them are the index's own
 
 from typing import TYPE_CHECKING, Any
 
+from wheelhouse.index.fileops import index_lock
 from wheelhouse.index.scan import Source
 from wheelhouse.index.state import SIMPLE, YANKED_NAME, Yanks, load_yanks
 from wheelhouse.index.wheelfile import WheelInfo, WheelRefused, inspect_wheel
@@ -33,6 +34,7 @@ __all__ = [
     "Yanks",
     "index_all",
     "index_combined",
+    "index_lock",
     "index_target",
     "inspect_wheel",
     "load_yanks",

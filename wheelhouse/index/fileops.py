@@ -5,18 +5,27 @@ run lock, temp files of interrupted runs, durability, and a small thread fan-out
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import itertools
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TypeVar
 
-from wheelhouse.fsutil import atomic_write, writing
+from wheelhouse.fsutil import (
+    TMP,
+    WAIT,
+    Wait,
+    atomic_write,
+    crash_point,
+    folder_lock,
+    leftover_owner,
+    pid_alive,
+    writing,
+)
+from wheelhouse.index.state import SIMPLE
 
-TMP = ".tmp"  # the suffix of every temp file a run writes
-LOCK_NAME = ".index.lock"
 _FSYNC_EACH = 64  # up to this many written files are fsynced one by one; more: one sync()
 _T = TypeVar("_T")
 
@@ -55,6 +64,7 @@ class FileWriter:
                     os.fchmod(fd, 0o644)
             finally:
                 os.close(fd)
+            crash_point()
             os.replace(tmp, dest)  # noqa: PTH105 (str paths: thousands of files per run)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -74,6 +84,17 @@ class FileWriter:
                     finally:
                         os.close(fd)
         self.written.clear()
+
+
+def index_lock(
+    root: Path, *, wait: Wait = WAIT, label: str | None = None
+) -> AbstractContextManager[None]:
+    """One run at a time per index root (a target's folder; the output folder, for the
+    combined index): `root/simple/.index.lock`. Every index run of `root` holds it, and so
+    does a build of a target's folder from assembly to its removals (and of the output
+    folder for the combined index and the removals). Kept in simple/, where the index
+    always had it: the wheel folder holds only wheels, lock.txt and manifest.json."""
+    return folder_lock(root / SIMPLE, wait=wait, label=label or str(root))
 
 
 def write_small(path: Path, data: bytes, *, durable: bool) -> None:
@@ -97,16 +118,8 @@ def remove(path: str) -> None:
 
 def stale_temp(name: str) -> bool:
     """A `.<name>.<pid>.<n>.tmp` of a process that is gone (an interrupted run)."""
-    parts = name.rsplit(".", 3)
-    if len(parts) != 4 or parts[3] != TMP[1:] or not parts[1].isdigit():
-        return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, OverflowError):
-        return False  # alive (another user's), or not a pid at all
-    return False
+    pid = leftover_owner(name)
+    return pid is not None and not pid_alive(pid)
 
 
 def boot_id() -> str | None:
@@ -135,15 +148,3 @@ def parallel(fn: Callable[[_T], None], items: Sequence[_T], *, threads: bool = T
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for _ in pool.map(chunk, [items[i : i + size] for i in range(0, len(items), size)]):
             pass
-
-
-@contextlib.contextmanager
-def locked(simple: Path) -> Iterator[None]:
-    """One run per index at a time (a second waits, then finds the work done)."""
-    simple.mkdir(parents=True, exist_ok=True)
-    with (simple / LOCK_NAME).open("a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from wheelhouse.errors import PublishError
-from wheelhouse.index.fileops import TMP, FileWriter, parallel, stale_temp, write_small
+from wheelhouse.fsutil import TMP
+from wheelhouse.index.fileops import FileWriter, parallel, stale_temp, write_small
 from wheelhouse.index.state import (
     META_SIZE,
     METADATA_SUFFIX,
@@ -46,6 +47,12 @@ class Source:
     # <sha256>.metadata files: a wheel's METADATA by its hash, so a vouched wheel is not
     # even opened (a big wheel's zip directory costs milliseconds to parse)
     metadata_cache: Path | None = None
+    # the wheels to publish (a build's, whose folder still holds the wheels it removes once
+    # the pages no longer list them); None: every wheel in the folder
+    only: frozenset[str] | None = None
+
+    def publishes(self, filename: str) -> bool:
+        return self.only is None or filename in self.only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,7 +140,7 @@ def _list_folder(
                     os.unlink(entry.path)  # noqa: PTH108
             continue
         if name.endswith(".whl"):
-            if not entry.is_file():
+            if not entry.is_file() or not src.publishes(name):
                 continue
             st = entry.stat()
             item = Found(src.prefix + name, src, name, (st.st_size, st.st_mtime_ns, st.st_ino))
@@ -143,8 +150,10 @@ def _list_folder(
             else:
                 unknown.append(item)
             found.append(item)
-        elif name.endswith(".whl" + METADATA_SUFFIX):
-            present.add(name)
+        elif name.endswith(".whl" + METADATA_SUFFIX) and src.publishes(
+            name[: -len(METADATA_SUFFIX)]
+        ):
+            present.add(name)  # (a wheel left out keeps its sidecar: old pages may list it)
     return present, unknown
 
 

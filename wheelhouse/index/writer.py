@@ -51,7 +51,7 @@ Entry points: `index_target(folder)` for any folder of wheels, `index_combined(o
 folders)`, and `index_all(config, targets)` for `wheelhouse index` (and the end of a build);
 `write_index(root, sources)` under them. The pieces: `scan` (finding and reading wheels),
 `wheelfile` (one wheel), `state` (the state file, yanks), `render` (the pages), `fileops`
-(atomic writes, the lock, durability).
+(atomic writes, durability).
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from wheelhouse.errors import PublishError
+from wheelhouse.fsutil import TMP, WAIT, Wait, crash_point
 from wheelhouse.index.fileops import (
-    TMP,
     FileWriter,
     boot_id,
-    locked,
+    index_lock,
     parallel,
     remove,
     write_small,
@@ -149,17 +149,21 @@ def write_index(
     yanks: Yanks = NO_YANKS,
     name: str = "",
     listings: dict[Path, Listing] | None = None,
+    wait: Wait = WAIT,
+    label: str | None = None,
 ) -> IndexReport:
     """Write or update `root/simple/` over the wheels of `sources` (see the module doc).
     Raises PublishError, with every published page untouched, if a wheel is refused.
 
     `listings`: shared by the calls of one run (index_all): what a call learns of its own
-    source folders is added to it, and a later call uses it instead of listing them again."""
+    source folders is added to it, and a later call uses it instead of listing them again.
+    One run per index: the lock of `root` (a build of that folder holds the same one), for
+    up to `wait`; `label` names `root` in the error when the wait runs out."""
     listings = {} if listings is None else listings
     start = time.perf_counter()
     simple = root / SIMPLE
     _check_places(simple, sources)
-    with locked(simple):
+    with index_lock(root, wait=wait, label=label):
         old = load_state(simple)
         boot = boot_id()
         # render every page when there is no state, when pages were being written as a run
@@ -320,6 +324,7 @@ def _write_pages(
         writer.write(f"{simple}/index.html", page)
         writer.write(f"{simple}/index.json", doc)
     for project in gone:  # after the root stopped linking them
+        crash_point()
         shutil.rmtree(simple / project, ignore_errors=True)
     return _Written(pages=len(stale) + int(root_stale), root=root_key, gone=gone)
 
@@ -357,6 +362,7 @@ def _write_project(
     os.mkdir(staging)  # noqa: PTH102
     writer.write(f"{staging}/index.html", page, track=False)
     writer.write(f"{staging}/index.json", doc, track=False)
+    crash_point()
     os.rename(staging, folder)  # noqa: PTH104
     writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
 
@@ -382,9 +388,13 @@ def _tidy_sources(
 # -- entry points ------------------------------------------------------------------------
 
 
-def index_target(folder: Path, *, yanks: Yanks = NO_YANKS, name: str | None = None) -> IndexReport:
+def index_target(
+    folder: Path, *, yanks: Yanks = NO_YANKS, name: str | None = None, wait: Wait = WAIT
+) -> IndexReport:
     """`folder/simple/` over the wheels in `folder` (any folder of wheels will do)."""
-    return write_index(folder, [Source(folder=folder)], yanks=yanks, name=name or folder.name)
+    return write_index(
+        folder, [Source(folder=folder)], yanks=yanks, name=name or folder.name, wait=wait
+    )
 
 
 def index_combined(
@@ -393,14 +403,27 @@ def index_combined(
     *,
     yanks: Yanks = NO_YANKS,
     listings: dict[Path, Listing] | None = None,
+    wait: Wait = WAIT,
+    label: str | None = None,
+    only: Mapping[Path, frozenset[str]] | None = None,
 ) -> IndexReport:
     """`output/simple/` over the wheels of every folder (each inside `output`), linked as
-    `../../<folder>/<file>`. The same file name in two folders must be the same bytes."""
+    `../../<folder>/<file>`. The same file name in two folders must be the same bytes.
+    It holds the lock of `output`, not of each folder: a build removes a wheel only holding
+    that lock too, after this index stopped listing it (see build/session.py). `only`:
+    the wheels to publish of some folders (see Source.only)."""
     sources = [
-        Source(folder=f, prefix=f.relative_to(output).as_posix() + "/", owner=False)
+        Source(
+            folder=f,
+            prefix=f.relative_to(output).as_posix() + "/",
+            owner=False,
+            only=(only or {}).get(f),
+        )
         for f in folders
     ]
-    return write_index(output, sources, yanks=yanks, name=COMBINED, listings=listings)
+    return write_index(
+        output, sources, yanks=yanks, name=COMBINED, listings=listings, wait=wait, label=label
+    )
 
 
 def index_all(
@@ -409,10 +432,16 @@ def index_all(
     *,
     sha256: Mapping[str, Mapping[str, str]] | None = None,
     metadata_cache: Path | None = None,
+    wait: Wait = WAIT,
+    exact: bool = False,
 ) -> list[IndexReport]:
     """Index each target's output folder, then the combined index over every configured
     target that has an output folder. Yanks come from `<output>/yanked.toml`. `sha256`:
-    per target, the hashes of files the caller vouches for (see Source.sha256)."""
+    per target, the hashes of files the caller vouches for (see Source.sha256); `exact`:
+    and those are all the wheels to publish for that target (a build's: see Source.only,
+    the folder may still hold wheels the build removes next). Each index
+    holds its folder's lock (`wheelhouse/<target>/`, then `wheelhouse/`) while it runs,
+    one at a time: never one lock while waiting for another."""
     if SIMPLE in config.targets:
         raise PublishError(
             f"a target named {SIMPLE!r} would have its wheels where the combined index goes "
@@ -422,6 +451,9 @@ def index_all(
     yanks = load_yanks(config.output / YANKED_NAME)
     reports = []
     listings: dict[Path, Listing] = {}
+    only = {
+        config.output / name: frozenset(files) for name, files in (sha256 or {}).items() if exact
+    }
     for target in targets:
         folder = config.output / target.name
         if not folder.is_dir():
@@ -433,11 +465,30 @@ def index_all(
             folder=folder,
             sha256=(sha256 or {}).get(target.name, {}),
             metadata_cache=metadata_cache,
+            only=only.get(folder),
         )
         reports.append(
-            write_index(folder, [source], yanks=yanks, name=target.name, listings=listings)
+            write_index(
+                folder,
+                [source],
+                yanks=yanks,
+                name=target.name,
+                listings=listings,
+                wait=wait,
+                label=config.rel(folder),
+            )
         )
     folders = [config.output / n for n in config.targets if (config.output / n).is_dir()]
     if folders:
-        reports.append(index_combined(config.output, folders, yanks=yanks, listings=listings))
+        reports.append(
+            index_combined(
+                config.output,
+                folders,
+                yanks=yanks,
+                listings=listings,
+                wait=wait,
+                label=config.rel(config.output),
+                only=only,
+            )
+        )
     return reports
