@@ -36,6 +36,8 @@ from wheelhouse.serve.settings import Settings
 from wheelhouse.serve.static import PAGE_CACHE_CONTROL, Page, PageCache, not_modified, send_file
 
 Scope = MutableMapping[str, Any]
+REINDEX_WAIT = 30.0  # seconds an upload waits for a build or index of its folder
+
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Result = tuple[int, int, str]  # status, body bytes, content type (for the access log)
@@ -334,13 +336,15 @@ class App:
 
     def _reindex(self, target: str) -> None:
         """The target's index, then the combined one (as `wheelhouse index` does)."""
+        from wheelhouse.fsutil import Wait
         from wheelhouse.index import YANKED_NAME, index_combined, index_target, load_yanks
 
         root = Path(self.root)
         yanks = load_yanks(root / YANKED_NAME)
-        index_target(root / target, yanks=yanks, name=target)
+        wait = Wait(seconds=REINDEX_WAIT)  # a request does not wait out a whole build
+        index_target(root / target, yanks=yanks, name=target, wait=wait)
         folders = [root / n for n in self.settings.all_targets if (root / n).is_dir()]
-        index_combined(root, folders, yanks=yanks)
+        index_combined(root, folders, yanks=yanks, wait=wait)
 
 
 def _refuse_path(parts: list[str]) -> tuple[int, str] | None:

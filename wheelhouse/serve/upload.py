@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from wheelhouse.errors import PublishError
+from wheelhouse.errors import OutputBusyError, PublishError
 from wheelhouse.index import WheelRefused, inspect_wheel
 from wheelhouse.store import sha256_file
 
@@ -311,5 +311,7 @@ def commit(form: Form, folder: Path, reindex: Callable[[], None]) -> tuple[int, 
                 reindex()  # the pages as they were
             raise Refused(400, exc.message) from None
         return 200, f"{filename} published"
+    except OutputBusyError as exc:  # the file is kept, not yet listed: a retry lists it
+        raise Refused(503, f"{exc.message}: retry the upload in a while") from None
     finally:
         discard(form)
