@@ -29,6 +29,7 @@ from fixtures_index import LocalIndex, wheel_bytes, wheel_filename
 from fixtures_s3 import S3_ENV, MotoServer
 from packaging.utils import canonicalize_name
 
+from wheelhouse.fsutil import LOCK_FILE
 from wheelhouse.lock.lockfile import LockFile, Pin
 
 NO_IMAGE = "wheelhouse-test/no-image:absent"
@@ -131,7 +132,11 @@ def _clean(res: subprocess.CompletedProcess[str], code: int) -> str:
 
 
 def _files(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    """Every file under `folder` but the folder's run lock (simple/.index.lock), which is
+    there by design, empty, and never indexed or served."""
+    return sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != LOCK_FILE
+    )
 
 
 # -- full disks -----------------------------------------------------------------------------
