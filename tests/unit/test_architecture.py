@@ -87,3 +87,14 @@ def test_container_programs_run_on_python_38_with_the_standard_library() -> None
         if path.name == "__init__.py":
             continue  # the host-side loader, not run in images
         assert imported - {"__future__"} <= sys.stdlib_module_names, path.name
+
+
+def test_every_command_loads_under_its_name() -> None:
+    import click
+
+    from wheelhouse.cli import COMMANDS, main
+
+    ctx = click.Context(main)
+    for name in COMMANDS:
+        command = main.get_command(ctx, name)
+        assert isinstance(command, click.Command) and command.name == name

@@ -17,7 +17,7 @@ from typing import Any
 
 from wheelhouse.build.images import dockerfile_text
 from wheelhouse.config import Config, Target
-from wheelhouse.lock.lock import read_target_lock
+from wheelhouse.lock.lockfile import read_target_lock
 from wheelhouse.recipes import Recipes
 from wheelhouse.store.archive import Wanted
 

@@ -32,8 +32,7 @@ from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine
 from wheelhouse.errors import BuildError, EngineError, WheelhouseError
 from wheelhouse.fsutil import WAIT, Wait
-from wheelhouse.lock.lock import read_target_lock
-from wheelhouse.lock.lockfile import Pin
+from wheelhouse.lock.lockfile import Pin, read_target_lock
 from wheelhouse.recipes import Recipe, Recipes
 from wheelhouse.simple import PAGE_TTL, IndexClient
 from wheelhouse.store import Blob, Built, Store

@@ -5,6 +5,7 @@ pipeline stage (project: init/targets/lock, build: build/index, image, cache, se
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
@@ -13,7 +14,22 @@ from wheelhouse import __version__
 from wheelhouse.cli.common import Context, Group
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(Group):
+    """The top-level group: its commands are loaded by name, on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(f"wheelhouse.cli.{module}"), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wheelhouse")
 @click.option(
     "-C",
@@ -72,15 +88,18 @@ def main(
     ctx.obj = Context(project_dir, config_file, overrides, engine, store)
 
 
-def _register() -> None:
-    from wheelhouse.cli import build, cache, image, project, serve
-
-    for command in (
-        project.init, project.targets, project.lock, build.build, build.index,
-        image.dockerfile, image.image_report, cache.cache_group, cache.publish,
-        serve.serve, serve.serve_user,
-    ):  # fmt: skip
-        main.add_command(command)
-
-
-_register()
+# command -> (module of wheelhouse.cli, attribute): imported when the command runs (or
+# --help lists them), so `wheelhouse build` does not pay for importing every command
+COMMANDS = {
+    "init": ("project", "init"),
+    "targets": ("project", "targets"),
+    "lock": ("project", "lock"),
+    "build": ("build", "build"),
+    "index": ("build", "index"),
+    "dockerfile": ("image", "dockerfile"),
+    "image-report": ("image", "image_report"),
+    "cache": ("cache", "cache_group"),
+    "publish": ("cache", "publish"),
+    "serve": ("serve", "serve"),
+    "serve-user": ("serve", "serve_user"),
+}

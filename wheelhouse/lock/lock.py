@@ -18,7 +18,7 @@ from wheelhouse.errors import DamagedLockError, InputError, ResolveError, StaleL
 from wheelhouse.lock import lockfile, resolve
 from wheelhouse.lock.inputs import InputFile, check_inputs
 from wheelhouse.lock.interpreter import TargetPython, target_python, unknown_note
-from wheelhouse.lock.lockfile import LockFile, Pin
+from wheelhouse.lock.lockfile import LockFile, Pin, damaged, lock_path
 from wheelhouse.lock.resolve import Request, Resolution
 
 if TYPE_CHECKING:
@@ -56,37 +56,6 @@ class LockReport:
     divergent: dict[str, dict[str, str]]
     # project -> targets whose lock does not have it (markers, platform-only deps)
     partial: dict[str, list[str]]
-
-
-def lock_path(config: Config, target: Target) -> Path:
-    return config.locks / f"{target.name}.txt"
-
-
-def damaged(config: Config, target: Target) -> DamagedLockError:
-    path = lock_path(config, target)
-    return DamagedLockError(
-        f"{config.rel(path)}: its contents do not match its lock-digest (cut short, or "
-        "edited by hand)",
-        hint=f"regenerate it with `wheelhouse lock -t {target.name}` and commit the result "
-        "(or restore it from version control); never edit a lock by hand",
-    )
-
-
-def read_target_lock(config: Config, target: Target) -> LockFile:
-    """The target's lock, which must exist, be intact and pin something: what build and
-    the cache commands start from. A lock from before lock-digests is taken as it is."""
-    path = lock_path(config, target)
-    lock = lockfile.read(path)
-    if lock is None:
-        raise InputError(
-            f"{config.rel(path)}: no lock for target {target.name!r}",
-            hint=f"run `wheelhouse lock --target {target.name}` first",
-        )
-    if lock.integrity == "damaged":
-        raise damaged(config, target)
-    if not lock.pins:
-        raise InputError(f"{config.rel(path)}: the lock pins nothing")
-    return lock
 
 
 def inputs_digest(config: Config, target: Target, files: Sequence[InputFile]) -> str:

@@ -16,12 +16,15 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from wheelhouse.errors import InputError, not_utf8
+from wheelhouse.errors import DamagedLockError, InputError, not_utf8
 from wheelhouse.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    from wheelhouse.config import Config, Target
 
 FORMAT = "1"
 DIGEST_KEY = "lock-digest"
@@ -176,7 +179,7 @@ def _integrity(lines: list[str]) -> Integrity:
 def read(path: Path) -> LockFile | None:
     """The lock at `path`, or None when there is none. A damaged one (see `integrity`)
     is returned with the pins that could be read, for `lock` to report what it replaces;
-    what builds from a lock must refuse it (lock.read_target_lock does)."""
+    what builds from a lock must refuse it (read_target_lock does)."""
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -221,3 +224,37 @@ def write_atomic(path: Path, text: str) -> bool:
         pass
     atomic_write(path, text)
     return True
+
+
+# -- a target's lock, as build and the cache commands read it -------------------------
+
+
+def lock_path(config: Config, target: Target) -> Path:
+    return config.locks / f"{target.name}.txt"
+
+
+def damaged(config: Config, target: Target) -> DamagedLockError:
+    path = lock_path(config, target)
+    return DamagedLockError(
+        f"{config.rel(path)}: its contents do not match its lock-digest (cut short, or "
+        "edited by hand)",
+        hint=f"regenerate it with `wheelhouse lock -t {target.name}` and commit the result "
+        "(or restore it from version control); never edit a lock by hand",
+    )
+
+
+def read_target_lock(config: Config, target: Target) -> LockFile:
+    """The target's lock, which must exist, be intact and pin something: what build and
+    the cache commands start from. A lock from before lock-digests is taken as it is."""
+    path = lock_path(config, target)
+    lock = read(path)
+    if lock is None:
+        raise InputError(
+            f"{config.rel(path)}: no lock for target {target.name!r}",
+            hint=f"run `wheelhouse lock --target {target.name}` first",
+        )
+    if lock.integrity == "damaged":
+        raise damaged(config, target)
+    if not lock.pins:
+        raise InputError(f"{config.rel(path)}: the lock pins nothing")
+    return lock

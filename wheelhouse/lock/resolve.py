@@ -16,7 +16,6 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from wheelhouse import process
@@ -246,6 +245,8 @@ def _piptools_wheels(config: Config, python_version: str) -> Path:
     Installed offline in the container, so the image needs nothing but python, and the
     resolver version inside matches the one on the host.
     """
+    from importlib import metadata  # 12 ms to import: only when pip-tools is needed
+
     version = metadata.version("pip-tools")
     dest = config.cache_dir / "tools" / f"pip-tools-{version}-py{python_version}"
     if is_complete(dest):
