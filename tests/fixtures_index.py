@@ -39,7 +39,7 @@ import tarfile
 import threading
 import urllib.parse
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -284,13 +284,19 @@ def sdist_bytes(
         ("pyproject.toml", pyproject.encode()),
         (f"{mod}/__init__.py", f'__version__ = "{version}"\nTAGS = "sdist"\n'.encode()),
     ]
+    return sdist_tarball(base, [base, f"{base}/{mod}"], dict(files))
+
+
+def sdist_tarball(base: str, folders: Sequence[str], files: Mapping[str, bytes]) -> bytes:
+    """A reproducible .tar.gz (fixed mtimes and modes, PAX): `folders`, then `files`
+    (path under `base` -> bytes) in sorted order."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for folder in (base, f"{base}/{mod}"):
+        for folder in folders:
             ti = tarfile.TarInfo(folder)
             ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, _TAR_MTIME
             tf.addfile(ti)
-        for path, data in sorted(files):
+        for path, data in sorted(files.items()):
             ti = tarfile.TarInfo(f"{base}/{path}")
             ti.size, ti.mode, ti.mtime = len(data), 0o644, _TAR_MTIME
             tf.addfile(ti, io.BytesIO(data))

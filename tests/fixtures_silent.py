@@ -16,17 +16,15 @@ a server that accepts connections and never answers, and sdists whose PEP 517 ho
 from __future__ import annotations
 
 import contextlib
-import gzip
-import io
 import socket
-import tarfile
 import threading
 import time
 from pathlib import Path
 
+from fixtures_index import sdist_tarball
+
 __all__ = ["SilentServer", "ended", "process_state", "sleepy_sdist"]
 
-_MTIME = 315532800  # 1980-01-01
 
 
 class SilentServer:
@@ -166,21 +164,8 @@ def sleepy_sdist(
         "backend.py": backend,
         f"{dist}/__init__.py": f"VERSION = {version!r}\n",
     }
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for folder in (base, f"{base}/{dist}"):
-            ti = tarfile.TarInfo(folder)
-            ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, _MTIME
-            tf.addfile(ti)
-        for path, text in sorted(files.items()):
-            data = text.encode()
-            ti = tarfile.TarInfo(f"{base}/{path}")
-            ti.size, ti.mode, ti.mtime = len(data), 0o644, _MTIME
-            tf.addfile(ti, io.BytesIO(data))
-    out = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz:
-        gz.write(raw.getvalue())
-    return f"{base}.tar.gz", out.getvalue()
+    encoded = {path: text.encode() for path, text in files.items()}
+    return f"{base}.tar.gz", sdist_tarball(base, [base, f"{base}/{dist}"], encoded)
 
 
 def process_state(pid: int) -> str:

@@ -12,16 +12,13 @@ run assembles one folder with another one at once: tests/unit/test_build_robustn
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,13 +28,12 @@ from typing import Any
 import pytest
 from conftest import Wheelhouse, debian_targets, write
 from fixtures_engine import RecordingBinary, purpose
-from fixtures_index import LocalIndex, wheel_bytes
+from fixtures_index import LocalIndex, sdist_tarball, wheel_bytes
 
 from wheelhouse.lock import lockfile
 
 docker = pytest.mark.docker  # every test here needs the engine (see tests/docker/conftest.py)
 
-_MTIME = 315532800  # 1980-01-01
 
 # -- sdists whose build does what a test needs -------------------------------------------
 
@@ -135,21 +131,8 @@ def custom_sdist(
         "backend.py": backend,
         f"{dist}/__init__.py": f"VERSION = {version!r}\n",
     }
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for folder in (base, f"{base}/{dist}"):
-            ti = tarfile.TarInfo(folder)
-            ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, _MTIME
-            tf.addfile(ti)
-        for path, text in sorted(files.items()):
-            data = text.encode()
-            ti = tarfile.TarInfo(f"{base}/{path}")
-            ti.size, ti.mode, ti.mtime = len(data), 0o644, _MTIME
-            tf.addfile(ti, io.BytesIO(data))
-    out = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz:
-        gz.write(raw.getvalue())
-    return f"{base}.tar.gz", out.getvalue()
+    encoded = {path: text.encode() for path, text in files.items()}
+    return f"{base}.tar.gz", sdist_tarball(base, [base, f"{base}/{dist}"], encoded)
 
 
 def publish(index: LocalIndex, name: str, **kw: Any) -> str:
