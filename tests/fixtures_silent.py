@@ -26,7 +26,6 @@ from fixtures_index import sdist_tarball
 __all__ = ["SilentServer", "ended", "process_state", "sleepy_sdist"]
 
 
-
 class SilentServer:
     """Accepts and never answers: on 127.0.0.1 (`url`) or, given `path`, a unix socket."""
 
