@@ -154,9 +154,9 @@ def _package_hint(family: str, item: str) -> str:
 
 
 def _requirements(r: TableReader, name: str) -> tuple[str, ...]:
-    from packaging.requirements import InvalidRequirement, Requirement
-
     items = _strings(r, name)
+    if items:  # the parser's import costs a warm build time: only when there is one
+        from packaging.requirements import InvalidRequirement, Requirement
     for i, item in enumerate(items):
         try:
             Requirement(item)

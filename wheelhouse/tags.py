@@ -6,7 +6,9 @@ pip's `--platform manylinux_2_36_x86_64` does not imply older manylinux tags (pi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
+from types import MappingProxyType
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
 
@@ -48,3 +50,9 @@ def target_tags(target: Target) -> tuple[Tag, ...]:
     tags = list(cpython_tags(version, [interp], plats))
     tags += list(compatible_tags(version, interp, plats))
     return tuple(tags)
+
+
+@cache
+def tag_ranks(target: Target) -> Mapping[Tag, int]:
+    """Each of the target's tags by its position in `target_tags` (lower is better)."""
+    return MappingProxyType({t: i for i, t in enumerate(target_tags(target))})

@@ -81,11 +81,18 @@ class _Made:
 class Compiler:
     """Source builds for one target: its builder images, its build dependencies."""
 
-    def __init__(self, engine: Engine, config: Config, target: Target, store: Store) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: Config,
+        target: Target,
+        store: Store,
+        images: BuilderImages | None = None,
+    ) -> None:
         self.engine = engine
         self.target = target
         self.store = store
-        self.images = BuilderImages(engine, config, target, store)
+        self.images = images or BuilderImages(engine, config, target, store)
         self.deps = BuildDeps(config, target, store, lambda: self.images.info)
 
     def compile(

@@ -11,16 +11,18 @@ sha256 is one the lock allows, so the plan can never pick something the lock did
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from packaging.tags import Tag
 
 from wheelhouse.config import Target
 from wheelhouse.errors import HashMismatchError, ResolveError
 from wheelhouse.lock.lockfile import Pin
 from wheelhouse.simple import Distribution, FileLink, IndexClient, parse_filename
 from wheelhouse.store import Blob, Built, Store
-from wheelhouse.tags import target_tags
+from wheelhouse.tags import tag_ranks
 
 Action = Literal["reuse", "download", "cached", "build"]
 
@@ -49,30 +51,34 @@ class Plan:
         return sum(1 for i in self.items if i.action == action)
 
 
-def wheel_rank(dist: Distribution, tags: Sequence[object]) -> int:
+def wheel_rank(dist: Distribution, ranks: Mapping[Tag, int]) -> int:
     """Lower is better: the position of the wheel's best tag in the target's preference."""
-    order = {t: i for i, t in enumerate(tags)}
-    return min((order[t] for t in dist.tags if t in order), default=len(order))
+    return min((ranks[t] for t in dist.tags if t in ranks), default=len(ranks))
+
+
+def best_wheels(dists: Iterable[Distribution], target: Target) -> list[Distribution]:
+    """The wheels among `dists` that fit the target, best first."""
+    ranks = tag_ranks(target)
+    fit = [d for d in dists if d.tags and any(t in ranks for t in d.tags)]
+    return sorted(fit, key=lambda d: wheel_rank(d, ranks))
 
 
 def from_store(pin: Pin, target: Target, store: Store) -> Distribution | None:
     """The file to use, when the store already has one the lock allows: no index needed,
     so a warm build is fast and works offline (a CI runner with a restored cache)."""
     policy = target.binary_policy(pin.name)
-    tags = target_tags(target)
     found: list[Distribution] = []
     for h in pin.hashes:
-        blob = store.get(h.removeprefix("sha256:"))
+        # what the store holds is enough to plan; each wheel is checked before it is
+        # linked (session.assemble), by then read in the background (Store.check_ahead)
+        blob = store.get(h.removeprefix("sha256:"), verify=False)
         parsed = parse_filename(blob.filename) if blob else None
         if blob is None or parsed is None:
             continue
         name, version, file_tags = parsed
         link = FileLink(filename=blob.filename, url=blob.path.as_uri(), sha256=blob.sha256)
         found.append(Distribution(link=link, name=name, version=version, tags=file_tags))
-    wheels = sorted(
-        (d for d in found if d.tags and set(d.tags) & set(tags)),
-        key=lambda d: wheel_rank(d, tags),
-    )
+    wheels = best_wheels(found, target)
     if wheels and policy != "no-binary":
         return wheels[0]
     sdists = [d for d in found if not d.tags]
@@ -92,12 +98,12 @@ def choose(pin: Pin, target: Target, client: IndexClient) -> Distribution:
     for d in dists:
         digest = d.link.sha256 or client.sha256_of(d.link)
         (candidates if digest in allowed else rejected).append(_with_sha(d, digest))
-    tags = target_tags(target)
+    ranks = tag_ranks(target)
 
     def changed_under_the_lock() -> HashMismatchError | None:
         """Files that fit but whose bytes the lock did not pin: the release changed (or
         something between us and the index serves other bytes). Fail closed, loudly."""
-        fits = [d for d in rejected if not d.tags or set(d.tags) & set(tags)]
+        fits = [d for d in rejected if not d.tags or any(t in ranks for t in d.tags)]
         if not fits:
             return None
         seen = ", ".join(f"{d.link.filename} has sha256 {d.link.sha256}" for d in fits)
@@ -108,10 +114,7 @@ def choose(pin: Pin, target: Target, client: IndexClient) -> Distribution:
             "release really changed, re-lock; otherwise treat it as tampering",
         )
 
-    wheels = sorted(
-        (d for d in candidates if d.tags and set(d.tags) & set(tags)),
-        key=lambda d: wheel_rank(d, tags),
-    )
+    wheels = best_wheels(candidates, target)
     sdists = [d for d in candidates if not d.tags]
     policy = target.binary_policy(pin.name)
     if policy != "no-binary" and wheels:
@@ -165,7 +168,7 @@ def make_plan(
         sha = dist.link.sha256
         assert sha
         if dist.tags:
-            blob = store.get(sha)
+            blob = store.get(sha, verify=False)
             return Item(pin=pin, action="reuse" if blob else "download", dist=dist, blob=blob)
         built, key = lookup(pin, sha)
         if built is not None:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wheelhouse.build import outputs
 from wheelhouse.build.assemble import Output, Placed, Source, assemble
 from wheelhouse.build.fetch import fetch_all, fetch_one
+from wheelhouse.build.images import BuilderImages
 from wheelhouse.build.plan import Item, Lookup, Plan, make_plan
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine
@@ -138,6 +138,8 @@ def build(
     another run that holds an output folder (OutputBusyError after that)."""
     with ExitStack() as held:  # the output folders' locks, from assembly to the end
         with BuildSession.open(config, targets, engine=engine, on_event=on_event) as session:
+            from wheelhouse.build import outputs  # loads while the store reads (check_ahead)
+
             plans = session.plan(targets)
             if dry_run:  # reported in the order asked
                 return BuildReport(
@@ -183,6 +185,7 @@ class BuildSession:
         self.remote = remote  # what the shared store did, when there is one
         self.recipes = Recipes(config.root / "recipes", label="recipes")
         self._compilers: dict[str, Compiler] = {}
+        self._images: dict[str, BuilderImages] = {}  # a build key needs only these
         self._guard = threading.Lock()
         self._first: dict[str, str] = {}  # sha256 -> the target a shared download counts for
 
@@ -200,6 +203,14 @@ class BuildSession:
         has linked what it uses into its folders) and the index client open."""
         keyring = Keyring.of(config)  # signs this run's records, checks what it reads
         store = Store(config.cache_dir, keyring)
+        # the wheels' bytes are read in the background while the run plans (store/local.py)
+        pinned = [
+            h.removeprefix("sha256:")
+            for t in targets
+            for pin in read_target_lock(config, t).pins
+            for h in pin.hashes
+        ]
+        store.check_ahead(pinned)
         ttl = PAGE_TTL
         with (
             store.in_use(),
@@ -211,26 +222,32 @@ class BuildSession:
 
                 layered = open_layered(config.cache_dir, config.store, keyring)
                 on_event("store", f"looking in {config.store.url}")
-                layered.prefetch(
-                    h.removeprefix("sha256:")
-                    for t in targets
-                    for pin in read_target_lock(config, t).pins
-                    for h in pin.hashes
-                )
+                layered.prefetch(pinned)
                 store, remote = layered, layered.stats
             yield cls(config, store, client, engine, on_event=on_event, remote=remote)
 
     # -- the two decisions every stage shares ---------------------------------------------
 
+    def images(self, target: Target) -> BuilderImages:
+        """The target's builder images, made once (planning asks from many threads)."""
+        with self._guard:
+            i = self._images.get(target.name)
+            if i is None:
+                i = self._images[target.name] = BuilderImages(
+                    self.engine(), self.config, target, self.store
+                )
+            return i
+
     def compiler(self, target: Target) -> Compiler:
-        """The target's compiler, made once (planning asks from many threads)."""
+        """The target's compiler, made once when something is built (a warm build: never)."""
         from wheelhouse.build.compile import Compiler
 
+        images = self.images(target)
         with self._guard:
             c = self._compilers.get(target.name)
             if c is None:
                 c = self._compilers[target.name] = Compiler(
-                    self.engine(), self.config, target, self.store
+                    images.engine, self.config, target, self.store, images
                 )
             return c
 
@@ -239,7 +256,7 @@ class BuildSession:
         return input_key(
             sdist_sha256=sdist_sha256,
             target=target,
-            builder_tag=self.compiler(target).images.tag_for(recipe),
+            builder_tag=self.images(target).tag_for(recipe),
             recipe_digest=recipe.digest() if recipe else None,
         )
 
@@ -313,7 +330,6 @@ class BuildSession:
         then, so a pure wheel built there serves this target without touching its builder
         image (which may not even exist here)."""
         lock = read_target_lock(self.config, target)
-        self.store.check_ahead(h.removeprefix("sha256:") for p in lock.pins for h in p.hashes)
         plan = make_plan(lock.pins, target, self.client, self.store, self._lookup(target, deferred))
         self._tell_dropped()
         return plan

@@ -33,7 +33,6 @@ from wheelhouse.errors import StoreAccessError, StoreError
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.store.local import RecordKind, Store, sha256_file
 from wheelhouse.store.records import Blob, BuildRecord, Built
-from wheelhouse.store.s3 import S3Store
 from wheelhouse.store.signing import Keyring
 
 log = logging.getLogger("wheelhouse.s3")
@@ -288,6 +287,8 @@ def open_layered(
 ) -> LayeredStore:
     """The local store, layered over the configured remote one, with the uploads earlier
     runs left pending done first."""
+    from wheelhouse.store.s3 import S3Store  # boto3 and friends: only with a shared store
+
     store = LayeredStore(cache_dir, S3Store(settings), keyring)
     store.retry_pending()
     return store

@@ -29,11 +29,14 @@ import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.store.records import Blob, BuildRecord, Built
 from wheelhouse.store.signing import Keyring
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 log = logging.getLogger("wheelhouse.store")
 
@@ -67,6 +70,7 @@ class Store:
         self.tmp = self.root / "tmp"
         self.metadata = self.root / "metadata"  # a wheel's METADATA by its sha256 (index)
         self.dropped: list[str] = []  # blobs found corrupt and dropped by this instance
+        self._ahead: dict[str, Future[Blob | None]] = {}  # checks started by check_ahead
         for sub in ("blobs", "built", "pure", "logs", "locks", "tmp", "metadata"):
             ensure_dir(self.root / sub)
 
@@ -88,7 +92,15 @@ class Store:
         return self.get_local(sha256, verify=verify)
 
     def get_local(self, sha256: str, *, verify: bool = True) -> Blob | None:
-        """The blob with this hash in this cache only."""
+        """The blob with this hash in this cache only. One that `check_ahead` is reading
+        is waited for (then its fresh stamp makes this check cheap)."""
+        pending = self._ahead.get(sha256) if verify else None
+        if pending is not None and not pending.done():
+            with contextlib.suppress(OSError):  # met again by the check below
+                pending.result()
+        return self._get_local(sha256, verify=verify)
+
+    def _get_local(self, sha256: str, *, verify: bool = True) -> Blob | None:
         folder = self.blob_folder(sha256)
         try:
             files = [p for p in folder.iterdir() if not p.name.startswith(".")]
@@ -117,21 +129,27 @@ class Store:
     # A build re-stamps what it links itself (`relinked`), so a warm build with its output
     # folder in place reads no byte, and one whose folder was deleted reads each wheel
     # once, at CRC speed, on every core (`check_ahead`): measured on the ML example's 74 MB
-    # of wheels, +40 ms on one core (~2 GB/s) where sha256 would cost +75 ms and a
-    # stamp without ctime nothing, but let a write that kept the mtime through.
+    # of wheels, +40 ms of CPU (~2 GB/s) where sha256 would cost +75 ms and a stamp
+    # without ctime nothing, but let a write that kept the mtime through. That read runs
+    # in the background from the start of the run, while it plans (which needs only to
+    # know what the store holds, `verify=False`): the check of each wheel just before it
+    # is linked waits for it.
 
     def check_ahead(self, sha256s: Iterable[str]) -> None:
-        """Check these blobs now, those that need reading (touched since their last check)
-        in threads: zlib and hashlib release the GIL, so a warm build whose output folder
-        was deleted reads its wheels on every core. `get` then finds them stamped."""
-        todo = [s for s in set(sha256s) if self._touched(s)]
-        if len(todo) < 2:
+        """Start checking these blobs, those that need reading (touched since their last
+        check), in background threads: zlib and hashlib release the GIL, so the reads run
+        on the other cores while this run plans. `get` of one of them waits for its check."""
+        todo = [s for s in dict.fromkeys(sha256s) if s not in self._ahead and self._touched(s)]
+        if not todo:
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(8, len(todo), os.cpu_count() or 1)) as pool:
-            for _ in pool.map(self.get_local, todo):
-                pass
+        pool = ThreadPoolExecutor(
+            max_workers=min(4, len(todo), os.cpu_count() or 1), thread_name_prefix="check-ahead"
+        )
+        for sha in todo:
+            self._ahead[sha] = pool.submit(self._get_local, sha)
+        pool.shutdown(wait=False)  # its threads end when the last check does
 
     def _touched(self, sha256: str) -> bool:
         """Whether the blob is here and its stamp no longer matches its stat."""
