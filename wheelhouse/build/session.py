@@ -315,6 +315,8 @@ class BuildSession:
         lock = read_target_lock(self.config, target)
         self.store.check_ahead(h.removeprefix("sha256:") for p in lock.pins for h in p.hashes)
         plan = make_plan(lock.pins, target, self.client, self.store, self._lookup(target, deferred))
+        if lock.replaces:  # build's output says it: the image's copy is shadowed
+            plan = replace(plan, replaces=lock.replaces)
         self._tell_dropped()
         return plan
 

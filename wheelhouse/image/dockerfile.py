@@ -77,6 +77,13 @@ def dockerfile(
     chosen = _install_mode(mode, engine, folder, notes)
     ensure_pip(config, folder)
     app_files, app_wheel = _app_parts(config, target, app)
+    inherit = bool(manifest.base or manifest.replaces)
+    if inherit:
+        notes.append(
+            f"the venv sees {target.final_image}'s own packages (--system-site-packages); "
+            f"it provides {len(manifest.base)} of the lock's pins"
+        )
+        notes += [f"replaces the image's copy: {r} (replace-base)" for r in manifest.replaces]
     stage = Stage(
         target=target.name,
         final_image=target.final_image,
@@ -89,6 +96,7 @@ def dockerfile(
         app_wheel=app_wheel,
         cmd=tuple(cmd),
         notes=tuple(notes),
+        system_site_packages=inherit,
     )
     text = render(stage, whole=whole, dockerfile=dockerfile_name)
     return Result(stage=stage, text=text, ignore=dockerignore(stage), notes=tuple(notes))

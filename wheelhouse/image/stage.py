@@ -99,6 +99,9 @@ class Stage:
     app_wheel: str | None = None  # context-relative path of the app's own wheel
     cmd: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # said in the file's header (and by the CLI, on stderr)
+    # the lock inherits the final image's packages (`base-packages = "inherit"`): the venv
+    # sees the image's site-packages, so only the wheelhouse's wheels are installed
+    system_site_packages: bool = False
 
     def __post_init__(self) -> None:
         if not _IMAGE.fullmatch(self.final_image):
@@ -195,10 +198,14 @@ def _install_deps(stage: Stage, mounted: bool) -> list[str]:
         f"--mount=type=bind,source={stage.wheelhouse},target={MOUNT} \\\n    " if mounted else ""
     )
     return [
-        f"RUN {mount}{py} -m venv --without-pip {VENV} \\\n"
+        f"RUN {mount}{py} -m venv --without-pip{_site(stage)} {VENV} \\\n"
         f" && {_pip(stage, f'{MOUNT}/{TOOLS_DIR}')} \\\n"
         f"      --require-hashes --find-links {MOUNT} -r {MOUNT}/{LOCK_NAME}"
     ]
+
+
+def _site(stage: Stage) -> str:
+    return " --system-site-packages" if stage.system_site_packages else ""
 
 
 def _install_app_wheel(stage: Stage, mounted: bool) -> list[str]:
