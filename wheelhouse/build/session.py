@@ -54,6 +54,7 @@ def input_key(
     target: Target,
     builder_tag: str,
     recipe_digest: str | None,
+    base_pins: tuple[str, ...] = (),
 ) -> str:
     """What a built wheel is a function of, knowable without network or containers.
 
@@ -61,7 +62,7 @@ def input_key(
     the system packages; build-dependency pins are resolved when a build happens and kept
     in the provenance record (and in the full key).
     """
-    doc = {
+    doc: dict[str, object] = {
         "format": BUILD_FORMAT,
         "sdist": sdist_sha256,
         "target": {
@@ -75,6 +76,8 @@ def input_key(
         "env": list(target.build_env),
         "repair": target.repair,
     }
+    if base_pins:  # build requirements held to the final image's versions (deps.py)
+        doc["base-pins"] = list(base_pins)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -183,6 +186,7 @@ class BuildSession:
         self.remote = remote  # what the shared store did, when there is one
         self.recipes = Recipes(config.root / "recipes", label="recipes")
         self._compilers: dict[str, Compiler] = {}
+        self._base_pins: dict[str, tuple[str, ...]] = {}  # target -> the base pins it builds with
         self._guard = threading.Lock()
         self._first: dict[str, str] = {}  # sha256 -> the target a shared download counts for
 
@@ -232,6 +236,7 @@ class BuildSession:
                 c = self._compilers[target.name] = Compiler(
                     self.engine(), self.config, target, self.store
                 )
+                c.deps.constraints = self._base_pins.get(target.name, ())
             return c
 
     def build_key(self, target: Target, sdist_sha256: str, recipe: Recipe | None) -> str:
@@ -241,6 +246,7 @@ class BuildSession:
             target=target,
             builder_tag=self.compiler(target).images.tag_for(recipe),
             recipe_digest=recipe.digest() if recipe else None,
+            base_pins=self._base_pins.get(target.name, ()),
         )
 
     def cached(self, sdist_sha256: str, key: str | None) -> Built | None:
@@ -313,6 +319,8 @@ class BuildSession:
         then, so a pure wheel built there serves this target without touching its builder
         image (which may not even exist here)."""
         lock = read_target_lock(self.config, target)
+        # the base's versions that exist on an index: build requirements are held to them
+        self._base_pins[target.name] = tuple(p.spec for p in lock.provided if "+" not in p.version)
         self.store.check_ahead(h.removeprefix("sha256:") for p in lock.pins for h in p.hashes)
         plan = make_plan(lock.pins, target, self.client, self.store, self._lookup(target, deferred))
         if lock.replaces:  # build's output says it: the image's copy is shadowed
