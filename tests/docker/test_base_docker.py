@@ -151,7 +151,16 @@ def inherit(
 
 
 def test_probe_lists_the_base(inherit: Project) -> None:
-    out = inherit.wh("targets", "--probe", "ml").stdout
+    # a second target whose final image is missing: said, counted, and ml is still probed
+    gone = (
+        "--set",
+        'targets.gone.extends="slim"',
+        "--set",
+        'targets.gone.final-image="absent/x:1"',
+    )
+    res = inherit.wh(*gone, "targets", "--probe", "gone", "ml", check=False)
+    out = res.stdout
+    assert res.returncode == 5 and "final probe: failed: image 'absent/x:1'" in out
     assert "base-packages = 'inherit'" in out
     assert f"vendorlib 1.0.0+vendor.1  {SITE}" in out
     assert f"numpy 1.26.4  {SITE}" in out
@@ -201,6 +210,17 @@ def test_image_imports_the_base_copies(inherit: Project) -> None:
     _run(inherit, "python", "-m", "pip", "check")
 
 
+def test_image_report_shows_only_what_was_added(
+    inherit: Project, test_images: dict[str, str]
+) -> None:
+    assert inherit.tag
+    out = inherit.wh("image-report", inherit.tag, "--base", test_images["mlbase"], "--json")
+    report = json.loads(out.stdout)
+    assert report["base_matches"] is True
+    added = report["size"] - report["base_size"]
+    assert 0 < added < 20_000_000, added  # flask & co. and npver; no second numpy or pandas
+
+
 @pytest.fixture(scope="module")
 def newer(
     tmp_path_factory: pytest.TempPathFactory, test_images: dict[str, str], engine_bin: str
@@ -238,3 +258,51 @@ def test_replace_base_installs_its_own(newer: Project) -> None:
         assert system.strip() == "1.26.4"  # the image's own copy is still there, shadowed
     finally:
         _cleanup(newer)
+
+
+# A vendor image whose python is a venv's (PATH starts with /opt/vendor/bin): a venv made
+# from it would not see /opt/vendor's packages, so the stage names them in a .pth file.
+VENV_IMAGE = """
+FROM {base}
+RUN set -e; python3 -m venv --without-pip /opt/vendor; \\
+    site=/opt/vendor/lib/python3.11/site-packages; info=$site/venvlib-2.0+vendor.dist-info; \\
+    mkdir $info; printf 'NAME = "venvlib"\\n' > $site/venvlib.py; \\
+    printf 'Metadata-Version: 2.1\\nName: venvlib\\nVersion: 2.0+vendor\\n\\n' > $info/METADATA
+ENV PATH=/opt/vendor/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+"""
+
+
+@pytest.fixture(scope="module")
+def venv_base(
+    tmp_path_factory: pytest.TempPathFactory, test_images: dict[str, str], engine_bin: str
+) -> Iterator[Project]:
+    root = tmp_path_factory.mktemp("base")
+    ctx = root / "ctx"
+    ctx.mkdir()
+    write(ctx / "Dockerfile", VENV_IMAGE.format(base=test_images["mlbase"]))
+    image = f"wheelhouse-test-venvbase:{secrets.token_hex(6)}"
+    subprocess.run(
+        [engine_bin, "build", "-q", "-t", image, str(ctx)],
+        capture_output=True, check=True, timeout=300, env={"DOCKER_BUILDKIT": "0"},
+    )  # fmt: skip
+    p = _project(
+        root / "p", {**test_images, "mlbase": image}, engine_bin, "venvlib\nitsdangerous\n"
+    )
+    try:
+        p.wh("lock")
+        p.wh("build")
+        _image(p)
+        yield p
+    finally:
+        _cleanup(p)
+        subprocess.run([engine_bin, "rmi", "--force", image], capture_output=True, check=False)
+
+
+def test_a_venv_base_is_seen_through_a_pth_file(venv_base: Project) -> None:
+    lock = (venv_base.root / "locks/ml.txt").read_text()
+    assert "venvlib==2.0+vendor\n    # provided by the final image" in lock
+    assert "_wheelhouse_base.pth" in (venv_base.root / "Dockerfile").read_text()
+    code = "import venvlib, itsdangerous; print(venvlib.__file__, itsdangerous.__file__)"
+    mine, theirs = _run(venv_base, "python", "-c", code).split()
+    assert mine == "/opt/vendor/lib/python3.11/site-packages/venvlib.py"
+    assert theirs.startswith(VENV_SITE)
