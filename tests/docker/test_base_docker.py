@@ -236,6 +236,8 @@ def test_a_newer_numpy_is_a_conflict(newer: Project) -> None:
     assert "numpy: the final image has 1.26.4" in res.stderr
     assert "-r requirements.in (numpy<2.1,>=2)" in res.stderr
     assert 'replace-base = ["numpy"]' in res.stderr
+    res = newer.wh("--set", 'resolver="pip"', "lock", check=False)  # pip-compile alike
+    assert res.returncode == 21 and "numpy: the final image has 1.26.4" in res.stderr
 
 
 def test_replace_base_installs_its_own(newer: Project) -> None:

@@ -3,6 +3,7 @@ pins, the stub wheels the resolvers read, the conflict message, the plan and the
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -119,3 +120,25 @@ def test_stage_venv_sees_the_base() -> None:
     assert "--system-site-packages" not in render(Stage(**kw))  # type: ignore[arg-type]
     text = render(Stage(**kw, system_site_packages=True))  # type: ignore[arg-type]
     assert "-m venv --without-pip --system-site-packages /opt/venv" in text
+
+
+def test_distributions_script_reads_this_interpreter(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The program run inside images, run here on the host's own interpreter."""
+    from wheelhouse._scripts import distributions
+
+    constraint = tmp_path / "c.txt"
+    constraint.write_text("numpy==1.26.4\n")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(constraint))
+    distributions.main()
+    data = json.loads(capsys.readouterr().out)
+    found = {d["name"].lower(): d for d in data["distributions"]}
+    import packaging
+
+    assert found["packaging"]["version"] == packaging.__version__
+    assert found["packaging"]["location"]
+    assert any(r.startswith("click") for r in found["pip-tools"]["requires_dist"])
+    assert {"declared_by": "env PIP_CONSTRAINT", "path": str(constraint), "exists": True} in data[
+        "constraint_files"
+    ]
