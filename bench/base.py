@@ -16,10 +16,10 @@ The app requires pandas and flask.
               what the base already has)
   inherit     `base-packages = "inherit"` (the default when the base has packages)
 
-Figures: each image's size over the base; what the venv holds (its files and symlinks,
-as the engine counts a layer): the bytes of the packages the base lacks; lock + build time
-(cold caches per way), and the ratio of inherit's to the same requirements on the plain
-slim image, without a base.
+Figures: each image's size over the base; what the venv holds (its files and symlinks, as
+the engine counts a layer): the bytes of the packages the base lacks; the wheelhouse's
+wheels; lock + build time (cold caches per way), and the ratio of inherit's to the same
+requirements on the plain slim image, without a base.
 
 Measures, does not test. Usage: python bench/base.py [--engine /usr/bin/docker] [--fill 150]
 """
@@ -146,21 +146,26 @@ def main() -> int:
             tag = f"wheelhouse-bench/base-{way}:1"
             image(args.engine, root, tag, hand=way == "hand")
             tags.append(tag)
+            wheels = sum(f.stat().st_size for f in (root / "wheelhouse/ml").glob("*.whl"))
             rows.append(
                 (
                     way,
                     size(args.engine, tag) - size(args.engine, base),
                     venv_bytes(args.engine, tag),
+                    wheels,
                 )
             )
         # the same requirements without a base: the plain slim image
         root = project(Path(tmp) / "nobase", args.engine, images, images["py311-slim"], "")
         times["no base"] = lock_build(root)
     print(f"base: {base}, {count} distributions (pip list)")
-    print(f"{'way':<10} {'over base':>12} {'venv files':>12} {'ratio':>8} {'lock+build':>11}")
-    for way, over, venv in rows:
-        mb = f"{over / 1e6:>10.1f} MB {venv / 1e6:>10.1f} MB"
-        print(f"{way:<10} {mb} {over / venv:>8.3f} {times[way]:>9.1f} s")
+    head = (
+        f"{'over base':>12} {'venv files':>12} {'ratio':>8} {'wheelhouse':>12} {'lock+build':>11}"
+    )
+    print(f"{'way':<10} {head}")
+    for way, over, venv, wheels in rows:
+        mb = f"{over / 1e6:>10.1f} MB {venv / 1e6:>10.1f} MB {over / venv:>8.3f}"
+        print(f"{way:<10} {mb} {wheels / 1e6:>9.1f} MB {times[way]:>9.1f} s")
     print(
         f"no base    lock+build {times['no base']:.1f} s; "
         f"inherit / no base = {times['inherit'] / times['no base']:.2f}x"
