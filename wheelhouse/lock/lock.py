@@ -119,9 +119,11 @@ def _seed(existing: LockFile | None, anchor: list[Pin], upgrade: bool) -> str:
     """Preferred pins: this target's last lock, overlaid by the first target's new pins,
     so versions stay aligned across targets wherever the resolver allows."""
     prefs: dict[str, str] = {}
+    # not what a final image provides: its versions (local ones, too) are the image's
+    # business, pinned by its constraints where it is inherited, never a preference
     if existing and not upgrade:
-        prefs.update({p.name: p.version for p in existing.pins})
-    prefs.update({p.name: p.version for p in anchor})
+        prefs.update({p.name: p.version for p in existing.pins if not p.provided})
+    prefs.update({p.name: p.version for p in anchor if not p.provided})
     return "".join(f"{n}=={v}\n" for n, v in sorted(prefs.items()))
 
 
