@@ -12,7 +12,6 @@ from wheelhouse.cli.common import (
     Context,
     split_names,
     target_option,
-    verbose_logging,
 )
 from wheelhouse.config import Target
 from wheelhouse.errors import ConfigError, EngineError
@@ -58,7 +57,7 @@ def targets(obj: Context, probe: bool, names: tuple[str, ...]) -> None:
             tags = target_tags(t)
             click.echo(f"    tags:    {tags[0]} ... {tags[-1]} ({len(tags)})")
         if probe:
-            failed += _probe(obj, t, verbose=verbose_logging())
+            failed += _probe(obj, t)
     if failed:
         raise EngineError(
             f"{failed} image probe(s) failed (said above)",
@@ -67,9 +66,10 @@ def targets(obj: Context, probe: bool, names: tuple[str, ...]) -> None:
         )
 
 
-def _probe(obj: Context, t: Target, *, verbose: bool) -> int:
+def _probe(obj: Context, t: Target) -> int:
     """One target's images, probed: a missing image is said and counted, never stops the
     other targets' probes."""
+    from wheelhouse.engine import NoPythonError
     from wheelhouse.lock.base import probe_base
 
     failed = 0
@@ -85,6 +85,9 @@ def _probe(obj: Context, t: Target, *, verbose: bool) -> int:
             if role != "final":
                 continue
             base = probe_base(eng, image, key=key)
+        except NoPythonError:  # NVIDIA's CUDA images: Python comes from the distro
+            click.echo(f"    {role} probe: no python3 or python on its PATH (none to inherit)")
+            continue
         except EngineError as e:
             click.echo(f"    {role} probe: failed: {e.message}")
             failed += 1
@@ -96,11 +99,8 @@ def _probe(obj: Context, t: Target, *, verbose: bool) -> int:
             f"base-packages = {mode!r}"
             + (f", replace-base = {list(t.replace_base)}" if t.replace_base else "")
         )
-        shown = base.distributions if verbose else base.distributions[:40]
-        for d in shown:
+        for d in base.distributions:
             click.echo(f"      {d.name} {d.version}  {d.location}")
-        if len(shown) < len(base.distributions):
-            click.echo(f"      ... {len(base.distributions) - len(shown)} more (-v lists all)")
         for c in base.constraint_files:
             state = "" if c.exists else " (missing)"
             click.echo(f"    final constraint file: {c.path}{state}, declared by {c.declared_by}")
