@@ -46,7 +46,7 @@ def targets(obj: Context, probe: bool, names: tuple[str, ...]) -> None:
     """Show the configured targets (and what their images really contain)."""
     cfg = obj.config()
     chosen = [cfg.target(n) for n in names] if names else list(cfg.targets.values())
-    failed = 0
+    failed: list[EngineError] = []
     for t in chosen:
         mark = "*" if t.name in cfg.default_targets else " "
         click.echo(f"{mark} {t.name:<10} {t.describe()}")
@@ -58,21 +58,23 @@ def targets(obj: Context, probe: bool, names: tuple[str, ...]) -> None:
             click.echo(f"    tags:    {tags[0]} ... {tags[-1]} ({len(tags)})")
         if probe:
             failed += _probe(obj, t)
+    if len(failed) == 1:
+        raise failed[0]
     if failed:
         raise EngineError(
-            f"{failed} image probe(s) failed (said above)",
+            "\n".join(e.message for e in failed),
             hint="build or pull the images named above (`docker images`), or fix the "
             "targets' builder-image / final-image",
         )
 
 
-def _probe(obj: Context, t: Target) -> int:
-    """One target's images, probed: a missing image is said and counted, never stops the
-    other targets' probes."""
+def _probe(obj: Context, t: Target) -> list[EngineError]:
+    """One target's images, probed: a missing image is said and returned, never stops the
+    other targets' probes (an engine that is missing or down stops them all)."""
     from wheelhouse.engine import NoPythonError
     from wheelhouse.lock.base import probe_base
 
-    failed = 0
+    failed: list[EngineError] = []
     eng = obj.engine_factory()()
     for role, image in (("builder", t.builder_image), ("final", t.final_image)):
         key = f"targets.{t.name}.{role}-image"
@@ -89,8 +91,9 @@ def _probe(obj: Context, t: Target) -> int:
             click.echo(f"    {role} probe: no python3 or python on its PATH (none to inherit)")
             continue
         except EngineError as e:
-            click.echo(f"    {role} probe: failed: {e.message}")
-            failed += 1
+            eng.ensure()  # the engine itself failing is no image's doing: raised here
+            click.echo(f"    {role} probe: failed: {e.message.splitlines()[0]}")
+            failed.append(e)
             continue
         mode = t.base_packages or ("inherit" if base.own else "ignore")
         env = "a venv" if base.in_venv else "system"
