@@ -58,12 +58,17 @@ def pinnable(d: BaseDist) -> bool:
     return True
 
 
+def _stem(d: BaseDist) -> str:
+    """`name-version` as a wheel's file name spells it (PEP 427/491: normalised, `_`)."""
+    return f"{d.name.replace('-', '_')}-{Version(d.version)}"
+
+
 def stub_filename(d: BaseDist) -> str:
-    return f"{d.name.replace('-', '_')}-{d.version}-py3-none-any.whl"
+    return f"{_stem(d)}-py3-none-any.whl"
 
 
 def _stub(d: BaseDist, dest: Path) -> None:
-    info = f"{d.name.replace('-', '_')}-{d.version}.dist-info"
+    info = f"{_stem(d)}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {d.name}", f"Version: {d.version}"]
     if d.requires_python:
         meta.append(f"Requires-Python: {d.requires_python}")
