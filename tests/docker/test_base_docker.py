@@ -3,7 +3,8 @@ real engine.
 
 The base is `mlbase` (scripts/test_images.py): Debian 12's python3 with numpy 1.26.4 and
 pandas 2.2.2 installed system-wide from PyPI, vendorlib 1.0.0+vendor.1 (a local version
-no index has) and PIP_CONSTRAINT=/etc/pip/constraint.txt. Requirement sets:
+no index has) and PIP_CONSTRAINT=/etc/pip/constraint.txt (which also holds click<8.2, a
+package the image does not have: the lock is held to it). Requirement sets:
 
 (a)+(b) flask, pandas (from the base), vendorlib (local version) and npver, a C extension
         built from source against numpy's headers: the lock pins the base's packages as
@@ -174,6 +175,7 @@ def test_lock_marks_the_base_as_provided(inherit: Project) -> None:
         assert f"{spec}\n    # provided by the final image" in text, text
     assert "flask" in blocks and "--hash=sha256:" in text.split("flask==")[1].split("\n")[1]
     assert "# base-packages: inherit" in text
+    assert "\nclick==8.1." in text  # held to the image's PIP_CONSTRAINT file (click<8.2)
     # pip-compile and uv pin the base alike
     pip_lock = (inherit.root / "pip-lock.txt").read_text()
     for spec in ("numpy==1.26.4", "pandas==2.2.2", "vendorlib==1.0.0+vendor.1"):

@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from wheelhouse import config
 from wheelhouse.errors import ConfigError
 from wheelhouse.image.stage import Stage, render
-from wheelhouse.lock.base import BaseDist, BaseImage
+from wheelhouse.lock.base import BaseDist, BaseImage, ConstraintFile
 from wheelhouse.lock.basestubs import conflicts, prepare, stub_filename
 from wheelhouse.lock.lockfile import LockFile, Pin, parse_pins, read
 
@@ -97,6 +97,18 @@ def test_stubs_carry_the_image_metadata_and_skip_replaced(tmp_path: Path) -> Non
     assert prepare(cfg, cfg.target("ml"), _base()).folder == made.folder  # made once
 
 
+def test_the_images_constraint_files_hold_what_it_lacks(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, 'replace-base = ["scipy"]')
+    text = "# NVIDIA's\nnumpy==1.26.4\nclick<8.2  # why\nscipy<1.12\n-c other.txt\n"
+    files = (ConstraintFile(declared_by="env PIP_CONSTRAINT", path="/c", exists=True, text=text),)
+    base = BaseImage(**{**_base().__dict__, "constraint_files": files})
+    made = prepare(cfg, cfg.target("ml"), base)
+    lines = made.constraints.read_text().splitlines()
+    assert "click<8.2" in lines  # not installed: the file's own constraint
+    assert "numpy==1.26.4" in lines and lines.count("numpy==1.26.4") == 1  # pinned once
+    assert not [x for x in lines if x.startswith(("scipy", "-c"))]  # replace-base; options
+
+
 def test_conflict_names_package_base_version_and_requirement(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     write(tmp_path / "requirements.in", "numpy>=2  # newer\n")
@@ -139,6 +151,10 @@ def test_distributions_script_reads_this_interpreter(
     assert found["packaging"]["version"] == packaging.__version__
     assert found["packaging"]["location"]
     assert any(r.startswith("click") for r in found["pip-tools"]["requires_dist"])
-    assert {"declared_by": "env PIP_CONSTRAINT", "path": str(constraint), "exists": True} in data[
-        "constraint_files"
-    ]
+    declared = {c["declared_by"]: c for c in data["constraint_files"]}["env PIP_CONSTRAINT"]
+    assert declared == {
+        "declared_by": "env PIP_CONSTRAINT",
+        "path": str(constraint),
+        "exists": True,
+        "text": "numpy==1.26.4\n",
+    }

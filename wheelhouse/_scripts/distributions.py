@@ -68,7 +68,19 @@ def constraint_files() -> list[dict[str, object]]:
             if parser.has_option(section, "constraint"):
                 for p in parser.get(section, "constraint").split():
                     out.append((conf, p))
-    return [{"declared_by": by, "path": p, "exists": os.path.isfile(p)} for by, p in out]
+    return [
+        {"declared_by": by, "path": p, "exists": os.path.isfile(p), "text": read_small(p)}
+        for by, p in out
+    ]
+
+
+def read_small(path: str) -> str:
+    """A constraint file's text (what the lock applies too), up to 1 MB."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(1 << 20)
+    except (OSError, ValueError):
+        return ""
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from wheelhouse.fsutil import atomic_write
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
 
-PROBE_VERSION = "dists-v1"  # bump when _scripts/distributions.py's answers change meaning
+PROBE_VERSION = "dists-v2"  # bump when _scripts/distributions.py's answers change meaning
 # an interpreter's own tooling: not what an image "provides" for the app; the venv gets
 # the lock's own where the lock needs them
 TOOLING = frozenset({"pip", "setuptools", "wheel"})
@@ -58,6 +58,7 @@ class ConstraintFile:
     declared_by: str  # "env PIP_CONSTRAINT" or the pip.conf's path
     path: str
     exists: bool
+    text: str = ""  # its contents, read in the image: the lock applies them too
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +83,8 @@ class BaseImage:
     def digest(self) -> str:
         """What a lock that inherits this base is a function of: names, versions, metadata
         (not the image id: a rebuilt image with the same packages keeps the lock)."""
-        doc = [[d.name, d.version, list(d.requires_dist)] for d in self.own]
+        doc: list[object] = [[d.name, d.version, list(d.requires_dist)] for d in self.own]
+        doc += [c.text for c in self.constraint_files]
         blob = json.dumps(doc, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
 

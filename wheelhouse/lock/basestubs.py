@@ -98,7 +98,8 @@ def prepare(config: Config, target: Target, base: BaseImage) -> BaseInput:
     list, under the cache (`base-stubs/`): pip-compile in a builder container reads them
     through the same bind mount as any find-links folder."""
     pinned = {d.name: d for d in base.own if pinnable(d) and not replaceable(target, d.name)}
-    key = hashlib.sha256(f"{base.digest} {sorted(pinned)}".encode()).hexdigest()[:24]
+    declared = declared_constraints(target, base, pinned)
+    key = hashlib.sha256(f"{base.digest} {sorted(pinned)} {declared}".encode()).hexdigest()[:24]
     dest = config.cache_dir / "base-stubs" / key
     if not is_complete(dest):
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -107,12 +108,35 @@ def prepare(config: Config, target: Target, base: BaseImage) -> BaseInput:
             for d in pinned.values():
                 _stub(d, tmp)
             text = "".join(f"{d.spec}\n" for d in sorted(pinned.values(), key=lambda d: d.name))
-            (tmp / CONSTRAINTS).write_text(text)
+            (tmp / CONSTRAINTS).write_text(text + "".join(f"{c}\n" for c in declared))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         dest = publish_dir(tmp, dest)
     return BaseInput(base=base, folder=dest, constraints=dest / CONSTRAINTS, pinned=pinned)
+
+
+def declared_constraints(
+    target: Target, base: BaseImage, pinned: dict[NormalizedName, BaseDist]
+) -> tuple[str, ...]:
+    """The constraints of the files the image declares for pip (NVIDIA's PIP_CONSTRAINT),
+    on packages it does not have installed (those are pinned already) and replace-base
+    does not name: what the image's own pip would hold an install to."""
+    out = set()
+    for f in base.constraint_files:
+        for line in f.text.splitlines():
+            text = line.split(" #")[0].strip()
+            if not text or text.startswith(("#", "-")):
+                continue  # comments and options (-c, --hash...): not a constraint line
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            name = canonicalize_name(req.name)
+            if req.url or name in pinned or replaceable(target, name) or name in base.by_name():
+                continue
+            out.add(str(req))
+    return tuple(sorted(out))
 
 
 def seed(base: BaseInput) -> str:
