@@ -168,7 +168,8 @@ def main() -> int:
         print(f"{way:<10} {mb} {wheels / 1e6:>9.1f} MB {times[way]:>9.1f} s")
     print(
         f"no base    lock+build {times['no base']:.1f} s; "
-        f"inherit / no base = {times['inherit'] / times['no base']:.2f}x"
+        f"inherit / no base = {times['inherit'] / times['no base']:.2f}x, "
+        f"inherit / naive = {times['inherit'] / times['naive']:.2f}x"
     )
     for tag in tags:
         subprocess.run([args.engine, "rmi", "--force", tag], capture_output=True, check=False)
