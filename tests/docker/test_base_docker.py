@@ -182,6 +182,12 @@ def test_lock_marks_the_base_as_provided(inherit: Project) -> None:
         assert f"{spec}\n    # provided by the final image" in pip_lock, pip_lock
 
 
+def test_lock_check_sees_a_changed_base_setting(inherit: Project) -> None:
+    inherit.wh("lock", "--check")
+    res = inherit.wh("--set", 'targets.ml.replace-base=["pandas"]', "lock", "--check", check=False)
+    assert res.returncode == 8 and "locks/ml.txt: stale" in res.stderr, res.stderr
+
+
 def test_wheelhouse_holds_no_base_package(inherit: Project) -> None:
     folder = inherit.root / "wheelhouse/ml"
     names = sorted(w.name.split("-")[0].lower() for w in folder.glob("*.whl"))
