@@ -58,6 +58,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("py313-builder", "trixie", "builder.Dockerfile"),  # Debian 13: python 3.13, glibc 2.41
     # CUDA 13 toolkit from PyPI in /usr/local/cuda, no Python: plays nvidia/cuda:*-devel
     Spec("gpu-builder", "bookworm", "gpu-builder.Dockerfile", needs_ca=True),
+    # a vendor ML base stand-in: numpy, pandas and a local-version package system-wide
+    Spec("mlbase", "bookworm", "mlbase.Dockerfile", needs_ca=True),
 )
 
 

@@ -73,6 +73,11 @@ class Target:
     only_binary: tuple[str, ...] = ()
     build_env: tuple[tuple[str, str], ...] = ()
     repair: bool = False  # auditwheel repair: portable manylinux/musllinux tags, libs bundled
+    # what the final image's interpreter already has: "inherit" locks it as provided by the
+    # image (not built, not installed again); None: inherit when the image has anything
+    # beyond pip, setuptools and wheel (see lock/base.py)
+    base_packages: Literal["inherit", "ignore"] | None = None
+    replace_base: tuple[str, ...] = ()  # base packages the lock may install another version of
 
     @property
     def python_tuple(self) -> tuple[int, int]:
@@ -245,6 +250,8 @@ TARGET_KEYS = (
     "only-binary",
     "build-env",
     "repair",
+    "base-packages",
+    "replace-base",
 )
 
 
@@ -344,7 +351,16 @@ def _target(
         only_binary=_package_list(r, "only-binary"),
         build_env=r.str_map("build-env"),
         repair=r.boolean("repair"),
+        base_packages=_base_packages(r),
+        replace_base=_package_list(r, "replace-base"),
     )
+
+
+def _base_packages(r: TableReader) -> Literal["inherit", "ignore"] | None:
+    """None when unset: inherit if the final image has packages of its own."""
+    if r.text("base-packages") is None:
+        return None
+    return r.choice("base-packages", ["inherit", "ignore"], "inherit")  # type: ignore[return-value]
 
 
 def _merge_target(name: str, user: Mapping[str, Any], source: str) -> dict[str, Any]:

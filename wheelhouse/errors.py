@@ -215,3 +215,11 @@ class OutputBusyError(WheelhouseError):
 
     exit_code = 17
     kind = "output busy"
+
+
+class BaseConflictError(ResolveError):
+    """The requirements need another version of a package the final image provides
+    (`base-packages = "inherit"`), and `replace-base` does not allow replacing it."""
+
+    exit_code = 21
+    kind = "base conflict"

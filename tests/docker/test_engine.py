@@ -287,7 +287,7 @@ def test_cli_second_probe_creates_no_container(
         "slim",
     ]
     first = wh(*args).stdout
-    assert log.verbs().count("create") == 2  # builder and final
+    assert log.verbs().count("create") == 3  # builder, final and its distributions
     log.clear()
     second = wh(*args).stdout
     assert second == first

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from wheelhouse import config as config_mod
+from wheelhouse.build.buildkey import input_key
 from wheelhouse.build.compile import CUDA_EXCLUDES
 from wheelhouse.build.images import cuda_fits
-from wheelhouse.build.session import input_key
 
 
 @pytest.mark.parametrize(("builder", "target", "fits"), [

@@ -105,6 +105,14 @@ def assemble(
         "runtime_packages": runtime,
         "wheels": [_entry(p) for p in done],
     }
+    if plan.base or plan.replaces:  # only then: other manifests keep their bytes
+        manifest["base"] = {
+            # what the final image provides and the app uses: not in this folder; the
+            # final stage's environment must see the image's own packages
+            "image": target.final_image,
+            "packages": [{"name": p.name, "version": p.version} for p in plan.base],
+            "replaces": list(plan.replaces),
+        }
     atomic_write(folder / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return Output(
         folder=folder,

@@ -74,4 +74,5 @@ def wanted(config: Config, targets: Sequence[Target]) -> list[Wanted]:
         )
         for t in targets
         for pin in read_target_lock(config, t).pins
+        if not pin.provided  # the final image has it: no file, nothing in the store
     ]

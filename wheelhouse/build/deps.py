@@ -110,6 +110,10 @@ class BuildDeps:
         self.target = target
         self.store = store
         self._info = info  # the builder's probe, asked only when a folder must be made
+        # "numpy==1.26.4": the final image's versions of the lock's packages it provides
+        # (`base-packages = "inherit"`): an extension is compiled against the headers of
+        # the numpy (torch, ...) it will import at run time, not the index's newest
+        self.constraints: tuple[str, ...] = ()
 
     def requirements(
         self, sdist: Blob, recipe: Recipe | None, static: tuple[str, ...]
@@ -135,6 +139,8 @@ class BuildDeps:
         idx = self.target.index
         plats = platforms(info.libc, info.libc_version, info.arch)
         doc = json.dumps([sorted(requirements), info.python_minor, plats, idx.all_index_urls])
+        if self.constraints:  # only then: other folders keep their keys
+            doc += json.dumps(sorted(self.constraints))
         key = hashlib.sha256(doc.encode()).hexdigest()[:24]
         dest = self.config.cache_dir / "builddeps" / key
         if is_complete(dest):
@@ -232,6 +238,10 @@ class BuildDeps:
         for p in plats:
             args += ["--platform", p]
         args += self.target.index.pip_args()
+        if self.constraints:
+            constraints = tmp.parent / f"{tmp.name}.constraints.txt"
+            constraints.write_text("".join(f"{c}\n" for c in self.constraints))
+            args += ["--constraint", str(constraints)]
         res = process.run(
             [*args, *requirements],
             env=process.tool_env(self.config),

@@ -5,6 +5,9 @@
     cached    an sdist built before with the same inputs (or a pure wheel from any target)
     build     an sdist to compile in the target's builder container
 
+A pin the final image provides (`base-packages = "inherit"`) is none of these: it has no
+hash and no file, and goes to `Plan.base`, recorded in the manifest for the final stage.
+
 Which file a pin means comes from the lock's hashes: a file is a candidate only if its
 sha256 is one the lock allows, so the plan can never pick something the lock did not pin.
 """
@@ -46,6 +49,8 @@ class Item:
 class Plan:
     target: Target
     items: tuple[Item, ...]
+    base: tuple[Pin, ...] = ()  # provided by the final image: never fetched, built or placed
+    replaces: tuple[str, ...] = ()  # base packages the lock installs its own version of
 
     def count(self, action: Action) -> int:
         return sum(1 for i in self.items if i.action == action)
@@ -177,6 +182,8 @@ def make_plan(
             )
         return Item(pin=pin, action="build", dist=dist, input_key=key)
 
+    base = tuple(p for p in pins if p.provided)
+    pins = [p for p in pins if not p.provided]
     # Files already in the store are planned here, serially (a stat each); only the rest
     # go to threads, where they wait on the index.
     local = {pin.name: from_store(pin, target, store) for pin in pins}
@@ -188,4 +195,4 @@ def make_plan(
         with ThreadPoolExecutor(max_workers=16) as pool:
             done = {i.pin.name: i for i in pool.map(one, misses)}
     items = tuple(done.get(pin.name) or one(pin, local[pin.name]) for pin in pins)
-    return Plan(target=target, items=items)
+    return Plan(target=target, items=items, base=base)

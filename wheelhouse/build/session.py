@@ -13,8 +13,6 @@ no longer wanted are removed: `outputs.py`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheelhouse.build.assemble import Output, Placed, Source, assemble
+from wheelhouse.build.buildkey import input_key
 from wheelhouse.build.fetch import fetch_all, fetch_one
 from wheelhouse.build.images import BuilderImages
 from wheelhouse.build.plan import Item, Lookup, Plan, make_plan
@@ -45,37 +44,6 @@ if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
     from wheelhouse.store.layered import RemoteStats
 
 Event = Callable[[str, str], None]  # (kind, message) for the CLI's progress display
-BUILD_FORMAT = "1"  # bump when the way wheels are built changes: every key changes
-
-
-def input_key(
-    *,
-    sdist_sha256: str,
-    target: Target,
-    builder_tag: str,
-    recipe_digest: str | None,
-) -> str:
-    """What a built wheel is a function of, knowable without network or containers.
-
-    The builder tag is itself a content hash of Dockerfile.builder, the base image id and
-    the system packages; build-dependency pins are resolved when a build happens and kept
-    in the provenance record (and in the full key).
-    """
-    doc = {
-        "format": BUILD_FORMAT,
-        "sdist": sdist_sha256,
-        "target": {
-            "python": target.python_version,
-            "libc": [target.libc, target.libc_version],
-            "arch": target.arch,
-            "cuda": target.cuda,
-        },
-        "builder": builder_tag,
-        "recipe": recipe_digest,
-        "env": list(target.build_env),
-        "repair": target.repair,
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,6 +154,7 @@ class BuildSession:
         self.recipes = Recipes(config.root / "recipes", label="recipes")
         self._compilers: dict[str, Compiler] = {}
         self._images: dict[str, BuilderImages] = {}  # a build key needs only these
+        self._base_pins: dict[str, tuple[str, ...]] = {}  # target -> the base pins it builds with
         self._guard = threading.Lock()
         self._first: dict[str, str] = {}  # sha256 -> the target a shared download counts for
 
@@ -249,6 +218,7 @@ class BuildSession:
                 c = self._compilers[target.name] = Compiler(
                     images.engine, self.config, target, self.store, images
                 )
+                c.deps.constraints = self._base_pins.get(target.name, ())
             return c
 
     def build_key(self, target: Target, sdist_sha256: str, recipe: Recipe | None) -> str:
@@ -258,6 +228,7 @@ class BuildSession:
             target=target,
             builder_tag=self.images(target).tag_for(recipe),
             recipe_digest=recipe.digest() if recipe else None,
+            base_pins=self._base_pins.get(target.name, ()),
         )
 
     def cached(self, sdist_sha256: str, key: str | None) -> Built | None:
@@ -330,7 +301,11 @@ class BuildSession:
         then, so a pure wheel built there serves this target without touching its builder
         image (which may not even exist here)."""
         lock = read_target_lock(self.config, target)
+        # the base's versions that exist on an index: build requirements are held to them
+        self._base_pins[target.name] = tuple(p.spec for p in lock.provided if "+" not in p.version)
         plan = make_plan(lock.pins, target, self.client, self.store, self._lookup(target, deferred))
+        if lock.replaces:  # build's output says it: the image's copy is shadowed
+            plan = replace(plan, replaces=lock.replaces)
         self._tell_dropped()
         return plan
 

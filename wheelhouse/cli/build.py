@@ -15,7 +15,7 @@ from wheelhouse.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from wheelhouse.build.session import BuildReport
+    from wheelhouse.build.session import BuildReport, TargetBuild
     from wheelhouse.display import Display
     from wheelhouse.fsutil import Wait
     from wheelhouse.index import IndexReport
@@ -109,6 +109,19 @@ def build(
         raise summary
 
 
+def _render_base(r: TargetBuild, show: Display) -> None:
+    """What the final image provides, and (loudly) what the lock replaces of it."""
+    if r.plan.base:
+        names = " ".join(p.spec for p in r.plan.base)
+        show.line(f"{r.target.name}: provided by the final image (not built, not placed): {names}")
+    for rep in r.plan.replaces:
+        show.line(
+            f"warning: {r.target.name}: {rep} replaces the final image's copy "
+            f"(targets.{r.target.name}.replace-base)",
+            err=True,
+        )
+
+
 def _render_build(
     cfg: config_mod.Config, report: BuildReport, show: Display, *, dry_run: bool
 ) -> None:
@@ -129,6 +142,7 @@ def _render_build(
     if len(results) > 1:  # a matrix: each file was fetched once, however many targets use it
         show.line(f"fetched {report.fetched} files once for {len(results)} targets")
     for r in results:
+        _render_base(r, show)
         if r.output and r.output.runtime_packages:
             show.line(f"{r.target.name}: runtime packages: {' '.join(r.output.runtime_packages)}")
         for f in r.failures:

@@ -13,7 +13,8 @@ from wheelhouse.cli.common import (
     split_names,
     target_option,
 )
-from wheelhouse.errors import ConfigError
+from wheelhouse.config import Target
+from wheelhouse.errors import ConfigError, EngineError
 from wheelhouse.lock.lockfile import write_atomic
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def targets(obj: Context, probe: bool, names: tuple[str, ...]) -> None:
     """Show the configured targets (and what their images really contain)."""
     cfg = obj.config()
     chosen = [cfg.target(n) for n in names] if names else list(cfg.targets.values())
+    failed: list[EngineError] = []
     for t in chosen:
         mark = "*" if t.name in cfg.default_targets else " "
         click.echo(f"{mark} {t.name:<10} {t.describe()}")
@@ -55,13 +57,57 @@ def targets(obj: Context, probe: bool, names: tuple[str, ...]) -> None:
             tags = target_tags(t)
             click.echo(f"    tags:    {tags[0]} ... {tags[-1]} ({len(tags)})")
         if probe:
-            eng = obj.engine_factory()()
-            for role, image in (("builder", t.builder_image), ("final", t.final_image)):
-                info = eng.probe(image, key=f"targets.{t.name}.{role}-image")
-                click.echo(
-                    f"    {role} probe: python {info.python_version} ({info.python}), "
-                    f"{info.libc} {info.libc_version}, {info.distro}, {info.package_manager}"
-                )
+            failed += _probe(obj, t)
+    if len(failed) == 1:
+        raise failed[0]
+    if failed:
+        raise EngineError(
+            "\n".join(e.message for e in failed),
+            hint="build or pull the images named above (`docker images`), or fix the "
+            "targets' builder-image / final-image",
+        )
+
+
+def _probe(obj: Context, t: Target) -> list[EngineError]:
+    """One target's images, probed: a missing image is said and returned, never stops the
+    other targets' probes (an engine that is missing or down stops them all)."""
+    from wheelhouse.engine import NoPythonError
+    from wheelhouse.lock.base import probe_base
+
+    failed: list[EngineError] = []
+    eng = obj.engine_factory()()
+    for role, image in (("builder", t.builder_image), ("final", t.final_image)):
+        key = f"targets.{t.name}.{role}-image"
+        try:
+            info = eng.probe(image, key=key)
+            click.echo(
+                f"    {role} probe: python {info.python_version} ({info.python}), "
+                f"{info.libc} {info.libc_version}, {info.distro}, {info.package_manager}"
+            )
+            if role != "final":
+                continue
+            base = probe_base(eng, image, key=key)
+        except NoPythonError:  # NVIDIA's CUDA images: Python comes from the distro
+            click.echo(f"    {role} probe: no python3 or python on its PATH (none to inherit)")
+            continue
+        except EngineError as e:
+            eng.ensure()  # the engine itself failing is no image's doing: raised here
+            click.echo(f"    {role} probe: failed: {e.message.splitlines()[0]}")
+            failed.append(e)
+            continue
+        mode = t.base_packages or ("inherit" if base.own else "ignore")
+        env = "a venv" if base.in_venv else "system"
+        click.echo(
+            f"    final packages: {len(base.distributions)} in {base.prefix} ({env}); "
+            f"base-packages = {mode!r}"
+            + (f", replace-base = {list(t.replace_base)}" if t.replace_base else "")
+        )
+        for d in base.distributions:
+            click.echo(f"      {d.name} {d.version}  {d.location}")
+        for c in base.constraint_files:
+            state = "" if c.exists else " (missing)"
+            click.echo(f"    final constraint file: {c.path}{state}, declared by {c.declared_by}")
+    return failed
 
 
 @click.command()
@@ -100,7 +146,7 @@ def lock(
     cfg = obj.config()
     chosen = with_libc(cfg.selected(split_names(target_names)), obj.engine_factory())
     if check:
-        notes = lock_mod.check(cfg, chosen)
+        notes = lock_mod.check(cfg, chosen, obj.engine_factory())
         click.echo(f"locks up to date: {', '.join(t.name for t in chosen)}")
         for note in notes:
             click.echo(f"  note: {note}")

@@ -10,6 +10,7 @@ puts the pip wheel and the app's wheel in place (tools.py), and renders the stag
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -77,6 +78,10 @@ def dockerfile(
     chosen = _install_mode(mode, engine, folder, notes)
     ensure_pip(config, folder)
     app_files, app_wheel = _app_parts(config, target, app)
+    inherit = bool(manifest.base or manifest.replaces)
+    base_paths = _base_paths(target, engine, notes) if inherit else ()
+    if inherit:
+        notes += [f"replaces the image's copy: {r} (replace-base)" for r in manifest.replaces]
     stage = Stage(
         target=target.name,
         final_image=target.final_image,
@@ -89,6 +94,8 @@ def dockerfile(
         app_wheel=app_wheel,
         cmd=tuple(cmd),
         notes=tuple(notes),
+        system_site_packages=inherit,
+        base_paths=base_paths,
     )
     text = render(stage, whole=whole, dockerfile=dockerfile_name)
     return Result(stage=stage, text=text, ignore=dockerignore(stage), notes=tuple(notes))
@@ -160,6 +167,34 @@ def runtime_packages(
             if recipe:
                 packages.update(recipe.runtime_for(family))
     return tuple(sorted(packages))
+
+
+def _base_paths(
+    target: Target, engine: Callable[[], Engine] | None, notes: list[str]
+) -> tuple[str, ...]:
+    """How the app's venv sees the final image's packages, decided per image. A system or
+    conda interpreter: `--system-site-packages` is enough. An interpreter that is itself a
+    venv's (the image's PATH starts with its bin/): a venv made from it sees only the base
+    interpreter's packages, so the image venv's site-packages folders are also named in a
+    .pth file. Either way the app's packages stay in /opt/venv, and the image's own files
+    are never modified or uninstalled (a replace-base package shadows the image's copy)."""
+    from wheelhouse.lock.base import probe_base
+
+    base = None
+    if engine is not None:
+        with contextlib.suppress(EngineError):  # not probed: the plain case's note
+            base = probe_base(
+                engine(), target.final_image, key=f"targets.{target.name}.final-image"
+            )
+    if base is None or not base.in_venv:
+        notes.append(f"the venv sees {target.final_image}'s own packages (--system-site-packages)")
+        return ()
+    paths = tuple(sorted({d.location for d in base.own if d.location.startswith(base.prefix)}))
+    notes.append(
+        f"the final image's python is a venv's ({base.prefix}): the app's venv sees its "
+        f"packages through a .pth file naming {', '.join(paths)}"
+    )
+    return paths
 
 
 def _probe(

@@ -27,6 +27,10 @@ class Manifest:
     # name: the ones whose recipes' runtime packages the final image needs. A downloaded
     # wheel carries its libraries.
     built: tuple[str, ...]
+    # `base-packages = "inherit"`: the pins the final image provides ("numpy==1.26.4"),
+    # not in the folder, and the base packages the lock replaces ("numpy 1.26.4 -> 2.1.3")
+    base: tuple[str, ...] = ()
+    replaces: tuple[str, ...] = ()
 
 
 def read_manifest(config: Config, folder: Path) -> Manifest:
@@ -61,4 +65,17 @@ def read_manifest(config: Config, folder: Path) -> Manifest:
         for entry in wheels
         if isinstance(entry, dict) and entry.get("provenance") and entry.get("name")
     )
-    return Manifest(path=path, runtime_packages=tuple(runtime), built=built)
+    base = data.get("base") if isinstance(data.get("base"), dict) else {}
+    provided = tuple(
+        f"{p['name']}=={p['version']}"
+        for p in base.get("packages", [])
+        if isinstance(p, dict) and p.get("name") and p.get("version")
+    )
+    replaces = tuple(str(r) for r in base.get("replaces", []))
+    return Manifest(
+        path=path,
+        runtime_packages=tuple(runtime),
+        built=built,
+        base=provided,
+        replaces=replaces,
+    )

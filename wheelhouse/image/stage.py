@@ -99,6 +99,12 @@ class Stage:
     app_wheel: str | None = None  # context-relative path of the app's own wheel
     cmd: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # said in the file's header (and by the CLI, on stderr)
+    # the lock inherits the final image's packages (`base-packages = "inherit"`): the venv
+    # sees the image's site-packages, so only the wheelhouse's wheels are installed
+    system_site_packages: bool = False
+    # ...and where the image's interpreter is a venv's, its site-packages folders, named in
+    # a .pth file of /opt/venv (a venv made from a venv's python does not see them)
+    base_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _IMAGE.fullmatch(self.final_image):
@@ -136,6 +142,12 @@ class Stage:
             check_context_path(path)
         if not re.fullmatch(r"pip-[0-9][A-Za-z0-9.]*-py3-none-any\.whl", self.pip_wheel):
             raise ConfigError(f"unexpected pip wheel name {self.pip_wheel!r}")
+        for path in self.base_paths:
+            if not _PYTHON.fullmatch(path) or not path.startswith("/"):
+                raise EngineError(
+                    f"the final image's site-packages path {path!r} has unexpected characters",
+                    hint=f'set targets.{self.target}.base-packages = "ignore" for this image',
+                )
         for arg in self.cmd:
             if "\n" in arg or "\r" in arg:
                 raise ConfigError(f"--cmd: argument {arg!r} holds a line break")
@@ -195,10 +207,24 @@ def _install_deps(stage: Stage, mounted: bool) -> list[str]:
         f"--mount=type=bind,source={stage.wheelhouse},target={MOUNT} \\\n    " if mounted else ""
     )
     return [
-        f"RUN {mount}{py} -m venv --without-pip {VENV} \\\n"
+        f"RUN {mount}{py} -m venv --without-pip{_site(stage)} {VENV} \\\n{_pth(stage)}"
         f" && {_pip(stage, f'{MOUNT}/{TOOLS_DIR}')} \\\n"
         f"      --require-hashes --find-links {MOUNT} -r {MOUNT}/{LOCK_NAME}"
     ]
+
+
+def _site(stage: Stage) -> str:
+    return " --system-site-packages" if stage.system_site_packages else ""
+
+
+def _pth(stage: Stage) -> str:
+    """The line that names an image venv's site-packages in /opt/venv (or nothing)."""
+    if not stage.base_paths:
+        return ""
+    purelib = f"$({VENV}/bin/python -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))')"
+    return (
+        f" && printf '%s\\n' {' '.join(stage.base_paths)} > \"{purelib}/_wheelhouse_base.pth\" \\\n"
+    )
 
 
 def _install_app_wheel(stage: Stage, mounted: bool) -> list[str]:

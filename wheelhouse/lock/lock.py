@@ -7,15 +7,24 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from wheelhouse.config import Config, Target
-from wheelhouse.errors import DamagedLockError, InputError, ResolveError, StaleLockError
+from wheelhouse.errors import (
+    BaseConflictError,
+    DamagedLockError,
+    EngineError,
+    InputError,
+    ResolveError,
+    StaleLockError,
+)
 from wheelhouse.lock import lockfile, resolve
+from wheelhouse.lock.base import inherited, replaceable
+from wheelhouse.lock.basestubs import BaseInput, conflicts, prepare
 from wheelhouse.lock.inputs import InputFile, check_inputs
 from wheelhouse.lock.interpreter import TargetPython, target_python, unknown_note
 from wheelhouse.lock.lockfile import LockFile, Pin, damaged, lock_path
@@ -58,8 +67,11 @@ class LockReport:
     partial: dict[str, list[str]]
 
 
-def inputs_digest(config: Config, target: Target, files: Sequence[InputFile]) -> str:
-    """What a lock is a function of. No host paths: two machines agree on it."""
+def inputs_digest(
+    config: Config, target: Target, files: Sequence[InputFile], base: BaseInput | None = None
+) -> str:
+    """What a lock is a function of. No host paths: two machines agree on it. With an
+    inherited base, its packages too (a new base image makes the lock stale)."""
     idx = target.index
 
     def loc(value: str) -> str:
@@ -80,6 +92,8 @@ def inputs_digest(config: Config, target: Target, files: Sequence[InputFile]) ->
     }
     if target.python_full:  # only then: locks of "3.11" targets keep their digest
         target_doc["python-full"] = target.python_full
+    if base is not None:  # likewise: only locks that inherit a base carry it
+        target_doc["base-packages"] = [base.base.digest, sorted(base.pinned)]
     doc = {
         "format": lockfile.FORMAT,
         "inputs": sorted([config.rel(f.path), f.sha256] for f in files),
@@ -105,9 +119,11 @@ def _seed(existing: LockFile | None, anchor: list[Pin], upgrade: bool) -> str:
     """Preferred pins: this target's last lock, overlaid by the first target's new pins,
     so versions stay aligned across targets wherever the resolver allows."""
     prefs: dict[str, str] = {}
+    # not what a final image provides: its versions (local ones, too) are the image's
+    # business, pinned by its constraints where it is inherited, never a preference
     if existing and not upgrade:
-        prefs.update({p.name: p.version for p in existing.pins})
-    prefs.update({p.name: p.version for p in anchor})
+        prefs.update({p.name: p.version for p in existing.pins if not p.provided})
+    prefs.update({p.name: p.version for p in anchor if not p.provided})
     return "".join(f"{n}=={v}\n" for n, v in sorted(prefs.items()))
 
 
@@ -134,7 +150,38 @@ def _unbound(anchor: list[Pin], own: list[str], client: Callable[[], IndexClient
     return [p for p in anchor if not labelled(p)]
 
 
-def check(config: Config, targets: Sequence[Target]) -> list[str]:
+def _checked_base(
+    config: Config, target: Target, current: LockFile, engine: Callable[[], Engine] | None
+) -> BaseInput | None:
+    """The base a lock that inherited one is checked against (probed, cached by image id)."""
+    if current.base_image is None or engine is None:
+        return None
+    return _base_input(config, target, engine)
+
+
+def _base_input(config: Config, target: Target, engine: Callable[[], Engine]) -> BaseInput | None:
+    """The final image's packages as resolver input, or None. Unset base-packages probes
+    the image and inherits what it has; an image that cannot be probed here (no engine,
+    not pulled, no python) then means no base, as before this setting existed."""
+    try:
+        base = inherited(target, engine)
+    except EngineError:
+        if target.base_packages == "inherit":
+            raise
+        return None
+    return prepare(config, target, base) if base is not None else None
+
+
+def _with_stubs(target: Target, base: BaseInput | None) -> Target:
+    if base is None:
+        return target
+    links = (*target.index.find_links, str(base.folder))
+    return replace(target, index=replace(target.index, find_links=links))
+
+
+def check(
+    config: Config, targets: Sequence[Target], engine: Callable[[], Engine] | None = None
+) -> list[str]:
     """`lock --check`: raise DamagedLockError naming every damaged lock, else
     StaleLockError naming every missing or stale one. Returns notes on the locks that
     pass but carry no lock-digest (written before it existed)."""
@@ -147,7 +194,9 @@ def check(config: Config, targets: Sequence[Target]) -> list[str]:
             problems.append(f"{config.rel(path)}: missing")
         elif current.integrity == "damaged":
             broken.append(t)
-        elif current.inputs_digest != inputs_digest(config, t, files):
+        elif current.inputs_digest != inputs_digest(
+            config, t, files, _checked_base(config, t, current, engine)
+        ):
             problems.append(
                 f"{config.rel(path)}: stale (the inputs or targets.{t.name} changed since it "
                 "was written)"
@@ -259,27 +308,44 @@ def _lock_targets(
             )
         progress(f"resolving {target.name} ({target.describe()})")
         python = target_python(target, engine)
+        base = _base_input(config, target, engine)
         request = Request(
             config=config,
-            target=target,
+            target=_with_stubs(target, base),
             python=python,
             seed=seed,
             upgrade=upgrade and i == 0,
             upgrade_packages=upgrade_names,
+            constraints=(base.constraints,) if base else (),
         )
         pending = resolve.start(request, engine)
         for line in seed.splitlines():  # most pins survive a re-lock: fetch their pages now
             name, _, version = line.partition("==")
-            for url in target.index.all_index_urls:
-                client().prefetch(url, name, version)
-        resolution, pins = _hashed(request, pending(), client(), engine, progress)
+            if base is None or name not in base.pinned:
+                for url in target.index.all_index_urls:
+                    client().prefetch(url, name, version)
+        try:
+            resolved = pending()
+        except ResolveError as e:
+            if base is None:
+                raise
+            raise _explained(request, base, engine, e) from None
+        resolution, pins = _hashed(request, resolved, client(), engine, progress, target, base)
         if not python.known:
             warnings.append(unknown_note(target, python, resolution.python))
+        replaces = _replaced(target, base, pins)
+        warnings += [
+            f"{r}: replaces the final image's copy (targets.{target.name}.replace-base); "
+            "the app's environment imports the lock's version"
+            for r in replaces
+        ]
         new = LockFile(
             target=target.name,
             target_description=target.describe(),
-            inputs_digest=inputs_digest(config, target, files),
+            inputs_digest=inputs_digest(config, target, files, base),
             pins=tuple(pins),
+            base_image=target.final_image if base else None,
+            replaces=replaces,
         )
         written = lockfile.write_atomic(path, new.render())
         if i == 0:
@@ -296,24 +362,67 @@ def _lock_targets(
         )
 
 
+def _replaced(target: Target, base: BaseInput | None, pins: list[Pin]) -> tuple[str, ...]:
+    """`name base-version -> lock-version` for each base package replace-base let the lock
+    install (said loudly by lock, build and dockerfile)."""
+    if base is None:
+        return ()
+    have = base.base.by_name()
+    return tuple(
+        f"{p.name} {have[p.name].version} -> {p.version}"
+        for p in pins
+        if p.name in have and not p.provided and replaceable(target, p.name)
+    )
+
+
+def _explained(
+    request: Request, base: BaseInput, engine: Callable[[], Engine], error: ResolveError
+) -> ResolveError:
+    """A resolution that failed under the base's pins: resolved again without them
+    (preferring the base's versions), the base packages that moved are the conflict."""
+    from wheelhouse.lock.basestubs import seed as base_seed
+
+    free = replace(request, constraints=(), seed=base_seed(base), upgrade=False)
+    try:
+        pins = resolve.start(free, engine)().pins
+    except ResolveError:
+        return error  # not the base's doing alone: the resolver's own message says more
+    found = conflicts(request.config, base, pins)
+    if not found:
+        return error
+    name = request.target.name
+    names = ", ".join(f'"{c.name}"' for c in found)
+    return BaseConflictError(
+        f"target {name!r}: the requirements need other versions of packages its final "
+        f"image {request.target.final_image} provides:\n  "
+        + "\n  ".join(c.describe() for c in found),
+        hint="relax the requirement to what the image has, move to a final image that has "
+        f"the version needed, or let the lock install its own copy: targets.{name}."
+        f"replace-base = [{names}] (the app's environment then shadows the image's copy)",
+    )
+
+
 def _hashed(
     request: Request,
     resolution: Resolution,
     client: IndexClient,
     engine: Callable[[], Engine],
     progress: Callable[[str], None],
+    target: Target,
+    base: BaseInput | None,
 ) -> tuple[Resolution, list[Pin]]:
-    """The resolution's pins with their hashes. One made on the host for another patch
-    release of the target's Python (the host shares its minor) stands only if every pin
-    installs on the target's own release; else the builder image resolves it again."""
-    from wheelhouse.lock.hashes import hash_pins, not_for_python
+    """The resolution's pins with their hashes (those the final image provides: marked,
+    none). One made on the host for another patch release of the target's Python (the host
+    shares its minor) stands only if every pin installs on the target's own release; else
+    the builder image resolves it again."""
+    from wheelhouse.lock.hashes import not_for_python
 
-    target, python = request.target, request.python
+    python = request.python
     progress(f"hashing {len(resolution.pins)} pins for {target.name}")
-    pins = hash_pins(sorted(resolution.pins, key=lambda p: p.name), target, client)
+    pins = _hash(resolution.pins, target, client, base)
     if not _host_for_another_release(resolution, python):
         return resolution, pins
-    misfits = not_for_python(pins, target, client, python.version)
+    misfits = not_for_python([p for p in pins if not p.provided], target, client, python.version)
     if not misfits:
         return resolution, pins
     progress(
@@ -321,8 +430,24 @@ def _hashed(
         "in its builder image"
     )
     resolution = resolve.in_builder(request, engine())
-    pins = hash_pins(sorted(resolution.pins, key=lambda p: p.name), target, client)
-    return resolution, pins
+    return resolution, _hash(resolution.pins, target, client, base)
+
+
+def _hash(
+    pins: list[Pin], target: Target, client: IndexClient, base: BaseInput | None
+) -> list[Pin]:
+    from wheelhouse.lock.hashes import hash_pins
+
+    provided = {n: d for n, d in (base.pinned if base else {}).items()}
+    own = hash_pins(
+        sorted((p for p in pins if p.name not in provided), key=lambda p: p.name), target, client
+    )
+    marked = [
+        replace(p, hashes=(), source_build=False, provided=True, version=provided[p.name].version)
+        for p in pins
+        if p.name in provided
+    ]
+    return sorted(own + marked, key=lambda p: p.name)
 
 
 def _host_for_another_release(resolution: Resolution, python: TargetPython) -> bool:

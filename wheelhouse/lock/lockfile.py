@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 FORMAT = "1"
 DIGEST_KEY = "lock-digest"
 SOURCE_NOTE = "no wheel for this target: built from source"
+# a pin the final image already has (`base-packages = "inherit"`): no hash, never
+# downloaded, built or installed; the version is exactly the image's (lock/base.py)
+PROVIDED_NOTE = "provided by the final image"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)")
 
 
@@ -39,6 +42,7 @@ class Pin:
     hashes: tuple[str, ...] = ()  # "sha256:<hex>", sorted
     via: tuple[str, ...] = ()
     source_build: bool = False  # no wheel fits the target: the builder compiles the sdist
+    provided: bool = False  # the final image has it (PROVIDED_NOTE): nothing to fetch
 
     @property
     def spec(self) -> str:
@@ -58,6 +62,15 @@ class LockFile:
     pins: tuple[Pin, ...]
     header: dict[str, str] = field(default_factory=dict)
     integrity: Integrity = "intact"
+    # `base-packages = "inherit"`: the final image whose packages the provided pins are,
+    # and the base packages replace-base let the lock install another version of
+    # ("numpy 1.26.4 -> 2.1.3"); header lines only when set, so other locks keep their bytes
+    base_image: str | None = None
+    replaces: tuple[str, ...] = ()
+
+    @property
+    def provided(self) -> list[Pin]:
+        return [p for p in self.pins if p.provided]
 
     @property
     def source_builds(self) -> list[str]:
@@ -77,8 +90,13 @@ class LockFile:
             f"# target: {self.target} ({self.target_description})",
             f"# inputs-digest: {self.inputs_digest}",
             f"# source-builds: {' '.join(self.source_builds) or '-'}",
-            "#",
         ]
+        if self.base_image is not None:
+            n = len(self.provided)
+            lines.append(f"# base-packages: inherit {n} from {self.base_image}")
+        if self.replaces:
+            lines.append(f"# replaces-base: {', '.join(self.replaces)}")
+        lines.append("#")
         for pin in self.pins:
             if pin.hashes:
                 lines.append(f"{pin.spec} \\")
@@ -89,6 +107,8 @@ class LockFile:
                 lines.append(pin.spec)
             if pin.source_build:
                 lines.append(f"    # {SOURCE_NOTE}")
+            if pin.provided:
+                lines.append(f"    # {PROVIDED_NOTE}")
             if len(pin.via) == 1:
                 lines.append(f"    # via {pin.via[0]}")
             elif pin.via:
@@ -112,12 +132,15 @@ class _PinBuilder:
     hashes: list[str] = field(default_factory=list)
     via: list[str] = field(default_factory=list)
     source: bool = False
+    provided: bool = False
     in_via: bool = False
 
     def note(self, body: str) -> None:
         """One `# ...` line under a pin: `via X`, `via` + `#   X` lines, or our mark."""
         if body.startswith(SOURCE_NOTE):
             self.source, self.in_via = True, False
+        elif body.startswith(PROVIDED_NOTE):
+            self.provided, self.in_via = True, False
         elif body == "via":
             self.in_via = True
         elif body.startswith("via "):
@@ -133,6 +156,7 @@ class _PinBuilder:
             hashes=tuple(sorted(set(self.hashes))),
             via=tuple(self.via),
             source_build=self.source,
+            provided=self.provided,
         )
 
 
@@ -212,7 +236,16 @@ def read(path: Path) -> LockFile | None:
         pins=pins,
         header=header,
         integrity=integrity,
+        base_image=_base_image(header.get("base-packages")),
+        replaces=tuple(r for r in header.get("replaces-base", "").split(", ") if r),
     )
+
+
+def _base_image(line: str | None) -> str | None:
+    """`inherit N from IMAGE` -> IMAGE."""
+    if not line:
+        return None
+    return line.partition(" from ")[2] or None
 
 
 def write_atomic(path: Path, text: str) -> bool:

@@ -40,6 +40,9 @@ class Request:
     seed: str  # pins the resolver should prefer (pip-compile/uv read the output file)
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
+    # constraint files beyond the config's, by absolute path: the final image's packages
+    # (basestubs.py; their folder is one of the target's find-links, so mounted alike)
+    constraints: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +82,8 @@ def _common_args(req: Request) -> list[str]:
         args += ["--upgrade-package", p]
     for c in req.config.constraints:
         args += ["--constraint", _rel(req.config, c)]
+    for c in req.constraints:
+        args += ["--constraint", str(c)]
     return args
 
 
