@@ -32,6 +32,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from wheelhouse.serve import negotiate
+from wheelhouse.serve.policy import MAX_NAME, Policy, redact, valid_project
 from wheelhouse.serve.settings import Settings
 from wheelhouse.serve.static import PAGE_CACHE_CONTROL, Page, PageCache, not_modified, send_file
 
@@ -63,13 +64,20 @@ class App:
         self.settings = settings
         self.root = os.path.realpath(settings.root)
         self.targets = frozenset(settings.targets)
-        self.pages = PageCache()
+        self.pages = PageCache(self.root)
         self.auth = None
         if settings.upload and settings.password_file:
-            from wheelhouse.serve.auth import Authenticator
+            from wheelhouse.serve.auth import Authenticator, Gate
 
-            self.auth = Authenticator(Path(settings.password_file))
+            self.auth = Gate(
+                Authenticator(Path(settings.password_file)),
+                threads=settings.auth_threads,
+                failures=settings.auth_failures,
+                window=settings.auth_window,
+            )
+        self.policy = policy_of(settings)
         self.upstream = None
+        self.cache_base = os.path.realpath(settings.cache_dir or ".")
         if settings.upstream:
             from wheelhouse.serve.upstream import Upstream
 
@@ -78,6 +86,7 @@ class App:
                 Path(settings.cache_dir),
                 ttl=settings.upstream_ttl,
                 ca_bundle=settings.ca_bundle,
+                policy=self.policy,
             )
 
     # -- ASGI entry -------------------------------------------------------------------
@@ -100,7 +109,7 @@ class App:
             status, size, ctype = await self._route(scope, receive, send, headers, extra)
         except Exception as exc:  # noqa: BLE001 - any bug: a 500 and its access-log line, not a dropped connection
             status, size, ctype = 500, 0, ""
-            extra["error"] = f"{type(exc).__name__}: {exc}"
+            extra["error"] = redact(f"{type(exc).__name__}: {exc}", self.settings.upstream)
             with contextlib.suppress(Exception):
                 await _text(send, 500, "internal error\n")
         if self.settings.access_log:
@@ -160,6 +169,9 @@ class App:
         if where is None:
             return await _text(send, 404, "not found: the indexes are at /<target>/simple/\n")
         target, base, rest = where
+        if len(rest) == 2 and rest[0] == "simple" and not _valid_name(rest[1]):
+            # not a project name (PEP 508) of a sane length: no lookup, no upstream request
+            return await _text(send, 404, "not a valid project name\n")
         if method not in _READ:
             return await self._write(scope, receive, send, headers, target, rest, extra)
         folder = self.root if target is None else f"{self.root}/{target}"
@@ -171,7 +183,7 @@ class App:
                 return await _to_canonical(send, base, rest, query)
             return await self._page(send, folder + page[0], headers, query, head, page[1])
         if target is not None and len(rest) == 1:
-            got = await send_file(send, f"{folder}/{rest[0]}", headers, head=head)
+            got = await send_file(send, f"{folder}/{rest[0]}", headers, head=head, base=self.root)
             if got is not None:
                 return got
         return await _text(send, 404, "not found\n")
@@ -229,6 +241,9 @@ class App:
         if page is None and project is not None and self.upstream is not None:
             from wheelhouse.serve.upstream import UpstreamError
 
+            refused = self.policy.refuses(project)
+            if refused is not None:  # never asked of the upstream
+                return await _text(send, 404, f"no such project: {refused}\n")
             try:
                 got = await self.upstream.page(project)
             except UpstreamError as exc:
@@ -261,11 +276,25 @@ class App:
     # -- the rest ---------------------------------------------------------------------
 
     async def _health(self, send: Send) -> Result:
+        s = self.settings
         doc = {
             "status": "ok",
             "targets": sorted(self.targets),
-            "upload": self.settings.upload,
-            "upstream": self.settings.upstream,
+            "upload": s.upload,
+            "upstream": redact(s.upstream, s.upstream) if s.upstream else None,
+            "upstream_policy": self.policy.describe() if s.upstream else None,
+            "limits": {
+                "max_url": s.max_url,
+                "max_head": s.max_head,
+                "max_headers": s.max_headers,
+                "head_timeout": s.head_timeout,
+                "idle_timeout": s.idle_timeout,
+                "body_timeout": s.body_timeout,
+                "max_connections": s.max_connections,
+                "max_upload": s.max_upload,
+                "auth_failures": s.auth_failures,
+                "auth_window": s.auth_window,
+            },
             "pages_cached": len(self.pages),
         }
         body = json.dumps(doc).encode()
@@ -288,7 +317,7 @@ class App:
             return await _text(send, 502, f"the upstream index cannot give it: {exc}\n")
         if path is None:
             return await _text(send, 404, "no fetched page links this file\n")
-        got = await send_file(send, str(path), headers, head=head)
+        got = await send_file(send, str(path), headers, head=head, base=self.cache_base)
         if got is None:  # removed from the store a moment ago
             return await _text(send, 404, "not found\n")
         return got
@@ -310,10 +339,18 @@ class App:
             if len(self.targets) != 1:
                 return await _text(send, 404, "upload to /<target>/ (this server has several)\n")
             target = next(iter(self.targets))
+        from wheelhouse.serve.auth import Throttled
+
         auth = headers.get(b"authorization")
-        user = await asyncio.to_thread(
-            self.auth.check, auth.decode("latin-1") if auth is not None else None
-        )
+        client = scope.get("client")
+        try:
+            user = await self.auth.check(
+                client[0] if client else "", auth.decode("latin-1") if auth is not None else None
+            )
+        except Throttled as exc:
+            extra["refused"] = exc.message
+            retry = [(b"retry-after", str(exc.retry_after).encode())]
+            return await _text(send, exc.status, exc.message + "\n", retry)
         if user is None:
             return await _text(
                 send,
@@ -323,15 +360,19 @@ class App:
             )
         extra["user"] = user
         folder = Path(self.root) / target
+        timed = upload.timed(receive, self.settings.body_timeout)
         try:
-            form = await upload.receive_form(receive, headers, folder, self.settings.max_upload)
+            form = await upload.receive_form(timed, headers, folder, self.settings.max_upload)
             extra["file"] = form.filename
             status, message = await asyncio.to_thread(
                 upload.commit, form, folder, lambda: self._reindex(target)
             )
         except upload.Refused as exc:
             extra["refused"] = exc.message
-            return await _text(send, exc.status, exc.message + "\n")
+            # a message never shows where the server keeps its files
+            shown = exc.message.replace(self.root + "/", "").replace(self.root, ".")
+            close = [(b"connection", b"close")] if exc.status in (408, 413) else []
+            return await _text(send, exc.status, shown + "\n", close)
         return await _text(send, status, message + "\n")
 
     def _reindex(self, target: str) -> None:
@@ -370,12 +411,25 @@ def _page_of(rest: list[str], *, trailing: bool) -> tuple[str, str | None] | Non
     return None
 
 
+def _valid_name(name: str) -> bool:
+    return len(name) <= 2 * MAX_NAME and valid_project(_canonical(name))
+
+
+def policy_of(settings: Settings) -> Policy:
+    from wheelhouse.serve.policy import parse_time
+
+    newer = parse_time(settings.exclude_newer) if settings.exclude_newer else None
+    return Policy(
+        min_age=settings.min_age, exclude_newer=newer, allow=settings.allow, deny=settings.deny
+    )
+
+
 async def _to_canonical(send: Send, base: str, rest: list[str], query: bytes) -> Result:
     """A page's URL without its slash or with a name that is not canonical: redirected
     (PEP 503); anything deeper under simple/ is not found."""
     if len(rest) == 1:
         return await _redirect(send, f"{base}/simple/", query)
-    if len(rest) == 2:
+    if len(rest) == 2 and _valid_name(rest[1]):
         return await _redirect(send, f"{base}/simple/{_canonical(rest[1])}/", query)
     return await _text(send, 404, "not found\n")
 

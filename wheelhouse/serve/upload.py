@@ -16,9 +16,11 @@ change nothing. A refused upload writes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _FIELDS_LIMIT = 8 << 20  # the form's other fields (twine sends the README as one)
+_TAG_PART = re.compile(r"[a-z0-9_]+")  # packaging lowercases tags
 
 
 class Refused(Exception):
@@ -225,6 +228,19 @@ async def _feed(receive: Receive, parser: MultipartParser, limit: int) -> None:
             return
 
 
+def timed(receive: Receive, seconds: float) -> Receive:
+    """`receive` that waits at most `seconds` for each piece of the body: a body that
+    stalls ends in 408, not in a connection (and a temp file) held forever."""
+
+    async def get() -> MutableMapping[str, Any]:
+        try:
+            return await asyncio.wait_for(receive(), seconds)
+        except TimeoutError:
+            raise Refused(408, f"the upload's body stalled for {seconds:g} s") from None
+
+    return get
+
+
 def discard(form: Form) -> None:
     _unlink(form.tmp)
 
@@ -265,9 +281,15 @@ def _check_filename(filename: str) -> tuple[str, str, Version]:
     if not filename.endswith(".whl"):
         raise Refused(400, f"{filename}: only wheels can be uploaded to a wheelhouse")
     try:
-        project, version, _, _ = parse_wheel_filename(filename)
+        project, version, _, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename as exc:
-        raise Refused(400, f"{filename} is not a valid wheel file name ({exc})") from None
+        raise Refused(400, f"{filename!r} is not a valid wheel file name ({exc})") from None
+    # packaging parses any text between the dashes as tags: a tag is letters, digits and
+    # `_` only (PEP 425), never markup, quotes or line breaks that would reach the pages
+    for tag in tags:
+        for part in (tag.interpreter, tag.abi, tag.platform):
+            if not _TAG_PART.fullmatch(part):
+                raise Refused(400, f"{filename!r}: {part!r} is not a valid wheel tag (PEP 425)")
     return filename, project, version
 
 
@@ -307,6 +329,8 @@ def commit(form: Form, folder: Path, reindex: Callable[[], None]) -> tuple[int, 
             reindex()
         except PublishError as exc:
             final.unlink(missing_ok=True)
+            # the index may have written its PEP 658 sidecar before it refused the wheel
+            final.with_name(filename + ".metadata").unlink(missing_ok=True)
             with contextlib.suppress(PublishError):
                 reindex()  # the pages as they were
             raise Refused(400, exc.message) from None

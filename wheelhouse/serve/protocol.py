@@ -1,0 +1,190 @@
+"""uvicorn's httptools protocol with the limits a server on a shared network needs.
+
+uvicorn's httptools protocol (the fast one: a C parser) has no limit on the request line
+or headers and no timer while a request's head is being read: one 64 MiB header is
+buffered whole (and parsed in quadratic time, stalling every other client of the worker),
+and a client that sends a byte every few seconds, or nothing at all, holds its socket
+forever. h11 has a head-size limit but costs a third of the throughput; nginx-style
+limits are a few counters here, on the same parser:
+
+* the head (request line and headers) is counted as it arrives: past `max_head` bytes
+  the answer is 431 (414 when the request line alone is over `max_url`), past
+  `max_headers` headers 431, and the connection closes;
+* a head must arrive whole within `head_timeout` seconds of its first byte (408), and a
+  connection that sends nothing is closed after `idle_timeout` seconds (uvicorn's
+  keep-alive timer, armed at connect too, not only after a response);
+* each worker holds at most `max_connections` connections (kept below the open-file
+  limit): a new one past that closes the connection idle for longest (or reading its
+  head for longest: a real client sends its head in one packet), and only when none is
+  idle does it get a 503. Idle sockets can no longer starve real requests of file
+  descriptors.
+
+The request body's own timeout is the app's (a `receive` that waits at most
+`body_timeout`), where the upload reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    max_url: int = 8 << 10  # bytes of the request target (nginx: 8 KiB buffers)
+    max_head: int = 64 << 10  # bytes of request line + headers
+    max_headers: int = 100  # header fields
+    head_timeout: float = 10.0  # seconds from a head's first byte to its end
+    idle_timeout: float = 15.0  # seconds a connection may sit without a request
+    body_timeout: float = 30.0  # seconds between two pieces of a request body
+    max_connections: int = 1000  # per worker (lowered to fit the open-file limit)
+
+
+_REASONS = {
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
+
+
+def error_response(status: int, text: str) -> bytes:
+    body = text.encode()
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+        % (status, _REASONS[status], len(body), body)
+    )
+
+
+def protocol_class(limits: Limits) -> type[HardenedProtocol]:
+    """A protocol class for uvicorn.Config(http=...) bound to these limits."""
+    return type("BoundHardenedProtocol", (HardenedProtocol,), {"limits": limits})
+
+
+class HardenedProtocol(HttpToolsProtocol):
+    limits: ClassVar[Limits] = Limits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = False
+        self._head_bytes = 0
+        self._body_bytes = 0  # body bytes of the chunk being fed (not head bytes)
+        self._header_count = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._since = time.monotonic()  # idle or reading a head since
+
+    # -- connections --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections and not self._make_room():
+            transport.write(error_response(503, "too many connections: retry in a moment\n"))
+            transport.close()
+            return
+        # uvicorn arms its keep-alive timer only after a response: a socket that never
+        # sends a byte would stay open forever
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.limits.idle_timeout, self.timeout_keep_alive_handler
+        )
+
+    def _closable(self) -> bool:
+        """Not in the middle of a request the app is answering."""
+        return (self.cycle is None or self.cycle.response_complete) and not self.pipeline
+
+    def _make_room(self) -> bool:
+        """Close the connection that has been idle (or reading a head) longest."""
+        oldest: HardenedProtocol | None = None
+        for conn in self.connections:
+            if (
+                conn is not self
+                and isinstance(conn, HardenedProtocol)
+                and conn._closable()
+                and not conn.transport.is_closing()
+                and (oldest is None or conn._since < oldest._since)
+            ):
+                oldest = conn
+        if oldest is None:
+            return False
+        oldest.transport.close()
+        oldest.connections.discard(oldest)  # counted out now, not at connection_lost
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    # -- the head -----------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._body_bytes = 0
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._in_head:
+            self._head_bytes += len(data) - self._body_bytes
+            if self._head_bytes > self.limits.max_head:
+                self._refuse(431, "the request's headers are too large\n")
+        elif self._closable() and self.timeout_keep_alive_task is None:
+            # bytes that began no request (blank lines): the idle timer runs on
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.limits.idle_timeout, self.timeout_keep_alive_handler
+            )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+        self._header_count = 0
+        self._since = time.monotonic()
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > self.limits.max_url:
+            self._refuse(414, "the request line is too long\n")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            self._refuse(431, "the request has too many headers\n")
+            return
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head_timer()
+        if self.transport.is_closing():
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
+
+    def on_response_complete(self) -> None:
+        self._since = time.monotonic()
+        super().on_response_complete()
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head:
+            self._refuse(408, "the request's head did not arrive in time\n")
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _refuse(self, status: int, text: str) -> None:
+        """Answer and close: the rest of what the client sends is never parsed."""
+        self._in_head = False
+        self._cancel_head_timer()
+        if not self.transport.is_closing():
+            self.transport.write(error_response(status, text))
+            self.transport.close()
