@@ -46,7 +46,7 @@ extends = "slim"
 class Server:
     """`python -m wheelhouse serve --port 0 ...` in a project; its access log parsed."""
 
-    def __init__(self, wh: Wheelhouse, *args: str) -> None:
+    def __init__(self, wh: Wheelhouse, *args: str, **popen: Any) -> None:
         self.log_path = wh.project / f"serve-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
@@ -56,6 +56,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
+            **popen,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # "serving http://127.0.0.1:PORT/simple/ ..."
