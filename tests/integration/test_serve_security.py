@@ -4,26 +4,20 @@ serves on loopback; raw sockets send what no HTTP client would. One test per fin
 
 from __future__ import annotations
 
+import contextlib
 import io
 import resource
 import socket
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from conftest import Wheelhouse, write
 from fixtures_index import wheel_bytes, wheel_filename
-from test_serve import (  # noqa: F401 - fixtures
-    PASSWORD,
-    Server,
-    basic,
-    files_in,
-    multipart,
-    servers,
-    tree,
-    uploader,
-)
+from test_serve import CONFIG, PASSWORD, Server, basic, files_in, multipart, put
 
 LIMITS = """
 [serve]
@@ -33,13 +27,55 @@ body-timeout = "2s"
 """
 
 
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    made: list[Server] = []
+    yield made
+    for s in made:
+        s.kill()
+
+
+@pytest.fixture
+def tree(wh: Wheelhouse) -> Path:
+    """slim has alpha and gamma, other has delta, indexed by `wheelhouse index`."""
+    write(wh.project / "wheelhouse.toml", CONFIG)
+    put(wh.project / "wheelhouse" / "slim", "alpha", "1.0")
+    put(wh.project / "wheelhouse" / "slim", "gamma", "1.0")
+    put(wh.project / "wheelhouse" / "other", "delta", "2.0")
+    wh("index", "-t", "slim,other")
+    return wh.project / "wheelhouse"
+
+
+def uploader(wh: Wheelhouse, servers: list[Server], *args: str) -> Server:
+    users = wh.project / "users.txt"
+    subprocess.run(
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "wheelhouse",
+            "serve-user",
+            str(users),
+            "ci",
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+        env=wh.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    server = Server(wh, "--upload", "--password-file", str(users), *args)
+    servers.append(server)
+    return server
+
+
 def raw(port: int, data: bytes, *, timeout: float = 20) -> bytes:
     """Send bytes, read until the server closes (or `timeout`): the whole answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        try:
+        # it may answer and close before taking it all
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # it answered and closed before taking it all
         return read_all(sock)
 
 
@@ -146,19 +182,20 @@ def test_idle_sockets_cannot_exhaust_file_descriptors(
 # -- passwords ------------------------------------------------------------------------------
 
 
-def test_bad_passwords_are_rate_limited(uploader: Server, tree: Path) -> None:
+def test_bad_passwords_are_rate_limited(wh: Wheelhouse, tree: Path, servers: list[Server]) -> None:
+    server = uploader(wh, servers)
     body, ctype = multipart({":action": "file_upload"}, "x.whl", b"x")
     bad = {"Content-Type": ctype, "Authorization": basic("ci", "wrong password")}
-    statuses = [uploader.request("POST", "/slim/", bad, body)[0] for _ in range(5)]
+    statuses = [server.request("POST", "/slim/", bad, body)[0] for _ in range(5)]
     assert statuses == [401] * 5
-    status, headers, text = uploader.request("POST", "/slim/", bad, body)
+    status, headers, text = server.request("POST", "/slim/", bad, body)
     assert status == 429 and int(headers["retry-after"]) > 0, text
     # the right password from that address waits too: a guesser cannot tell it was right
     good = {"Content-Type": ctype, "Authorization": basic("ci", PASSWORD)}
-    assert uploader.request("POST", "/slim/", good, body)[0] == 429
+    assert server.request("POST", "/slim/", good, body)[0] == 429
     # downloads go on while logins are refused
-    assert uploader.get(f"/slim/{wheel_filename('alpha', '1.0')}")[0] == 200
-    refused = [e for e in uploader.access_log() if e["status"] == 429]
+    assert server.get(f"/slim/{wheel_filename('alpha', '1.0')}")[0] == 200
+    refused = [e for e in server.access_log() if e["status"] == 429]
     assert refused and all(e["path"] == "/slim/" for e in refused)
 
 
@@ -220,19 +257,8 @@ def _upload(server: Server, filename: str, content: bytes) -> tuple[int, bytes]:
 def test_unsafe_uploads_are_refused_and_leave_nothing(
     wh: Wheelhouse, tree: Path, servers: list[Server]
 ) -> None:
-    users = wh.project / "users.txt"
-    subprocess.run(
-        [sys.executable, "-P", "-m", "wheelhouse", "serve-user", str(users), "ci"]
-        + ["--password-stdin"],
-        input=PASSWORD + "\n",
-        env=wh.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
     with_limits(wh)
-    server = Server(wh, "--upload", "--password-file", str(users))
-    servers.append(server)
+    server = uploader(wh, servers)
     slim = tree / "slim"
     before = files_in(slim)
     name = wheel_filename("zeta", "1.0")
