@@ -679,11 +679,30 @@ SERVE_KEYS = (
 )
 
 
+_SIZE_TEXT = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*")
+_AGE_TEXT = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
+
+
+def parse_size(text: str) -> int:
+    """Bytes, in powers of 1024 ("512M", "64K"), as the command line takes them."""
+    m = _SIZE_TEXT.fullmatch(text)
+    if not m:
+        raise ValueError(text)
+    return int(float(m.group(1)) * 1024 ** "_kmgt".index(m.group(2).lower() or "_"))
+
+
+def parse_age(text: str) -> float:
+    """Seconds ("90", "15s", "10m", "7d", "2w")."""
+    m = _AGE_TEXT.fullmatch(text)
+    if not m:
+        raise ValueError(text)
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    return float(m.group(1)) * unit[m.group(2).lower()]
+
+
 def serve_settings(raw: Mapping[str, Any], source: str, root: Path) -> ServeSettings:
     """`[serve]`: keys are the command's long options (`max-upload-size = "1G"`,
     `min-age = "7d"`, `upstream = "https://..."`); sizes and ages as on the command line."""
-    from wheelhouse.units import parse_age, parse_size
-
     r = TableReader(TableReader(raw, "", source).table_of("serve"), "serve", source)
     r.check_keys(SERVE_KEYS)
     d = ServeSettings()

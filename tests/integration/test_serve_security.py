@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import Wheelhouse, write
 from fixtures_index import wheel_bytes, wheel_filename
-from test_serve import CONFIG, PASSWORD, Server, basic, files_in, multipart, put
+from fixtures_serve import CONFIG, PASSWORD, Server, basic, files_in, multipart, put
 
 LIMITS = """
 [serve]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import Wheelhouse, write
 from fixtures_index import LocalIndex, wheel_filename
-from test_serve import CONFIG, JSON_V1, Server, installed, pip, put
+from fixtures_serve import CONFIG, JSON_V1, Server, installed, pip, put
 
 OLD = "2020-01-01T00:00:00.000000Z"
 
