@@ -442,7 +442,7 @@ def main() -> int:
         # pages again while 200 idle connections and a bad-password flood hit the server
         attack = Attack(wh_port, idle=200, flooders=4)
         try:
-            time.sleep(1)
+            time.sleep(3)  # the flood reaches its steady state (checks, then 429s)
             attacked = wrk(wrk_bin, servers[0][1], args, scripts["wheelhouse"])
         finally:
             attack.stop()

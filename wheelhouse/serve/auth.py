@@ -166,7 +166,9 @@ class Gate:
         self.failures = failures
         self.window = window
         self.queue = queue
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="wheelhouse-auth")
+        self._pool = ThreadPoolExecutor(
+            threads, thread_name_prefix="wheelhouse-auth", initializer=_lowest_priority
+        )
         self._waiting = 0
         self._failed: dict[str, list[float]] = {}  # client -> times of recent failures
 
@@ -213,3 +215,13 @@ class Gate:
 
 
 _CLIENTS = 10_000  # clients whose failures are remembered
+
+
+def _lowest_priority() -> None:
+    """Linux gives each thread its own nice value: a check thread at 19 takes only the
+    CPU the event loop (pages, files) leaves, so a flood of logins slows logins only."""
+    import contextlib
+    import threading
+
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
