@@ -442,7 +442,10 @@ def main() -> int:
         # pages again while 200 idle connections and a bad-password flood hit the server
         attack = Attack(wh_port, idle=200, flooders=4)
         try:
-            time.sleep(3)  # the flood reaches its steady state (checks, then 429s)
+            # the flood reaches its steady state: a few checks, then 429s (fast, many)
+            deadline = time.monotonic() + 60
+            while 429 not in attack.statuses and time.monotonic() < deadline:
+                time.sleep(0.2)
             attacked = wrk(wrk_bin, servers[0][1], args, scripts["wheelhouse"])
         finally:
             attack.stop()

@@ -14,7 +14,9 @@ from wheelhouse.cli.common import Context, age_type, size_type, split_names
 
 @click.command()
 @click.option("--host", default=None, help="Address to listen on.  [default: 127.0.0.1]")
-@click.option("--port", type=click.IntRange(0, 65535), default=None, help="0: any free.  [8080]")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="0: any free.  [default: 8080]"
+)
 @click.option(
     "-t",
     "--target",
@@ -39,7 +41,10 @@ from wheelhouse.cli.common import Context, age_type, size_type, split_names
     help="user:argon2-hash lines (make them with `wheelhouse serve-user`).",
 )
 @click.option(
-    "--max-upload-size", "max_upload", type=size_type(), help="Largest upload body.  [512M]"
+    "--max-upload-size",
+    "max_upload",
+    type=size_type(),
+    help="Largest upload body.  [default: 512M]",
 )
 @click.option(
     "--upstream",
@@ -54,7 +59,7 @@ from wheelhouse.cli.common import Context, age_type, size_type, split_names
     "--upstream-ttl",
     type=click.FloatRange(min=0),
     default=None,
-    help="Seconds an upstream page is reused before it is asked again.  [600]",
+    help="Seconds an upstream page is reused before it is asked again.  [default: 600]",
 )
 @click.option(
     "--min-age",
@@ -85,7 +90,7 @@ from wheelhouse.cli.common import Context, age_type, size_type, split_names
     "--max-connections",
     type=click.IntRange(min=1),
     default=None,
-    help="Connections per worker; past it the longest idle one is closed.  [1000]",
+    help="Connections per worker; past it the longest idle one is closed.  [default: 1000]",
 )
 @click.option(
     "--no-access-log", "access_log", flag_value=False, default=None, help="No access log lines."

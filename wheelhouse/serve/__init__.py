@@ -60,6 +60,12 @@ def settings_for(cfg: Config, opts: ServeOptions) -> Settings:
             hint="create one with `wheelhouse serve-user FILE NAME`, then pass "
             "--password-file FILE",
         )
+    policy = opts.min_age or opts.exclude_newer or opts.allow or opts.deny
+    if policy and not opts.upstream:
+        raise ServeError(
+            "an upstream policy (min-age, exclude-newer, allow, deny) needs an upstream",
+            hint="add --upstream [URL] (or `upstream` in [serve]), or drop the policy",
+        )
     if opts.password_file is not None and not opts.password_file.is_file():
         raise ServeError(
             f"{opts.password_file}: no such password file",

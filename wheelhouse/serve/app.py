@@ -142,6 +142,56 @@ class App:
         # one write() of a short line: lines of several workers never interleave
         os.write(2, (line + "}\n").encode())
 
+    # -- the fast path ----------------------------------------------------------------
+
+    def fast(
+        self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], client: Any
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """A page from the page cache, answered without ASGI: (status, headers, body), or
+        None for anything else (the ASGI app answers). Called by protocol.py for GET and
+        HEAD. Pages are most of an index's traffic, and an asyncio task, the ASGI message
+        dicts and uvicorn's header checks cost more than the page itself."""
+        if b"?" in url or b"%" in url or b"/." in url or b"\\" in url or url[:1] != b"/":
+            return None  # queries, escapes, odd paths: the full route
+        start = time.perf_counter()
+        path = url.decode("latin-1")
+        parts = [p for p in path.split("/") if p]
+        where = self._where(parts)
+        if where is None or not where[2] or where[2][0] != "simple":
+            return None
+        target, _, rest = where
+        page_of = _page_of(rest, trailing=path[-1] == "/")
+        if page_of is None:
+            return None
+        hdrs = dict(headers)
+        if b"content-length" in hdrs or b"transfer-encoding" in hdrs or b"x-forwarded-for" in hdrs:
+            return None
+        accept = hdrs.get(b"accept")
+        chosen = negotiate.choose(accept.decode("latin-1") if accept is not None else None)
+        if chosen is None:
+            return None
+        folder = (self.root if target is None else f"{self.root}/{target}") + page_of[0]
+        page = self.pages.get(
+            f"{folder}/index.json" if chosen == negotiate.JSON_V1 else f"{folder}/index.html"
+        )
+        if page is None:
+            return None  # the upstream, or a 404: the full route
+        gz = negotiate.accepts_gzip(hdrs.get(b"accept-encoding", b"").decode("latin-1"))
+        etag = page.etag_gz if gz else page.etag
+        if not_modified(hdrs, etag, page.mtime):
+            status, out, body = (
+                304,
+                [(b"etag", etag), _VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
+                b"",
+            )
+        else:
+            status, out = 200, _page_headers(page, _TYPE_HEADER[chosen], gz)
+            body = b"" if method == b"HEAD" else (page.gz if gz else page.body)
+        if self.settings.access_log:
+            scope = {"client": client, "method": method.decode(), "path": path}
+            self._log(scope, hdrs, status, len(body), chosen, start, {})
+        return status, out, body
+
     # -- routing ----------------------------------------------------------------------
 
     async def _route(

@@ -18,6 +18,7 @@ entry, the HTML page a `<meta name="wheelhouse:policy">` tag; /health shows the 
 
 from __future__ import annotations
 
+import functools
 import html
 import html.parser
 import json
@@ -68,7 +69,9 @@ class UpstreamFile:
     size: int | None = None
     metadata_sha256: str | None = None  # PEP 658/714, only when the upstream gives one
 
+    @functools.cached_property
     def uploaded(self) -> float | None:
+        """upload-time as a timestamp, parsed once (a page is filtered per request)."""
         return parse_time(self.upload_time) if self.upload_time else None
 
 
@@ -113,7 +116,7 @@ class Policy:
         cutoff = self.cutoff(now)
         if cutoff is None:
             return files, 0
-        shown = [f for f in files if (t := f.uploaded()) is not None and t <= cutoff]
+        shown = [f for f in files if (t := f.uploaded) is not None and t <= cutoff]
         return shown, len(files) - len(shown)
 
     def describe(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -44,6 +45,7 @@ class Limits:
     max_connections: int = 1000  # per worker (lowered to fit the open-file limit)
 
 
+_STATUS = {200: b"HTTP/1.1 200 OK\r\n", 304: b"HTTP/1.1 304 Not Modified\r\n"}
 _REASONS = {
     408: b"Request Timeout",
     414: b"URI Too Long",
@@ -71,6 +73,13 @@ class HardenedProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # the app's synchronous fast path (app.App.fast), under uvicorn's middleware
+        inner = self.app
+        while not hasattr(inner, "fast") and hasattr(inner, "app"):
+            inner = inner.app
+        self._fast: Callable[..., tuple[int, list[tuple[bytes, bytes]], bytes] | None] | None = (
+            getattr(inner, "fast", None)
+        )
         self._in_head = False
         self._head_bytes = 0
         self._body_bytes = 0  # body bytes of the chunk being fed (not head bytes)
@@ -161,11 +170,50 @@ class HardenedProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         if self.transport.is_closing():
             return
+        if self._fast is not None and (self.cycle is None or self.cycle.response_complete):
+            method = self.parser.get_method()
+            # a client that does not read what it asked for (write_paused) goes the
+            # ASGI way, which waits for the socket to drain: no unbounded buffer
+            if method in (b"GET", b"HEAD") and not self.pipeline and not self.flow.write_paused:
+                got = self._fast(method, self.url, self.headers, self.client)
+                if got is not None:
+                    self._answer(*got)
+                    return
         super().on_headers_complete()
+
+    def _answer(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Write a whole response the app gave synchronously (its fast path), then wait
+        for the next request as uvicorn does after an ASGI response."""
+        keep = self.parser.should_keep_alive()
+        out = [_STATUS[status]]
+        for name, value in self.server_state.default_headers:
+            out += [name, b": ", value, b"\r\n"]
+        for name, value in headers:
+            out += [name, b": ", value, b"\r\n"]
+        if status == 304:
+            out.append(b"content-length: 0\r\n")
+        if not keep:
+            out.append(b"connection: close\r\n")
+        out += [b"\r\n", body]
+        self.transport.write(b"".join(out))
+        self.cycle = None  # type: ignore[assignment]  # no cycle: body callbacks skip
+        if not keep:
+            self.transport.close()
+            return
+        self._since = time.monotonic()
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.limits.idle_timeout, self.timeout_keep_alive_handler
+        )
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
-        super().on_body(body)
+        if self.cycle is not None and not self.transport.is_closing():
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.cycle is not None and not self.transport.is_closing():
+            super().on_message_complete()
 
     def on_response_complete(self) -> None:
         self._since = time.monotonic()

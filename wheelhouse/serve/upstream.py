@@ -190,7 +190,10 @@ class Upstream:
         if doc.get("missing"):
             return None
         fetched = float(doc["fetched"])
-        files, hidden = self.policy.visible(self._files[project], time.time())
+        every = self._files.get(project)
+        if every is None:  # evicted from memory a moment ago: from the page's data
+            every = [UpstreamFile(**f) for f in doc["files"]]
+        files, hidden = self.policy.visible(every, time.time())
         hit = self._rendered.get(project)
         if hit is None or hit[0] != fetched or hit[1] != len(files):
             page_html, page_json = render(project, files, self.policy, hidden)
