@@ -123,6 +123,31 @@ def test_request_line_and_header_limits(wh: Wheelhouse, tree: Path, servers: lis
     assert server.get("/simple/alpha/")[0] == 200
 
 
+def test_pipelined_requests_are_answered_in_order(
+    wh: Wheelhouse, tree: Path, servers: list[Server]
+) -> None:
+    # cached pages are answered by the protocol itself (app.App.fast), the rest by the
+    # ASGI app: one packet mixing both still gets its answers in order
+    server = Server(wh)
+    servers.append(server)
+    req = "GET {} HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\n{}\r\n"
+    paths = ["/simple/alpha/", "/nope", "/simple/gamma/", "/health", "/simple/alpha/"]
+    data = "".join(
+        req.format(p, "Connection: close\r\n" if i == 4 else "") for i, p in enumerate(paths)
+    )
+    answer = raw(server.port, data.encode())
+    statuses = [int(part.split(b" ", 1)[0]) for part in answer.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [200, 404, 200, 200, 200]
+    assert answer.index(b"Links for alpha") < answer.index(b"Links for gamma")
+    assert answer.index(b"Links for gamma") < answer.index(b'"status"')
+    # HEAD: the headers of GET, no body; a conditional GET: 304
+    head = raw(server.port, b"HEAD /simple/alpha/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status_of(head) == 200 and head.endswith(b"\r\n\r\n")
+    etag = server.get("/simple/alpha/", accept="text/html")[1]["etag"]
+    cond = f"GET /simple/alpha/ HTTP/1.1\r\nAccept: text/html\r\nIf-None-Match: {etag}\r\n"
+    assert status_of(raw(server.port, (cond + "Connection: close\r\n\r\n").encode())) == 304
+
+
 def test_idle_and_half_sent_connections_are_closed(
     wh: Wheelhouse, tree: Path, servers: list[Server]
 ) -> None:

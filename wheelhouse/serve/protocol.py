@@ -11,8 +11,9 @@ limits are a few counters here, on the same parser:
   the answer is 431 (414 when the request line alone is over `max_url`), past
   `max_headers` headers 431, and the connection closes;
 * a head must arrive whole within `head_timeout` seconds of its first byte (408), and a
-  connection that sends nothing is closed after `idle_timeout` seconds (uvicorn's
-  keep-alive timer, armed at connect too, not only after a response);
+  connection that sends no request is closed after `idle_timeout` seconds, from its
+  connect too (uvicorn's keep-alive timer starts only after a response): one sweep a
+  second per worker, not timers made and cancelled per request;
 * each worker holds at most `max_connections` connections (kept below the open-file
   limit): a new one past that closes the connection idle for longest (or reading its
   head for longest: a real client sends its head in one packet), and only when none is
@@ -83,8 +84,6 @@ class HardenedProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._body_bytes = 0  # body bytes of the chunk being fed (not head bytes)
-        self._header_count = 0
-        self._head_timer: asyncio.TimerHandle | None = None
         self._since = time.monotonic()  # idle or reading a head since
 
     # -- connections --------------------------------------------------------------------
@@ -96,10 +95,12 @@ class HardenedProtocol(HttpToolsProtocol):
             transport.close()
             return
         # uvicorn arms its keep-alive timer only after a response: a socket that never
-        # sends a byte would stay open forever
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.limits.idle_timeout, self.timeout_keep_alive_handler
-        )
+        # sends a byte would stay open forever. One sweep a second per worker closes
+        # idle and slow connections, instead of two timers made and cancelled a request
+        global _sweeping  # one sweep per worker process
+        if not _sweeping:
+            _sweeping = True
+            _sweep(self.loop, self.connections, self.limits)
 
     def _closable(self) -> bool:
         """Not in the middle of a request the app is answering."""
@@ -123,10 +124,6 @@ class HardenedProtocol(HttpToolsProtocol):
         oldest.connections.discard(oldest)  # counted out now, not at connection_lost
         return True
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
-        super().connection_lost(exc)
-
     # -- the head -----------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
@@ -138,37 +135,24 @@ class HardenedProtocol(HttpToolsProtocol):
             self._head_bytes += len(data) - self._body_bytes
             if self._head_bytes > self.limits.max_head:
                 self._refuse(431, "the request's headers are too large\n")
-        elif self._closable() and self.timeout_keep_alive_task is None:
-            # bytes that began no request (blank lines): the idle timer runs on
-            self.timeout_keep_alive_task = self.loop.call_later(
-                self.limits.idle_timeout, self.timeout_keep_alive_handler
-            )
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
         self._head_bytes = 0
-        self._header_count = 0
         self._since = time.monotonic()
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        if len(self.url) > self.limits.max_url:
-            self._refuse(414, "the request line is too long\n")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self.limits.max_headers:
-            self._refuse(431, "the request has too many headers\n")
-            return
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        # the URL and the header count are bounded by max_head while they arrive (a
+        # counter per header or URL piece would cost every request): checked once here
         self._in_head = False
-        self._cancel_head_timer()
         if self.transport.is_closing():
+            return
+        if len(self.url) > self.limits.max_url:
+            self._refuse(414, "the request line is too long\n")
+            return
+        if len(self.headers) > self.limits.max_headers:
+            self._refuse(431, "the request has too many headers\n")
             return
         if self._fast is not None and (self.cycle is None or self.cycle.response_complete):
             method = self.parser.get_method()
@@ -200,11 +184,7 @@ class HardenedProtocol(HttpToolsProtocol):
         if not keep:
             self.transport.close()
             return
-        self._since = time.monotonic()
-        self._unset_keepalive_if_required()
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.limits.idle_timeout, self.timeout_keep_alive_handler
-        )
+        self._since = time.monotonic()  # idle from now: the sweep closes it in time
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -219,20 +199,30 @@ class HardenedProtocol(HttpToolsProtocol):
         self._since = time.monotonic()
         super().on_response_complete()
 
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self._in_head:
-            self._refuse(408, "the request's head did not arrive in time\n")
-
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
     def _refuse(self, status: int, text: str) -> None:
         """Answer and close: the rest of what the client sends is never parsed."""
         self._in_head = False
-        self._cancel_head_timer()
         if not self.transport.is_closing():
             self.transport.write(error_response(status, text))
             self.transport.close()
+
+
+_sweeping = False
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], limits: Limits) -> None:
+    """Close what waited too long: a head not whole within head_timeout (408), a
+    connection without a request in flight for idle_timeout. Runs every second (more
+    often for timeouts under two seconds) for as long as the worker runs."""
+    now = time.monotonic()
+    for conn in list(connections):
+        if not isinstance(conn, HardenedProtocol) or conn.transport.is_closing():
+            continue
+        waited = now - conn._since
+        if conn._in_head:
+            if waited > limits.head_timeout:
+                conn._refuse(408, "the request's head did not arrive in time\n")
+        elif waited > limits.idle_timeout and conn._closable():
+            conn.transport.close()
+    interval = min(1.0, limits.head_timeout / 2, limits.idle_timeout / 2)
+    loop.call_later(interval, _sweep, loop, connections, limits)
