@@ -2,14 +2,18 @@
 
 Runs on uvicorn (with httptools and uvloop): a small, well-kept ASGI server with a C HTTP
 parser, graceful shutdown on SIGTERM (in-flight requests finish) and a multi-process mode
-(one listening socket shared by N workers). The app itself is a raw ASGI callable
-(wheelhouse.serve.app), so an index page costs a stat() and two sends, not a framework's
-request object, routing table and middleware stack. bench/serve.py measures it against
-pypiserver and nginx.
+(one listening socket shared by N workers), with a protocol of its own (protocol.py) that
+adds the limits a shared network needs (head size and time, idle time, a connection cap)
+and answers cached pages without ASGI. h11, uvicorn's protocol with a head-size limit, ran
+at a third of plain httptools' pages per second; the hardened protocol at twice it. The
+app is a raw ASGI callable (wheelhouse.serve.app), not a framework. bench/serve.py
+measures it against pypiserver and nginx, and under an idle-socket and login flood.
 
 Modules: app (routes, pages, the access log), negotiate (PEP 691 Accept), static (page
-cache, file streaming, ranges), upload (twine's legacy upload API), auth (argon2id
-password file), upstream (an upstream index through the store), settings.
+cache, file streaming, ranges, files checked to lie under their folder), upload (twine's
+legacy upload API), auth (argon2id password file; the gate: its own pool, rate limits),
+upstream (an upstream index through the store), policy (upstream pages, the cooldown and
+project lists, this server's pages of them), protocol, settings.
 """
 
 from __future__ import annotations

@@ -33,8 +33,16 @@ from packaging.utils import canonicalize_name
 
 from wheelhouse.serve import negotiate
 from wheelhouse.serve.policy import MAX_NAME, Policy, redact, valid_project
+from wheelhouse.serve.respond import (
+    TYPE_HEADER,
+    VARY,
+    page_headers,
+    redirect,
+    reply_text,
+    send_bytes,
+)
 from wheelhouse.serve.settings import Settings
-from wheelhouse.serve.static import PAGE_CACHE_CONTROL, Page, PageCache, not_modified, send_file
+from wheelhouse.serve.static import PAGE_CACHE_CONTROL, PageCache, not_modified, send_file
 
 Scope = MutableMapping[str, Any]
 REINDEX_WAIT = 30.0  # seconds an upload waits for a build or index of its folder
@@ -43,12 +51,6 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Result = tuple[int, int, str]  # status, body bytes, content type (for the access log)
 
-_TYPE_HEADER = {
-    negotiate.TEXT_HTML: b"text/html; charset=utf-8",
-    negotiate.HTML_V1: negotiate.HTML_V1.encode(),
-    negotiate.JSON_V1: negotiate.JSON_V1.encode(),
-}
-_VARY = (b"vary", b"Accept, Accept-Encoding")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _READ = ("GET", "HEAD")
 _ALLOW_READ = (b"allow", b"GET, HEAD")
@@ -111,7 +113,7 @@ class App:
             status, size, ctype = 500, 0, ""
             extra["error"] = redact(f"{type(exc).__name__}: {exc}", self.settings.upstream)
             with contextlib.suppress(Exception):
-                await _text(send, 500, "internal error\n")
+                await reply_text(send, 500, "internal error\n")
         if self.settings.access_log:
             self._log(scope, headers, status, size, ctype, start, extra)
 
@@ -181,11 +183,11 @@ class App:
         if not_modified(hdrs, etag, page.mtime):
             status, out, body = (
                 304,
-                [(b"etag", etag), _VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
+                [(b"etag", etag), VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
                 b"",
             )
         else:
-            status, out = 200, _page_headers(page, _TYPE_HEADER[chosen], gz)
+            status, out = 200, page_headers(page, TYPE_HEADER[chosen], gz)
             body = b"" if method == b"HEAD" else (page.gz if gz else page.body)
         if self.settings.access_log:
             scope = {"client": client, "method": method.decode(), "path": path}
@@ -210,18 +212,18 @@ class App:
         if "/." in path or "\\" in path or "\x00" in path or path[:1] != "/":
             refused = _refuse_path(parts)
             if refused is not None:
-                return await _text(send, *refused)
+                return await reply_text(send, *refused)
         if parts == ["health"]:
             return await self._health(send)
         if parts[:2] == ["-", "files"]:
             return await self._upstream_file(send, method, parts[2:], headers)
         where = self._where(parts)
         if where is None:
-            return await _text(send, 404, "not found: the indexes are at /<target>/simple/\n")
+            return await reply_text(send, 404, "not found: the indexes are at /<target>/simple/\n")
         target, base, rest = where
         if len(rest) == 2 and rest[0] == "simple" and not _valid_name(rest[1]):
             # not a project name (PEP 508) of a sane length: no lookup, no upstream request
-            return await _text(send, 404, "not a valid project name\n")
+            return await reply_text(send, 404, "not a valid project name\n")
         if method not in _READ:
             return await self._write(scope, receive, send, headers, target, rest, extra)
         folder = self.root if target is None else f"{self.root}/{target}"
@@ -236,7 +238,7 @@ class App:
             got = await send_file(send, f"{folder}/{rest[0]}", headers, head=head, base=self.root)
             if got is not None:
                 return got
-        return await _text(send, 404, "not found\n")
+        return await reply_text(send, 404, "not found\n")
 
     def _where(self, parts: list[str]) -> tuple[str | None, str, list[str]] | None:
         """(the target, None for the combined index; its URL path; the path under it), or
@@ -262,7 +264,7 @@ class App:
         """A method other than GET and HEAD: an upload, or 405."""
         if scope["method"] == "POST" and rest in ([], ["legacy"]):
             return await self._upload(scope, receive, send, headers, target, extra)
-        return await _text(send, 405, "method not allowed\n", [_ALLOW_READ])
+        return await reply_text(send, 405, "method not allowed\n", [_ALLOW_READ])
 
     # -- pages ------------------------------------------------------------------------
 
@@ -284,7 +286,7 @@ class App:
             chosen = negotiate.choose(accept.decode("latin-1") if accept is not None else None)
         if chosen is None:
             offered = ", ".join(negotiate.CANDIDATES)
-            return await _text(send, 406, f"not acceptable: this index serves {offered}\n")
+            return await reply_text(send, 406, f"not acceptable: this index serves {offered}\n")
         is_json = chosen == negotiate.JSON_V1
         page = self.pages.get(f"{folder}/index.json" if is_json else f"{folder}/index.html")
         stale = False
@@ -293,30 +295,30 @@ class App:
 
             refused = self.policy.refuses(project)
             if refused is not None:  # never asked of the upstream
-                return await _text(send, 404, f"no such project: {refused}\n")
+                return await reply_text(send, 404, f"no such project: {refused}\n")
             try:
                 got = await self.upstream.page(project)
             except UpstreamError as exc:
-                return await _text(send, 502, f"the upstream index cannot be reached: {exc}\n")
+                return await reply_text(send, 502, f"the upstream index cannot be reached: {exc}\n")
             if got is not None:
                 page, stale = (got[1] if is_json else got[0]), got[2]
         if page is None:
-            return await _text(send, 404, "no such project\n")
+            return await reply_text(send, 404, "no such project\n")
         gz = negotiate.accepts_gzip(headers.get(b"accept-encoding", b"").decode("latin-1"))
         etag = page.etag_gz if gz else page.etag
-        ctype = _TYPE_HEADER[chosen]
+        ctype = TYPE_HEADER[chosen]
         if not_modified(headers, etag, page.mtime):
             await send(
                 {
                     "type": "http.response.start",
                     "status": 304,
-                    "headers": [(b"etag", etag), _VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
+                    "headers": [(b"etag", etag), VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
                 }
             )
             await send({"type": "http.response.body", "body": b""})
             return 304, 0, chosen
         body = page.gz if gz else page.body
-        out = _page_headers(page, ctype, gz)
+        out = page_headers(page, ctype, gz)
         if stale:
             out = [*out, (b"warning", b'110 - "the upstream is down: a stale page"')]
         await send({"type": "http.response.start", "status": 200, "headers": out})
@@ -348,28 +350,28 @@ class App:
             "pages_cached": len(self.pages),
         }
         body = json.dumps(doc).encode()
-        await _send(send, 200, body, [(b"content-type", b"application/json")])
+        await send_bytes(send, 200, body, [(b"content-type", b"application/json")])
         return 200, len(body), "application/json"
 
     async def _upstream_file(
         self, send: Send, method: str, rest: list[str], headers: dict[bytes, bytes]
     ) -> Result:
         if method not in _READ:
-            return await _text(send, 405, "method not allowed\n", [_ALLOW_READ])
+            return await reply_text(send, 405, "method not allowed\n", [_ALLOW_READ])
         head = method == "HEAD"
         if self.upstream is None or len(rest) != 2 or not _SHA256.fullmatch(rest[0]):
-            return await _text(send, 404, "not found\n")
+            return await reply_text(send, 404, "not found\n")
         from wheelhouse.serve.upstream import UpstreamError
 
         try:
             path = await self.upstream.file(rest[0], rest[1])
         except UpstreamError as exc:
-            return await _text(send, 502, f"the upstream index cannot give it: {exc}\n")
+            return await reply_text(send, 502, f"the upstream index cannot give it: {exc}\n")
         if path is None:
-            return await _text(send, 404, "no fetched page links this file\n")
+            return await reply_text(send, 404, "no fetched page links this file\n")
         got = await send_file(send, str(path), headers, head=head, base=self.cache_base)
         if got is None:  # removed from the store a moment ago
-            return await _text(send, 404, "not found\n")
+            return await reply_text(send, 404, "not found\n")
         return got
 
     async def _upload(
@@ -384,10 +386,12 @@ class App:
         from wheelhouse.serve import upload
 
         if not self.settings.upload or self.auth is None:
-            return await _text(send, 405, "uploads are off on this server\n", [_ALLOW_READ])
+            return await reply_text(send, 405, "uploads are off on this server\n", [_ALLOW_READ])
         if target is None:
             if len(self.targets) != 1:
-                return await _text(send, 404, "upload to /<target>/ (this server has several)\n")
+                return await reply_text(
+                    send, 404, "upload to /<target>/ (this server has several)\n"
+                )
             target = next(iter(self.targets))
         from wheelhouse.serve.auth import Throttled
 
@@ -400,9 +404,9 @@ class App:
         except Throttled as exc:
             extra["refused"] = exc.message
             retry = [(b"retry-after", str(exc.retry_after).encode())]
-            return await _text(send, exc.status, exc.message + "\n", retry)
+            return await reply_text(send, exc.status, exc.message + "\n", retry)
         if user is None:
-            return await _text(
+            return await reply_text(
                 send,
                 401,
                 "valid credentials are needed to upload\n",
@@ -422,8 +426,8 @@ class App:
             # a message never shows where the server keeps its files
             shown = exc.message.replace(self.root + "/", "").replace(self.root, ".")
             close = [(b"connection", b"close")] if exc.status in (408, 413) else []
-            return await _text(send, exc.status, shown + "\n", close)
-        return await _text(send, status, message + "\n")
+            return await reply_text(send, exc.status, shown + "\n", close)
+        return await reply_text(send, status, message + "\n")
 
     def _reindex(self, target: str) -> None:
         """The target's index, then the combined one (as `wheelhouse index` does)."""
@@ -478,53 +482,10 @@ async def _to_canonical(send: Send, base: str, rest: list[str], query: bytes) ->
     """A page's URL without its slash or with a name that is not canonical: redirected
     (PEP 503); anything deeper under simple/ is not found."""
     if len(rest) == 1:
-        return await _redirect(send, f"{base}/simple/", query)
+        return await redirect(send, f"{base}/simple/", query)
     if len(rest) == 2 and _valid_name(rest[1]):
-        return await _redirect(send, f"{base}/simple/{_canonical(rest[1])}/", query)
-    return await _text(send, 404, "not found\n")
-
-
-def _page_headers(page: Page, ctype: bytes, gz: bool) -> list[tuple[bytes, bytes]]:
-    """Made once per page and variant, then reused: the hot path builds no header."""
-    cache: dict[tuple[bytes, bool], list[tuple[bytes, bytes]]] = page.headers
-    key = (ctype, gz)
-    out = cache.get(key)
-    if out is None:
-        body = page.gz if gz else page.body
-        out = [
-            (b"content-type", ctype),
-            (b"content-length", str(len(body)).encode()),
-            (b"etag", page.etag_gz if gz else page.etag),
-            (b"last-modified", page.last_modified),
-            _VARY,
-            (b"cache-control", PAGE_CACHE_CONTROL),
-        ]
-        if gz:
-            out.append((b"content-encoding", b"gzip"))
-        cache[key] = out
-    return out
-
-
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _text(
-    send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None
-) -> Result:
-    body = text.encode()
-    await _send(
-        send, status, body, [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])]
-    )
-    return status, len(body), "text/plain"
-
-
-async def _redirect(send: Send, location: str, query: bytes) -> Result:
-    target = urllib.parse.quote(location) + (f"?{query.decode('latin-1')}" if query else "")
-    await _send(send, 301, b"", [(b"location", target.encode())])
-    return 301, 0, ""
+        return await redirect(send, f"{base}/simple/{_canonical(rest[1])}/", query)
+    return await reply_text(send, 404, "not found\n")
 
 
 def create_app() -> App:
