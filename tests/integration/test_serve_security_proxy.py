@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Wheelhouse, write
+from conftest import Wheelhouse, isolated_env, write
 from fixtures_index import LocalIndex, wheel_filename
 from fixtures_serve import CONFIG, JSON_V1, Server, installed, pip, put
 
@@ -169,6 +171,21 @@ def test_proxy_policy_cooldown_and_project_lists(
         wheel_filename("omega", "1.0"): False,
         wheel_filename("omega", "2.0"): "broken build",
     }
+    # uv's own cooldown works through the proxy now that upload-time reaches it (gamma,
+    # local, is as new as its file: --no-deps)
+    target = tmp_path / "uv-target"
+    uv = [str(Path(sys.executable).with_name("uv")), "pip", "install", "--no-config", "--no-deps"]
+    index = ["--index-url", f"{later.base}/simple/"]
+    cooldown = ["--exclude-newer", "2021-01-01", "omega"]
+    proc = subprocess.run(
+        [*uv, "--python", sys.executable, "--target", str(target), *index, *cooldown],
+        env=isolated_env(tmp_path / "uv-cache"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (target / "omega-1.0.dist-info").is_dir()
     early = Server(wh, "--upstream", upstream.url, "--exclude-newer", "2019-06-01")
     servers.append(early)
     assert json.loads(early.get("/simple/omega/", accept=JSON_V1)[2])["files"] == []

@@ -153,7 +153,8 @@ class App:
         None for anything else (the ASGI app answers). Called by protocol.py for GET and
         HEAD. Pages are most of an index's traffic, and an asyncio task, the ASGI message
         dicts and uvicorn's header checks cost more than the page itself."""
-        if b"?" in url or b"%" in url or b"/." in url or b"\\" in url or url[:1] != b"/":
+        odd = b"?" in url or b"%" in url or b"/." in url or b"\\" in url or b"\0" in url
+        if odd or url[:1] != b"/":
             return None  # queries, escapes, odd paths: the full route
         start = time.perf_counter()
         path = url.decode("latin-1")
