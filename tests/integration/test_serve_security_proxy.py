@@ -189,3 +189,27 @@ def test_proxy_policy_cooldown_and_project_lists(
     early = Server(wh, "--upstream", upstream.url, "--exclude-newer", "2019-06-01")
     servers.append(early)
     assert json.loads(early.get("/simple/omega/", accept=JSON_V1)[2])["files"] == []
+
+
+def test_core_metadata_is_hash_checked(
+    wh: Wheelhouse, local: Path, upstream: LocalIndex, servers: list[Server]
+) -> None:
+    upstream.add_wheel("omega", "1.0")
+    plain = upstream.project_json
+
+    def lying(project: str) -> str:  # publishes a core-metadata hash its file does not have
+        doc = json.loads(plain(project))
+        for f in doc["files"]:
+            f["core-metadata"] = f["dist-info-metadata"] = {"sha256": "0" * 64}
+        return json.dumps(doc)
+
+    upstream.project_json = lying  # type: ignore[method-assign]
+    server = Server(wh, "--upstream", upstream.url)
+    servers.append(server)
+    (f,) = json.loads(server.get("/simple/omega/", accept=JSON_V1)[2])["files"]
+    assert f["core-metadata"] == {"sha256": "0" * 64}
+    status, _, body = server.get(f["url"] + ".metadata")
+    assert status == 502 and b"is not the" in body
+    assert list(wh.cache_dir.rglob("serve-upstream/*/.metadata/*")) == []
+    # the wheel itself is still checked against its own hash, and served
+    assert server.get(f["url"])[0] == 200
