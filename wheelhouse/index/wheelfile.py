@@ -144,6 +144,8 @@ def _read(
             archive = path
         with zipfile.ZipFile(archive) as zf:
             _check_members(zf.infolist())
+            member = zf.getinfo(metadata_member(zf, project))
+            _check_metadata_size(member)  # before the CRC check inflates a bomb
             if check_crc:
                 bad = zf.testzip() if data is None else _bad_member(data, zf)
                 if bad is not None:
@@ -151,8 +153,6 @@ def _read(
                         f"has a corrupt member {bad} (CRC mismatch)",
                         "rebuild the wheel, or copy it again",
                     )
-            member = zf.getinfo(metadata_member(zf, project))
-            _check_metadata_size(member)
             return digest, zf.read(member)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError) as exc:
         raise WheelRefused(
