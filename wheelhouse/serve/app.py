@@ -32,7 +32,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from wheelhouse.serve import negotiate
-from wheelhouse.serve.policy import MAX_NAME, Policy, redact, valid_project
+from wheelhouse.serve.policy import MAX_NAME, from_settings, redact, valid_project
 from wheelhouse.serve.respond import (
     TYPE_HEADER,
     VARY,
@@ -46,6 +46,7 @@ from wheelhouse.serve.static import PAGE_CACHE_CONTROL, PageCache, not_modified,
 
 Scope = MutableMapping[str, Any]
 REINDEX_WAIT = 30.0  # seconds an upload waits for a build or index of its folder
+_FAST_ROUTES = 20_000  # (URL, Accept) pairs whose route the fast path remembers
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -67,6 +68,7 @@ class App:
         self.root = os.path.realpath(settings.root)
         self.targets = frozenset(settings.targets)
         self.pages = PageCache(self.root)
+        self._fast_routes: dict[tuple[bytes, bytes | None], tuple[str, str] | bool] = {}
         self.auth = None
         if settings.upload and settings.password_file:
             from wheelhouse.serve.auth import Authenticator, Gate
@@ -77,7 +79,7 @@ class App:
                 failures=settings.auth_failures,
                 window=settings.auth_window,
             )
-        self.policy = policy_of(settings)
+        self.policy = from_settings(settings)
         self.upstream = None
         self.cache_base = os.path.realpath(settings.cache_dir or ".")
         if settings.upstream:
@@ -153,30 +155,22 @@ class App:
         None for anything else (the ASGI app answers). Called by protocol.py for GET and
         HEAD. Pages are most of an index's traffic, and an asyncio task, the ASGI message
         dicts and uvicorn's header checks cost more than the page itself."""
-        odd = b"?" in url or b"%" in url or b"/." in url or b"\\" in url or b"\0" in url
-        if odd or url[:1] != b"/":
-            return None  # queries, escapes, odd paths: the full route
         start = time.perf_counter()
-        path = url.decode("latin-1")
-        parts = [p for p in path.split("/") if p]
-        where = self._where(parts)
-        if where is None or not where[2] or where[2][0] != "simple":
-            return None
-        target, _, rest = where
-        page_of = _page_of(rest, trailing=path[-1] == "/")
-        if page_of is None:
-            return None
         hdrs = dict(headers)
         if b"content-length" in hdrs or b"transfer-encoding" in hdrs or b"x-forwarded-for" in hdrs:
             return None
         accept = hdrs.get(b"accept")
-        chosen = negotiate.choose(accept.decode("latin-1") if accept is not None else None)
-        if chosen is None:
+        key = (url, accept)
+        route = self._fast_routes.get(key)
+        if route is None:  # the same few URLs and Accept headers, over and over
+            route = self._fast_route(url, accept)
+            if len(self._fast_routes) >= _FAST_ROUTES:
+                self._fast_routes.clear()  # bounded: made-up URLs cannot grow it
+            self._fast_routes[key] = route
+        if isinstance(route, bool):
             return None
-        folder = (self.root if target is None else f"{self.root}/{target}") + page_of[0]
-        page = self.pages.get(
-            f"{folder}/index.json" if chosen == negotiate.JSON_V1 else f"{folder}/index.html"
-        )
+        page_file, chosen = route
+        page = self.pages.get(page_file)
         if page is None:
             return None  # the upstream, or a 404: the full route
         gz = negotiate.accepts_gzip(hdrs.get(b"accept-encoding", b"").decode("latin-1"))
@@ -191,9 +185,29 @@ class App:
             status, out = 200, page_headers(page, TYPE_HEADER[chosen], gz)
             body = b"" if method == b"HEAD" else (page.gz if gz else page.body)
         if self.settings.access_log:
-            scope = {"client": client, "method": method.decode(), "path": path}
+            scope = {"client": client, "method": method.decode(), "path": url.decode("latin-1")}
             self._log(scope, hdrs, status, len(body), chosen, start, {})
         return status, out, body
+
+    def _fast_route(self, url: bytes, accept: bytes | None) -> tuple[str, str] | bool:
+        """(the page file, the content type) a GET of `url` with this Accept header is
+        answered with when the file is cached; False where the full route answers. It
+        depends on the settings and its arguments only, so it is remembered."""
+        odd = b"?" in url or b"%" in url or b"/." in url or b"\\" in url or b"\0" in url
+        if odd or url[:1] != b"/":
+            return False  # queries, escapes, odd paths: the full route
+        path = url.decode("latin-1")
+        where = self._where([p for p in path.split("/") if p])
+        if where is None or not where[2] or where[2][0] != "simple":
+            return False
+        target, _, rest = where
+        page_of = _page_of(rest, trailing=path[-1] == "/")
+        chosen = negotiate.choose(accept.decode("latin-1") if accept is not None else None)
+        if page_of is None or chosen is None:
+            return False
+        folder = (self.root if target is None else f"{self.root}/{target}") + page_of[0]
+        name = "index.json" if chosen == negotiate.JSON_V1 else "index.html"
+        return f"{folder}/{name}", chosen
 
     # -- routing ----------------------------------------------------------------------
 
@@ -468,15 +482,6 @@ def _page_of(rest: list[str], *, trailing: bool) -> tuple[str, str | None] | Non
 
 def _valid_name(name: str) -> bool:
     return len(name) <= 2 * MAX_NAME and valid_project(_canonical(name))
-
-
-def policy_of(settings: Settings) -> Policy:
-    from wheelhouse.serve.policy import parse_time
-
-    newer = parse_time(settings.exclude_newer) if settings.exclude_newer else None
-    return Policy(
-        min_age=settings.min_age, exclude_newer=newer, allow=settings.allow, deny=settings.deny
-    )
 
 
 async def _to_canonical(send: Send, base: str, rest: list[str], query: bytes) -> Result:

@@ -30,6 +30,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from wheelhouse.serve.settings import Settings
+
 FILES_PREFIX = "/-/files/"
 _NAME = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
 MAX_NAME = 128  # PyPI's longest project names are well under this
@@ -131,6 +133,13 @@ class Policy:
         if self.deny:
             doc["deny"] = list(self.deny)
         return doc
+
+
+def from_settings(settings: Settings) -> Policy:
+    newer = parse_time(settings.exclude_newer) if settings.exclude_newer else None
+    return Policy(
+        min_age=settings.min_age, exclude_newer=newer, allow=settings.allow, deny=settings.deny
+    )
 
 
 def _matches(project: str, pattern: str) -> bool:
