@@ -54,10 +54,13 @@ async def reply_text(
     send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None
 ) -> Result:
     body = text.encode()
-    await send_bytes(
-        send, status, body, [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])]
-    )
+    # messages can quote what a client sent (a file name with markup): never sniffed as HTML
+    plain = [(b"content-type", b"text/plain; charset=utf-8"), _NOSNIFF]
+    await send_bytes(send, status, body, [*plain, *(headers or [])])
     return status, len(body), "text/plain"
+
+
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 async def redirect(send: Send, location: str, query: bytes) -> Result:

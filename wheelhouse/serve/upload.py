@@ -265,6 +265,7 @@ def _check(form: Form) -> str:
         raise Refused(
             400, f"{filename}: sha256 {form.sha256} is not the sha256_digest sent ({sent})"
         )
+    _check_inflated_size(form, filename)
     try:
         inspect_wheel(
             Path(form.tmp), filename=filename, size=form.size, sha256=form.sha256, check_crc=True
@@ -272,6 +273,28 @@ def _check(form: Form) -> str:
     except WheelRefused as exc:
         raise Refused(400, f"{filename}: {exc.message}") from None
     return filename
+
+
+_MAX_RATIO = 200  # inflated / uploaded bytes: binaries inflate 2-5x, text-heavy wheels ~10x
+_RATIO_FROM = 256 << 20  # below this many inflated bytes, any ratio (a tiny wheel is cheap)
+
+
+def _check_inflated_size(form: Form, filename: str) -> None:
+    """A zip bomb is refused by what its central directory declares, before the CRC
+    check inflates every member: a small upload must not cost minutes of CPU."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(form.tmp) as zf:
+            inflated = sum(zi.file_size for zi in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # inspect_wheel says what is wrong with it
+    if inflated > _RATIO_FROM and inflated > form.size * _MAX_RATIO:
+        raise Refused(
+            400,
+            f"{filename}: its members inflate to {inflated} bytes from {form.size}: over "
+            f"{_MAX_RATIO}x, a zip bomb, not a wheel",
+        )
 
 
 def _check_filename(filename: str) -> tuple[str, str, Version]:
