@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
-from wheelhouse.cli.common import (
-    Context,
-    size_type,
-    split_names,
-)
-
-if TYPE_CHECKING:
-    pass
+from wheelhouse.cli.common import Context, age_type, size_type, split_names
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default=None, help="Address to listen on.  [default: 127.0.0.1]")
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free."
+    "--port", type=click.IntRange(0, 65535), default=None, help="0: any free.  [default: 8080]"
 )
 @click.option(
     "-t",
@@ -35,11 +29,12 @@ if TYPE_CHECKING:
     "-w",
     "--workers",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Server processes, each on its own SO_REUSEPORT socket.",
+    default=None,
+    help="Server processes, each on its own SO_REUSEPORT socket.  [default: 1]",
 )
-@click.option("--upload", is_flag=True, help="Accept twine uploads (needs --password-file).")
+@click.option(
+    "--upload", is_flag=True, default=None, help="Accept twine uploads (needs --password-file)."
+)
 @click.option(
     "--password-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -49,9 +44,7 @@ if TYPE_CHECKING:
     "--max-upload-size",
     "max_upload",
     type=size_type(),
-    default="512M",
-    show_default=True,
-    help="Largest upload body.",
+    help="Largest upload body.  [default: 512M]",
 )
 @click.option(
     "--upstream",
@@ -60,46 +53,71 @@ if TYPE_CHECKING:
     default=None,
     metavar="[URL]",
     help="Projects not in the wheelhouse come from this index (PyPI without a URL), "
-    "hash-checked and cached in the store.",
+    "hash-checked and cached in the store. Credentials in it are never shown.",
 )
 @click.option(
     "--upstream-ttl",
     type=click.FloatRange(min=0),
-    default=600.0,
-    show_default=True,
-    help="Seconds an upstream page is reused before it is asked again.",
+    default=None,
+    help="Seconds an upstream page is reused before it is asked again.  [default: 600]",
 )
-@click.option("--no-access-log", is_flag=True, help="Do not write JSON access log lines.")
+@click.option(
+    "--min-age",
+    type=age_type(),
+    default=None,
+    help="Hide upstream files uploaded less than this long ago (e.g. 7d): a cooldown "
+    "against freshly published malicious releases.",
+)
+@click.option(
+    "--exclude-newer",
+    metavar="DATE",
+    default=None,
+    help="Hide upstream files uploaded after this ISO 8601 date or time.",
+)
+@click.option(
+    "--allow-upstream",
+    "allow",
+    multiple=True,
+    help="Only these upstream projects (comma-separated or repeated; `name*` is a prefix).",
+)
+@click.option(
+    "--deny-upstream",
+    "deny",
+    multiple=True,
+    help="Never these upstream projects (comma-separated or repeated; `name*` is a prefix).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Connections per worker; past it the longest idle one is closed.  [default: 1000]",
+)
+@click.option(
+    "--no-access-log", "access_log", flag_value=False, default=None, help="No access log lines."
+)
 @click.pass_obj
 def serve(
     obj: Context,
-    host: str,
-    port: int,
+    /,
     target_names: tuple[str, ...],
-    workers: int,
-    upload: bool,
-    password_file: Path | None,
-    max_upload: int,
-    upstream: str | None,
-    upstream_ttl: float,
-    no_access_log: bool,
+    allow: tuple[str, ...],
+    deny: tuple[str, ...],
+    **given: Any,
 ) -> None:
     """Serve the wheelhouse as a pip index (PEP 503/691): /simple/ (combined),
-    /<target>/simple/, uploads (twine) and an upstream cache. Stop with Ctrl-C or SIGTERM."""
+    /<target>/simple/, uploads (twine) and an upstream cache with a policy. Every option
+    can also be set in wheelhouse.toml's [serve] table. Stop with Ctrl-C or SIGTERM."""
     from wheelhouse import serve as serve_mod
 
-    opts = serve_mod.ServeOptions(
-        host=host,
-        port=port,
-        targets=tuple(split_names(target_names)),
-        workers=workers,
-        upload=upload,
-        password_file=password_file,
-        max_upload=max_upload,
-        upstream=upstream,
-        upstream_ttl=upstream_ttl,
-        access_log=not no_access_log,
-    )
+    cfg = obj.config()
+    changes = {k: v for k, v in given.items() if v is not None}
+    if target_names:
+        changes["targets"] = tuple(split_names(target_names))
+    if allow:
+        changes["allow"] = tuple(split_names(allow))
+    if deny:
+        changes["deny"] = tuple(split_names(deny))
+    opts = dataclasses.replace(cfg.serve, **changes)
 
     def ready(url: str) -> None:
         single = len(opts.targets) == 1
@@ -107,7 +125,7 @@ def serve(
         click.echo(f"serving {index} (pip: --index-url {index})", nl=True)
         sys.stdout.flush()
 
-    serve_mod.serve(obj.config(), opts, on_ready=ready)
+    serve_mod.serve(cfg, opts, on_ready=ready)
 
 
 @click.command("serve-user")

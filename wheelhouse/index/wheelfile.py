@@ -144,6 +144,8 @@ def _read(
             archive = path
         with zipfile.ZipFile(archive) as zf:
             _check_members(zf.infolist())
+            member = zf.getinfo(metadata_member(zf, project))
+            _check_metadata_size(member)  # before the CRC check inflates a bomb
             if check_crc:
                 bad = zf.testzip() if data is None else _bad_member(data, zf)
                 if bad is not None:
@@ -151,7 +153,7 @@ def _read(
                         f"has a corrupt member {bad} (CRC mismatch)",
                         "rebuild the wheel, or copy it again",
                     )
-            return digest, zf.read(metadata_member(zf, project))
+            return digest, zf.read(member)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError) as exc:
         raise WheelRefused(
             f"is not a readable zip file ({exc}): truncated or corrupt",
@@ -223,6 +225,22 @@ def _check_members(infos: list[zipfile.ZipInfo]) -> None:
                 f"has an encrypted member {zi.filename!r}",
                 "pip cannot install it: rebuild the wheel, or remove it from the folder",
             )
+
+
+MAX_METADATA = 16 << 20  # bytes: PyPI's largest METADATA (long READMEs) are a few MB
+_MAX_RATIO = 100  # a big METADATA compressed past this is a bomb, not a README
+
+
+def _check_metadata_size(zi: zipfile.ZipInfo) -> None:
+    """METADATA is read whole into memory and kept as a sidecar: a small wheel whose
+    METADATA inflates to hundreds of MB is refused before it is inflated."""
+    ratio = zi.file_size / max(zi.compress_size, 1)
+    if zi.file_size > MAX_METADATA or (zi.file_size > 1 << 20 and ratio > _MAX_RATIO):
+        raise WheelRefused(
+            f"has a METADATA of {zi.file_size} bytes ({zi.compress_size} compressed): over "
+            f"the {MAX_METADATA}-byte limit or compressed {_MAX_RATIO}x past what text allows",
+            "rebuild the wheel with a shorter long description, or remove it from the folder",
+        )
 
 
 def _unreadable(exc: OSError) -> WheelRefused:

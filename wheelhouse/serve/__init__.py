@@ -2,14 +2,18 @@
 
 Runs on uvicorn (with httptools and uvloop): a small, well-kept ASGI server with a C HTTP
 parser, graceful shutdown on SIGTERM (in-flight requests finish) and a multi-process mode
-(one listening socket shared by N workers). The app itself is a raw ASGI callable
-(wheelhouse.serve.app), so an index page costs a stat() and two sends, not a framework's
-request object, routing table and middleware stack. bench/serve.py measures it against
-pypiserver and nginx.
+(one listening socket shared by N workers), with a protocol of its own (protocol.py) that
+adds the limits a shared network needs (head size and time, idle time, a connection cap)
+and answers cached pages without ASGI. h11, uvicorn's protocol with a head-size limit, ran
+at a third of plain httptools' pages per second; the hardened protocol at twice it. The
+app is a raw ASGI callable (wheelhouse.serve.app), not a framework. bench/serve.py
+measures it against pypiserver and nginx, and under an idle-socket and login flood.
 
 Modules: app (routes, pages, the access log), negotiate (PEP 691 Accept), static (page
-cache, file streaming, ranges), upload (twine's legacy upload API), auth (argon2id
-password file), upstream (an upstream index through the store), settings.
+cache, file streaming, ranges, files checked to lie under their folder), upload (twine's
+legacy upload API), auth (argon2id password file; the gate: its own pool, rate limits),
+upstream (an upstream index through the store), policy (upstream pages, the cooldown and
+project lists, this server's pages of them), protocol, settings.
 """
 
 from __future__ import annotations
@@ -19,13 +23,12 @@ import ipaddress
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wheelhouse.config import Config
+from wheelhouse.config import Config, ServeSettings
 from wheelhouse.errors import ServeError
-from wheelhouse.serve.settings import DEFAULT_MAX_UPLOAD, DEFAULT_TTL, ENV, Settings
+from wheelhouse.serve.settings import ENV, Settings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -46,28 +49,26 @@ def check_installed(modules: Sequence[str] = _NEEDED) -> None:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ServeOptions:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    targets: tuple[str, ...] = ()
-    workers: int = 1
-    upload: bool = False
-    password_file: Path | None = None
-    max_upload: int = DEFAULT_MAX_UPLOAD
-    upstream: str | None = None
-    upstream_ttl: float = DEFAULT_TTL
-    access_log: bool = True
+# the options are the config's [serve] table, with the command line's values laid over it
+ServeOptions = ServeSettings
 
 
 def settings_for(cfg: Config, opts: ServeOptions) -> Settings:
     """Check the options against the config; what the server processes get."""
+    from wheelhouse.serve.policy import canonical_patterns
+
     chosen = [cfg.target(n).name for n in opts.targets]  # unknown names: ConfigError
     if opts.upload and opts.password_file is None:
         raise ServeError(
             "--upload needs --password-file: uploads are never open to anyone",
             hint="create one with `wheelhouse serve-user FILE NAME`, then pass "
             "--password-file FILE",
+        )
+    policy = opts.min_age or opts.exclude_newer or opts.allow or opts.deny
+    if policy and not opts.upstream:
+        raise ServeError(
+            "an upstream policy (min-age, exclude-newer, allow, deny) needs an upstream",
+            hint="add --upstream [URL] (or `upstream` in [serve]), or drop the policy",
         )
     if opts.password_file is not None and not opts.password_file.is_file():
         raise ServeError(
@@ -95,7 +96,51 @@ def settings_for(cfg: Config, opts: ServeOptions) -> Settings:
         cache_dir=str(cfg.cache_dir),
         ca_bundle=str(cfg.ca_bundle) if cfg.ca_bundle else None,
         access_log=opts.access_log,
+        max_url=opts.max_url,
+        max_head=opts.max_header_size,
+        max_headers=opts.max_headers,
+        head_timeout=opts.head_timeout,
+        idle_timeout=opts.idle_timeout,
+        body_timeout=opts.body_timeout,
+        max_connections=_connection_cap(opts.max_connections, opts.workers),
+        auth_failures=opts.auth_failures,
+        auth_window=opts.auth_window,
+        min_age=opts.min_age,
+        exclude_newer=_exclude_newer(opts.exclude_newer),
+        allow=canonical_patterns(opts.allow),
+        deny=canonical_patterns(opts.deny),
     )
+
+
+def _exclude_newer(text: str | None) -> str | None:
+    """An ISO 8601 date or time (a date means its midnight, UTC), checked here: a typo
+    is an error at start, not a policy that hides nothing."""
+    if text is None:
+        return None
+    from wheelhouse.serve.policy import parse_time
+
+    if parse_time(text) is None:
+        raise ServeError(
+            f"--exclude-newer {text!r}: not an ISO 8601 date or time",
+            hint='e.g. 2026-01-31 or "2026-01-31T12:00:00Z"',
+        )
+    return text
+
+
+def _connection_cap(wanted: int, workers: int) -> int:
+    """Connections per worker: what was asked, but under the open-file limit (raised to
+    its hard limit first), with room for the files and pages being served: past it a
+    worker closes idle connections instead of failing accept() (protocol.py)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        with contextlib.suppress(ValueError, OSError):
+            target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    room = max(16, soft - 64)  # files being streamed, the log, the store, threads
+    return max(1, min(wanted, room))
 
 
 def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -141,17 +186,28 @@ def serve(
     port = first.getsockname()[1]
     sockets = [first] + [_bind(opts.host, port, reuse_port=True) for _ in range(opts.workers - 1)]
     os.environ[ENV] = settings.to_env()  # a worker's app reads its settings here
+    from wheelhouse.serve.protocol import Limits, protocol_class
+
+    limits = Limits(
+        max_url=settings.max_url,
+        max_head=settings.max_head,
+        max_headers=settings.max_headers,
+        head_timeout=settings.head_timeout,
+        idle_timeout=settings.idle_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=settings.max_connections,
+    )
     config = uvicorn.Config(
         "wheelhouse.serve.app:create_app",
         factory=True,
-        http="httptools",
+        http=protocol_class(limits),
         loop="uvloop",
         lifespan="off",
         access_log=False,  # the app writes its own structured access log
         server_header=False,
         log_level="warning",
         timeout_graceful_shutdown=30,
-        timeout_keep_alive=15,
+        timeout_keep_alive=max(1, round(settings.idle_timeout)),
     )
     host = f"[{opts.host}]" if ":" in opts.host else opts.host
     _exit_cleanly_on_signals()

@@ -32,22 +32,26 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from wheelhouse.serve import negotiate
+from wheelhouse.serve.policy import MAX_NAME, from_settings, redact, valid_project
+from wheelhouse.serve.respond import (
+    TYPE_HEADER,
+    VARY,
+    page_headers,
+    redirect,
+    reply_text,
+    send_bytes,
+)
 from wheelhouse.serve.settings import Settings
-from wheelhouse.serve.static import PAGE_CACHE_CONTROL, Page, PageCache, not_modified, send_file
+from wheelhouse.serve.static import PAGE_CACHE_CONTROL, PageCache, not_modified, send_file
 
 Scope = MutableMapping[str, Any]
 REINDEX_WAIT = 30.0  # seconds an upload waits for a build or index of its folder
+_FAST_ROUTES = 20_000  # (URL, Accept) pairs whose route the fast path remembers
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Result = tuple[int, int, str]  # status, body bytes, content type (for the access log)
 
-_TYPE_HEADER = {
-    negotiate.TEXT_HTML: b"text/html; charset=utf-8",
-    negotiate.HTML_V1: negotiate.HTML_V1.encode(),
-    negotiate.JSON_V1: negotiate.JSON_V1.encode(),
-}
-_VARY = (b"vary", b"Accept, Accept-Encoding")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _READ = ("GET", "HEAD")
 _ALLOW_READ = (b"allow", b"GET, HEAD")
@@ -63,13 +67,21 @@ class App:
         self.settings = settings
         self.root = os.path.realpath(settings.root)
         self.targets = frozenset(settings.targets)
-        self.pages = PageCache()
+        self.pages = PageCache(self.root)
+        self._fast_routes: dict[tuple[bytes, bytes | None], tuple[str, str] | bool] = {}
         self.auth = None
         if settings.upload and settings.password_file:
-            from wheelhouse.serve.auth import Authenticator
+            from wheelhouse.serve.auth import Authenticator, Gate
 
-            self.auth = Authenticator(Path(settings.password_file))
+            self.auth = Gate(
+                Authenticator(Path(settings.password_file)),
+                threads=settings.auth_threads,
+                failures=settings.auth_failures,
+                window=settings.auth_window,
+            )
+        self.policy = from_settings(settings)
         self.upstream = None
+        self.cache_base = os.path.realpath(settings.cache_dir or ".")
         if settings.upstream:
             from wheelhouse.serve.upstream import Upstream
 
@@ -78,6 +90,7 @@ class App:
                 Path(settings.cache_dir),
                 ttl=settings.upstream_ttl,
                 ca_bundle=settings.ca_bundle,
+                policy=self.policy,
             )
 
     # -- ASGI entry -------------------------------------------------------------------
@@ -100,9 +113,9 @@ class App:
             status, size, ctype = await self._route(scope, receive, send, headers, extra)
         except Exception as exc:  # noqa: BLE001 - any bug: a 500 and its access-log line, not a dropped connection
             status, size, ctype = 500, 0, ""
-            extra["error"] = f"{type(exc).__name__}: {exc}"
+            extra["error"] = redact(f"{type(exc).__name__}: {exc}", self.settings.upstream)
             with contextlib.suppress(Exception):
-                await _text(send, 500, "internal error\n")
+                await reply_text(send, 500, "internal error\n")
         if self.settings.access_log:
             self._log(scope, headers, status, size, ctype, start, extra)
 
@@ -133,6 +146,69 @@ class App:
         # one write() of a short line: lines of several workers never interleave
         os.write(2, (line + "}\n").encode())
 
+    # -- the fast path ----------------------------------------------------------------
+
+    def fast(
+        self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], client: Any
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """A page from the page cache, answered without ASGI: (status, headers, body), or
+        None for anything else (the ASGI app answers). Called by protocol.py for GET and
+        HEAD. Pages are most of an index's traffic, and an asyncio task, the ASGI message
+        dicts and uvicorn's header checks cost more than the page itself."""
+        start = time.perf_counter()
+        hdrs = dict(headers)
+        if b"content-length" in hdrs or b"transfer-encoding" in hdrs or b"x-forwarded-for" in hdrs:
+            return None
+        accept = hdrs.get(b"accept")
+        key = (url, accept)
+        route = self._fast_routes.get(key)
+        if route is None:  # the same few URLs and Accept headers, over and over
+            route = self._fast_route(url, accept)
+            if len(self._fast_routes) >= _FAST_ROUTES:
+                self._fast_routes.clear()  # bounded: made-up URLs cannot grow it
+            self._fast_routes[key] = route
+        if isinstance(route, bool):
+            return None
+        page_file, chosen = route
+        page = self.pages.get(page_file)
+        if page is None:
+            return None  # the upstream, or a 404: the full route
+        gz = negotiate.accepts_gzip(hdrs.get(b"accept-encoding", b"").decode("latin-1"))
+        etag = page.etag_gz if gz else page.etag
+        if not_modified(hdrs, etag, page.mtime):
+            status, out, body = (
+                304,
+                [(b"etag", etag), VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
+                b"",
+            )
+        else:
+            status, out = 200, page_headers(page, TYPE_HEADER[chosen], gz)
+            body = b"" if method == b"HEAD" else (page.gz if gz else page.body)
+        if self.settings.access_log:
+            scope = {"client": client, "method": method.decode(), "path": url.decode("latin-1")}
+            self._log(scope, hdrs, status, len(body), chosen, start, {})
+        return status, out, body
+
+    def _fast_route(self, url: bytes, accept: bytes | None) -> tuple[str, str] | bool:
+        """(the page file, the content type) a GET of `url` with this Accept header is
+        answered with when the file is cached; False where the full route answers. It
+        depends on the settings and its arguments only, so it is remembered."""
+        odd = b"?" in url or b"%" in url or b"/." in url or b"\\" in url or b"\0" in url
+        if odd or url[:1] != b"/":
+            return False  # queries, escapes, odd paths: the full route
+        path = url.decode("latin-1")
+        where = self._where([p for p in path.split("/") if p])
+        if where is None or not where[2] or where[2][0] != "simple":
+            return False
+        target, _, rest = where
+        page_of = _page_of(rest, trailing=path[-1] == "/")
+        chosen = negotiate.choose(accept.decode("latin-1") if accept is not None else None)
+        if page_of is None or chosen is None:
+            return False
+        folder = (self.root if target is None else f"{self.root}/{target}") + page_of[0]
+        name = "index.json" if chosen == negotiate.JSON_V1 else "index.html"
+        return f"{folder}/{name}", chosen
+
     # -- routing ----------------------------------------------------------------------
 
     async def _route(
@@ -151,15 +227,18 @@ class App:
         if "/." in path or "\\" in path or "\x00" in path or path[:1] != "/":
             refused = _refuse_path(parts)
             if refused is not None:
-                return await _text(send, *refused)
+                return await reply_text(send, *refused)
         if parts == ["health"]:
             return await self._health(send)
         if parts[:2] == ["-", "files"]:
             return await self._upstream_file(send, method, parts[2:], headers)
         where = self._where(parts)
         if where is None:
-            return await _text(send, 404, "not found: the indexes are at /<target>/simple/\n")
+            return await reply_text(send, 404, "not found: the indexes are at /<target>/simple/\n")
         target, base, rest = where
+        if len(rest) == 2 and rest[0] == "simple" and not _valid_name(rest[1]):
+            # not a project name (PEP 508) of a sane length: no lookup, no upstream request
+            return await reply_text(send, 404, "not a valid project name\n")
         if method not in _READ:
             return await self._write(scope, receive, send, headers, target, rest, extra)
         folder = self.root if target is None else f"{self.root}/{target}"
@@ -171,10 +250,10 @@ class App:
                 return await _to_canonical(send, base, rest, query)
             return await self._page(send, folder + page[0], headers, query, head, page[1])
         if target is not None and len(rest) == 1:
-            got = await send_file(send, f"{folder}/{rest[0]}", headers, head=head)
+            got = await send_file(send, f"{folder}/{rest[0]}", headers, head=head, base=self.root)
             if got is not None:
                 return got
-        return await _text(send, 404, "not found\n")
+        return await reply_text(send, 404, "not found\n")
 
     def _where(self, parts: list[str]) -> tuple[str | None, str, list[str]] | None:
         """(the target, None for the combined index; its URL path; the path under it), or
@@ -200,7 +279,7 @@ class App:
         """A method other than GET and HEAD: an upload, or 405."""
         if scope["method"] == "POST" and rest in ([], ["legacy"]):
             return await self._upload(scope, receive, send, headers, target, extra)
-        return await _text(send, 405, "method not allowed\n", [_ALLOW_READ])
+        return await reply_text(send, 405, "method not allowed\n", [_ALLOW_READ])
 
     # -- pages ------------------------------------------------------------------------
 
@@ -222,36 +301,39 @@ class App:
             chosen = negotiate.choose(accept.decode("latin-1") if accept is not None else None)
         if chosen is None:
             offered = ", ".join(negotiate.CANDIDATES)
-            return await _text(send, 406, f"not acceptable: this index serves {offered}\n")
+            return await reply_text(send, 406, f"not acceptable: this index serves {offered}\n")
         is_json = chosen == negotiate.JSON_V1
         page = self.pages.get(f"{folder}/index.json" if is_json else f"{folder}/index.html")
         stale = False
         if page is None and project is not None and self.upstream is not None:
             from wheelhouse.serve.upstream import UpstreamError
 
+            refused = self.policy.refuses(project)
+            if refused is not None:  # never asked of the upstream
+                return await reply_text(send, 404, f"no such project: {refused}\n")
             try:
                 got = await self.upstream.page(project)
             except UpstreamError as exc:
-                return await _text(send, 502, f"the upstream index cannot be reached: {exc}\n")
+                return await reply_text(send, 502, f"the upstream index cannot be reached: {exc}\n")
             if got is not None:
                 page, stale = (got[1] if is_json else got[0]), got[2]
         if page is None:
-            return await _text(send, 404, "no such project\n")
+            return await reply_text(send, 404, "no such project\n")
         gz = negotiate.accepts_gzip(headers.get(b"accept-encoding", b"").decode("latin-1"))
         etag = page.etag_gz if gz else page.etag
-        ctype = _TYPE_HEADER[chosen]
+        ctype = TYPE_HEADER[chosen]
         if not_modified(headers, etag, page.mtime):
             await send(
                 {
                     "type": "http.response.start",
                     "status": 304,
-                    "headers": [(b"etag", etag), _VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
+                    "headers": [(b"etag", etag), VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
                 }
             )
             await send({"type": "http.response.body", "body": b""})
             return 304, 0, chosen
         body = page.gz if gz else page.body
-        out = _page_headers(page, ctype, gz)
+        out = page_headers(page, ctype, gz)
         if stale:
             out = [*out, (b"warning", b'110 - "the upstream is down: a stale page"')]
         await send({"type": "http.response.start", "status": 200, "headers": out})
@@ -261,36 +343,50 @@ class App:
     # -- the rest ---------------------------------------------------------------------
 
     async def _health(self, send: Send) -> Result:
+        s = self.settings
         doc = {
             "status": "ok",
             "targets": sorted(self.targets),
-            "upload": self.settings.upload,
-            "upstream": self.settings.upstream,
+            "upload": s.upload,
+            "upstream": redact(s.upstream, s.upstream) if s.upstream else None,
+            "upstream_policy": self.policy.describe() if s.upstream else None,
+            "limits": {
+                "max_url": s.max_url,
+                "max_head": s.max_head,
+                "max_headers": s.max_headers,
+                "head_timeout": s.head_timeout,
+                "idle_timeout": s.idle_timeout,
+                "body_timeout": s.body_timeout,
+                "max_connections": s.max_connections,
+                "max_upload": s.max_upload,
+                "auth_failures": s.auth_failures,
+                "auth_window": s.auth_window,
+            },
             "pages_cached": len(self.pages),
         }
         body = json.dumps(doc).encode()
-        await _send(send, 200, body, [(b"content-type", b"application/json")])
+        await send_bytes(send, 200, body, [(b"content-type", b"application/json")])
         return 200, len(body), "application/json"
 
     async def _upstream_file(
         self, send: Send, method: str, rest: list[str], headers: dict[bytes, bytes]
     ) -> Result:
         if method not in _READ:
-            return await _text(send, 405, "method not allowed\n", [_ALLOW_READ])
+            return await reply_text(send, 405, "method not allowed\n", [_ALLOW_READ])
         head = method == "HEAD"
         if self.upstream is None or len(rest) != 2 or not _SHA256.fullmatch(rest[0]):
-            return await _text(send, 404, "not found\n")
+            return await reply_text(send, 404, "not found\n")
         from wheelhouse.serve.upstream import UpstreamError
 
         try:
             path = await self.upstream.file(rest[0], rest[1])
         except UpstreamError as exc:
-            return await _text(send, 502, f"the upstream index cannot give it: {exc}\n")
+            return await reply_text(send, 502, f"the upstream index cannot give it: {exc}\n")
         if path is None:
-            return await _text(send, 404, "no fetched page links this file\n")
-        got = await send_file(send, str(path), headers, head=head)
+            return await reply_text(send, 404, "no fetched page links this file\n")
+        got = await send_file(send, str(path), headers, head=head, base=self.cache_base)
         if got is None:  # removed from the store a moment ago
-            return await _text(send, 404, "not found\n")
+            return await reply_text(send, 404, "not found\n")
         return got
 
     async def _upload(
@@ -305,17 +401,27 @@ class App:
         from wheelhouse.serve import upload
 
         if not self.settings.upload or self.auth is None:
-            return await _text(send, 405, "uploads are off on this server\n", [_ALLOW_READ])
+            return await reply_text(send, 405, "uploads are off on this server\n", [_ALLOW_READ])
         if target is None:
             if len(self.targets) != 1:
-                return await _text(send, 404, "upload to /<target>/ (this server has several)\n")
+                return await reply_text(
+                    send, 404, "upload to /<target>/ (this server has several)\n"
+                )
             target = next(iter(self.targets))
+        from wheelhouse.serve.auth import Throttled
+
         auth = headers.get(b"authorization")
-        user = await asyncio.to_thread(
-            self.auth.check, auth.decode("latin-1") if auth is not None else None
-        )
+        client = scope.get("client")
+        try:
+            user = await self.auth.check(
+                client[0] if client else "", auth.decode("latin-1") if auth is not None else None
+            )
+        except Throttled as exc:
+            extra["refused"] = exc.message
+            retry = [(b"retry-after", str(exc.retry_after).encode())]
+            return await reply_text(send, exc.status, exc.message + "\n", retry)
         if user is None:
-            return await _text(
+            return await reply_text(
                 send,
                 401,
                 "valid credentials are needed to upload\n",
@@ -323,16 +429,20 @@ class App:
             )
         extra["user"] = user
         folder = Path(self.root) / target
+        timed = upload.timed(receive, self.settings.body_timeout)
         try:
-            form = await upload.receive_form(receive, headers, folder, self.settings.max_upload)
+            form = await upload.receive_form(timed, headers, folder, self.settings.max_upload)
             extra["file"] = form.filename
             status, message = await asyncio.to_thread(
                 upload.commit, form, folder, lambda: self._reindex(target)
             )
         except upload.Refused as exc:
             extra["refused"] = exc.message
-            return await _text(send, exc.status, exc.message + "\n")
-        return await _text(send, status, message + "\n")
+            # a message never shows where the server keeps its files
+            shown = exc.message.replace(self.root + "/", "").replace(self.root, ".")
+            close = [(b"connection", b"close")] if exc.status in (408, 413) else []
+            return await reply_text(send, exc.status, shown + "\n", close)
+        return await reply_text(send, status, message + "\n")
 
     def _reindex(self, target: str) -> None:
         """The target's index, then the combined one (as `wheelhouse index` does)."""
@@ -370,57 +480,18 @@ def _page_of(rest: list[str], *, trailing: bool) -> tuple[str, str | None] | Non
     return None
 
 
+def _valid_name(name: str) -> bool:
+    return len(name) <= 2 * MAX_NAME and valid_project(_canonical(name))
+
+
 async def _to_canonical(send: Send, base: str, rest: list[str], query: bytes) -> Result:
     """A page's URL without its slash or with a name that is not canonical: redirected
     (PEP 503); anything deeper under simple/ is not found."""
     if len(rest) == 1:
-        return await _redirect(send, f"{base}/simple/", query)
-    if len(rest) == 2:
-        return await _redirect(send, f"{base}/simple/{_canonical(rest[1])}/", query)
-    return await _text(send, 404, "not found\n")
-
-
-def _page_headers(page: Page, ctype: bytes, gz: bool) -> list[tuple[bytes, bytes]]:
-    """Made once per page and variant, then reused: the hot path builds no header."""
-    cache: dict[tuple[bytes, bool], list[tuple[bytes, bytes]]] = page.headers
-    key = (ctype, gz)
-    out = cache.get(key)
-    if out is None:
-        body = page.gz if gz else page.body
-        out = [
-            (b"content-type", ctype),
-            (b"content-length", str(len(body)).encode()),
-            (b"etag", page.etag_gz if gz else page.etag),
-            (b"last-modified", page.last_modified),
-            _VARY,
-            (b"cache-control", PAGE_CACHE_CONTROL),
-        ]
-        if gz:
-            out.append((b"content-encoding", b"gzip"))
-        cache[key] = out
-    return out
-
-
-async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _text(
-    send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None
-) -> Result:
-    body = text.encode()
-    await _send(
-        send, status, body, [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])]
-    )
-    return status, len(body), "text/plain"
-
-
-async def _redirect(send: Send, location: str, query: bytes) -> Result:
-    target = urllib.parse.quote(location) + (f"?{query.decode('latin-1')}" if query else "")
-    await _send(send, 301, b"", [(b"location", target.encode())])
-    return 301, 0, ""
+        return await redirect(send, f"{base}/simple/", query)
+    if len(rest) == 2 and _valid_name(rest[1]):
+        return await redirect(send, f"{base}/simple/{_canonical(rest[1])}/", query)
+    return await reply_text(send, 404, "not found\n")
 
 
 def create_app() -> App:

@@ -23,11 +23,28 @@ class Settings:
     upload: bool = False
     password_file: str | None = None
     max_upload: int = DEFAULT_MAX_UPLOAD
-    upstream: str | None = None
+    upstream: str | None = None  # with its credentials: never shown (see redact())
     upstream_ttl: float = DEFAULT_TTL
     cache_dir: str = ""
     ca_bundle: str | None = None
     access_log: bool = True
+    # connection limits (protocol.Limits)
+    max_url: int = 8 << 10
+    max_head: int = 64 << 10
+    max_headers: int = 100
+    head_timeout: float = 10.0
+    idle_timeout: float = 15.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
+    # password checks (auth.Gate)
+    auth_threads: int = 2
+    auth_failures: int = 5  # failed checks per client within auth_window ...
+    auth_window: float = 60.0  # ... before it gets 429 until the oldest expires
+    # upstream policy (policy.Policy)
+    min_age: float = 0.0  # seconds: upstream files younger than this are hidden
+    exclude_newer: str | None = None  # ISO 8601: files uploaded after it are hidden
+    allow: tuple[str, ...] = ()  # upstream projects allowed (empty: all)
+    deny: tuple[str, ...] = ()  # upstream projects never fetched
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -35,6 +52,6 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         raw = json.loads(os.environ[ENV])
-        raw["targets"] = tuple(raw["targets"])
-        raw["all_targets"] = tuple(raw["all_targets"])
+        for key in ("targets", "all_targets", "allow", "deny"):
+            raw[key] = tuple(raw[key])
         return cls(**raw)

@@ -54,6 +54,18 @@ def _stamp(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+_PROC_FD = os.path.isdir("/proc/self/fd")  # noqa: PTH112
+
+
+def inside(fd: int, path: str, base: str) -> bool:
+    """Whether the file open at `fd` lies under the folder `base` (a real path). Asked
+    of the opened file (Linux: /proc/self/fd), not of the string: a symlink anywhere on
+    the way (a page, a target folder linked to /etc) is seen, and a swap between a check
+    and the open cannot fool it."""
+    real = os.readlink(f"/proc/self/fd/{fd}") if _PROC_FD else os.path.realpath(path)  # noqa: PTH115
+    return real.startswith(base + "/")
+
+
 class Page:
     """One page file's bytes, its gzip form and validators."""
 
@@ -73,7 +85,8 @@ class Page:
 
 
 class PageCache:
-    def __init__(self, limit: int = _MAX_PAGES) -> None:
+    def __init__(self, base: str, limit: int = _MAX_PAGES) -> None:
+        self.base = base  # pages outside it (through a symlink) are never served
         self.limit = limit
         self._pages: dict[str, Page] = {}
 
@@ -89,9 +102,11 @@ class PageCache:
             return page
         try:
             with open(path, "rb") as f:  # noqa: PTH123
+                if not inside(f.fileno(), path, self.base):
+                    return None
                 body = f.read()
                 st = os.fstat(f.fileno())  # the stamp of the bytes read
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
             return None
         page = Page(body, _stamp(st), st.st_mtime)
         if len(self._pages) >= self.limit:  # drop the oldest entry
@@ -155,17 +170,18 @@ async def send_file(
     headers: dict[bytes, bytes],
     *,
     head: bool,
+    base: str,
     extra: Headers | None = None,
 ) -> tuple[int, int, str] | None:
     """Stream `path`; (status, body bytes sent, content type), or None when there is no
-    such regular file (the caller answers 404)."""
+    such regular file under the folder `base` (the caller answers 404)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, OSError):
+    except OSError:
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or not inside(fd, path, base):
             return None
         size = st.st_size
         etag = f'"{size:x}-{st.st_mtime_ns:x}"'.encode()

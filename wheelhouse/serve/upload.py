@@ -16,9 +16,11 @@ change nothing. A refused upload writes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _FIELDS_LIMIT = 8 << 20  # the form's other fields (twine sends the README as one)
+_TAG_PART = re.compile(r"[a-z0-9_]+")  # packaging lowercases tags
 
 
 class Refused(Exception):
@@ -225,6 +228,19 @@ async def _feed(receive: Receive, parser: MultipartParser, limit: int) -> None:
             return
 
 
+def timed(receive: Receive, seconds: float) -> Receive:
+    """`receive` that waits at most `seconds` for each piece of the body: a body that
+    stalls ends in 408, not in a connection (and a temp file) held forever."""
+
+    async def get() -> MutableMapping[str, Any]:
+        try:
+            return await asyncio.wait_for(receive(), seconds)
+        except TimeoutError:
+            raise Refused(408, f"the upload's body stalled for {seconds:g} s") from None
+
+    return get
+
+
 def discard(form: Form) -> None:
     _unlink(form.tmp)
 
@@ -249,6 +265,7 @@ def _check(form: Form) -> str:
         raise Refused(
             400, f"{filename}: sha256 {form.sha256} is not the sha256_digest sent ({sent})"
         )
+    _check_inflated_size(form, filename)
     try:
         inspect_wheel(
             Path(form.tmp), filename=filename, size=form.size, sha256=form.sha256, check_crc=True
@@ -258,6 +275,28 @@ def _check(form: Form) -> str:
     return filename
 
 
+_MAX_RATIO = 200  # inflated / uploaded bytes: binaries inflate 2-5x, text-heavy wheels ~10x
+_RATIO_FROM = 256 << 20  # below this many inflated bytes, any ratio (a tiny wheel is cheap)
+
+
+def _check_inflated_size(form: Form, filename: str) -> None:
+    """A zip bomb is refused by what its central directory declares, before the CRC
+    check inflates every member: a small upload must not cost minutes of CPU."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(form.tmp) as zf:
+            inflated = sum(zi.file_size for zi in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # inspect_wheel says what is wrong with it
+    if inflated > _RATIO_FROM and inflated > form.size * _MAX_RATIO:
+        raise Refused(
+            400,
+            f"{filename}: its members inflate to {inflated} bytes from {form.size}: over "
+            f"{_MAX_RATIO}x, a zip bomb, not a wheel",
+        )
+
+
 def _check_filename(filename: str) -> tuple[str, str, Version]:
     """(the file name, its project, its version): a wheel's name, and only a name."""
     if not filename or filename[0] == "." or any(c in filename for c in "/\\\x00"):
@@ -265,9 +304,15 @@ def _check_filename(filename: str) -> tuple[str, str, Version]:
     if not filename.endswith(".whl"):
         raise Refused(400, f"{filename}: only wheels can be uploaded to a wheelhouse")
     try:
-        project, version, _, _ = parse_wheel_filename(filename)
+        project, version, _, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename as exc:
-        raise Refused(400, f"{filename} is not a valid wheel file name ({exc})") from None
+        raise Refused(400, f"{filename!r} is not a valid wheel file name ({exc})") from None
+    # packaging parses any text between the dashes as tags: a tag is letters, digits and
+    # `_` only (PEP 425), never markup, quotes or line breaks that would reach the pages
+    for tag in tags:
+        for part in (tag.interpreter, tag.abi, tag.platform):
+            if not _TAG_PART.fullmatch(part):
+                raise Refused(400, f"{filename!r}: {part!r} is not a valid wheel tag (PEP 425)")
     return filename, project, version
 
 
@@ -307,6 +352,8 @@ def commit(form: Form, folder: Path, reindex: Callable[[], None]) -> tuple[int, 
             reindex()
         except PublishError as exc:
             final.unlink(missing_ok=True)
+            # the index may have written its PEP 658 sidecar before it refused the wheel
+            final.with_name(filename + ".metadata").unlink(missing_ok=True)
             with contextlib.suppress(PublishError):
                 reindex()  # the pages as they were
             raise Refused(400, exc.message) from None

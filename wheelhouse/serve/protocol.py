@@ -1,0 +1,228 @@
+"""uvicorn's httptools protocol with the limits a server on a shared network needs.
+
+uvicorn's httptools protocol (the fast one: a C parser) has no limit on the request line
+or headers and no timer while a request's head is being read: one 64 MiB header is
+buffered whole (and parsed in quadratic time, stalling every other client of the worker),
+and a client that sends a byte every few seconds, or nothing at all, holds its socket
+forever. h11 has a head-size limit but costs a third of the throughput; nginx-style
+limits are a few counters here, on the same parser:
+
+* the head (request line and headers) is counted as it arrives: past `max_head` bytes
+  the answer is 431 (414 when the request line alone is over `max_url`), past
+  `max_headers` headers 431, and the connection closes;
+* a head must arrive whole within `head_timeout` seconds of its first byte (408), and a
+  connection that sends no request is closed after `idle_timeout` seconds, from its
+  connect too (uvicorn's keep-alive timer starts only after a response): one sweep a
+  second per worker, not timers made and cancelled per request;
+* each worker holds at most `max_connections` connections (kept below the open-file
+  limit): a new one past that closes the connection idle for longest (or reading its
+  head for longest: a real client sends its head in one packet), and only when none is
+  idle does it get a 503. Idle sockets can no longer starve real requests of file
+  descriptors.
+
+The request body's own timeout is the app's (a `receive` that waits at most
+`body_timeout`), where the upload reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    max_url: int = 8 << 10  # bytes of the request target (nginx: 8 KiB buffers)
+    max_head: int = 64 << 10  # bytes of request line + headers
+    max_headers: int = 100  # header fields
+    head_timeout: float = 10.0  # seconds from a head's first byte to its end
+    idle_timeout: float = 15.0  # seconds a connection may sit without a request
+    body_timeout: float = 30.0  # seconds between two pieces of a request body
+    max_connections: int = 1000  # per worker (lowered to fit the open-file limit)
+
+
+_STATUS = {200: b"HTTP/1.1 200 OK\r\n", 304: b"HTTP/1.1 304 Not Modified\r\n"}
+_REASONS = {
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
+
+
+def error_response(status: int, text: str) -> bytes:
+    body = text.encode()
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+        % (status, _REASONS[status], len(body), body)
+    )
+
+
+def protocol_class(limits: Limits) -> type[HardenedProtocol]:
+    """A protocol class for uvicorn.Config(http=...) bound to these limits."""
+    return type("BoundHardenedProtocol", (HardenedProtocol,), {"limits": limits})
+
+
+class HardenedProtocol(HttpToolsProtocol):
+    limits: ClassVar[Limits] = Limits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the app's synchronous fast path (app.App.fast), under uvicorn's middleware
+        inner = self.app
+        while not hasattr(inner, "fast") and hasattr(inner, "app"):
+            inner = inner.app
+        self._fast: Callable[..., tuple[int, list[tuple[bytes, bytes]], bytes] | None] | None = (
+            getattr(inner, "fast", None)
+        )
+        self._in_head = False
+        self._head_bytes = 0
+        self._body_bytes = 0  # body bytes of the chunk being fed (not head bytes)
+        self._since = time.monotonic()  # idle or reading a head since
+
+    # -- connections --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections and not self._make_room():
+            transport.write(error_response(503, "too many connections: retry in a moment\n"))
+            transport.close()
+            return
+        # uvicorn arms its keep-alive timer only after a response: a socket that never
+        # sends a byte would stay open forever. One sweep a second per worker closes
+        # idle and slow connections, instead of two timers made and cancelled a request
+        global _sweeping  # one sweep per worker process
+        if not _sweeping:
+            _sweeping = True
+            _sweep(self.loop, self.connections, self.limits)
+
+    def _closable(self) -> bool:
+        """Not in the middle of a request the app is answering."""
+        return (self.cycle is None or self.cycle.response_complete) and not self.pipeline
+
+    def _make_room(self) -> bool:
+        """Close the connection that has been idle (or reading a head) longest."""
+        oldest: HardenedProtocol | None = None
+        for conn in self.connections:
+            if (
+                conn is not self
+                and isinstance(conn, HardenedProtocol)
+                and conn._closable()
+                and not conn.transport.is_closing()
+                and (oldest is None or conn._since < oldest._since)
+            ):
+                oldest = conn
+        if oldest is None:
+            return False
+        oldest.transport.close()
+        oldest.connections.discard(oldest)  # counted out now, not at connection_lost
+        return True
+
+    # -- the head -----------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._body_bytes = 0
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._in_head:
+            self._head_bytes += len(data) - self._body_bytes
+            if self._head_bytes > self.limits.max_head:
+                self._refuse(431, "the request's headers are too large\n")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+        self._since = time.monotonic()
+
+    def on_headers_complete(self) -> None:
+        # the URL and the header count are bounded by max_head while they arrive (a
+        # counter per header or URL piece would cost every request): checked once here
+        self._in_head = False
+        if self.transport.is_closing():
+            return
+        if len(self.url) > self.limits.max_url:
+            self._refuse(414, "the request line is too long\n")
+            return
+        if len(self.headers) > self.limits.max_headers:
+            self._refuse(431, "the request has too many headers\n")
+            return
+        if self._fast is not None and (self.cycle is None or self.cycle.response_complete):
+            method = self.parser.get_method()
+            # a client that does not read what it asked for (write_paused) goes the
+            # ASGI way, which waits for the socket to drain: no unbounded buffer
+            if method in (b"GET", b"HEAD") and not self.pipeline and not self.flow.write_paused:
+                got = self._fast(method, self.url, self.headers, self.client)
+                if got is not None:
+                    self._answer(*got)
+                    return
+        super().on_headers_complete()
+
+    def _answer(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Write a whole response the app gave synchronously (its fast path), then wait
+        for the next request as uvicorn does after an ASGI response."""
+        keep = self.parser.should_keep_alive()
+        out = [_STATUS[status]]
+        for name, value in self.server_state.default_headers:
+            out += [name, b": ", value, b"\r\n"]
+        for name, value in headers:
+            out += [name, b": ", value, b"\r\n"]
+        if status == 304:
+            out.append(b"content-length: 0\r\n")
+        if not keep:
+            out.append(b"connection: close\r\n")
+        out += [b"\r\n", body]
+        self.transport.write(b"".join(out))
+        self.cycle = None  # type: ignore[assignment]  # no cycle: body callbacks skip
+        if not keep:
+            self.transport.close()
+            return
+        self._since = time.monotonic()  # idle from now: the sweep closes it in time
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self.cycle is not None and not self.transport.is_closing():
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.cycle is not None and not self.transport.is_closing():
+            super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        self._since = time.monotonic()
+        super().on_response_complete()
+
+    def _refuse(self, status: int, text: str) -> None:
+        """Answer and close: the rest of what the client sends is never parsed."""
+        self._in_head = False
+        if not self.transport.is_closing():
+            self.transport.write(error_response(status, text))
+            self.transport.close()
+
+
+_sweeping = False
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], limits: Limits) -> None:
+    """Close what waited too long: a head not whole within head_timeout (408), a
+    connection without a request in flight for idle_timeout. Runs every second (more
+    often for timeouts under two seconds) for as long as the worker runs."""
+    now = time.monotonic()
+    for conn in list(connections):
+        if not isinstance(conn, HardenedProtocol) or conn.transport.is_closing():
+            continue
+        waited = now - conn._since
+        if conn._in_head:
+            if waited > limits.head_timeout:
+                conn._refuse(408, "the request's head did not arrive in time\n")
+        elif waited > limits.idle_timeout and conn._closable():
+            conn.transport.close()
+    interval = min(1.0, limits.head_timeout / 2, limits.idle_timeout / 2)
+    loop.call_later(interval, _sweep, loop, connections, limits)
