@@ -215,3 +215,12 @@ class OutputBusyError(WheelhouseError):
 
     exit_code = 17
     kind = "output busy"
+
+
+class SystemPackageError(WheelhouseError):
+    """The final image's package manager could not fetch a runtime system package (an
+    unknown name, an unreachable mirror): `wheelhouse dockerfile` fetches them ahead so the
+    final stage installs them offline."""
+
+    exit_code = 25
+    kind = "system package"

@@ -26,16 +26,19 @@ from wheelhouse.image.stage import (
     PIP_FILENAME,
     PIP_REQUIRES_PYTHON,
     PYTHON_PACKAGES,
+    UV_VERSION,
+    Installer,
     Mode,
     Stage,
     check_context_path,
     dockerignore,
     render,
 )
+from wheelhouse.image.system import SonameLookup, naming_policy
 
 # Called through this module's globals (not as tools.ensure_pip), so that tests without
 # a network replace them here with monkeypatch.setattr(dockerfile, "ensure_pip", ...).
-from wheelhouse.image.tools import build_app_wheel, ensure_pip
+from wheelhouse.image.tools import build_app_wheel, ensure_pip, ensure_uv
 from wheelhouse.recipes import PACKAGE_NAME, Recipes
 
 if TYPE_CHECKING:
@@ -62,6 +65,10 @@ def dockerfile(
     mode: InstallMode = "auto",
     whole: bool = False,
     dockerfile_name: str = "Dockerfile",
+    installer: Installer = "auto",
+    compile_bytecode: bool = False,
+    layers: int | Literal["one"] | None = "one",
+    lookup: SonameLookup = naming_policy,
 ) -> Result:
     """Check the wheelhouse of `target`, probe its final image, place the pip wheel (and
     build the app's wheel if the app is a project), and render the stage."""
@@ -76,6 +83,25 @@ def dockerfile(
         packages = tuple(sorted({*packages, *PYTHON_PACKAGES.get(family or "", ())}))
     chosen = _install_mode(mode, engine, folder, notes)
     ensure_pip(config, folder)
+    system_dir = None
+    if engine is not None and family in ("apt", "apk"):
+        from wheelhouse.image.finish import fetch_runtime
+
+        packages, system_dir = fetch_runtime(
+            config, target, folder, engine(), family=family, packages=packages,
+            manifest=manifest, lookup=lookup, python=not bare, notes=notes,
+        )  # fmt: skip
+    else:
+        from wheelhouse.image.finish import write_check
+
+        write_check(folder, {})
+    if system_dir is None and packages and family in ("apt", "apk"):
+        notes.append(
+            "the runtime packages are installed from the network: no engine to fetch them "
+            "ahead with"
+        )
+    chosen_installer = _installer(config, target, folder, installer, notes)
+    layer_folders = _layers(folder, manifest, layers, chosen, notes)
     app_files, app_wheel = _app_parts(config, target, app)
     stage = Stage(
         target=target.name,
@@ -89,9 +115,59 @@ def dockerfile(
         app_wheel=app_wheel,
         cmd=tuple(cmd),
         notes=tuple(notes),
+        system_dir=system_dir and _context_folder(config, folder / system_dir),
+        installer=chosen_installer,
+        compile_bytecode=compile_bytecode,
+        layers=tuple(_context_folder(config, folder / f) for f in layer_folders),
+        check=True,
     )
     text = render(stage, whole=whole, dockerfile=dockerfile_name)
     return Result(stage=stage, text=text, ignore=dockerignore(stage), notes=tuple(notes))
+
+
+def _installer(
+    config: Config, target: Target, folder: Path, asked: Installer, notes: list[str]
+) -> Installer:
+    """uv where wheelhouse pins one for the target's arch; pip otherwise (said)."""
+    if asked == "pip":
+        notes.append(f"installer: pip {PIP_FILENAME.split('-')[1]} (--installer pip)")
+        return "pip"
+    if ensure_uv(config, folder, target.arch) is None:
+        if asked == "uv":
+            raise ToolError(
+                f"--installer uv: wheelhouse pins no uv for {target.arch}",
+                hint="use --installer auto or pip",
+            )
+        notes.append(f"installer: pip (no uv pinned for {target.arch})")
+        return "pip"
+    fallback = ", pip where uv cannot run" if asked == "auto" else ""
+    notes.append(f"installer: uv {UV_VERSION}{fallback} (--installer uv|pip|auto)")
+    return asked
+
+
+def _layers(
+    folder: Path, manifest: Manifest, layers: int | Literal["one"] | None, mode: Mode,
+    notes: list[str],
+) -> tuple[str, ...]:  # fmt: skip
+    """The install layers' folders (layers.py), relative to `folder`; () for one."""
+    from wheelhouse.image.layers import Wheel, remove_layers, split, write_layers
+    from wheelhouse.lock.lockfile import read
+
+    if layers == "one" or layers == 1:
+        remove_layers(folder)
+        return ()
+    if mode == "copy":
+        notes.append("--layers: the copy fallback installs in one layer")
+        remove_layers(folder)
+        return ()
+    lock = read(folder / "lock.txt")
+    if lock is None:
+        raise InputError(f"no lock.txt in {folder}", hint="rerun `wheelhouse build`")
+    wheels = [Wheel(name=w.name, filename=w.filename, size=w.size) for w in manifest.wheels]
+    groups = split(wheels, layers)
+    sizes = ", ".join(f"{sum(w.size for w in g) / 1e6:.1f} MB" for g in groups)
+    notes.append(f"install layers, heaviest first: {sizes}")
+    return write_layers(folder, lock, groups)
 
 
 def _context_folder(config: Config, folder: Path) -> str:

@@ -27,6 +27,15 @@ class Manifest:
     # name: the ones whose recipes' runtime packages the final image needs. A downloaded
     # wheel carries its libraries.
     built: tuple[str, ...]
+    # The wheels (project name, file name, size): what the install layers split.
+    wheels: tuple[WheelEntry, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class WheelEntry:
+    name: str
+    filename: str
+    size: int
 
 
 def read_manifest(config: Config, folder: Path) -> Manifest:
@@ -61,4 +70,14 @@ def read_manifest(config: Config, folder: Path) -> Manifest:
         for entry in wheels
         if isinstance(entry, dict) and entry.get("provenance") and entry.get("name")
     )
-    return Manifest(path=path, runtime_packages=tuple(runtime), built=built)
+    entries = tuple(
+        WheelEntry(name=str(e["name"]), filename=str(e["filename"]), size=int(e.get("size", 0)))
+        for e in wheels
+        if isinstance(e, dict) and e.get("name") and _plain_wheel(e.get("filename"))
+    )
+    return Manifest(path=path, runtime_packages=tuple(runtime), built=built, wheels=entries)
+
+
+def _plain_wheel(name: object) -> bool:
+    """A wheel's file name in the folder: never a path (it is linked into .layers/)."""
+    return isinstance(name, str) and name.endswith(".whl") and "/" not in name and name[0] != "."
