@@ -1,5 +1,5 @@
 """`wheelhouse image-report`: what an image weighs, layer by layer, and whether it ships
-wheel files or a compiler.
+wheel files, a compiler or a package manager's lists and caches.
 
 The image is read from `docker save` (its layer tars and its config), not from a
 container: that works for images without a shell or any tool, and sees every layer,
@@ -22,7 +22,7 @@ from wheelhouse.errors import EngineError
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
 
-Kind = Literal["wheel", "compiler"]
+Kind = Literal["wheel", "compiler", "package-cache"]
 
 # C/C++ compiler drivers, plain or target-prefixed and versioned (gcc, cc, g++, c++, clang,
 # x86_64-linux-gnu-gcc-12, clang-16), in a bin folder; and gcc's compiler proper (cc1).
@@ -30,6 +30,10 @@ _COMPILER = re.compile(
     r"(?:[A-Za-z0-9_.]+-)*(?:gcc|g\+\+|cc|c\+\+|clang|clang\+\+)(?:-\d+(?:\.\d+)*)?"
 )
 _BIN = ("bin", "sbin")
+# What a package manager leaves unless told not to: apt's package lists, its binary
+# caches and downloaded archives, apk's and dnf's caches. Only files: the folders and
+# apt's lock files are part of every Debian image.
+_PACKAGE_CACHES = ("/var/lib/apt/lists/", "/var/cache/apt/", "/var/cache/apk/", "/var/cache/dnf/")
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 
@@ -92,9 +96,15 @@ def is_compiler(path: str) -> bool:
     return parts[-1:] in (("cc1",), ("cc1plus",)) and "gcc" in parts
 
 
+def is_package_cache(path: str) -> bool:
+    return path.startswith(_PACKAGE_CACHES) and PurePosixPath(path).name != "lock"
+
+
 def kind_of(path: str, member: tarfile.TarInfo) -> Kind | None:
     if path.endswith(".whl") and (member.isreg() or member.islnk()):
         return "wheel"
+    if member.isreg() and is_package_cache(path):
+        return "package-cache"
     if (member.isreg() or member.islnk() or member.issym()) and is_compiler(path):
         return "compiler"
     return None

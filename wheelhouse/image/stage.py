@@ -250,6 +250,15 @@ def _venv(stage: Stage) -> str:
     return f"{shlex.quote(stage.python)} -m venv --without-pip {VENV}"
 
 
+# uv records each wheel file's mtime in <dist-info>/uv_cache.json (its own cache
+# bookkeeping, listed in RECORD): the host's file times would make two installs of the
+# same wheels differ (a layered and a one-layer one, two builds). pip writes no such file.
+UV_TIDY = (
+    f"find {VENV} -path '*.dist-info/uv_cache.json' -exec sh -c "
+    """'rm "$1" && sed -i "/uv_cache\\.json,/d" "${1%/*}/RECORD"' _ {} \\;"""
+)
+
+
 def _uv(stage: Stage, tools: str) -> str:
     compile_ = " --compile-bytecode" if stage.compile_bytecode else ""
     return (
@@ -264,7 +273,7 @@ def _install(stage: Stage, tools: str, folder: str, *, no_deps: bool = False) ->
     deps = " --no-deps" if no_deps else ""
     args = f"--require-hashes{deps} --find-links {folder} -r {folder}/{LOCK_NAME}"
     pip = f"{_pip(stage, tools)} \\\n      {args}"
-    uv = f"{_uv(stage, tools)} \\\n      {args}"
+    uv = f"{_uv(stage, tools)} \\\n      {args} \\\n    && {UV_TIDY}"
     if stage.installer == "pip":
         return pip
     if stage.installer == "uv":
