@@ -66,11 +66,12 @@ def gomp_wheel(tmp: Path) -> tuple[str, bytes]:
     info = "gompdemo-1.0.dist-info"
     files = [
         ("gompdemo/__init__.py", b""),
-        (f"gompdemo/_omp.cpython-311-x86_64-linux-gnu.so", out.read_bytes()),
+        ("gompdemo/_omp.cpython-311-x86_64-linux-gnu.so", out.read_bytes()),
         (f"{info}/METADATA", b"Metadata-Version: 2.1\nName: gompdemo\nVersion: 1.0\n"),
         (
             f"{info}/WHEEL",
-            f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {GOMP_TAGS}\n".encode(),
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\n"
+            f"Tag: {GOMP_TAGS}\n".encode(),
         ),
     ]
     record = _record(files) + f"{info}/RECORD,,\n"
@@ -97,8 +98,8 @@ class Project:
         tag = f"wheelhouse-test-final:{secrets.token_hex(6)}"
         self.tags.append(tag)
         proc = subprocess.run(
-            [self.engine_bin, "build", "--progress=plain", "--no-cache", "--network=none", "-f", name,
-             "-t", tag, "."],
+            [self.engine_bin, "build", "--progress=plain", "--no-cache", "--network=none",
+             "-f", name, "-t", tag, "."],
             cwd=self.root, capture_output=True, text=True, timeout=600, check=False,
             env={"DOCKER_BUILDKIT": "1", "PATH": "/usr/bin:/bin"},
         )  # fmt: skip
@@ -243,5 +244,6 @@ def test_a_missing_library_fails_the_build_naming_it(proj: Project) -> None:
     _, build = proj.build("Dockerfile.broken")
     log = build.stdout + build.stderr
     assert build.returncode != 0
-    assert "gompdemo/_omp.cpython-311-x86_64-linux-gnu.so (from gompdemo) needs libgomp.so.1" in log
+    so = "gompdemo/_omp.cpython-311-x86_64-linux-gnu.so"
+    assert f"{so} (from gompdemo) needs libgomp.so.1" in log
     assert "the system package libgomp1" in log

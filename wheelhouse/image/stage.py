@@ -302,7 +302,14 @@ def _install_deps(stage: Stage, mounted: bool) -> list[str]:
 def _install_layers(stage: Stage) -> list[str]:
     """One RUN per layer, each mounting only its own folder (and the tools)."""
     out: list[str] = []
-    tools = f"--mount=type=bind,source={stage.wheelhouse}/{TOOLS_DIR},target={TOOLS_MOUNT}"
+    # the installers' files alone, not .tools/: what else is there (the check's soname
+    # map) must not change a layer's cache key
+    names = [stage.pip_wheel] + ([UV_BINARY] if stage.installer != "pip" else [])
+    tools = " \\\n    ".join(
+        f"--mount=type=bind,source={stage.wheelhouse}/{TOOLS_DIR}/{name},"
+        f"target={TOOLS_MOUNT}/{name}"
+        for name in names
+    )
     for n, folder in enumerate(stage.layers, start=1):
         venv = f"{_venv(stage)} \\\n && " if n == 1 else ""
         out += [
