@@ -174,9 +174,10 @@ def test_missing_library_is_fetched_and_installed_offline(proj: Project) -> None
     run = proj.run(tag)
     assert run.returncode == 0 and run.stdout.startswith("threads "), run.stderr
     # no apt lists, caches or archives, no wheel, no compiler in the image's own layers
-    report = proj.wh("image-report", tag, "--base", proj.base, "--json", "--strict")
+    report = proj.wh("image-report", tag, "--base", proj.base, "--json", "--strict", "--libraries")
     data = json.loads(report.stdout)
     assert [f for f in data["findings"] if not f["in_base"]] == []
+    assert data["libraries"]["ok"] is True, data["libraries"]
     # a second run starts no container: the fetched packages are remembered
     again = proj.dockerfile("Dockerfile.again", "--cmd", f'python -c "{IMPORT}"')
     assert json.loads((system / "packages.json").read_text()) == listed, again.stderr
@@ -247,3 +248,11 @@ def test_a_missing_library_fails_the_build_naming_it(proj: Project) -> None:
     so = "gompdemo/_omp.cpython-311-x86_64-linux-gnu.so"
     assert f"{so} (from gompdemo) needs libgomp.so.1" in log
     assert "the system package libgomp1" in log
+    # built without the check too: image-report --libraries finds the same
+    text = (proj.root / "Dockerfile.broken").read_text()
+    write(proj.root / "Dockerfile.broken", text[: text.index("# the environment is whole")])
+    tag, build = proj.build("Dockerfile.broken")
+    assert build.returncode == 0, build.stderr[-3000:]
+    res = proj.wh("image-report", tag, "--libraries", "--strict", check=False)
+    assert res.returncode == 12, res.stdout + res.stderr
+    assert f"{so} (from gompdemo) needs libgomp.so.1" in res.stderr

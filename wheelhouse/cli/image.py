@@ -152,19 +152,41 @@ def dockerfile(
     "manager's lists or caches.",
 )
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.option(
+    "--libraries",
+    is_flag=True,
+    help="Also check, in a container of the image (no network), that every compiled file "
+    "of its Python environment finds its shared libraries (with --strict: exit 12 if not).",
+)
 @click.pass_obj
-def image_report(obj: Context, image: str, base: str | None, strict: bool, as_json: bool) -> None:
-    """An image's size, its layers, and any wheel file or compiler in it."""
+def image_report(
+    obj: Context, image: str, base: str | None, strict: bool, as_json: bool, libraries: bool
+) -> None:
+    """An image's size, its layers, any wheel file, compiler or package cache in it."""
     import json
 
     from wheelhouse.errors import ImageCheckError
     from wheelhouse.image import report as report_mod
 
-    report = report_mod.report(obj.engine_factory()(), image, base)
+    engine = obj.engine_factory()()
+    report = report_mod.report(engine, image, base)
+    loads, said = report_mod.check_libraries(engine, image) if libraries else (True, ())
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+        doc = report.as_dict()
+        if libraries:
+            doc["libraries"] = {"ok": loads, "messages": list(said)}
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
         _render_image_report(report)
+        for line in said:
+            click.echo(f"libraries: {line.removeprefix('wheelhouse: ')}")
+    if strict and not loads:
+        raise ImageCheckError(
+            f"{image}: compiled files cannot load their shared libraries:\n"
+            + "\n".join(x for x in said if "needs" in x),
+            hint="install the named system packages in the image (`wheelhouse dockerfile` "
+            "adds them when it can find the library's package)",
+        )
     bad = report.added("wheel") + report.added("compiler") + report.added("package-cache")
     if strict and bad:
         shown = ", ".join(f"{f.path} (layer {f.layer})" for f in bad[:5])

@@ -89,6 +89,25 @@ class Report:
         }
 
 
+def check_libraries(engine: Engine, image: str) -> tuple[bool, tuple[str, ...]]:
+    """The final stage's extension-load check (_scripts/check_env.py), run in a container
+    of the image under its first python on PATH (the venv's, in a wheelhouse image), with
+    no network: (whether every compiled file loads its libraries, what it said)."""
+    from wheelhouse._scripts import script
+    from wheelhouse.engine import FIND_PYTHON
+
+    command = ["sh", "-c", f'{FIND_PYTHON}; exec "$PY" -B -c "$WHEELHOUSE_CHECK"']
+    with engine.container(image, command, env={"WHEELHOUSE_CHECK": script("check_env")}) as c:
+        res = c.run()
+    lines = [x for x in (res.stdout + res.stderr).splitlines() if x.startswith("wheelhouse:")]
+    if not res.ok and not lines:
+        raise EngineError(
+            f"cannot run the library check in {image}: {res.tail(3)}",
+            hint="--libraries needs sh and python in the image",
+        )
+    return res.ok, tuple(lines)
+
+
 def is_compiler(path: str) -> bool:
     parts = PurePosixPath(path).parts
     if len(parts) >= 2 and parts[-2] in _BIN and _COMPILER.fullmatch(parts[-1]):
