@@ -26,6 +26,10 @@ MISSING = re.compile(
 )
 
 
+# Brought by the host at run time (the NVIDIA driver), never by the image: not missing.
+HOST_PROVIDED = ("libcuda.so", "libnvidia-ml.so")
+
+
 def owners(site: str) -> dict[str, str]:
     """file path -> the distribution whose RECORD lists it."""
     out: dict[str, str] = {}
@@ -65,6 +69,8 @@ def main() -> int:
                 if m is None:
                     continue  # a symbol or another loader complaint: not a missing library
                 lib = m.group(1) or m.group(2)
+                if lib.startswith(HOST_PROVIDED):
+                    continue
                 failures.append((os.path.relpath(path, site), lib, who.get(path, "?")))
     for module, lib, dist in failures:
         package = libraries.get(lib)

@@ -83,23 +83,10 @@ def dockerfile(
         packages = tuple(sorted({*packages, *PYTHON_PACKAGES.get(family or "", ())}))
     chosen = _install_mode(mode, engine, folder, notes)
     ensure_pip(config, folder)
-    system_dir = None
-    if engine is not None and family in ("apt", "apk"):
-        from wheelhouse.image.finish import fetch_runtime
-
-        packages, system_dir = fetch_runtime(
-            config, target, folder, engine(), family=family, packages=packages,
-            manifest=manifest, lookup=lookup, python=not bare, notes=notes,
-        )  # fmt: skip
-    else:
-        from wheelhouse.image.finish import write_check
-
-        write_check(folder, {})
-    if system_dir is None and packages and family in ("apt", "apk"):
-        notes.append(
-            "the runtime packages are installed from the network: no engine to fetch them "
-            "ahead with"
-        )
+    packages, system_dir = _system(
+        config, target, folder, engine, family=family, packages=packages, manifest=manifest,
+        lookup=lookup, bare=bare, notes=notes,
+    )  # fmt: skip
     chosen_installer = _installer(config, target, folder, installer, notes)
     layer_folders = _layers(folder, manifest, layers, chosen, notes)
     app_files, app_wheel = _app_parts(config, target, app)
@@ -123,6 +110,40 @@ def dockerfile(
     )
     text = render(stage, whole=whole, dockerfile=dockerfile_name)
     return Result(stage=stage, text=text, ignore=dockerignore(stage), notes=tuple(notes))
+
+
+def _system(
+    config: Config,
+    target: Target,
+    folder: Path,
+    engine: Callable[[], Engine] | None,
+    *,
+    family: str | None,
+    packages: tuple[str, ...],
+    manifest: Manifest,
+    lookup: SonameLookup,
+    bare: bool,
+    notes: list[str],
+) -> tuple[tuple[str, ...], str | None]:
+    """(runtime packages, their fetched files' folder in the wheelhouse or None): fetched
+    ahead where an engine can run the final image (apt, apk); the final check's files."""
+    from wheelhouse.image.finish import fetch_runtime, write_check
+
+    if engine is not None and family in ("apt", "apk"):
+        try:
+            return fetch_runtime(
+                config, target, folder, engine(), family=family, packages=packages,
+                manifest=manifest, lookup=lookup, python=not bare, notes=notes,
+            )  # fmt: skip
+        except EngineError as e:  # no image to run (the probe said so too): as before
+            notes.append(f"runtime packages not fetched ahead: {e.message.splitlines()[0]}")
+    write_check(folder, {})
+    if packages:
+        notes.append(
+            "the runtime packages are installed from the network (`docker build` needs it): "
+            "they are fetched ahead only with an engine, for apt and apk images"
+        )
+    return packages, None
 
 
 def _installer(

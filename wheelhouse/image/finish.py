@@ -97,8 +97,10 @@ def fetch_runtime(
             )
     write_check(folder, {k: v for k, v in libraries.items() if v})
     placed = place(store, folder, result)
-    if placed is None:
-        return result.requested, None
+    if placed is None:  # the image has every package already: nothing to install
+        if result.requested:
+            notes.append(f"{target.final_image} has {' '.join(result.requested)} already")
+        return (), None
     return result.requested, placed.relative_to(folder).as_posix()
 
 
