@@ -4,6 +4,7 @@ rendering, and image-report's package-cache findings."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import zipfile
@@ -208,3 +209,44 @@ def test_package_caches_are_findings() -> None:
         assert is_package_cache(path), path
     for path in ("/var/lib/apt/lists/lock", "/var/lib/dpkg/status", "/usr/lib/apt/methods/http"):
         assert not is_package_cache(path), path
+
+
+# -- `wheelhouse dockerfile` without an engine --------------------------------------------
+
+
+def test_dockerfile_writes_layers_and_says_the_installer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from wheelhouse import config as config_mod
+    from wheelhouse.image import dockerfile as df
+
+    monkeypatch.setattr(df, "ensure_pip", lambda config, folder: folder / ".tools" / "pip.whl")
+    monkeypatch.setattr(df, "ensure_uv", lambda config, folder, arch: folder / ".tools" / "uv")
+    monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
+    root = tmp_path / "project"
+    write(root / "wheelhouse.toml", '[targets.slim]\npython-version = "3.11"\n')
+    folder = root / "wheelhouse" / "slim"
+    entries, pins = [], []
+    for name, size in (("big", 20_000_000), ("small", 2_000)):
+        filename = f"{name}-1.0-py3-none-any.whl"
+        data = b"x" * 10
+        write(folder / filename, "x" * 10)
+        entries.append({"name": name, "filename": filename, "size": size, "provenance": None})
+        digest = hashlib.sha256(data).hexdigest()
+        pins.append(Pin(name=name, version="1.0", hashes=(f"sha256:{digest}",)))  # type: ignore[arg-type]
+    lock = LockFile(target="slim", target_description="d", inputs_digest="i", pins=tuple(pins))
+    write(folder / "lock.txt", lock.render())
+    manifest = {"complete": True, "missing": [], "runtime_packages": [], "wheels": entries}
+    write(folder / "manifest.json", json.dumps(manifest))
+    cfg = config_mod.load(root, environ={"WHEELHOUSE_CACHE_DIR": str(tmp_path / "cache")})
+    res = df.dockerfile(cfg, cfg.target("slim"), engine=None, layers=None)
+    assert res.stage.layers == ("wheelhouse/slim/.layers/1", "wheelhouse/slim/.layers/2")
+    assert any(n.startswith("installer: uv 0.13.9, pip where uv cannot run") for n in res.notes)
+    assert "install layers, heaviest first: 20.0 MB, 0.0 MB" in res.notes
+    assert (folder / ".tools" / "check_env.py").is_file()  # the final check's program
+    assert res.stage.check and "check_env.py" in res.text
+    one = df.dockerfile(cfg, cfg.target("slim"), engine=None, installer="pip")
+    assert one.stage.layers == () and not (folder / ".layers").exists()
+    assert "installer: pip" in " ".join(one.notes) and "/uv pip" not in one.text
