@@ -185,9 +185,11 @@ def test_layers_mount_only_their_own_files() -> None:
 
 
 def test_the_stage_ends_with_the_environment_check() -> None:
-    text = st.render(_stage(check=True))
+    text = st.render(_stage(check=True, installer="pip"))
     last = text.rstrip().split("\nRUN ")[-1]
-    assert "pip --isolated check" in last
+    assert "pip --isolated check" in last and "uv pip check" not in last
+    auto = st.render(_stage(check=True, installer="auto")).rstrip().split("\nRUN ")[-1]
+    assert "uv pip check --python /opt/venv/bin/python" in auto and "pip --isolated check" in auto
     assert "-B /tmp/wheelhouse-tools/check_env.py /tmp/wheelhouse-tools/libraries.json" in last
     assert "check_env.py" not in st.render(_stage())
 
