@@ -31,24 +31,10 @@ def wheel_needs(config: Config, folder: Path, manifest: Manifest) -> dict[str, t
     for entry in manifest.wheels:
         path = folder / entry.filename
         if is_platform_wheel(entry.filename) and path.is_file():
-            needs.append(
-                cached_needs(
-                    path, _sha256(folder, entry.filename) or sha256_file(path), config.cache_dir
-                )
-            )
+            # the manifest's hash saves hashing a 2 GB wheel; the cache is keyed by it
+            sha256 = entry.sha256 or sha256_file(path)
+            needs.append(cached_needs(path, sha256, config.cache_dir))
     return outside_needs(needs)
-
-
-def _sha256(folder: Path, filename: str) -> str | None:
-    """The wheel's sha256 as the manifest records it (saves hashing 2 GB wheels)."""
-    try:
-        doc = json.loads((folder / "manifest.json").read_text())
-        for e in doc.get("wheels", []):
-            if isinstance(e, dict) and e.get("filename") == filename:
-                return str(e["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
 
 
 def fetch_runtime(

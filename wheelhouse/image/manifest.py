@@ -36,6 +36,7 @@ class WheelEntry:
     name: str
     filename: str
     size: int
+    sha256: str = ""  # as the manifest records it ("" when it does not)
 
 
 def read_manifest(config: Config, folder: Path) -> Manifest:
@@ -71,7 +72,12 @@ def read_manifest(config: Config, folder: Path) -> Manifest:
         if isinstance(entry, dict) and entry.get("provenance") and entry.get("name")
     )
     entries = tuple(
-        WheelEntry(name=str(e["name"]), filename=str(e["filename"]), size=int(e.get("size", 0)))
+        WheelEntry(
+            name=str(e["name"]),
+            filename=str(e["filename"]),
+            size=int(e.get("size", 0)),
+            sha256=str(e.get("sha256") or ""),
+        )
         for e in wheels
         if isinstance(e, dict) and e.get("name") and _plain_wheel(e.get("filename"))
     )
