@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,8 @@ def test_system_packages_install_offline_from_the_mount() -> None:
     assert "/tmp/wheelhouse-system/*.deb" in text
     assert "--network=none" in st.build_command(s, "Dockerfile")
     assert "!wheelhouse/slim/.system" in st.dockerignore(s)
+    # the legacy builder (copy fallback) has no RUN --mount: the network install
+    assert "apt-get update" in st.render(replace(s, mode="copy"))
     apk = st.render(_stage(family="apk", packages=("libgomp",), system_dir="w/.system"))
     assert "apk add --no-network --no-cache /tmp/wheelhouse-system/*.apk" in apk
     # no fetched files (dnf, no engine): the network install, and the build needs it

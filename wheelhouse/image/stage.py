@@ -43,6 +43,7 @@ from typing import Literal
 
 from wheelhouse.build.assemble import LOCK_NAME
 from wheelhouse.errors import ConfigError, EngineError
+from wheelhouse.image.sysrun import system_lines
 from wheelhouse.recipes import PACKAGE_NAME
 
 # pip, run from its wheel inside the build: pinned by version and hash (requires-python
@@ -80,7 +81,6 @@ IGNORE_SUFFIX = ".dockerignore"
 
 MOUNT = "/tmp/wheelhouse"
 TOOLS_MOUNT = "/tmp/wheelhouse-tools"
-SYSTEM_MOUNT = "/tmp/wheelhouse-system"
 APP_MOUNT = "/tmp/wheelhouse-app"
 VENV = "/opt/venv"
 WORKDIR = "/app"
@@ -194,55 +194,18 @@ def _pip(stage: Stage, tools: str) -> str:
 
 
 def _system_packages(stage: Stage) -> list[str]:
-    if not stage.packages:
-        return []
-    if stage.system_dir and stage.family in ("apt", "apk"):
-        return _system_offline(stage)
-    names = " ".join(stage.packages)
-    commands = {
-        "apt": (
-            "apt-get update \\\n"
-            " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-            f"{names} \\\n"
-            " && rm -rf /var/lib/apt/lists/*"
-        ),
-        "apk": f"apk add --no-cache {names}",
-        "dnf": f"dnf install -y --setopt=install_weak_deps=False {names} \\\n && dnf clean all",
-        "microdnf": f"microdnf install -y {names} \\\n && microdnf clean all",
-    }
-    assert stage.family in commands
-    return [
-        "# runtime system packages of the wheels built from source (apt/apk in one layer "
-        "with its cleanup)",
-        f"RUN {commands[stage.family]}",
-    ]
+    return system_lines(
+        family=stage.family,
+        packages=stage.packages,
+        system_dir=stage.system_dir,
+        offline=_offline_system(stage),
+    )
 
 
-def _system_offline(stage: Stage) -> list[str]:
-    """The fetched package files, installed from the bind mount with no network; apt's
-    cache, lists and logs live in tmpfs mounts for this RUN only, so the layer holds
-    the installed files and the package database, nothing else."""
-    mount = f"--mount=type=bind,source={stage.system_dir},target={SYSTEM_MOUNT}"
-    if stage.family == "apt":
-        tmpfs = "".join(
-            f" \\\n    --mount=type=tmpfs,target={t}"
-            for t in ("/var/cache/apt", "/var/lib/apt/lists", "/var/log/apt")
-        )
-        run = (
-            f"RUN {mount}{tmpfs} \\\n"
-            "    mkdir -p /var/cache/apt/archives/partial /var/lib/apt/lists/partial \\\n"
-            " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\\n"
-            f"      -o Dpkg::Options::=--log=/dev/null {SYSTEM_MOUNT}/*.deb"
-        )
-    else:
-        run = f"RUN {mount} \\\n    apk add --no-network --no-cache {SYSTEM_MOUNT}/*.apk"
-    return [
-        f"# runtime system packages ({' '.join(stage.packages)}) and their dependencies: "
-        "the distro's",
-        f"# own files, fetched by `wheelhouse dockerfile` into {stage.system_dir}/, "
-        "installed offline",
-        run,
-    ]
+def _offline_system(stage: Stage) -> bool:
+    """The fetched package files are installed from a bind mount: not by the legacy
+    builder (the copy fallback), which installs them from the network as before."""
+    return bool(stage.system_dir) and stage.family in ("apt", "apk") and stage.mode == "mount"
 
 
 def _venv(stage: Stage) -> str:
@@ -375,7 +338,7 @@ def _app(stage: Stage) -> list[str]:
 
 
 def build_command(stage: Stage, dockerfile: str) -> str:
-    offline = not stage.packages or (stage.system_dir and stage.family in ("apt", "apk"))
+    offline = not stage.packages or _offline_system(stage)
     network = " --network=none" if offline else ""
     if stage.mode == "mount":
         return f"DOCKER_BUILDKIT=1 docker build -f {shlex.quote(dockerfile)}{network} -t IMAGE ."
