@@ -11,8 +11,15 @@ with wheelhouse (untimed), then made into an image three ways from the same lock
   copy-wheels    the common multi-stage blog pattern: the wheels in a first stage, then
                  `COPY --from` them into the slim final stage, a venv with pip, `pip
                  install --no-index`, `rm -rf` the wheels (their layer stays in the image)
-  wheelhouse     `wheelhouse dockerfile`: the wheelhouse bind-mounted for one RUN, pip run
-                 from its wheel into a venv without pip, the app copied last
+  uv guide       uv's Docker guide (bench/_image_rows.py): a cache mount and `uv pip install`
+                 from the index; "cold" with an empty cache mount, "warm" with it filled
+  wheelhouse pip `wheelhouse dockerfile --installer pip`: the wheelhouse bind-mounted for
+                 one RUN, pip run from its wheel into a venv without pip, the app copied last
+  wheelhouse uv  `wheelhouse dockerfile` (uv, hash-pinned, run from the mount, offline)
+
+then a second app of generated stand-in wheels (>= 1 GB installed, on a loopback index):
+one install layer vs `--layers auto`, cold, and rebuilt after one small pin is bumped
+(--big-mb sets its size; 0 skips it).
 
 Every Dockerfile copies app.py last, so all three can rebuild only the app's layer; each
 builds with BuildKit (DOCKER_BUILDKIT=1) and its own `<Dockerfile>.dockerignore`. Cold
@@ -43,6 +50,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import _image_rows as rows
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "ml-app"
@@ -148,6 +157,8 @@ class Way:
     steps_total: int = 0
     size: int = 0
     report: dict[str, object] = field(default_factory=dict)
+    install_step: str = ""  # a string in its install RUN, for that step's seconds
+    install: float = 0.0  # the install step's seconds in the cold build
 
     def build(self, engine: str, context: Path, *, no_cache: bool) -> float:
         argv = [engine, "build", "--progress=plain", "-f", str(self.dockerfile), "-t", self.tag]
@@ -163,6 +174,8 @@ class Way:
         )
         seconds = time.perf_counter() - start
         self.steps_run, self.steps_total = steps_run(res.stdout + res.stderr)
+        if no_cache and self.install_step:
+            self.install = rows.step_seconds(res.stdout + res.stderr, self.install_step)
         return seconds
 
 
@@ -213,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one script, top 
         "--repeat", type=int, default=3, help="rebuilds after an app change, per way (default: 3)"
     )
     p.add_argument("--keep", action="store_true", help="keep the project and the images")
+    p.add_argument(
+        "--big-mb", type=int, default=1100, help="the stand-in app's size in MB (0: skip it)"
+    )
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -275,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one script, top 
             env=env,
             what="wheelhouse dockerfile",
         )
+        run(
+            [*wh, "dockerfile", "--target", TARGET, "--app", "app.py", "--cmd",
+             "python app.py smoke", "--whole", "--install", "mount", "--installer", "pip",
+             "--output", "Dockerfile.whpip"],
+            cwd=project, env=env, what="wheelhouse dockerfile --installer pip",
+        )  # fmt: skip
         wheels = list((project / "wheelhouse" / TARGET).glob("*.whl"))
         say(
             f"wheelhouse:  lock {t1 - t0:.1f} s, build {t2 - t1:.1f} s (cold cache), "
@@ -286,32 +308,58 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one script, top 
         ca = ca_bundle()
         if ca:
             shutil.copy(ca, project / CA_IN_CONTEXT)
+        suffix = os.urandom(4).hex()
+        shutil.copy(project / "wheelhouse" / TARGET / ".tools" / "uv", project / "uv")
         for name, (text, ignore) in (
             ("single", single_stage(builder, args.index_url, ca is not None)),
             ("copy", copy_wheels(builder, final)),
+            ("uvguide", rows.uv_guide(final, args.index_url, ca is not None, f"bench-{suffix}")),
         ):
             (project / f"Dockerfile.{name}").write_text(text)
             (project / f"Dockerfile.{name}.dockerignore").write_text(ignore)
 
-        suffix = os.urandom(4).hex()
         ways = [
             Way(
                 name="single-stage pip",
                 dockerfile=project / "Dockerfile.single",
                 network=True,
                 tag=f"wheelhouse-bench-single:{suffix}",
+                install_step="pip install",
             ),
             Way(
                 name="copy-wheels",
                 dockerfile=project / "Dockerfile.copy",
                 network=False,
                 tag=f"wheelhouse-bench-copy:{suffix}",
+                install_step="pip install",
+            ),
+            Way(  # a fresh cache id: its cache mount starts empty
+                name="uv guide cold",
+                dockerfile=project / "Dockerfile.uvguide",
+                network=True,
+                tag=f"wheelhouse-bench-uvcold:{suffix}",
+                install_step="uv venv",
+            ),
+            Way(  # built right after it: the same cache mount, now filled
+                name="uv guide warm",
+                dockerfile=project / "Dockerfile.uvguide",
+                network=True,
+                tag=f"wheelhouse-bench-uvwarm:{suffix}",
+                install_step="uv venv",
             ),
             Way(
-                name="wheelhouse",
+                name="wheelhouse pip",
+                dockerfile=project / "Dockerfile.whpip",
+                network=False,
+                tag=f"wheelhouse-bench-whpip:{suffix}",
+                install_step="-m venv",
+            ),
+            Way(
+                name="wheelhouse uv",
                 dockerfile=project / "Dockerfile.wheelhouse",
                 network=False,
                 tag=f"wheelhouse-bench-wheelhouse:{suffix}",
+                install_step="-m venv",
             ),
         ]
 
@@ -327,7 +375,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one script, top 
                 what=f"image-report {w.tag}",
             )
             w.report = json.loads(out.stdout)
-            say(f"cold        {w.name:<18}{w.cold:8.2f} s   {w.size / 1e6:8.1f} MB")
+            say(
+                f"cold        {w.name:<18}{w.cold:8.2f} s   {w.size / 1e6:8.1f} MB   "
+                f"install step {w.install:.2f} s"
+            )
             smoke = run(
                 [args.engine, "run", "--rm", "--network", "none", w.tag],
                 what=f"smoke check of {w.name}",
@@ -354,17 +405,18 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one script, top 
         say(f"images: full {builder}, slim {final} ({base / 1e6:.1f} MB)   engine {args.engine}")
         say()
         say(
-            f"{'way':<18}{'cold s':>8}{'rebuild s':>11}{'rebuilt':>9}{'image MB':>10}"
-            f"{'over slim':>11}{'wheels':>8}{'compilers':>11}"
+            f"{'way':<18}{'cold s':>8}{'install s':>10}{'rebuild s':>11}{'rebuilt':>9}"
+            f"{'image MB':>10}{'over slim':>11}{'wheels':>8}{'compilers':>11}"
         )
-        say("-" * 86)
+        say("-" * 96)
         for w in ways:
             findings = w.report.get("findings", [])
             assert isinstance(findings, list)
             n_wheels = sum(1 for f in findings if f["kind"] == "wheel")
             n_cc = sum(1 for f in findings if f["kind"] == "compiler")
             say(
-                f"{w.name:<18}{w.cold:>8.1f}{statistics.median(w.rebuilds):>11.2f}"
+                f"{w.name:<18}{w.cold:>8.1f}{w.install:>10.2f}"
+                f"{statistics.median(w.rebuilds):>11.2f}"
                 f"{len(w.steps_run):>5}/{w.steps_total:<3}{w.size / 1e6:>10.1f}"
                 f"{(w.size - base) / 1e6:>11.1f}{n_wheels:>8}{n_cc:>11}"
             )
@@ -374,7 +426,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one script, top 
             f"slim base itself has {_base_wheels(wh, args.engine, final, env, work)} wheel files "
             "from python3-venv, for ensurepip)"
         )
-        single, copy, ours = ways
+        single, copy, _, uv_warm, ours_pip, ours = ways
+        say(
+            f"install step: wheelhouse pip / wheelhouse uv = {ours_pip.install / ours.install:.1f}x"
+            f"; cold build: uv guide warm / wheelhouse uv = {uv_warm.cold / ours.cold:.2f}x"
+        )
         say(
             f"image size: single-stage / wheelhouse = {single.size / ours.size:.2f}x, "
             f"copy-wheels / wheelhouse = {copy.size / ours.size:.2f}x"
@@ -383,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one script, top 
             f"over the slim base: copy-wheels adds {(copy.size - ours.size) / 1e6:.1f} MB "
             "more than wheelhouse (the wheels' COPY layer, pip and setuptools in the venv)"
         )
+        if args.big_mb > 0:
+            say()
+            rows.big_app(
+                work / "big", args.engine, final, args.python_version, args.big_mb, wh,
+                clean_env, run, say,
+            )  # fmt: skip
         say(f"(total {time.perf_counter() - started:.0f} s)")
         if args.keep:
             say(f"kept: {work} and images {', '.join(w.tag for w in ways)}")

@@ -223,3 +223,12 @@ class BaseConflictError(ResolveError):
 
     exit_code = 21
     kind = "base conflict"
+
+
+class SystemPackageError(WheelhouseError):
+    """The final image's package manager could not fetch a runtime system package (an
+    unknown name, an unreachable mirror): `wheelhouse dockerfile` fetches them ahead so the
+    final stage installs them offline."""
+
+    exit_code = 25
+    kind = "system package"

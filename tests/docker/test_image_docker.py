@@ -149,7 +149,7 @@ def test_dockerfile_binds_the_wheelhouse_and_is_deterministic(app: App) -> None:
         'CMD ["python", "app.py", "smoke"]',
     ]
     pip = app.project / "wheelhouse" / "slim" / ".tools"
-    assert [p.name for p in pip.iterdir()] == [PIP_FILENAME]
+    assert PIP_FILENAME in [p.name for p in pip.iterdir()]  # and uv, the check's files
     # the same inputs give the same bytes
     app.wh("dockerfile", "--target", "slim", "--app", "app.py", "--cmd", "python app.py smoke",
            "--output", "Dockerfile.again", "--whole")  # fmt: skip

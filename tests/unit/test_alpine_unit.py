@@ -61,6 +61,7 @@ def test_final_dockerfile_for_alpine_uses_apk_and_recipes_apk_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(df, "ensure_pip", lambda config, folder: folder / ".tools" / "pip.whl")
+    monkeypatch.setattr(df, "ensure_uv", lambda config, folder, arch: None)
     monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
     root = tmp_path / "project"
     write(root / "wheelhouse.toml", '[targets.alpine]\npython-version = "3.12"\n')

@@ -252,6 +252,7 @@ final-image = "final:1"
 def no_pip(monkeypatch: pytest.MonkeyPatch) -> None:
     """No network here: the pip wheel is the e2e test's business."""
     monkeypatch.setattr(df, "ensure_pip", lambda config, folder: folder / ".tools" / "pip.whl")
+    monkeypatch.setattr(df, "ensure_uv", lambda config, folder, arch: None)  # uv: the same
 
 
 def test_without_an_engine_it_falls_back_to_the_targets_libc_and_says_so(

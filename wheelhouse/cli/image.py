@@ -57,6 +57,24 @@ if TYPE_CHECKING:
     help="mount: bind-mount the wheelhouse (BuildKit); copy: a throwaway install stage, "
     "for builders without bind mounts; auto: ask the engine.",
 )
+@click.option(
+    "--layers",
+    "layers",
+    metavar="auto|N",
+    help="Split the install into layers by wheel size, heaviest first, each RUN mounting "
+    "only its own wheels (auto: one per size decade; N: at most N). Default: one layer.",
+)
+@click.option(
+    "--installer",
+    type=click.Choice(["auto", "uv", "pip"]),
+    default="auto",
+    show_default=True,
+    help="uv (hash-pinned, run from the mount), pip (run from its wheel), or auto: uv, "
+    "and pip where uv cannot run in the image.",
+)
+@click.option(
+    "--compile-bytecode", is_flag=True, help="uv: compile .pyc files at install (pip always does)."
+)
 @click.pass_obj
 def dockerfile(
     obj: Context,
@@ -66,14 +84,18 @@ def dockerfile(
     output: Path | None,
     whole: bool,
     install_mode: str,
+    layers: str | None,
+    installer: str,
+    compile_bytecode: bool,
 ) -> None:
     """Write the final stage that installs wheelhouse/<target>/ offline (no wheel, no pip
     and no compiler in the image)."""
     import shlex
     from typing import cast
 
-    from wheelhouse.image import IGNORE_SUFFIX, InstallMode, build_command
+    from wheelhouse.image import IGNORE_SUFFIX, Installer, InstallMode, build_command
     from wheelhouse.image import dockerfile as dockerfile_mod
+    from wheelhouse.image.layers import parse_layers
 
     cfg = obj.config()
     if target_name is None:
@@ -97,6 +119,9 @@ def dockerfile(
         mode=cast(InstallMode, install_mode),  # click.Choice admits only these
         whole=whole,
         dockerfile_name=name,
+        installer=cast(Installer, installer),  # click.Choice admits only these
+        compile_bytecode=compile_bytecode,
+        layers="one" if layers is None else parse_layers(layers),
     )
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
@@ -123,31 +148,56 @@ def dockerfile(
 @click.option(
     "--strict",
     is_flag=True,
-    help="Exit 12 when the image's own layers hold a .whl file or a compiler.",
+    help="Exit 12 when the image's own layers hold a .whl file, a compiler or a package "
+    "manager's lists or caches.",
 )
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.option(
+    "--libraries",
+    is_flag=True,
+    help="Also check, in a container of the image (no network), that every compiled file "
+    "of its Python environment finds its shared libraries (with --strict: exit 12 if not).",
+)
 @click.pass_obj
-def image_report(obj: Context, image: str, base: str | None, strict: bool, as_json: bool) -> None:
-    """An image's size, its layers, and any wheel file or compiler in it."""
+def image_report(
+    obj: Context, image: str, base: str | None, strict: bool, as_json: bool, libraries: bool
+) -> None:
+    """An image's size, its layers, any wheel file, compiler or package cache in it."""
     import json
 
     from wheelhouse.errors import ImageCheckError
     from wheelhouse.image import report as report_mod
 
-    report = report_mod.report(obj.engine_factory()(), image, base)
+    engine = obj.engine_factory()()
+    report = report_mod.report(engine, image, base)
+    loads, said = report_mod.check_libraries(engine, image) if libraries else (True, ())
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+        doc = report.as_dict()
+        if libraries:
+            doc["libraries"] = {"ok": loads, "messages": list(said)}
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
         _render_image_report(report)
-    bad = report.added("wheel") + report.added("compiler")
+        for line in said:
+            click.echo(f"libraries: {line.removeprefix('wheelhouse: ')}")
+    if strict and not loads:
+        raise ImageCheckError(
+            f"{image}: compiled files cannot load their shared libraries:\n"
+            + "\n".join(x for x in said if "needs" in x),
+            hint="install the named system packages in the image (`wheelhouse dockerfile` "
+            "adds them when it can find the library's package)",
+        )
+    bad = report.added("wheel") + report.added("compiler") + report.added("package-cache")
     if strict and bad:
         shown = ", ".join(f"{f.path} (layer {f.layer})" for f in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise ImageCheckError(
-            f"{image} holds {len(report.added('wheel'))} wheel file(s) and "
-            f"{len(report.added('compiler'))} compiler(s): {shown}{more}",
-            hint="install wheels from a bind mount (`wheelhouse dockerfile`) and build in a "
-            "separate stage, so neither lands in the final image's layers",
+            f"{image} holds {len(report.added('wheel'))} wheel file(s), "
+            f"{len(report.added('compiler'))} compiler(s) and "
+            f"{len(report.added('package-cache'))} package list/cache file(s): {shown}{more}",
+            hint="install wheels from a bind mount (`wheelhouse dockerfile`), build in a "
+            "separate stage, and clean the package manager in the RUN that uses it (or let "
+            "`wheelhouse dockerfile` install the runtime packages offline)",
         )
 
 
@@ -166,12 +216,16 @@ def _render_image_report(r: Report) -> None:
         mark = "base" if layer.in_base else "    "
         what = " ".join(layer.created_by.split())[:90] or "-"
         click.echo(f"  {layer.index:>3} {mark} {_mb(layer.size):>10}  {what}")
-    for kind in ("wheel", "compiler"):
+    for kind, label in (
+        ("wheel", "wheels"),
+        ("compiler", "compilers"),
+        ("package-cache", "package lists/caches"),
+    ):
         found = [f for f in r.findings if f.kind == kind]
         if not found:
-            click.echo(f"{kind}s: none")
+            click.echo(f"{label}: none")
             continue
-        click.echo(f"{kind}s: {len(found)}")
+        click.echo(f"{label}: {len(found)}")
         for f in found[:20]:
             where = "base layer" if f.in_base else "layer"
             gone = "" if f.present else " (deleted later, still shipped)"

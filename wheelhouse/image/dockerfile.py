@@ -27,16 +27,19 @@ from wheelhouse.image.stage import (
     PIP_FILENAME,
     PIP_REQUIRES_PYTHON,
     PYTHON_PACKAGES,
+    UV_VERSION,
+    Installer,
     Mode,
     Stage,
     check_context_path,
     dockerignore,
     render,
 )
+from wheelhouse.image.system import SonameLookup, naming_policy
 
 # Called through this module's globals (not as tools.ensure_pip), so that tests without
 # a network replace them here with monkeypatch.setattr(dockerfile, "ensure_pip", ...).
-from wheelhouse.image.tools import build_app_wheel, ensure_pip
+from wheelhouse.image.tools import build_app_wheel, ensure_pip, ensure_uv
 from wheelhouse.recipes import PACKAGE_NAME, Recipes
 
 if TYPE_CHECKING:
@@ -63,6 +66,10 @@ def dockerfile(
     mode: InstallMode = "auto",
     whole: bool = False,
     dockerfile_name: str = "Dockerfile",
+    installer: Installer = "auto",
+    compile_bytecode: bool = False,
+    layers: int | Literal["one"] | None = "one",
+    lookup: SonameLookup = naming_policy,
 ) -> Result:
     """Check the wheelhouse of `target`, probe its final image, place the pip wheel (and
     build the app's wheel if the app is a project), and render the stage."""
@@ -77,6 +84,12 @@ def dockerfile(
         packages = tuple(sorted({*packages, *PYTHON_PACKAGES.get(family or "", ())}))
     chosen = _install_mode(mode, engine, folder, notes)
     ensure_pip(config, folder)
+    packages, system_dir = _system(
+        config, target, folder, engine, family=family, packages=packages, manifest=manifest,
+        lookup=lookup, bare=bare, notes=notes,
+    )  # fmt: skip
+    chosen_installer = _installer(config, target, folder, installer, notes)
+    layer_folders = _layers(folder, manifest, layers, chosen, notes)
     app_files, app_wheel = _app_parts(config, target, app)
     inherit = bool(manifest.base or manifest.replaces)
     base_paths = _base_paths(target, engine, notes) if inherit else ()
@@ -96,9 +109,93 @@ def dockerfile(
         notes=tuple(notes),
         system_site_packages=inherit,
         base_paths=base_paths,
+        system_dir=system_dir and _context_folder(config, folder / system_dir),
+        installer=chosen_installer,
+        compile_bytecode=compile_bytecode,
+        layers=tuple(_context_folder(config, folder / f) for f in layer_folders),
+        check=True,
     )
     text = render(stage, whole=whole, dockerfile=dockerfile_name)
     return Result(stage=stage, text=text, ignore=dockerignore(stage), notes=tuple(notes))
+
+
+def _system(
+    config: Config,
+    target: Target,
+    folder: Path,
+    engine: Callable[[], Engine] | None,
+    *,
+    family: str | None,
+    packages: tuple[str, ...],
+    manifest: Manifest,
+    lookup: SonameLookup,
+    bare: bool,
+    notes: list[str],
+) -> tuple[tuple[str, ...], str | None]:
+    """(runtime packages, their fetched files' folder in the wheelhouse or None): fetched
+    ahead where an engine can run the final image (apt, apk); the final check's files."""
+    from wheelhouse.image.finish import fetch_runtime, write_check
+
+    if engine is not None and family in ("apt", "apk"):
+        try:
+            return fetch_runtime(
+                config, target, folder, engine(), family=family, packages=packages,
+                manifest=manifest, lookup=lookup, python=not bare, notes=notes,
+            )  # fmt: skip
+        except EngineError as e:  # no image to run (the probe said so too): as before
+            notes.append(f"runtime packages not fetched ahead: {e.message.splitlines()[0]}")
+    write_check(folder, {})
+    if packages:
+        notes.append(
+            "the runtime packages are installed from the network (`docker build` needs it): "
+            "they are fetched ahead only with an engine, for apt and apk images"
+        )
+    return packages, None
+
+
+def _installer(
+    config: Config, target: Target, folder: Path, asked: Installer, notes: list[str]
+) -> Installer:
+    """uv where wheelhouse pins one for the target's arch; pip otherwise (said)."""
+    if asked == "pip":
+        notes.append(f"installer: pip {PIP_FILENAME.split('-')[1]} (--installer pip)")
+        return "pip"
+    if ensure_uv(config, folder, target.arch) is None:
+        if asked == "uv":
+            raise ToolError(
+                f"--installer uv: wheelhouse pins no uv for {target.arch}",
+                hint="use --installer auto or pip",
+            )
+        notes.append(f"installer: pip (no uv pinned for {target.arch})")
+        return "pip"
+    fallback = ", pip where uv cannot run" if asked == "auto" else ""
+    notes.append(f"installer: uv {UV_VERSION}{fallback} (--installer uv|pip|auto)")
+    return asked
+
+
+def _layers(
+    folder: Path, manifest: Manifest, layers: int | Literal["one"] | None, mode: Mode,
+    notes: list[str],
+) -> tuple[str, ...]:  # fmt: skip
+    """The install layers' folders (layers.py), relative to `folder`; () for one."""
+    from wheelhouse.image.layers import Wheel, remove_layers, split, write_layers
+    from wheelhouse.lock.lockfile import read
+
+    if layers == "one" or layers == 1:
+        remove_layers(folder)
+        return ()
+    if mode == "copy":
+        notes.append("--layers: the copy fallback installs in one layer")
+        remove_layers(folder)
+        return ()
+    lock = read(folder / "lock.txt")
+    if lock is None:
+        raise InputError(f"no lock.txt in {folder}", hint="rerun `wheelhouse build`")
+    wheels = [Wheel(name=w.name, filename=w.filename, size=w.size) for w in manifest.wheels]
+    groups = split(wheels, layers)
+    sizes = ", ".join(f"{sum(w.size for w in g) / 1e6:.1f} MB" for g in groups)
+    notes.append(f"install layers, heaviest first: {sizes}")
+    return write_layers(folder, lock, groups)
 
 
 def _context_folder(config: Config, folder: Path) -> str:

@@ -31,6 +31,16 @@ class Manifest:
     # not in the folder, and the base packages the lock replaces ("numpy 1.26.4 -> 2.1.3")
     base: tuple[str, ...] = ()
     replaces: tuple[str, ...] = ()
+    # The wheels (project name, file name, size): what the install layers split.
+    wheels: tuple[WheelEntry, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class WheelEntry:
+    name: str
+    filename: str
+    size: int
+    sha256: str = ""  # as the manifest records it ("" when it does not)
 
 
 def read_manifest(config: Config, folder: Path) -> Manifest:
@@ -65,6 +75,16 @@ def read_manifest(config: Config, folder: Path) -> Manifest:
         for entry in wheels
         if isinstance(entry, dict) and entry.get("provenance") and entry.get("name")
     )
+    entries = tuple(
+        WheelEntry(
+            name=str(e["name"]),
+            filename=str(e["filename"]),
+            size=int(e.get("size", 0)),
+            sha256=str(e.get("sha256") or ""),
+        )
+        for e in wheels
+        if isinstance(e, dict) and e.get("name") and _plain_wheel(e.get("filename"))
+    )
     base = data.get("base") if isinstance(data.get("base"), dict) else {}
     provided = tuple(
         f"{p['name']}=={p['version']}"
@@ -78,4 +98,10 @@ def read_manifest(config: Config, folder: Path) -> Manifest:
         built=built,
         base=provided,
         replaces=replaces,
+        wheels=entries,
     )
+
+
+def _plain_wheel(name: object) -> bool:
+    """A wheel's file name in the folder: never a path (it is linked into .layers/)."""
+    return isinstance(name, str) and name.endswith(".whl") and "/" not in name and name[0] != "."

@@ -1,5 +1,5 @@
 """`wheelhouse image-report`: what an image weighs, layer by layer, and whether it ships
-wheel files or a compiler.
+wheel files, a compiler or a package manager's lists and caches.
 
 The image is read from `docker save` (its layer tars and its config), not from a
 container: that works for images without a shell or any tool, and sees every layer,
@@ -22,7 +22,7 @@ from wheelhouse.errors import EngineError
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
 
-Kind = Literal["wheel", "compiler"]
+Kind = Literal["wheel", "compiler", "package-cache"]
 
 # C/C++ compiler drivers, plain or target-prefixed and versioned (gcc, cc, g++, c++, clang,
 # x86_64-linux-gnu-gcc-12, clang-16), in a bin folder; and gcc's compiler proper (cc1).
@@ -30,6 +30,10 @@ _COMPILER = re.compile(
     r"(?:[A-Za-z0-9_.]+-)*(?:gcc|g\+\+|cc|c\+\+|clang|clang\+\+)(?:-\d+(?:\.\d+)*)?"
 )
 _BIN = ("bin", "sbin")
+# What a package manager leaves unless told not to: apt's package lists, its binary
+# caches and downloaded archives, apk's and dnf's caches. Only files: the folders and
+# apt's lock files are part of every Debian image.
+_PACKAGE_CACHES = ("/var/lib/apt/lists/", "/var/cache/apt/", "/var/cache/apk/", "/var/cache/dnf/")
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 
@@ -85,6 +89,25 @@ class Report:
         }
 
 
+def check_libraries(engine: Engine, image: str) -> tuple[bool, tuple[str, ...]]:
+    """The final stage's extension-load check (_scripts/check_env.py), run in a container
+    of the image under its first python on PATH (the venv's, in a wheelhouse image), with
+    no network: (whether every compiled file loads its libraries, what it said)."""
+    from wheelhouse._scripts import script
+    from wheelhouse.engine import FIND_PYTHON
+
+    command = ["sh", "-c", f'{FIND_PYTHON}; exec "$PY" -B -c "$WHEELHOUSE_CHECK"']
+    with engine.container(image, command, env={"WHEELHOUSE_CHECK": script("check_env")}) as c:
+        res = c.run()
+    lines = [x for x in (res.stdout + res.stderr).splitlines() if x.startswith("wheelhouse:")]
+    if not res.ok and not lines:
+        raise EngineError(
+            f"cannot run the library check in {image}: {res.tail(3)}",
+            hint="--libraries needs sh and python in the image",
+        )
+    return res.ok, tuple(lines)
+
+
 def is_compiler(path: str) -> bool:
     parts = PurePosixPath(path).parts
     if len(parts) >= 2 and parts[-2] in _BIN and _COMPILER.fullmatch(parts[-1]):
@@ -92,9 +115,15 @@ def is_compiler(path: str) -> bool:
     return parts[-1:] in (("cc1",), ("cc1plus",)) and "gcc" in parts
 
 
+def is_package_cache(path: str) -> bool:
+    return path.startswith(_PACKAGE_CACHES) and PurePosixPath(path).name != "lock"
+
+
 def kind_of(path: str, member: tarfile.TarInfo) -> Kind | None:
     if path.endswith(".whl") and (member.isreg() or member.islnk()):
         return "wheel"
+    if member.isreg() and is_package_cache(path):
+        return "package-cache"
     if (member.isreg() or member.islnk() or member.issym()) and is_compiler(path):
         return "compiler"
     return None

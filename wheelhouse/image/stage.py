@@ -43,6 +43,7 @@ from typing import Literal
 
 from wheelhouse.build.assemble import LOCK_NAME
 from wheelhouse.errors import ConfigError, EngineError
+from wheelhouse.image.sysrun import system_lines
 from wheelhouse.recipes import PACKAGE_NAME
 
 # pip, run from its wheel inside the build: pinned by version and hash (requires-python
@@ -53,6 +54,23 @@ PIP_VERSION = "26.0.1"
 PIP_SHA256 = "bdb1b08f4274833d62c1aa29e20907365a2ceb950410df15fc9521bad440122b"
 PIP_REQUIRES_PYTHON = ">=3.9"
 PIP_FILENAME = f"pip-{PIP_VERSION}-py3-none-any.whl"
+# uv, the fast installer: its musllinux wheels hold a static executable that runs on glibc
+# and musl images alike; tools.py extracts it from the hash-pinned wheel into .tools/.
+UV_VERSION = "0.13.9"
+UV_WHEELS = {  # arch -> (wheel, sha256) on PyPI
+    "x86_64": (
+        f"uv-{UV_VERSION}-py3-none-musllinux_1_1_x86_64.whl",
+        "2c45530751517d6c3bbc69a19473f6effe47cce047bede01ffd8af7ea7b36b25",
+    ),
+    "aarch64": (
+        f"uv-{UV_VERSION}-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64"
+        ".musllinux_1_1_aarch64.whl",
+        "5435c5ce14a56431208ca0996416d310f1598e8c2c8ba707688985a16bb82dbe",
+    ),
+}
+UV_BINARY = "uv"
+CHECK_SCRIPT = "check_env.py"  # in .tools/: the final stage's library check
+LIBRARIES_NAME = "libraries.json"  # in .tools/: soname -> distro package, for its message
 
 # Where the stage reads its files in the build context (tools.py writes them there)
 TOOLS_DIR = ".tools"  # <output>/<target>/.tools/: the pip wheel
@@ -70,6 +88,7 @@ STAGE = "wheelhouse-final"
 INSTALL_STAGE = "wheelhouse-install"
 
 Mode = Literal["mount", "copy"]
+Installer = Literal["auto", "uv", "pip"]  # auto: uv, and pip where uv cannot run
 FAMILIES = ("apt", "apk", "dnf", "microdnf")
 # A final image without Python gets its distro's (venv: Debian/Ubuntu split it out)
 PYTHON_PACKAGES = {"apt": ("python3", "python3-venv"), "apk": ("python3",)}
@@ -105,6 +124,12 @@ class Stage:
     # ...and where the image's interpreter is a venv's, its site-packages folders, named in
     # a .pth file of /opt/venv (a venv made from a venv's python does not see them)
     base_paths: tuple[str, ...] = ()
+    # the runtime packages' files, fetched ahead (system.py): installed offline from here
+    system_dir: str | None = None
+    installer: Installer = "pip"
+    compile_bytecode: bool = False  # uv: compile .pyc at install (pip always does)
+    layers: tuple[str, ...] = ()  # context-relative folders, one RUN each (layers.py)
+    check: bool = False  # end with `pip check` and the extension-load check
 
     def __post_init__(self) -> None:
         if not _IMAGE.fullmatch(self.final_image):
@@ -136,6 +161,8 @@ class Stage:
             )
         for path in (
             self.wheelhouse,
+            *self.layers,
+            *([self.system_dir] if self.system_dir else []),
             *self.app_files,
             *([self.app_wheel] if self.app_wheel else []),
         ):
@@ -179,38 +206,137 @@ def _pip(stage: Stage, tools: str) -> str:
 
 
 def _system_packages(stage: Stage) -> list[str]:
-    if not stage.packages:
-        return []
-    names = " ".join(stage.packages)
-    commands = {
-        "apt": (
-            "apt-get update \\\n"
-            " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-            f"{names} \\\n"
-            " && rm -rf /var/lib/apt/lists/*"
-        ),
-        "apk": f"apk add --no-cache {names}",
-        "dnf": f"dnf install -y --setopt=install_weak_deps=False {names} \\\n && dnf clean all",
-        "microdnf": f"microdnf install -y {names} \\\n && microdnf clean all",
-    }
-    assert stage.family in commands
-    return [
-        "# runtime system packages of the wheels built from source (apt/apk in one layer "
-        "with its cleanup)",
-        f"RUN {commands[stage.family]}",
-    ]
+    return system_lines(
+        family=stage.family,
+        packages=stage.packages,
+        system_dir=stage.system_dir,
+        offline=_offline_system(stage),
+    )
+
+
+def _offline_system(stage: Stage) -> bool:
+    """The fetched package files are installed from a bind mount: not by the legacy
+    builder (the copy fallback), which installs them from the network as before."""
+    return bool(stage.system_dir) and stage.family in ("apt", "apk") and stage.mode == "mount"
+
+
+def _venv(stage: Stage) -> str:
+    """The one place the venv is made: without pip (it runs from its wheel); seeing the
+    final image's packages when the lock inherits them."""
+    return f"{shlex.quote(stage.python)} -m venv --without-pip{_site(stage)} {VENV}{_pth(stage)}"
+
+
+# uv records each wheel file's mtime in <dist-info>/uv_cache.json (its own cache
+# bookkeeping, listed in RECORD): the host's file times would make two installs of the
+# same wheels differ (a layered and a one-layer one, two builds). pip writes no such file.
+UV_TIDY = (
+    f"find {VENV} -path '*.dist-info/uv_cache.json' -exec sh -c "
+    """'rm "$1" && sed -i "/uv_cache\\.json,/d" "${1%/*}/RECORD"' _ {} \\;"""
+)
+
+
+def _uv(stage: Stage, tools: str) -> str:
+    compile_ = " --compile-bytecode" if stage.compile_bytecode else ""
+    return (
+        f"{tools}/{UV_BINARY} pip install --python {VENV}/bin/python --offline --no-index "
+        f"--no-cache \\\n      --link-mode copy{compile_}"
+    )
+
+
+def _install(stage: Stage, tools: str, folder: str, *, no_deps: bool = False) -> str:
+    """Install `folder`/lock.txt from `folder` with the stage's installer; auto: uv when
+    it runs in this image, else pip, and the build log says which."""
+    deps = " --no-deps" if no_deps else ""
+    args = f"--require-hashes{deps} --find-links {folder} -r {folder}/{LOCK_NAME}"
+    pip = f"{_pip(stage, tools)} \\\n      {args}"
+    uv = f"{_uv(stage, tools)} \\\n      {args} \\\n    && {UV_TIDY}"
+    if stage.installer == "pip":
+        return pip
+    if stage.installer == "uv":
+        return f"{uv}"
+    return (
+        f"if {tools}/{UV_BINARY} --version >/dev/null 2>&1; then \\\n"
+        f"    echo 'wheelhouse: installing with uv {UV_VERSION}' \\\n"
+        f"    && {uv}; \\\n"
+        "    else \\\n"
+        f"    echo 'wheelhouse: uv cannot run in this image: installing with pip "
+        f"{_pip_version(stage)}' \\\n"
+        f"    && {pip}; \\\n"
+        "    fi"
+    )
 
 
 def _install_deps(stage: Stage, mounted: bool) -> list[str]:
-    py = shlex.quote(stage.python)
+    if stage.layers and mounted:
+        return _install_layers(stage)
     mount = (
         f"--mount=type=bind,source={stage.wheelhouse},target={MOUNT} \\\n    " if mounted else ""
     )
+    # uv does not count the final image's packages as installed: --no-deps (the lock is
+    # complete but for the image's own pins)
+    install = _install(stage, f"{MOUNT}/{TOOLS_DIR}", MOUNT, no_deps=stage.system_site_packages)
+    return [f"RUN {mount}{_venv(stage)} \\\n && {install}"]
+
+
+def _install_layers(stage: Stage) -> list[str]:
+    """One RUN per layer, each mounting only its own folder (and the tools)."""
+    out: list[str] = []
+    # the installers' files alone, not .tools/: what else is there (the check's soname
+    # map) must not change a layer's cache key
+    names = [stage.pip_wheel] + ([UV_BINARY] if stage.installer != "pip" else [])
+    tools = " \\\n    ".join(
+        f"--mount=type=bind,source={stage.wheelhouse}/{TOOLS_DIR}/{name},"
+        f"target={TOOLS_MOUNT}/{name}"
+        for name in names
+    )
+    for n, folder in enumerate(stage.layers, start=1):
+        venv = f"{_venv(stage)} \\\n && " if n == 1 else ""
+        out += [
+            f"# install layer {n} of {len(stage.layers)}: {folder}/ only (--no-deps: the lock "
+            "is complete)",
+            f"RUN --mount=type=bind,source={folder},target={MOUNT} \\\n    {tools} \\\n    "
+            f"{venv}{_install(stage, TOOLS_MOUNT, MOUNT, no_deps=True)}",
+        ]
+    return out
+
+
+def _check(stage: Stage) -> list[str]:
+    """`pip check`, then every compiled file of the venv loads its libraries: a missing
+    one fails the build naming the module, the library and the package."""
+    tools = f"--mount=type=bind,source={stage.wheelhouse}/{TOOLS_DIR},target={TOOLS_MOUNT}"
+    pip = (
+        f"{VENV}/bin/python -B {TOOLS_MOUNT}/{stage.pip_wheel}/pip --isolated check "
+        "--disable-pip-version-check"
+    )
+    # uv's check reads the same metadata in a fraction of pip's start-up time: this RUN
+    # reruns on every change, so it is on a one-pin rebuild's clock
+    uv = f"{TOOLS_MOUNT}/{UV_BINARY} pip check --python {VENV}/bin/python --offline --no-cache"
+    check = {
+        "pip": pip,
+        "uv": uv,
+        "auto": f"{{ {TOOLS_MOUNT}/{UV_BINARY} --version >/dev/null 2>&1 && {uv} || {pip}; }}",
+    }[stage.installer]
+    if stage.system_site_packages:
+        check = _check_over_base(stage)
     return [
-        f"RUN {mount}{py} -m venv --without-pip{_site(stage)} {VENV} \\\n{_pth(stage)}"
-        f" && {_pip(stage, f'{MOUNT}/{TOOLS_DIR}')} \\\n"
-        f"      --require-hashes --find-links {MOUNT} -r {MOUNT}/{LOCK_NAME}"
+        "# the environment is whole: pip check, and every extension loads its libraries",
+        f"RUN {tools} \\\n    {check} \\\n"
+        f" && {VENV}/bin/python -B {TOOLS_MOUNT}/{CHECK_SCRIPT} {TOOLS_MOUNT}/{LIBRARIES_NAME}",
     ]
+
+
+def _check_over_base(stage: Stage) -> str:
+    """pip check of a venv that sees the final image's packages (uv's check does not see
+    them): it fails on what the wheelhouse broke, not on what the vendor image already had
+    (its own `pip check`, run first, says which problems were there before)."""
+    pip = f"-B {TOOLS_MOUNT}/{stage.pip_wheel}/pip --isolated check --disable-pip-version-check"
+    before, after = "/tmp/wheelhouse-check-base", "/tmp/wheelhouse-check"
+    return (
+        f"{{ {shlex.quote(stage.python)} {pip} > {before} 2>&1 || true; }} \\\n"
+        f" && {{ {VENV}/bin/python {pip} > {after} 2>&1 \\\n"
+        f"    || {{ cat {after}; ! grep -v -x -F -f {before} {after}; }}; }} \\\n"
+        f" && rm -f {before} {after}"
+    )
 
 
 def _site(stage: Stage) -> str:
@@ -223,7 +349,7 @@ def _pth(stage: Stage) -> str:
         return ""
     purelib = f"$({VENV}/bin/python -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))')"
     return (
-        f" && printf '%s\\n' {' '.join(stage.base_paths)} > \"{purelib}/_wheelhouse_base.pth\" \\\n"
+        f" \\\n && printf '%s\\n' {' '.join(stage.base_paths)} > \"{purelib}/_wheelhouse_base.pth\""
     )
 
 
@@ -258,7 +384,8 @@ def _app(stage: Stage) -> list[str]:
 
 
 def build_command(stage: Stage, dockerfile: str) -> str:
-    network = "" if stage.packages else " --network=none"
+    offline = not stage.packages or _offline_system(stage)
+    network = " --network=none" if offline else ""
     if stage.mode == "mount":
         return f"DOCKER_BUILDKIT=1 docker build -f {shlex.quote(dockerfile)}{network} -t IMAGE ."
     return f"docker build -f {shlex.quote(dockerfile)}{network} -t IMAGE ."
@@ -274,8 +401,8 @@ def render(stage: Stage, *, whole: bool = True, dockerfile: str = "Dockerfile") 
             f"# Generated by `wheelhouse dockerfile` for target {stage.target}; rerun it after "
             "`wheelhouse build`.",
             f"# Installs {stage.wheelhouse}/ (lock.txt, hash-checked, offline) into {VENV} with "
-            f"pip {_pip_version(stage)} run",
-            "# from its wheel: no pip, no wheel file and no compiler end up in the image.",
+            f"{_installer_name(stage)} run",
+            "# from the mount: no pip, no wheel file and no compiler end up in the image.",
             "# Build from the project root (the build context):",
             f"#   {build_command(stage, dockerfile)}",
             f"# {dockerfile}{IGNORE_SUFFIX} (next to this file) keeps the context to what "
@@ -311,12 +438,21 @@ def render(stage: Stage, *, whole: bool = True, dockerfile: str = "Dockerfile") 
     out.append(f"ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH")
     if stage.app_wheel and mounted:
         out += _install_app_wheel(stage, mounted=True)
+    if stage.check and mounted:
+        out += _check(stage)
     out += _app(stage)
     return "\n".join(out) + "\n"
 
 
 def _pip_version(stage: Stage) -> str:
     return stage.pip_wheel.split("-")[1]
+
+
+def _installer_name(stage: Stage) -> str:
+    pip = f"pip {_pip_version(stage)}"
+    return {"pip": pip, "uv": f"uv {UV_VERSION}", "auto": f"uv {UV_VERSION} (else {pip})"}[
+        stage.installer
+    ]
 
 
 def dockerignore(stage: Stage) -> str:
@@ -329,10 +465,14 @@ def dockerignore(stage: Stage) -> str:
         "# Generated by `wheelhouse dockerfile`: the build context holds only what the "
         "Dockerfile uses.",
         "*",
-        f"!{stage.wheelhouse}/*.whl",
+        # layered: only the layers' folders (hard links), not the wheels a second time
+        *([] if stage.layers and stage.mode == "mount" else [f"!{stage.wheelhouse}/*.whl"]),
         f"!{stage.wheelhouse}/{LOCK_NAME}",
         f"!{stage.wheelhouse}/{TOOLS_DIR}",
     ]
+    lines += [f"!{folder}" for folder in stage.layers]
+    if stage.system_dir:
+        lines.append(f"!{stage.system_dir}")
     if stage.app_wheel:
         lines.append(f"!{stage.app_wheel}")
     lines += [f"!{p}" for p in stage.app_files]

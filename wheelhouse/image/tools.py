@@ -19,10 +19,15 @@ from wheelhouse.errors import BuildError, HashMismatchError, ToolError
 from wheelhouse.fsutil import link_into
 from wheelhouse.image.stage import (
     APP_DIR,
+    CHECK_SCRIPT,
+    LIBRARIES_NAME,
     PIP_FILENAME,
     PIP_SHA256,
     PIP_VERSION,
     TOOLS_DIR,
+    UV_BINARY,
+    UV_VERSION,
+    UV_WHEELS,
     check_context_path,
 )
 
@@ -33,49 +38,85 @@ if TYPE_CHECKING:
 # -- the pip wheel ----------------------------------------------------------------------
 
 
-def ensure_pip(config: Config, folder: Path) -> Path:
+def ensure_pip(
+    config: Config,
+    folder: Path,
+    *,
+    keep: tuple[str, ...] = (UV_BINARY, f".{UV_BINARY}.sha256", CHECK_SCRIPT, LIBRARIES_NAME),
+) -> Path:
     """The pinned pip wheel in `<folder>/.tools/`: from the store when it is there, else
-    fetched from the tools index and checked against the pinned sha256."""
+    fetched from the tools index and checked against the pinned sha256. Other files
+    there but `keep` are removed."""
     from wheelhouse.store import Store
 
     store = Store(config.cache_dir)
-    blob = store.get(PIP_SHA256) or _download_pip(config, store)
+    blob = store.get(PIP_SHA256) or _download(
+        config, store, "pip", PIP_VERSION, PIP_FILENAME, PIP_SHA256
+    )
     tools = folder / TOOLS_DIR
     tools.mkdir(parents=True, exist_ok=True)
     link_into(blob.path, tools, blob.filename)
     for old in tools.iterdir():
-        if old.name != PIP_FILENAME and old.is_file():
+        if old.name not in (PIP_FILENAME, *keep) and old.is_file():
             old.unlink()
     return tools / PIP_FILENAME
 
 
-def _download_pip(config: Config, store: Store) -> Blob:
+def ensure_uv(config: Config, folder: Path, arch: str) -> Path | None:
+    """The pinned uv binary in `<folder>/.tools/` (from its hash-pinned musllinux wheel:
+    a static executable that runs on glibc and musl images alike); None when wheelhouse
+    pins no uv for `arch`."""
+    import zipfile
+
+    from wheelhouse.fsutil import atomic_write
+    from wheelhouse.store import Store
+
+    if arch not in UV_WHEELS:
+        return None
+    filename, sha256 = UV_WHEELS[arch]
+    dest = folder / TOOLS_DIR / UV_BINARY
+    stamp = folder / TOOLS_DIR / f".{UV_BINARY}.sha256"
+    if dest.is_file() and stamp.is_file() and stamp.read_text() == sha256:
+        return dest
+    store = Store(config.cache_dir)
+    blob = store.get(sha256) or _download(config, store, "uv", UV_VERSION, filename, sha256)
+    with zipfile.ZipFile(blob.path) as zf:
+        data = zf.read(f"uv-{UV_VERSION}.data/scripts/uv")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(dest, data, mode=0o755, durable=False)
+    atomic_write(stamp, sha256, durable=False)
+    return dest
+
+
+def _download(
+    config: Config, store: Store, project: str, version: str, filename: str, sha256: str
+) -> Blob:
     from wheelhouse.simple import IndexClient, redact
 
     index = IndexSettings(index_url=config.tools_index_url)
     with IndexClient(ca_bundle=config.ca_bundle, cache_dir=config.cache_dir) as client:
-        dists = client.release_files(index, "pip", PIP_VERSION)
-        dist = next((d for d in dists if d.link.filename == PIP_FILENAME), None)
+        dists = client.release_files(index, project, version)
+        dist = next((d for d in dists if d.link.filename == filename), None)
         if dist is None:
             raise ToolError(
-                f"{PIP_FILENAME} is not on the tools index {redact(config.tools_index_url)}",
-                hint="set tools-index-url in wheelhouse.toml to an index that has pip "
-                f"{PIP_VERSION} (PyPI does)",
+                f"{filename} is not on the tools index {redact(config.tools_index_url)}",
+                hint="set tools-index-url in wheelhouse.toml to an index that has "
+                f"{project} {version} (PyPI does)",
             )
-        if dist.link.sha256 not in (None, PIP_SHA256):
+        if dist.link.sha256 not in (None, sha256):
             raise HashMismatchError(
-                f"{PIP_FILENAME}: the tools index says sha256 {dist.link.sha256}, wheelhouse "
-                f"pins {PIP_SHA256}",
-                hint="the index serves another file under pip's name: do not use it",
+                f"{filename}: the tools index says sha256 {dist.link.sha256}, wheelhouse "
+                f"pins {sha256}",
+                hint=f"the index serves another file under {project}'s name: do not use it",
             )
-        have = store.get(PIP_SHA256)
+        have = store.get(sha256)
         if have is not None:
             return have
         tmpdir = store.tempdir("dl-")
         try:
-            dest = tmpdir / PIP_FILENAME
-            client.download(dist.link, dest, expected=PIP_SHA256, what=f"pip {PIP_VERSION}")
-            return store.put(dest, PIP_FILENAME, sha256=PIP_SHA256)
+            dest = tmpdir / filename
+            client.download(dist.link, dest, expected=sha256, what=f"{project} {version}")
+            return store.put(dest, filename, sha256=sha256)
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
