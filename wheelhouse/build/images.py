@@ -10,8 +10,8 @@ import threading
 from importlib import resources
 
 from wheelhouse.config import Config, Target
-from wheelhouse.engine import Engine, ImageInfo, NoPythonError
-from wheelhouse.errors import BuildError, ConfigError, not_utf8
+from wheelhouse.engine import Engine, EngineTimeoutError, ImageInfo, NoPythonError
+from wheelhouse.errors import BuildError, ConfigError, EngineError, not_utf8
 from wheelhouse.recipes import Recipe
 from wheelhouse.store import Store
 
@@ -114,11 +114,21 @@ class BuilderImages:
     def ensure(self, recipe: Recipe | None) -> str:
         """The builder image for this recipe, built when the engine does not have it."""
         packages = " ".join(sorted(recipe.build_for(self.family))) if recipe else ""
-        return self._ensure(
-            self.tag_for(recipe),
-            packages if self.family == "apt" else "",
-            packages if self.family == "apk" else "",
-        )
+        try:
+            return self._ensure(
+                self.tag_for(recipe),
+                packages if self.family == "apt" else "",
+                packages if self.family == "apk" else "",
+            )
+        except EngineTimeoutError:
+            raise  # names its timeouts key
+        except EngineError as e:
+            if recipe is None or not packages:
+                raise
+            raise EngineError(
+                f"{recipe.source}: {e.message}",
+                hint=f"check build.{self.family} in {recipe.source} ({packages}); {e.hint}",
+            ) from None
 
     def _ensure(self, tag: str, apt: str, apk: str) -> str:
         with self._image_guard:

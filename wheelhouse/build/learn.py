@@ -18,9 +18,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from wheelhouse.config import Target
+from packaging.utils import canonicalize_name
+
+from wheelhouse.config import Config, Target
 from wheelhouse.fsutil import atomic_write
-from wheelhouse.recipes import FAMILIES, Recipe
+from wheelhouse.recipes import FAMILIES, Recipe, Recipes
 
 LEARNED_SOURCE = "learned by discovery"
 
@@ -39,7 +41,11 @@ class LearnedRecipe:
 
     @property
     def text(self) -> str:
-        return render(self.recipe, self.runtime)
+        return render(
+            self.recipe,
+            self.runtime,
+            comment="written by wheelhouse; build packages found by discovery",
+        )
 
 
 class Learned:
@@ -99,14 +105,14 @@ def _toml_list(items: Sequence[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
-def render(recipe: Recipe, runtime: Sequence[str] = ()) -> str:
+def render(recipe: Recipe, runtime: Sequence[str] = (), *, comment: str = "") -> str:
     """The recipe as a `recipes/<project>.toml` file that parses back to the same digest.
     Runtime packages a build found (not a recipe's) are a comment: the final stage gets
     them from the build record, and listing them would change the recipe's digest."""
-    lines = [f"# {recipe.name}: written by wheelhouse (build packages found by discovery)."]
+    lines = [f"# {recipe.name}: {comment}"] if comment else []
     if runtime:
         lines.append(f"# At run time the wheel loads libraries from: {' '.join(runtime)}")
-    lines += ["", "[build]"]
+    lines += ["", "[build]"] if lines else ["[build]"]
     for f in FAMILIES:
         if recipe.build_for(f):
             lines.append(f"{f} = {_toml_list(recipe.build_for(f))}")
@@ -134,3 +140,45 @@ def save(folder: Path, learned: Iterable[LearnedRecipe]) -> list[Path]:
         atomic_write(path, item.text)
         written.append(path)
     return written
+
+
+@dataclass(frozen=True, kw_only=True)
+class Effective:
+    """`wheelhouse recipe show`: a project's recipe as builds for one target use it."""
+
+    project: str
+    target: str
+    base: Recipe | None  # the user's or the shipped recipe
+    learned: Mapping[str, tuple[str, ...]]  # family -> packages discovery added
+    recipe: Recipe | None  # what builds use: base + learned
+
+    @property
+    def source(self) -> str:
+        where = [self.base.source] if self.base else []
+        if any(self.learned.values()):
+            where.append(f"{LEARNED_SOURCE} (cache)")
+        return " + ".join(where) or "none"
+
+
+def effective(
+    config: Config, targets: Sequence[Target], project: str, recipes: Recipes | None = None
+) -> list[Effective]:
+    """The effective recipe of `project` for each target; every recipe file is validated
+    (a broken one in recipes/ is an error even when it is for another project)."""
+    recipes = recipes or Recipes(config.root / "recipes", label="recipes")
+    recipes.load_all()
+    name = canonicalize_name(project)
+    base = recipes.get(name)
+    found = []
+    for t in targets:
+        learned = Learned(config.cache_dir / "store", t)
+        found.append(
+            Effective(
+                project=name,
+                target=t.name,
+                base=base,
+                learned=learned.packages(name),
+                recipe=learned.recipe(name, base),
+            )
+        )
+    return found
