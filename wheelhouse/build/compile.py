@@ -262,7 +262,7 @@ class Compiler:
             return None
         family = self.images.family
         shown = ", ".join(str(w) for w in wanted)
-        self.on_event("discover", f"{pin.spec}: round {n}: missing {shown}; looking it up")
+        self.on_event("lookup", f"{pin.spec}: round {n}: missing {shown}; looking it up")
         providers = find_providers(
             self.engine, self.target.builder_image, wanted, logs=self.store.root / "logs"
         )
