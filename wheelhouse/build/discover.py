@@ -78,7 +78,6 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     ("Do you have cargo in your PATH", "cargo"),
     ("Unable to find cargo", "cargo"),
     ("CMake must be installed to build", "cmake"),  # scikit-build
-    ("Did not find CMake", "cmake"),  # scikit-build-core
     ("No CMAKE_CXX_COMPILER could be found", "g++"),
     ("command 'g++' failed: No such file or directory", "g++"),
     ("gfortran: not found", "gfortran"),
