@@ -38,6 +38,14 @@ LOGS = [
         [Need(kind="pkgconfig", name="cairo")],
     ),
     (
+        # meson tries CMake too, and says so: that is no need for cmake
+        "      dbus-gmain| Did not find CMake 'cmake'\n      dbus-gmain| Found CMake: NO\n"
+        "      dbus-gmain| Run-time dependency glib-2.0 found: NO  (tried pkg-config and cmake)\n"
+        '../subprojects/dbus-gmain/meson.build:108:11: ERROR: Dependency "glib-2.0" not found'
+        ", tried pkgconfig and cmake",
+        [Need(kind="pkgconfig", name="glib-2.0")],
+    ),
+    (
         "Run-time dependency gobject-introspection-1.0 found: NO (tried pkgconfig)\n"
         'meson.build:31:9: ERROR: Dependency "gobject-introspection-1.0" not found, '
         "tried pkgconfig",
