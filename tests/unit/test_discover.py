@@ -88,6 +88,12 @@ LOGS = [
         [Need(kind="executable", name="cargo")],
     ),
     (
+        "      Checking for Rust toolchain....\n"
+        "      Rust not found, installing into a temporary directory\n"
+        "      httpx.ConnectError: [Errno -3] Temporary failure in name resolution",
+        [Need(kind="executable", name="cargo")],
+    ),
+    (
         "Cargo, the Rust package manager, is not installed or is not on PATH.",
         [Need(kind="executable", name="cargo")],
     ),

@@ -76,6 +76,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     ("can't find Rust compiler", "cargo"),  # setuptools-rust
     ("Cargo, the Rust package manager, is not installed", "cargo"),  # maturin
     ("Do you have cargo in your PATH", "cargo"),
+    ("Rust not found, installing into a temporary directory", "cargo"),  # maturin's puccinialin
     ("Unable to find cargo", "cargo"),
     ("CMake must be installed to build", "cmake"),  # scikit-build
     ("No CMAKE_CXX_COMPILER could be found", "g++"),
