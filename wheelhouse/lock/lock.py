@@ -183,6 +183,7 @@ def lock(
     upgrade_packages: Sequence[str] = (),
     refresh: bool = False,
     progress: Callable[[str], None] = lambda _: None,
+    prepare: resolve.Prepare | None = None,
 ) -> LockReport:
     files = check_inputs(config.inputs + config.constraints, config.root)
     clients: list[IndexClient] = []
@@ -204,7 +205,15 @@ def lock(
     try:
         results = list(
             _lock_targets(
-                config, targets, files, client, engine, upgrade, upgrade_packages, progress
+                config,
+                targets,
+                files,
+                client,
+                engine,
+                upgrade,
+                upgrade_packages,
+                progress,
+                prepare,
             )
         )
     except ResolveError:
@@ -229,6 +238,7 @@ def _lock_targets(
     upgrade: bool,
     upgrade_packages: Sequence[str],
     progress: Callable[[str], None],
+    prepare: resolve.Prepare | None = None,
 ) -> Iterator[TargetLock]:
 
     upgrade_names = tuple(canonicalize_name(p) for p in upgrade_packages)
@@ -266,6 +276,7 @@ def _lock_targets(
             seed=seed,
             upgrade=upgrade and i == 0,
             upgrade_packages=upgrade_names,
+            prepare=prepare,
         )
         pending = resolve.start(request, engine)
         for line in seed.splitlines():  # most pins survive a re-lock: fetch their pages now
