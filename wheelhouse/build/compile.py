@@ -35,7 +35,7 @@ from wheelhouse.build.provides import find_providers
 from wheelhouse.build.record import SOURCE_DATE_EPOCH, Inputs, Outcome, provenance
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import FIND_PYTHON, Engine, EngineTimeoutError, Mount, staging_dir
-from wheelhouse.errors import BuildError
+from wheelhouse.errors import BuildError, EngineError
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.index import WheelRefused, inspect_wheel
 from wheelhouse.lock.lockfile import Pin
@@ -263,9 +263,13 @@ class Compiler:
         family = self.images.family
         shown = ", ".join(str(w) for w in wanted)
         self.on_event("lookup", f"{pin.spec}: round {n}: missing {shown}; looking it up")
-        providers = find_providers(
-            self.engine, self.target.builder_image, wanted, logs=self.store.root / "logs"
-        )
+        try:
+            providers = find_providers(
+                self.engine, self.target.builder_image, wanted, logs=self.store.root / "logs"
+            )
+        except EngineError as e:  # the build's own failure says more: keep it, add this
+            rounds.append(f"discovery round {n}: missing {shown}; {e.message} ({e.hint})")
+            return None
         have = recipe.build_for(family) if recipe else ()
         add, unknown = missing_packages(providers.items(), have)
         said = f"discovery round {n}: missing {shown}"

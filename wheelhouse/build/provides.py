@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wheelhouse.build.discover import Need
-from wheelhouse.engine import Engine
+from wheelhouse.engine import Engine, EngineTimeoutError
 from wheelhouse.errors import EngineError
 
 LOOKUP_DOCKERFILE = """\
@@ -31,7 +31,8 @@ RUN set -eu; \\
     if command -v apt-get >/dev/null; then \\
         apt-get update; \\
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apt-file; \\
-        apt-file update; \\
+        apt-file update || echo "apt-file update: some Contents files failed; using the rest" >&2; \\
+        ls /var/lib/apt/lists/ | grep -q Contents || { echo "no Contents file could be fetched" >&2; exit 1; }; \\
     elif command -v apk >/dev/null; then \\
         apk update; \\
     else \\
@@ -156,9 +157,17 @@ def lookup(engine: Engine, image: str, needs: Sequence[Need], *, logs: Path) -> 
         return Lookup(family="", providers={})
     tag = lookup_tag(engine.image_id(image))
     if not engine.has_image(tag):
-        engine.build_image(
-            tag, LOOKUP_DOCKERFILE, {"BASE": image}, logs / f"lookup-{tag.split(':')[1]}.log"
-        )
+        log = logs / f"lookup-{tag.split(':')[1]}.log"
+        try:
+            engine.build_image(tag, LOOKUP_DOCKERFILE, {"BASE": image}, log)
+        except EngineTimeoutError:
+            raise
+        except EngineError as e:
+            raise EngineError(
+                f"cannot read {image}'s package file index:\n{e.message.split(chr(10), 1)[-1]}",
+                hint=f"the image's apt/apk mirror must serve its file index (Debian: the "
+                f"Contents files, for apt-file); full log: {log}",
+            ) from None
     lines = [f"{i} {path_regex(n)} {apk_provider(n) or '-'}" for i, n in enumerate(needs)]
     with engine.container(
         tag,
