@@ -181,3 +181,27 @@ def test_a_final_images_missing_soname_maps_to_its_package(
     ]
     found = find_providers(engine, test_images["py311-slim"], needs, logs=tmp_path)
     assert found == {needs[0]: "libgomp1", needs[1]: None}
+
+
+def test_lock_prepares_metadata_that_needs_system_packages_in_the_builder(
+    tmp_path: Path, test_images: dict[str, str], engine_bin: str
+) -> None:
+    """resolver = "pip": pycairo's metadata build needs cairo's pkg-config module, which
+    this host lacks. The lock says so, finds the package, and resolves in the builder with
+    it; the package is learned, so the build will use the same image."""
+    project = tmp_path / "lockprep"
+    write(
+        project / "wheelhouse.toml",
+        f'resolver = "pip"\nengine = "{engine_bin}"\ndefault-targets = ["slim"]\n'
+        '\n[index]\nindex-url = "https://pypi.org/simple"\n' + debian_targets(test_images, "slim"),
+    )
+    write(project / "requirements.in", "pycairo==1.29.2\n")
+    wh = Wheelhouse(project, tmp_path / "cache")
+    res = wh("lock", timeout=900)
+    assert "pycairo: discovery round 1: missing pkg-config module cairo -> apt libcairo2-dev" in (
+        res.stderr
+    )
+    assert "pycairo==1.29.2" in (project / "locks" / "slim.txt").read_text()
+    assert "Traceback" not in res.stderr
+    shown = wh("recipe", "show", "pycairo").stdout
+    assert "learned apt: libcairo2-dev" in shown
