@@ -65,7 +65,8 @@ class Row:
 
 
 def _images_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("test_images", REPO / "scripts" / "test_images.py")
+    path = REPO / "scripts" / "test_images.py"
+    spec = importlib.util.spec_from_file_location("test_images", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -166,7 +167,12 @@ def main() -> int:
         if not only or p["name"] in only
     ]  # fmt: skip
     images: dict[str, str] = _images_module().ensure_images(args.engine)
-    plain = {} if args.no_pip else {t: plain_builder(args.engine, images[TARGETS[t][0]]) for t in {r.target for r in rows}}
+    targets = {r.target for r in rows}
+    plain = (
+        {}
+        if args.no_pip
+        else {t: plain_builder(args.engine, images[TARGETS[t][0]]) for t in targets}
+    )
     with tempfile.TemporaryDirectory(prefix="bench-sysdeps-") as tmp:
         work, cache = Path(tmp) / "projects", Path(tmp) / "cache"
         for row in rows:
@@ -190,7 +196,7 @@ def _print_row(r: Row) -> None:
 
 
 def _summary(rows: list[Row], *, pip: bool) -> None:
-    glibc = [r for r in rows]  # every target here is glibc (Debian)
+    glibc = list(rows)  # every target here is glibc (Debian)
     ok = sum(r.ok for r in glibc)
     rate = ok / len(glibc) if glibc else 0.0
     print(f"\nwheelhouse zero-config: {ok}/{len(glibc)} = {rate:.0%} (goal >= {GOAL:.0%})")
@@ -199,8 +205,12 @@ def _summary(rows: list[Row], *, pip: bool) -> None:
     if pip:
         pip_ok = sum(bool(r.pip_ok) for r in rows)
         print(f"pip wheel zero-config:  {pip_ok}/{len(rows)} = {pip_ok / len(rows):.0%}")
-        print(f"ratio wheelhouse / pip wheel zero-config builds: {ok}/{pip_ok or 1}"
-              f" = {ok / (pip_ok or 1):.1f}x" + (" (pip built none)" if not pip_ok else ""))  # fmt: skip
+        none = " (pip built none)" if not pip_ok else ""
+        ratio = ok / (pip_ok or 1)
+        print(
+            "ratio wheelhouse / pip wheel zero-config builds: "
+            f"{ok}/{pip_ok or 1} = {ratio:.1f}x{none}"
+        )
 
 
 if __name__ == "__main__":

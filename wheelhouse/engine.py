@@ -165,10 +165,12 @@ def package_errors(log: str) -> str:
     """The package manager's error lines in an image build's log: apt's `E: Unable to
     locate package libfoo-dev`, apk's `ERROR: unable to select packages:` and the
     `  libfoo (no such package):` lines under it."""
-    lines = log.splitlines()
+    # the classic builder colours a step's stderr and may run it into the stdout line
+    # before it ("Building dependency tree...\x1b[91mE: Unable to locate package x")
+    text = re.sub(r"\x1b\[[0-9;]*m", "\n", log)
     found = [
         line.strip()
-        for line in lines
+        for line in text.splitlines()
         if line.startswith(("E: ", "ERROR: ")) or "(no such package)" in line
     ]
     return "\n".join(dict.fromkeys(found))

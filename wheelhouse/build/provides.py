@@ -31,8 +31,9 @@ RUN set -eu; \\
     if command -v apt-get >/dev/null; then \\
         apt-get update; \\
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends apt-file; \\
-        apt-file update || echo "apt-file update: some Contents files failed; using the rest" >&2; \\
-        ls /var/lib/apt/lists/ | grep -q Contents || { echo "no Contents file could be fetched" >&2; exit 1; }; \\
+        apt-file update || echo "apt-file update: some Contents failed; using the rest" >&2; \\
+        ls /var/lib/apt/lists/ | grep -q Contents \\
+            || { echo "no Contents file could be fetched" >&2; exit 1; }; \\
     elif command -v apk >/dev/null; then \\
         apk update; \\
     else \\
