@@ -54,13 +54,14 @@ def corpus(
     root = tmp_path_factory.mktemp("sysdeps")
     project, cache = root / "project", root / "cache"
     no_binary = json.dumps([p["name"] for p in CORPUS])
+    targets = sorted({p.get("target", "slim") for p in CORPUS})
     write(
         project / "wheelhouse.toml",
-        f'resolver = "uv"\nengine = "{engine_bin}"\ndefault-targets = ["slim", "py313"]\n'
+        f'resolver = "uv"\nengine = "{engine_bin}"\ndefault-targets = {json.dumps(targets)}\n'
         '\n[index]\nindex-url = "https://pypi.org/simple"\n'
-        + debian_targets(test_images, "slim", "py313", extra=f"no-binary = {no_binary}\n"),
+        + debian_targets(test_images, *targets, extra=f"no-binary = {no_binary}\n"),
     )
-    # one input for both targets: a marker says which target builds which package
+    # one input for every target: a marker says which target builds which package
     markers = {"slim": 'python_version < "3.13"', "py313": 'python_version >= "3.13"'}
     write(
         project / "requirements.in",
@@ -74,7 +75,7 @@ def corpus(
     res = wh("build", "--keep-going", "-j", "2", "--save-recipes", check=False, timeout=1500)
     manifests = {
         t: json.loads((project / "wheelhouse" / t / "manifest.json").read_text())
-        for t in ("slim", "py313")
+        for t in targets
         if (project / "wheelhouse" / t / "manifest.json").is_file()
     }
     return Corpus(project=project, cache=cache, wh=wh, out=res.stdout, err=res.stderr,
