@@ -168,3 +168,18 @@ def test_parse_answer() -> None:
     answer = parse_answer(text, [n1, n2])
     assert answer.family == "apt"
     assert answer.providers == {n1: "libpq-dev", n2: None}
+
+
+def test_apt_and_apk_errors_are_found_in_an_image_builds_output() -> None:
+    from wheelhouse.engine import package_errors
+
+    # Docker's classic builder colours a step's stderr and runs it into the line before
+    apt = (
+        "Reading package lists...\nBuilding dependency tree...\x1b[91mE: Unable to locate "
+        "package libacl1-devv\n\x1b[0mThe command '/bin/sh -c set -eu; ...' returned a "
+        "non-zero code: 100"
+    )
+    assert package_errors(apt) == "E: Unable to locate package libacl1-devv"
+    apk = "ERROR: unable to select packages:\n  yaml-devv (no such package):\n    required by:"
+    assert package_errors(apk) == "ERROR: unable to select packages:\nyaml-devv (no such package):"
+    assert package_errors("Step 1/5 : FROM x\nSuccessfully built abc") == ""
