@@ -161,21 +161,6 @@ class Container:
                 # once its command ends
 
 
-def package_errors(log: str) -> str:
-    """The package manager's error lines in an image build's log: apt's `E: Unable to
-    locate package libfoo-dev`, apk's `ERROR: unable to select packages:` and the
-    `  libfoo (no such package):` lines under it."""
-    # the classic builder colours a step's stderr and may run it into the stdout line
-    # before it ("Building dependency tree...\x1b[91mE: Unable to locate package x")
-    text = re.sub(r"\x1b\[[0-9;]*m", "\n", log)
-    found = [
-        line.strip()
-        for line in text.splitlines()
-        if line.startswith(("E: ", "ERROR: ")) or "(no such package)" in line
-    ]
-    return "\n".join(dict.fromkeys(found))
-
-
 class NoPythonError(EngineError):
     """The image has no python3/python on its PATH (NVIDIA's CUDA images, distro bases)."""
 
@@ -302,9 +287,8 @@ class Engine:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(res.stdout + res.stderr)
         if not res.ok:
-            said = package_errors(res.stdout + res.stderr)  # apt's / apk's own words first
             raise EngineError(
-                f"building the builder image {tag} failed:\n{said or res.tail(15)}",
+                f"building the builder image {tag} failed:\n{res.tail(15)}",
                 hint=f"full log: {log}. Check the system package names in your recipes",
             )
 

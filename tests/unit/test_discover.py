@@ -171,7 +171,7 @@ def test_parse_answer() -> None:
 
 
 def test_apt_and_apk_errors_are_found_in_an_image_builds_output() -> None:
-    from wheelhouse.engine import package_errors
+    from wheelhouse.build.provides import package_errors
 
     # Docker's classic builder colours a step's stderr and runs it into the line before
     apt = (

@@ -9,6 +9,7 @@ import re
 import threading
 from importlib import resources
 
+from wheelhouse.build.provides import package_errors
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine, EngineTimeoutError, ImageInfo, NoPythonError
 from wheelhouse.errors import BuildError, ConfigError, EngineError, not_utf8
@@ -135,10 +136,26 @@ class BuilderImages:
             lock = self._image_locks.setdefault(tag, threading.Lock())
         with lock, self.store.lock("image-" + tag.replace(":", "-")):
             if not self.engine.has_image(tag):
-                self.engine.build_image(
-                    tag,
-                    self.dockerfile,
-                    {"BASE": self.target.builder_image, "APT_PACKAGES": apt, "APK_PACKAGES": apk},
-                    self.store.root / "logs" / f"image-{tag.split(':')[1]}.log",
-                )
+                log = self.store.root / "logs" / f"image-{tag.split(':')[1]}.log"
+                try:
+                    self.engine.build_image(
+                        tag,
+                        self.dockerfile,
+                        {
+                            "BASE": self.target.builder_image,
+                            "APT_PACKAGES": apt,
+                            "APK_PACKAGES": apk,
+                        },
+                        log,
+                    )
+                except EngineTimeoutError:
+                    raise
+                except EngineError as e:
+                    said = package_errors(log.read_text()) if log.is_file() else ""
+                    if not said:
+                        raise
+                    # apt's / apk's own words, not the last lines of docker's output
+                    raise EngineError(
+                        f"building the builder image {tag} failed:\n{said}", hint=e.hint
+                    ) from None
         return tag

@@ -71,6 +71,21 @@ fi
 """
 
 
+def package_errors(log: str) -> str:
+    """The package manager's error lines in an image build's log: apt's `E: Unable to
+    locate package libfoo-dev`, apk's `ERROR: unable to select packages:` and the
+    `  libfoo (no such package):` lines under it."""
+    # the classic builder colours a step's stderr and may run it into the stdout line
+    # before it ("Building dependency tree...\x1b[91mE: Unable to locate package x")
+    text = re.sub(r"\x1b\[[0-9;]*m", "\n", log)
+    found = [
+        line.strip()
+        for line in text.splitlines()
+        if line.startswith(("E: ", "ERROR: ")) or "(no such package)" in line
+    ]
+    return "\n".join(dict.fromkeys(found))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Lookup:
     """One lookup's answers, and what the terminal should be told about it."""
@@ -164,8 +179,10 @@ def lookup(engine: Engine, image: str, needs: Sequence[Need], *, logs: Path) -> 
         except EngineTimeoutError:
             raise
         except EngineError as e:
+            said = package_errors(log.read_text()) if log.is_file() else ""
             raise EngineError(
-                f"cannot read {image}'s package file index:\n{e.message.split(chr(10), 1)[-1]}",
+                f"cannot read {image}'s package file index:\n"
+                + (said or e.message.split("\n", 1)[-1]),
                 hint=f"the image's apt/apk mirror must serve its file index (Debian: the "
                 f"Contents files, for apt-file); full log: {log}",
             ) from None
