@@ -72,7 +72,7 @@ def corpus(
     wh = Wheelhouse(project, cache)
     wh.env["COLUMNS"] = "200"
     wh("lock")
-    res = wh("build", "--keep-going", "-j", "2", "--save-recipes", check=False, timeout=1500)
+    res = wh("build", "--keep-going", "-j", "4", "--save-recipes", check=False, timeout=1500)
     manifests = {
         t: json.loads((project / "wheelhouse" / t / "manifest.json").read_text())
         for t in targets
