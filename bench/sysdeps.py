@@ -7,7 +7,7 @@ libraries or tools, with no recipe here), side by side:
   wheelhouse   `wheelhouse lock` + `wheelhouse build` in a fresh project with no recipe
                (one cache for the whole run: the lookup image, the Contents indices and
                the builder images are shared, as on a user's machine)
-  pip wheel    what a user would otherwise run: `pip wheel --no-deps --no-binary :all:`
+  pip wheel    what a user would otherwise run: `pip wheel --no-deps --no-binary NAME`
                in the same builder image (Dockerfile.builder on the target's base, no
                recipe's packages), with the network for pip (build requirements)
 
@@ -144,7 +144,7 @@ def run_pip(row: Row, engine: str, image: str) -> None:
         engine, "run", "--rm", "-v", f"{CA}:/ca.crt:ro", "-e", "PIP_CERT=/ca.crt",
         "-e", f"PIP_INDEX_URL={PYPI}", "-e", "PIP_DISABLE_PIP_VERSION_CHECK=1", "-e", "HOME=/tmp",
         image, "sh", "-c", 'PY=$(command -v python3 || command -v python); "$PY" -m pip wheel '
-        f'--no-deps --no-binary :all: -w /tmp/w "{row.name}=={row.version}"',
+        f'--no-deps --no-binary {row.name} -w /tmp/w "{row.name}=={row.version}"',
     ]  # fmt: skip
     started = time.perf_counter()
     res = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
