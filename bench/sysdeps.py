@@ -205,12 +205,10 @@ def _summary(rows: list[Row], *, pip: bool) -> None:
     if pip:
         pip_ok = sum(bool(r.pip_ok) for r in rows)
         print(f"pip wheel zero-config:  {pip_ok}/{len(rows)} = {pip_ok / len(rows):.0%}")
-        none = " (pip built none)" if not pip_ok else ""
-        ratio = ok / (pip_ok or 1)
-        print(
-            "ratio wheelhouse / pip wheel zero-config builds: "
-            f"{ok}/{pip_ok or 1} = {ratio:.1f}x{none}"
-        )
+        if pip_ok:
+            print(f"ratio wheelhouse / pip wheel zero-config builds: {ok / pip_ok:.1f}x")
+        else:
+            print(f"pip wheel built none of them: wheelhouse built {ok} more")
 
 
 if __name__ == "__main__":
