@@ -180,6 +180,10 @@ def test_apt_and_apk_errors_are_found_in_an_image_builds_output() -> None:
         "non-zero code: 100"
     )
     assert package_errors(apt) == "E: Unable to locate package libacl1-devv"
+    pieces = (
+        "\x1b[91mE\x1b[0m\x1b[91m: \x1b[0m\x1b[91mUnable to locate package x-devv\x1b[0m\x1b[91m"
+    )
+    assert package_errors(pieces) == "E: Unable to locate package x-devv"
     apk = "ERROR: unable to select packages:\n  yaml-devv (no such package):\n    required by:"
     assert package_errors(apk) == "ERROR: unable to select packages:\nyaml-devv (no such package):"
     assert package_errors("Step 1/5 : FROM x\nSuccessfully built abc") == ""

@@ -75,15 +75,18 @@ def package_errors(log: str) -> str:
     """The package manager's error lines in an image build's log: apt's `E: Unable to
     locate package libfoo-dev`, apk's `ERROR: unable to select packages:` and the
     `  libfoo (no such package):` lines under it."""
-    # the classic builder colours a step's stderr and may run it into the stdout line
-    # before it ("Building dependency tree...\x1b[91mE: Unable to locate package x")
-    text = re.sub(r"\x1b\[[0-9;]*m", "\n", log)
-    found = [
-        line.strip()
-        for line in text.splitlines()
-        if line.startswith(("E: ", "ERROR: ")) or "(no such package)" in line
-    ]
+    # the classic builder colours a step's stderr, in pieces ("\x1b[91mE\x1b[0m\x1b[91m: "),
+    # and may run it into the stdout line before it ("Building dependency tree...E: ...")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log)
+    found = []
+    for line in text.splitlines():
+        m = _PACKAGE_ERROR.search(line)
+        if m:
+            found.append(m.group(1).strip())
     return "\n".join(dict.fromkeys(found))
+
+
+_PACKAGE_ERROR = re.compile(r"(?:^|\.\.\.)\s*((?:E|ERROR): .*|\S+ \(no such package\).*)$")
 
 
 @dataclass(frozen=True, kw_only=True)
