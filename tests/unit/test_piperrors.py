@@ -4,7 +4,7 @@ tests/integration/test_faults_locks.py runs the real pip-compile."""
 
 from __future__ import annotations
 
-from wheelhouse.lock.piperrors import explain
+from wheelhouse.lock.piperrors import explain, failed_metadata
 
 FRAMES = (
     "Traceback (most recent call last):\n"
@@ -137,3 +137,55 @@ def test_any_other_failure_keeps_the_messages_and_drops_the_tracebacks() -> None
         "it went wrong",
     ]
     assert explain("") == "(no output)"
+
+
+# pip-compile on a host without cairo's headers (pycairo 1.29.2, meson-python), cut
+PYCAIRO = """\
+  Run-time dependency cairo found: NO  (tried pkg-config and cmake)
+
+  ../cairo/meson.build:31:12: ERROR: Dependency "cairo" not found (tried pkg-config and cmake)
+
+  A full log can be found at /tmp/pip-resolve-tlv20ows/pycairo_fb7d00aa17b14c7ab52f58cd1d293f60\
+/.mesonpy-ikqxn_ou/meson-logs/meson-log.txt
+  [end of output]
+
+  note: This error originates from a subprocess, and is likely not a problem with pip.
+Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/pip/_internal/operations/build/metadata.py", \
+line 35, in generate_metadata
+    distribution = source.metadata_directory
+pip._internal.exceptions.MetadataGenerationFailed: metadata generation failed
+"""
+
+# psycopg2's setup.py on a host without pg_config (pip's own words, cut)
+PSYCOPG2 = """\
+  error: subprocess-exited-with-error
+
+  × python setup.py egg_info did not run successfully.
+  │ exit code: 1
+  ╰─> [23 lines of output]
+      running egg_info
+      creating /tmp/pip-pip-egg-info-0e5n0f1z/psycopg2.egg-info
+
+      Error: pg_config executable not found.
+
+      pg_config is required to build psycopg2 from source.  Please add the directory
+      containing pg_config to the $PATH or specify the full executable path with the
+      option:
+      [end of output]
+  File "/tmp/pip-resolve-1x2y3z/psycopg2_0123456789abcdef0123456789abcdef/setup.py", line 1
+"""
+
+
+def test_a_failed_metadata_build_names_the_project_and_the_cause() -> None:
+    assert failed_metadata(PYCAIRO) == "pycairo"
+    said = explain(PYCAIRO)
+    assert said.startswith("pycairo: its metadata could not be prepared")
+    assert 'ERROR: Dependency "cairo" not found' in said
+    assert "Traceback" not in said and "MetadataGenerationFailed" not in said
+    assert failed_metadata(PSYCOPG2) == "psycopg2"
+    assert "Error: pg_config executable not found." in explain(PSYCOPG2)
+
+
+def test_other_failures_are_no_metadata_failure() -> None:
+    assert failed_metadata("ERROR: No matching distribution found for nope") is None

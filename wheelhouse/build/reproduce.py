@@ -141,7 +141,7 @@ def _candidate(session: BuildSession, key: str) -> _Candidate | str | None:
     except InvalidSdistFilename:
         return f"{sdist.filename!r} is not an sdist's file name"
     try:
-        now = session.build_key(target, sdist.sha256, session.recipes.get(project))
+        now = session.build_key(target, sdist.sha256, session.recipe(target, project))
     except WheelhouseError as e:
         return f"cannot compute its key here: {e.message.splitlines()[0]}"
     if now != key:

@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wheelhouse.build import learn
 from wheelhouse.build.assemble import Output, Placed, Source, assemble
 from wheelhouse.build.buildkey import input_key
 from wheelhouse.build.fetch import fetch_all, fetch_one
@@ -40,6 +42,7 @@ from wheelhouse.store.signing import Keyring
 
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
     from wheelhouse.build.compile import Compiler
+    from wheelhouse.build.learn import LearnedRecipe
     from wheelhouse.index import IndexReport
     from wheelhouse.store.layered import RemoteStats
 
@@ -78,6 +81,8 @@ class BuildReport:
     indexes: list[IndexReport] = field(default_factory=list)  # per target, then combined
     remote: RemoteStats | None = None  # what the shared store did (when one is configured)
     fetched: int = 0  # files downloaded in this run, each once whatever targets use it
+    learned: tuple[LearnedRecipe, ...] = ()  # system packages this run's builds discovered
+    saved: tuple[Path, ...] = ()  # recipes written by --save-recipes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +105,7 @@ def build(
     index: bool = True,
     wait: Wait = WAIT,
     on_event: Event = lambda kind, msg: None,
+    save_recipes: bool = False,
 ) -> BuildReport:
     """Build every target; then (unless `index` is False) write their static indexes,
     so the folders, the locks and the indexes always agree. `wait`: how long to wait for
@@ -124,6 +130,8 @@ def build(
             results = [session.assemble(m, keep_going=keep_going) for m in made]
         results.sort(key=lambda r: [t.name for t in targets].index(r.target.name))  # as asked
         session.record(results)
+        learned = tuple(x for c in session._compilers.values() for x in c.learned_now)
+        saved = tuple(learn.save(config.root / "recipes", learned)) if save_recipes else ()
         failed = [f for r in results for f in r.failures]
         if failed and not keep_going:
             raise failed[0].error  # the folders keep their old wheels: their pages list them
@@ -135,7 +143,8 @@ def build(
             metadata_cache=session.store.metadata,
             on_event=on_event,
         )
-    return BuildReport(targets=results, indexes=indexes, remote=session.remote, fetched=len(blobs))
+    return BuildReport(targets=results, indexes=indexes, remote=session.remote,
+                       fetched=len(blobs), learned=learned, saved=saved)  # fmt: skip
 
 
 class BuildSession:
@@ -152,8 +161,10 @@ class BuildSession:
         self.on_event = on_event
         self.remote = remote  # what the shared store did, when there is one
         self.recipes = Recipes(config.root / "recipes", label="recipes")
+        self.recipes.load_all()  # every file checked now, not when (if) a build needs it
         self._compilers: dict[str, Compiler] = {}
         self._images: dict[str, BuilderImages] = {}  # a build key needs only these
+        self._learned: dict[str, learn.Learned] = {}
         self._base_pins: dict[str, tuple[str, ...]] = {}  # target -> the base pins it builds with
         self._guard = threading.Lock()
         self._first: dict[str, str] = {}  # sha256 -> the target a shared download counts for
@@ -216,10 +227,16 @@ class BuildSession:
             c = self._compilers.get(target.name)
             if c is None:
                 c = self._compilers[target.name] = Compiler(
-                    images.engine, self.config, target, self.store, images
+                    images.engine, self.config, target, self.store, images, self.on_event
                 )
                 c.deps.constraints = self._base_pins.get(target.name, ())
             return c
+
+    def recipe(self, target: Target, project: str) -> Recipe | None:
+        """The recipe in effect: the user's or the shipped one, plus learned packages."""
+        with self._guard:  # what discovery learned: no compiler needed (a warm build)
+            known = self._learned.setdefault(target.name, learn.Learned(self.store.root, target))
+        return known.recipe(project, self.recipes.get(project))
 
     def build_key(self, target: Target, sdist_sha256: str, recipe: Recipe | None) -> str:
         """The store key of the wheel built from this sdist for this target."""
@@ -247,7 +264,7 @@ class BuildSession:
         hit = self.cached(sdist.sha256, None)  # a pure wheel: no builder (or key) needed
         if hit is not None:
             return hit, "cached"
-        recipe = self.recipes.get(pin.name)
+        recipe = self.recipe(target, pin.name)
         key = key or self.build_key(target, sdist.sha256, recipe)
         with self.store.lock(key):
             hit = self.cached(sdist.sha256, key)  # built meanwhile, here or elsewhere
@@ -258,13 +275,15 @@ class BuildSession:
             def dependency(dep: Pin, dep_sdist: Blob) -> Blob:  # a build requirement's wheel
                 return self.from_source(target, dep, dep_sdist, None)[0].blob
 
-            return self.compiler(target).compile(pin, sdist, recipe, key, dependency), "built"
+            rekey = partial(self.build_key, target, sdist.sha256)  # once packages are learned
+            compiler = self.compiler(target)
+            return compiler.compile(pin, sdist, recipe, key, dependency, rekey), "built"
 
     def rebuild(self, target: Target, pin: Pin, sdist: Blob) -> Path:
         """The wheel of `sdist` built again for `target` the way `from_source` builds it,
         into a temp folder (the caller removes it) and never into the store: `cache verify
         --rebuild` compares it with what the store holds."""
-        recipe = self.recipes.get(pin.name)
+        recipe = self.recipe(target, pin.name)
         key = self.build_key(target, sdist.sha256, recipe)
 
         def dependency(dep: Pin, dep_sdist: Blob) -> Blob:
@@ -314,7 +333,7 @@ class BuildSession:
             pure = self.cached(sdist_sha, None)
             if pure is not None or sdist_sha in deferred:
                 return pure, None
-            key = self.build_key(target, sdist_sha, self.recipes.get(pin.name))
+            key = self.build_key(target, sdist_sha, self.recipe(target, pin.name))
             return self.cached(sdist_sha, key), key
 
         return lookup

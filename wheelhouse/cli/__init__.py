@@ -102,4 +102,5 @@ COMMANDS = {
     "publish": ("cache", "publish"),
     "serve": ("serve", "serve"),
     "serve-user": ("serve", "serve_user"),
+    "recipe": ("recipe", "recipe_group"),
 }

@@ -64,6 +64,11 @@ def _wait(wait_s: float | None, no_wait: bool, say: Callable[[str], None]) -> Wa
 @click.option(
     "--no-index", "no_index", is_flag=True, help="Do not write the static indexes at the end."
 )
+@click.option(
+    "--save-recipes",
+    is_flag=True,
+    help="Write the system packages a build discovered as recipes/<project>.toml.",
+)
 @_wait_options
 @click.pass_obj
 def build(
@@ -75,6 +80,7 @@ def build(
     no_index: bool,
     wait_s: float | None,
     no_wait: bool,
+    save_recipes: bool,
 ) -> None:
     """Turn each target's lock into wheelhouse/<target>/ (wheels, lock.txt, manifest.json),
     then write the static indexes (`wheelhouse index`)."""
@@ -88,7 +94,8 @@ def build(
     with show.status("planning") as status:
 
         def on_event(kind: str, message: str) -> None:
-            if kind in ("built", "failed", "build", "wait", "corrupt", "kept"):
+            # a failure is shown once, at the end, with its log's tail
+            if kind in ("built", "build", "wait", "corrupt", "kept", "discover"):
                 show.event(kind, message)
             status.update(message)
 
@@ -102,6 +109,7 @@ def build(
             index=not no_index,
             wait=_wait(wait_s, no_wait, lambda msg: on_event("wait", msg)),
             on_event=on_event,
+            save_recipes=save_recipes,
         )
     _render_build(cfg, report, show, dry_run=dry_run)
     summary = build_mod.summary_error(report.targets)
@@ -166,7 +174,24 @@ def _render_build(
                 "next build with the store uploads them",
                 err=True,
             )
+    _render_learned(cfg, report, show)
     _render_indexes(cfg, report.indexes, show.line)
+
+
+def _render_learned(cfg: config_mod.Config, report: BuildReport, show: Display) -> None:
+    """What discovery learned, as the recipe a user can keep (or did, --save-recipes)."""
+    for item in report.learned:
+        show.line(
+            f"{item.target}: {item.project} needed {item.family} packages "
+            f"{' '.join(item.packages)} (found by discovery)"
+        )
+        path = cfg.root / "recipes" / f"{item.project}.toml"
+        if path in report.saved:
+            show.line(f"  saved as {cfg.rel(path)}")
+        else:
+            show.line(f"  keep it (or rerun with --save-recipes) as {cfg.rel(path)}:")
+            for line in item.text.splitlines():
+                show.line(f"    {line}")
 
 
 @click.command()

@@ -151,6 +151,13 @@ def lock(
         for note in notes:
             click.echo(f"  note: {note}")
         return
+    from functools import partial
+
+    from wheelhouse.build.lockprep import metadata_image
+
+    def progress(msg: str) -> None:
+        click.echo(f"… {msg}", err=True)
+
     report = lock_mod.lock(
         cfg,
         chosen,
@@ -158,7 +165,9 @@ def lock(
         upgrade=upgrade,
         upgrade_packages=upgrade_package,
         refresh=refresh or upgrade,
-        progress=lambda msg: click.echo(f"… {msg}", err=True),
+        progress=progress,
+        # a project whose metadata needs system packages: prepared in the builder
+        prepare=partial(metadata_image, cfg, obj.engine_factory(), progress),
     )
     _render_lock(cfg, report)
 

@@ -16,7 +16,13 @@ from wheelhouse.config import Config, Target
 from wheelhouse.fsutil import atomic_write
 from wheelhouse.image.elf import cached_needs, is_platform_wheel, outside_needs
 from wheelhouse.image.stage import CHECK_SCRIPT, LIBRARIES_NAME, TOOLS_DIR
-from wheelhouse.image.system import SonameLookup, fetch_system, place
+from wheelhouse.image.system import (
+    SonameLookup,
+    fetch_system,
+    naming_policy,
+    place,
+    with_file_index,
+)
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
@@ -56,6 +62,8 @@ def fetch_runtime(
 
     needs = wheel_needs(config, folder, manifest) if python else {}
     store = Store(config.cache_dir)
+    if lookup is naming_policy:  # the distro's own file index first, its naming rules after
+        lookup = with_file_index(engine, target.final_image, logs=store.root / "logs")
     result = fetch_system(
         engine,
         store,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from wheelhouse._scripts import script
 from wheelhouse.engine import FIND_PYTHON, Mount
-from wheelhouse.errors import SystemPackageError
+from wheelhouse.errors import EngineError, SystemPackageError
 from wheelhouse.fsutil import atomic_write, link_into
 
 if TYPE_CHECKING:
@@ -61,6 +61,29 @@ def naming_policy(soname: str, family: str) -> tuple[str, ...]:
     name, version = m.group("name").lower().replace("_", "-"), m.group("version")
     base = f"{name}{'-' if name[-1].isdigit() else ''}{version}"
     return (base, f"{base}t64")
+
+
+def with_file_index(engine: Engine, image: str, *, logs: Path) -> SonameLookup:
+    """The package that ships the soname by `image`'s own file index (build/provides.py:
+    Debian's Contents, read in a lookup image built once per image id, only when a wheel
+    needs a library the image lacks), then the naming rules; the rules alone where the
+    index cannot be read (a mirror whose Contents do not match its Release file)."""
+
+    def lookup(soname: str, family: str) -> tuple[str, ...]:
+        rules = naming_policy(soname, family)
+        if family == "apk":  # `so:` provider names are apk's index already
+            return rules
+        from wheelhouse.build.discover import Need
+        from wheelhouse.build.provides import find_providers
+
+        try:
+            found = find_providers(engine, image, [Need(kind="soname", name=soname)], logs=logs)
+        except EngineError:
+            return rules
+        first = [p for p in found.values() if p]
+        return tuple(dict.fromkeys([*first, *rules]))
+
+    return lookup
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -232,6 +232,7 @@ def lock(
     upgrade_packages: Sequence[str] = (),
     refresh: bool = False,
     progress: Callable[[str], None] = lambda _: None,
+    prepare: resolve.Prepare | None = None,
 ) -> LockReport:
     files = check_inputs(config.inputs + config.constraints, config.root)
     clients: list[IndexClient] = []
@@ -253,7 +254,15 @@ def lock(
     try:
         results = list(
             _lock_targets(
-                config, targets, files, client, engine, upgrade, upgrade_packages, progress
+                config,
+                targets,
+                files,
+                client,
+                engine,
+                upgrade,
+                upgrade_packages,
+                progress,
+                prepare,
             )
         )
     except ResolveError:
@@ -278,6 +287,7 @@ def _lock_targets(
     upgrade: bool,
     upgrade_packages: Sequence[str],
     progress: Callable[[str], None],
+    prepare: resolve.Prepare | None = None,
 ) -> Iterator[TargetLock]:
 
     upgrade_names = tuple(canonicalize_name(p) for p in upgrade_packages)
@@ -317,6 +327,7 @@ def _lock_targets(
             upgrade=upgrade and i == 0,
             upgrade_packages=upgrade_names,
             constraints=(base.constraints,) if base else (),
+            prepare=prepare,
         )
         pending = resolve.start(request, engine)
         for line in seed.splitlines():  # most pins survive a re-lock: fetch their pages now

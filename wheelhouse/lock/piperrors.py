@@ -14,6 +14,7 @@ import urllib.parse
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
+    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
@@ -27,9 +28,56 @@ _QUOTED = re.compile(r"'([^']*)'")
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Impossible|Conflicted|NotFound)\b:")
 
 
+# pip builds an sdist's metadata in /tmp/pip-resolve-<random>/<name>_<32 hex>/ (pip-compile's
+# folder), or pip-install-/pip-req-build- ones: the one place its output names the project
+_BUILD_DIR = re.compile(
+    r"/pip-(?:resolve|install|req-build)-[^/\s]+/([A-Za-z0-9][\w.-]*?)_[0-9a-f]{32}/"
+)
+_METADATA_FAILED = (
+    "MetadataGenerationFailed",
+    "metadata-generation-failed",
+    "Preparing metadata (pyproject.toml) exited",
+    "python setup.py egg_info did not run successfully",
+    "Getting requirements to build wheel did not run successfully",
+)
+# What a failed metadata build says about why, kept from its output for the message.
+_CAUSE = re.compile(
+    r"(fatal error:|ERROR:|[Nn]ot found|No such file or directory|No package '|"
+    r"cannot find -l|Error: )"
+)
+
+
+def failed_metadata(output: str) -> str | None:
+    """The project (canonical name) whose metadata pip could not prepare, when that is why
+    pip-compile failed; else None."""
+    if not any(m in output for m in _METADATA_FAILED):
+        return None
+    found = _BUILD_DIR.findall(output)
+    if found:
+        return canonicalize_name(found[-1])
+    collecting = re.findall(r"^\s*Collecting ([A-Za-z0-9][\w.-]*)", output, re.M)
+    return canonicalize_name(collecting[-1]) if collecting else None
+
+
+def explain_metadata(project: str, output: str) -> str:
+    """One message for a metadata build that failed: the project and the lines that say
+    why (a missing header, pkg-config module, library or tool), never the traceback."""
+    causes = [
+        line.strip()
+        for line in output.splitlines()
+        if _CAUSE.search(line) and not line.lstrip().startswith(("File ", "pip._internal", "note:"))
+        and "metadata-generation-failed" not in line and "subprocess-exited-with-error" not in line
+    ]  # fmt: skip
+    said = "\n".join(f"  {c}" for c in list(dict.fromkeys(causes))[-6:]) or "  (no reason given)"
+    return f"{project}: its metadata could not be prepared (its build step failed):\n{said}"
+
+
 def explain(output: str) -> str:
     """One message from pip-compile's stdout and stderr: the conflicting requirements and
     who asks for each, pip's ERROR lines, or else what is left without the tracebacks."""
+    project = failed_metadata(output)
+    if project is not None:
+        return explain_metadata(project, output)
     lines = output.splitlines()
     said: list[str] = []
     conflict = _conflict(lines)

@@ -29,6 +29,13 @@ from wheelhouse.lock.lockfile import Pin, parse_pins
 from wheelhouse.store import Store
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+PREPARE_ROUNDS = 4  # builder images tried for one failed metadata build (recipe, discovery)
+
+# (target, project, the failed build's output, images tried) -> a builder image to resolve
+# in, with the system packages the project's recipe names or discovery found (or None:
+# nothing new to try). The build layer provides it (build/lockprep.py): lock/ knows no
+# recipes or images.
+Prepare = Callable[[Target, str, str, tuple[str, ...]], "str | None"]
 _CONTAINER_CA = "/etc/wheelhouse/ca-bundle.pem"
 
 
@@ -43,6 +50,17 @@ class Request:
     # constraint files beyond the config's, by absolute path: the final image's packages
     # (basestubs.py; their folder is one of the target's find-links, so mounted alike)
     constraints: tuple[Path, ...] = ()
+    prepare: Prepare | None = None  # a builder image for a project whose metadata failed
+
+
+class MetadataFailed(ResolveError):
+    """pip-compile failed because one project's metadata could not be prepared (its
+    setup.py or build backend needs a system library or tool)."""
+
+    def __init__(self, message: str, hint: str, *, project: str, output: str) -> None:
+        super().__init__(message, hint)
+        self.project = project
+        self.output = output
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,7 +148,20 @@ def _timed_out(tool: str, req: Request, seconds: float) -> ResolveError:
 def _failed(tool: str, req: Request, res: process.Result) -> ResolveError:
     # pip-compile ends in pip's tracebacks; what they say is made a message here. uv's
     # own message is already one: it passes through.
-    said = res.tail(25) if tool == "uv" else piperrors.explain(res.stdout + res.stderr)
+    output = res.stdout + res.stderr
+    project = None if tool == "uv" else piperrors.failed_metadata(output)
+    if project is not None:
+        return MetadataFailed(
+            f"{tool} could not resolve target {req.target.name!r}:\n"
+            + piperrors.explain_metadata(project, output),
+            hint=f"{project} needs system packages to prepare its metadata: name them in "
+            f"recipes/{project}.toml (build.apt / build.apk) and lock again (the target's "
+            'builder image then prepares it), or use resolver = "uv" where its sdist '
+            "has static metadata",
+            project=project,
+            output=output,
+        )
+    said = res.tail(25) if tool == "uv" else piperrors.explain(output)
     return ResolveError(
         f"{tool} could not resolve target {req.target.name!r}:\n{said}",
         hint="fix the conflicting or missing requirement named above in your inputs; "
@@ -149,8 +180,33 @@ def start(req: Request, engine: Callable[[], Engine]) -> Callable[[], Resolution
     # the host's minor release is enough to start on the host: lock.py checks the pins
     # against the target's patch release, and calls in_builder() where they do not fit
     if host_matches(req.target):
-        return lambda: _resolve_pip_host(req)
-    return lambda: in_builder(req, engine())
+        return lambda: _prepared(req, engine, lambda: _resolve_pip_host(req))
+    return lambda: _prepared(req, engine, lambda: in_builder(req, engine()))
+
+
+def _prepared(
+    req: Request, engine: Callable[[], Engine], resolve: Callable[[], Resolution]
+) -> Resolution:
+    """`resolve()`; where it fails for want of a project's metadata, pip-compile again in
+    a builder image with the system packages that project needs (its recipe's, then what
+    discovery finds in the failed build's output), in bounded rounds."""
+    try:
+        return resolve()
+    except MetadataFailed as e:
+        if req.prepare is None:
+            raise
+        failed = e
+    tried: tuple[str, ...] = ()
+    for _round in range(PREPARE_ROUNDS):
+        image = req.prepare(req.target, failed.project, failed.output, tried)
+        if image is None or image in tried:
+            break
+        tried += (image,)
+        try:
+            return in_builder(req, engine(), image=image)
+        except MetadataFailed as e:
+            failed = e
+    raise failed
 
 
 def _resolve_pip_host(req: Request) -> Resolution:
@@ -324,11 +380,13 @@ def container_env(config: Config) -> dict[str, str]:
     return env
 
 
-def in_builder(req: Request, engine: Engine) -> Resolution:
-    """pip-compile inside the target's builder image: its own interpreter decides."""
+def in_builder(req: Request, engine: Engine, *, image: str | None = None) -> Resolution:
+    """pip-compile inside the target's builder image (or `image`, one made from it with
+    system packages): its own interpreter decides."""
     target = req.target
+    image = image or target.builder_image
     key = f"targets.{target.name}.builder-image"
-    info = engine.probe(target.builder_image, key=key)
+    info = engine.probe(image, key=key)
     check_builder(target, info)
     tools = _piptools_wheels(req.config, target.python_version)
     uid = os.getuid()
@@ -359,7 +417,7 @@ def in_builder(req: Request, engine: Engine) -> Resolution:
             'exec /tmp/wh-venv/bin/pip-compile "$@"'
         )
         with engine.container(
-            target.builder_image,
+            image,
             ["sh", "-c", script, "pip-compile", *_pip_compile_args(req, "/out/lock.txt")],
             mounts=mounts,
             env=container_env(req.config),
@@ -374,12 +432,12 @@ def in_builder(req: Request, engine: Engine) -> Resolution:
             except EngineTimeoutError as e:
                 if e.key != "resolve":
                     raise
-                raise _timed_out(f"pip-compile in {target.builder_image}", req, e.seconds) from None
+                raise _timed_out(f"pip-compile in {image}", req, e.seconds) from None
         if not res.ok:
-            raise _failed(f"pip-compile in {target.builder_image}", req, res)
+            raise _failed(f"pip-compile in {image}", req, res)
         text = (out / "lock.txt").read_text()
     return Resolution(
         pins=parse_pins(text, "pip-compile output"),
-        where=f"container {target.builder_image}",
+        where=f"container {image}",
         python=info.python_version,
     )

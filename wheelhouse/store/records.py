@@ -72,6 +72,8 @@ class BuildRecord:
     finished: str = ""
     log: str = ""
     wheelhouse: str = ""
+    # system packages discovery added to the recipe for this build (build/discover.py)
+    learned_packages: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys of a newer version, kept
 
     def to_json(self) -> dict[str, Any]:
@@ -102,6 +104,8 @@ class BuildRecord:
             log=self.log,
             wheelhouse=self.wheelhouse,
         )
+        if self.learned_packages:  # absent otherwise: records from before read the same
+            doc["learned_packages"] = list(self.learned_packages)
         return doc
 
     @classmethod
@@ -130,7 +134,7 @@ class BuildRecord:
             # "signature": the store's envelope (store/signing.py), not the record's
             known = {*text, "sdist", "build_env", "cuda", "builder_cuda", "recipe",
                      "build_requirements", "build_dependencies", "linked_libraries",
-                     "runtime_packages", "signature"}  # fmt: skip
+                     "runtime_packages", "learned_packages", "signature"}  # fmt: skip
             return cls(
                 **text,
                 sdist=SdistRef(
@@ -144,6 +148,7 @@ class BuildRecord:
                 build_env=tuple(sorted((str(k), str(v)) for k, v in env.items())),
                 linked_libraries=_strs(doc.get("linked_libraries", [])),
                 runtime_packages=_strs(doc.get("runtime_packages", [])),
+                learned_packages=_strs(doc.get("learned_packages", [])),
                 extra={k: v for k, v in doc.items() if k not in known},
             )
         except ValueError:
