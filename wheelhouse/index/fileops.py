@@ -53,6 +53,31 @@ class FileWriter:
         if track:
             self.written.append(dest)
 
+    def create(self, dest: str, data: bytes, *, track: bool = True) -> bool:
+        """Write a file no reader is sent to yet in place: no temp file, no rename (what
+        an interrupted run leaves of it is found and written again by the next, see
+        `wheelhouse.index.writer`). False, writing nothing, where it already exists."""
+        try:
+            with writing(dest):
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if self._chmod:
+                os.fchmod(fd, 0o644)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(dest)  # noqa: PTH108
+            raise
+        finally:
+            os.close(fd)
+        if track:
+            self.written.append(dest)
+        return True
+
     def _replace(self, tmp: str, dest: str, data: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:

@@ -56,17 +56,16 @@ folders)`, and `index_all(config, targets)` for `wheelhouse index` (and the end 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING
 
 from wheelhouse.errors import PublishError
-from wheelhouse.fsutil import TMP, WAIT, Wait, crash_point
+from wheelhouse.fsutil import TMP, WAIT, Wait, crash_point, writing
 from wheelhouse.index.fileops import (
     FileWriter,
     boot_id,
@@ -75,22 +74,16 @@ from wheelhouse.index.fileops import (
     remove,
     write_small,
 )
-from wheelhouse.index.render import PageFile, page_key, render_project, render_root
-from wheelhouse.index.scan import (
-    Found,
-    Listing,
-    Source,
-    check_duplicates,
-    read_new,
-    remove_stale_sidecars,
-    scan,
-    sidecar_lost,
-)
+from wheelhouse.index.plan import Plan, matched_yanks, plan_run, plan_yanks, read_projects
+from wheelhouse.index.render import PageFile, render_project, render_root
+from wheelhouse.index.scan import Found, Listing, Source, remove_stale_sidecars, scan
 from wheelhouse.index.state import (
     DIRTY_NAME,
+    LOG_NAME,
     METADATA_SUFFIX,
     NO_YANKS,
     PROJECT,
+    PROJECT_STATE,
     SIMPLE,
     STATE_NAME,
     VERSION,
@@ -98,8 +91,11 @@ from wheelhouse.index.state import (
     FileRecord,
     IndexState,
     Yanks,
+    load_log,
     load_state,
     load_yanks,
+    log_lines,
+    project_json,
 )
 
 if TYPE_CHECKING:
@@ -166,34 +162,58 @@ def write_index(
     with index_lock(root, wait=wait, label=label):
         old = load_state(simple)
         boot = boot_id()
-        # render every page when there is no state, when pages were being written as a run
-        # stopped, or when the machine restarted since the last run (see below)
-        dirty = old is None or (simple / DIRTY_NAME).exists() or old.boot != boot
-        old = old or IndexState()
-        writer = FileWriter()
-        found, hashed, sidecars = _read_all(sources, old, listings, writer, dirty=dirty)
-
-        # every file is known and valid: pages, then the root, then what is gone
-        content = _content(found, yanks, old.files)
         yanks_key = yanks.digest()
-        rekey = dirty or old.yanks != yanks_key
-        pages = {
-            project: page_key(content.projects[project])
-            if rekey or project in content.touched or project not in old.pages
-            else old.pages[project]
-            for project in sorted(content.projects)
-        }
-        written = _write_pages(simple, content, pages, old, writer, dirty=dirty, boot=boot)
-        if writer.written or written.gone or content.touched or pages != old.pages or rekey:
+        run_start = time.time_ns()
+        # render every page when there is no state, when pages were being written as a run
+        # stopped, when the machine restarted since the last run (see below) or the yanks
+        # changed; a valid state's project records still spare the hashing
+        dirty = (
+            old is None or old.since is None or (simple / DIRTY_NAME).exists() or old.boot != boot
+        )
+        known, log_size = load_log(simple) if old is not None else ({}, 0)
+        existing = _existing_projects(simple, dirty=dirty)
+        found, sidecars = scan(sources, listings)
+        since = None if old is None or dirty else old.since
+        plan = plan_run(found, known, existing, sidecars, since=since)
+        yanks_changed = old is not None and old.yanks != yanks_key
+        if old is not None and yanks_changed:  # the pages of what (un)yanks name
+            plan_yanks(plan, old.yanked, yanks.entries())
+        writer = FileWriter()
+        hashed = read_projects(simple, plan, sidecars, writer, trusted=old is not None, dirty=dirty)
+        changed = [p for p, files in plan.touched.items() if files and plan.changed[p]]
+        changed.sort()
+        root_stale = (
+            dirty
+            or plan.projects != existing
+            or not (simple / "index.html").exists()
+            or not (simple / "index.json").exists()
+        )
+        gone = sorted(existing - plan.projects)
+        added = {f.key: f.project for f in found if f.key not in known}
+        removed = known.keys() - plan.keys
+        if changed or root_stale or gone:
+            # an interruption from here on leaves pages the state does not describe
+            write_small(simple / DIRTY_NAME, b"", durable=boot is None)
+            _write_pages(simple, plan, changed, yanks, writer, existing)
+            if root_stale:  # after the pages it links
+                page, doc = render_root(sorted(plan.projects))
+                writer.write(f"{simple}/index.html", page)
+                writer.write(f"{simple}/index.json", doc)
+            for project in gone:  # after the root stopped linking them
+                crash_point()
+                shutil.rmtree(simple / project, ignore_errors=True)
+        if changed or root_stale or gone or added or removed or dirty or yanks_changed:
             # Durability: an fsync per page costs seconds for a big index, and sync()
             # flushes the whole machine. Where the kernel has a boot id the state records it
             # instead: the first run after a restart (the only way to lose written data)
             # re-renders every page and checks every sidecar, and a state cut short is
             # invalid JSON, which means a full run. Elsewhere: fsync, then the state.
+            _write_log(simple, found, added, removed, log_size, whole=dirty)
             if boot is None:
                 writer.fsync()
+            # files changed in the second before this run may not show a newer ctime yet
             new = IndexState(
-                boot=boot, yanks=yanks_key, root=written.root, pages=pages, files=content.files
+                boot=boot, yanks=yanks_key, yanked=yanks.entries(), since=run_start - _CTIME_SLACK
             )
             write_small(simple / STATE_NAME, new.to_json(), durable=boot is None)
             (simple / DIRTY_NAME).unlink(missing_ok=True)
@@ -201,14 +221,18 @@ def write_index(
         return IndexReport(
             name=name,
             path=simple,
-            projects=len(pages),
-            files=len(content.files),
+            projects=len(plan.projects),
+            files=len({f.filename for f in found}),  # one file in two targets: listed once
             hashed=hashed,
-            pages_written=written.pages,
-            pages_removed=len(written.gone),
+            pages_written=len(changed) + int(root_stale),
+            pages_removed=len(gone),
             elapsed=time.perf_counter() - start,
-            unmatched_yanks=tuple(sorted(yanks.keys() - content.matched)),
+            unmatched_yanks=tuple(sorted(yanks.keys() - matched_yanks(yanks, found))),
         )
+
+
+_CTIME_SLACK = 2_000_000_000  # ns: coarse kernel clocks, file systems with 1 s times
+_COMPACT_AT = 1000  # log lines beyond twice the files listed: the log is written whole
 
 
 def _check_places(simple: Path, sources: Sequence[Source]) -> None:
@@ -225,114 +249,56 @@ def _check_places(simple: Path, sources: Sequence[Source]) -> None:
         )
 
 
-def _read_all(
-    sources: Sequence[Source],
-    old: IndexState,
-    listings: Mapping[Path, Listing],
-    writer: FileWriter,
-    *,
-    dirty: bool,
-) -> tuple[list[Found], int, dict[str, set[str]]]:
-    """(every wheel, each with its record; how many were read and hashed; the sidecars
-    present per source prefix). Writes the sidecars of what was read."""
-    found, sidecars = scan(sources, old.files, listings)
-    todo = [f for f in found if f.rec is None]
-    read_new(todo, writer)
-    found = check_duplicates(found)
-    # a sidecar that went missing (or, after an interruption, may be short): again
-    # (sidecars an earlier call of this run wrote or checked need no second look)
-    lost = [
-        f
-        for f in found
-        if not f.fresh
-        and sidecar_lost(f, sidecars, dirty=dirty and f.source.folder not in listings)
-    ]
-    read_new(lost, writer)
-    return found, len(todo), sidecars
-
-
-class _Content(NamedTuple):  # within this module only: a NamedTuple costs less to import
-    """What the index shows this run."""
-
-    files: dict[str, FileRecord]  # index key -> record: the state's `files`
-    projects: dict[str, list[PageFile]]  # what each project page links
-    touched: set[str]  # projects whose files are not as the state has them
-    matched: set[str]  # yanked.toml keys that match a file
-
-
-def _content(found: Sequence[Found], yanks: Yanks, old_files: Mapping[str, Any]) -> _Content:
-    """Every file's record and yank, by project; which projects changed since the state."""
-    projects: dict[str, list[PageFile]] = {}
-    matched: set[str] = set()
-    files: dict[str, FileRecord] = {}
-    touched: set[str] = set()
-    for item in found:
-        rec = item.rec
-        assert rec is not None
-        files[item.key] = rec
-        yank, hit = yanks.lookup(item.filename, rec[PROJECT], rec[VERSION])
-        if hit is not None:
-            matched.add(hit)
-        projects.setdefault(rec[PROJECT], []).append((item.key, rec, yank))
-        if not item.known:
-            touched.add(rec[PROJECT])
-    for key in old_files.keys() - files.keys():
-        with contextlib.suppress(LookupError, TypeError):
-            touched.add(old_files[key][PROJECT])
-    return _Content(files=files, projects=projects, touched=touched, matched=matched)
-
-
-class _Written(NamedTuple):
-    """What `_write_pages` did."""
-
-    pages: int  # project pages plus the root page
-    root: str  # the root page's key
-    gone: list[str]  # projects whose pages were removed
-
-
 def _write_pages(
     simple: Path,
-    content: _Content,
-    pages: Mapping[str, str],
-    old: IndexState,
+    plan: Plan,
+    changed: Sequence[str],
+    yanks: Yanks,
     writer: FileWriter,
+    existing: set[str],
+) -> None:
+    """Project pages whose files changed, each with its state: no reader ever sees a page
+    that links what is not there (sidecars were written before)."""
+
+    def one(project: str) -> None:
+        items = plan.touched[project]
+        files: list[PageFile] = []
+        records: dict[str, FileRecord] = {}
+        for f in items:
+            rec = f.rec
+            assert rec is not None
+            records[f.key] = rec
+            files.append((f.key, rec, yanks.lookup(f.filename, rec[PROJECT], rec[VERSION])[0]))
+        _write_project(writer, simple, project, files, records, new=project not in existing)
+
+    parallel(one, changed)
+
+
+def _write_log(
+    simple: Path,
+    found: Sequence[Found],
+    added: Mapping[str, str],
+    removed: Iterable[str],
+    size: int,
     *,
-    dirty: bool,
-    boot: str | None,
-) -> _Written:
-    """Project pages whose key changed, then the root page, then remove the pages of
-    projects that are gone: no reader ever sees a page that links what is not there."""
-    existing = _existing_projects(simple, dirty=dirty)
-    stale = [p for p in pages if dirty or old.pages.get(p) != pages[p] or p not in existing]
-    root_key = page_key([(p, [], False) for p in pages])
-    root_stale = (
-        dirty
-        or old.root != root_key
-        or not (simple / "index.html").exists()
-        or not (simple / "index.json").exists()
-    )
-    gone = sorted(existing - pages.keys())
-    if stale or root_stale or gone:
-        # an interruption from here on leaves pages the state does not describe
-        write_small(simple / DIRTY_NAME, b"", durable=boot is None)
-    parallel(
-        lambda p: _write_project(writer, simple, p, content.projects[p], new=p not in existing),
-        stale,
-    )
-    if root_stale:  # after the pages it links
-        page, doc = render_root(pages)
-        writer.write(f"{simple}/index.html", page)
-        writer.write(f"{simple}/index.json", doc)
-    for project in gone:  # after the root stopped linking them
-        crash_point()
-        shutil.rmtree(simple / project, ignore_errors=True)
-    return _Written(pages=len(stale) + int(root_stale), root=root_key, gone=gone)
+    whole: bool,
+) -> None:
+    """Append this run's changes to the log, or write it whole after a full run or when
+    most of its lines no longer count."""
+    if whole or size > 2 * len(found) + _COMPACT_AT:
+        data = log_lines({f.key: f.project for f in found}, ())
+        write_small(simple / LOG_NAME, data, durable=False)
+        return
+    with writing(simple / LOG_NAME), open(simple / LOG_NAME, "ab") as log:  # noqa: PTH123
+        log.write(log_lines(added, removed))
 
 
 def _existing_projects(simple: Path, *, dirty: bool) -> set[str]:
     """The project folders in `simple`; removes temp files interrupted runs left there
     (this run holds the lock)."""
-    existing = set()
+    existing: set[str] = set()
+    if not simple.is_dir():
+        return existing
     for entry in os.scandir(simple):
         if entry.name[0] != ".":
             if entry.is_dir():
@@ -349,19 +315,29 @@ def _existing_projects(simple: Path, *, dirty: bool) -> set[str]:
 
 
 def _write_project(
-    writer: FileWriter, simple: Path, project: str, files: Sequence[PageFile], *, new: bool
+    writer: FileWriter,
+    simple: Path,
+    project: str,
+    files: Sequence[PageFile],
+    records: Mapping[str, FileRecord],
+    *,
+    new: bool,
 ) -> None:
     page, doc = render_project(project, files)
+    state = project_json(records)
     folder = f"{simple}/{project}"
-    if not new:
+    if not new:  # the pages, then the state that says what they show
         writer.write(f"{folder}/index.html", page)
         writer.write(f"{folder}/index.json", doc)
+        writer.write(f"{folder}/{PROJECT_STATE}", state)
         return
-    # a new project's folder appears whole, with both pages in it
+    # a new project's folder appears whole, with both pages in it: written in place in a
+    # folder no reader is sent to, then one rename
     staging = f"{simple}/{NEW_PREFIX}{project}"
     os.mkdir(staging)  # noqa: PTH102
-    writer.write(f"{staging}/index.html", page, track=False)
-    writer.write(f"{staging}/index.json", doc, track=False)
+    for name, data in (("index.html", page), ("index.json", doc), (PROJECT_STATE, state)):
+        if not writer.create(f"{staging}/{name}", data, track=False):
+            raise FileExistsError(f"{staging}/{name}")
     crash_point()
     os.rename(staging, folder)  # noqa: PTH104
     writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
@@ -380,7 +356,7 @@ def _tidy_sources(
             mine = [f for f in found if f.source is src]
             remove_stale_sidecars(src, {f.filename for f in mine}, sidecars[src.prefix])
             listings[src.folder] = Listing(
-                wheels={f.filename: (f.stamp, f.rec) for f in mine if f.rec is not None},
+                wheels={f.filename: (f.stamp, f.ctime, f.rec) for f in mine},
                 sidecars=frozenset(f.filename + METADATA_SUFFIX for f in mine),
             )
 
