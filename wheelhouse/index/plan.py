@@ -50,19 +50,19 @@ def plan_run(
     run (a newer ctime) or missing its sidecar, and those whose page is missing; all of
     them where `since` is None (a full run)."""
     touched: set[str] = set()
-    projects: set[str] = set()
-    keys: set[str] = set()
+    keys = {f.key for f in found}
+    horizon = -1 if since is None else since  # (a plain loop: it sees every file, every run)
     for f in found:
-        key = f.key
-        keys.add(key)
-        project = known.get(key)
+        project = known.get(f.key)
         if project is None:
             project = project_of(f.filename)
             touched.add(project)
-        elif since is None or f.ctime >= since or _lost(f, sidecars):
+        elif f.ctime >= horizon or (
+            f.source.owner and f.filename + METADATA_SUFFIX not in sidecars[f.source.prefix]
+        ):
             touched.add(project)
         f.project = project
-        projects.add(project)
+    projects = {f.project for f in found}
     if since is None:
         touched = set(projects)
     else:
@@ -79,10 +79,6 @@ def plan_run(
         found=found,
         keys=keys,
     )
-
-
-def _lost(f: Found, sidecars: Mapping[str, set[str]]) -> bool:
-    return f.source.owner and f.filename + METADATA_SUFFIX not in sidecars[f.source.prefix]
 
 
 def plan_yanks(plan: Plan, old: Mapping[str, str | bool], new: Mapping[str, str | bool]) -> None:

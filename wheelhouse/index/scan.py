@@ -311,6 +311,8 @@ def sidecar_lost(item: Found, sidecars: Mapping[str, set[str]], *, dirty: bool) 
 
 
 def remove_stale_sidecars(src: Source, wheels: set[str], present: set[str]) -> None:
+    if len(present) <= len(wheels):  # every wheel here has its sidecar: none is stale
+        return
     for sidecar in present:
         if sidecar[: -len(METADATA_SUFFIX)] not in wheels:
             (src.folder / sidecar).unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 The layout of an index folder (`simple/`, its state file, log and markers, the `.metadata`
 sidecars beside the wheels, `yanked.toml`); what is kept: per project, what was read from
-each wheel its page lists, keyed by its stat stamp (`simple/<project>/.state.json`); the
+each wheel its page lists, keyed by its stat stamp (in its JSON page, under `_wheelhouse`); the
 files every page lists (`simple/.index-files`, an append log); and the run's own small
 state (`simple/.index-state.json`); and PEP 592 yanks read from `yanked.toml`.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ YANKED_NAME = "yanked.toml"
 METADATA_SUFFIX = ".metadata"  # <wheel>.metadata: the wheel's METADATA (PEP 658)
 
 LOG_NAME = ".index-files"  # the files the pages list: an append log (see below)
-PROJECT_STATE = ".state.json"  # in each project's folder: the records its page shows
+PRIVATE = "_wheelhouse"  # in each project's JSON page: what its records hold and it does not
 
 # Bump when the pages' or the state's format changes: every page is rendered again.
 FORMAT = 2
@@ -98,17 +99,27 @@ def load_state(simple: Path) -> IndexState | None:
 
 
 def load_project(folder: Path) -> dict[str, FileRecord]:
-    """index key -> record of the files a project's page shows (`<project>/.state.json`,
-    written with its page); empty when missing or unreadable (its files are read again)."""
+    """index key -> record of the files a project's page shows, from its JSON page (which
+    carries what the page does not: PEP 691 reserves keys that start with `_` for the
+    index's own use); empty when missing or unreadable (its files are read again)."""
     try:
-        doc = json.loads((folder / PROJECT_STATE).read_bytes())
-    except (OSError, ValueError):
+        doc = json.loads((folder / "index.json").read_bytes())
+        records = {}
+        for entry, (mtime, ino, meta_size, version) in zip(doc["files"], doc[PRIVATE], strict=True):
+            records[urllib.parse.unquote(entry["url"][6:])] = [
+                entry["size"],
+                mtime,
+                ino,
+                doc["name"],
+                version,
+                entry["hashes"]["sha256"],
+                entry.get("requires-python"),
+                entry["core-metadata"]["sha256"],
+                meta_size,
+            ]
+    except (OSError, ValueError, LookupError, TypeError):
         return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def project_json(files: Mapping[str, FileRecord]) -> bytes:
-    return json.dumps(files, separators=(",", ":")).encode()
+    return records
 
 
 # The log (`simple/.index-files`): one line per change, `key<TAB>project` for a file the
