@@ -109,7 +109,7 @@ def read_projects(
     todo: list[Found] = []
     states: dict[str, dict[str, FileRecord]] = {}
     for project, items in plan.touched.items():
-        own = load_project(simple / project) if trusted else {}
+        own = load_project(simple / project) if trusted and items else {}  # (gone: none)
         states[project] = own
         todo.extend(look_up(items, own, trusted))
     count = len(todo)
