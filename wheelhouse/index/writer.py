@@ -22,26 +22,41 @@ parse, a corrupt or truncated zip, a missing METADATA, or a file name whose proj
 version disagrees with METADATA's Name / Version is refused (PublishError) before any page
 is written.
 
-Incremental: `simple/.index-state.json` maps each indexed file to its stat stamp (size,
-mtime_ns, inode) and what was read from it (sha256, project, version, Requires-Python, the
-METADATA sha256), and each project page to a key of what it shows. Only files whose stamp
-changed are read and hashed; only pages whose key changed are rendered and written.
+Incremental, at a cost that follows what changed, not the size of the index: every page's
+JSON carries, under the private key `_wheelhouse` (PEP 691 leaves `_` keys to the index),
+each file's stat stamp (size, mtime_ns, inode) and what its records need besides the page;
+`simple/.index-files` is an append log of the files the pages list (`key<TAB>project`,
+`key<TAB>` once gone), and `simple/.index-state.json` is small (format, boot id, yanks, and
+`since`: the start of the last complete run). A run lists each folder once (one scandir,
+one stat per wheel: the target's listing is handed to the combined index of the same run)
+and checks only the projects with a file that is new, gone, missing its sidecar or with a
+ctime from `since` on (the kernel sets ctime at every write, link or rename; no call sets
+it back), and those whose page is missing; it reads those projects' JSON pages, hashes
+only files whose stamp changed, renders only pages whose files changed, appends a few lines
+to the log and rewrites the small state. A full run (no state, a restart, an interrupted
+run) renders every page and writes the log whole. Known limit: `since` assumes the file
+system's clock is this machine's (a network share whose server clock runs behind could
+hide a wheel rewritten in place under the same name until a full run: delete
+`simple/.index-state.json` to force one).
 
 Atomic without a snapshot swap: pip, uv and every other client read one page per project
 and then its files, never the tree as a whole, so what a reader must never see is a page that
-links a file that is not there, or half a page. Each file is therefore replaced on its own
-(a temp file beside it, renamed over it) in an order that keeps that true at every instant:
-metadata sidecars first, then project pages (a new project's folder appears whole, both
-pages in it, by one rename), then the root page, and only then are the pages of projects
-that are gone removed. A generation-folder-plus-symlink swap gives readers the same guarantee
-but must hard-link every unchanged page into each new generation and delete an old generation
-every run (thousands of file operations for a one-wheel change), and it needs symlinks, which
-object storage and some servers do not have.
+links a file that is not there, or half a page. Files a page may link are replaced whole (a
+temp file beside it, renamed over it); files no page links yet are written in place, with
+no temp file or rename: a new wheel's sidecar (O_EXCL: one that is there is replaced whole),
+and the pages of a new project, written inside a hidden folder that one rename makes
+`<project>/`. The order keeps the promise at every instant: sidecars first, then project
+pages, then the root page, and only then are the pages of projects that are gone removed.
+A generation-folder-plus-symlink swap gives readers the same guarantee but must hard-link
+every unchanged page into each new generation and delete an old generation every run, and
+it needs symlinks, which object storage and some servers do not have.
 
 Interruptions: the state is written last, and `simple/.index-dirty` is present while pages
-are being written, so the run after an interrupted one re-renders every page (the stat
-stamps of files the interrupted run did not record cost a re-hash) and checks every sidecar;
-temp files of dead runs are removed. A refused wheel leaves every page and the state as they
+are being written, so the run after an interrupted one re-renders every page (the stamps in
+the pages an interrupted run wrote spare their files a re-hash) and checks every sidecar's
+size; a sidecar written in place by a run that stopped before its page is for a wheel the
+log does not list yet, so the next run reads that wheel again and replaces it whole; temp
+files of dead runs are removed. A refused wheel leaves every page and the state as they
 were. Durability: pages are not fsynced one by one (seconds for a big index); the state
 records the kernel's boot id, and the first run after a restart re-renders every page and
 checks the sidecars, the only case in which written data can be lost (where there is no boot
@@ -50,8 +65,8 @@ id, the written files are fsynced before the state is written).
 Entry points: `index_target(folder)` for any folder of wheels, `index_combined(output,
 folders)`, and `index_all(config, targets)` for `wheelhouse index` (and the end of a build);
 `write_index(root, sources)` under them. The pieces: `scan` (finding and reading wheels),
-`wheelfile` (one wheel), `state` (the state file, yanks), `render` (the pages), `fileops`
-(atomic writes, durability).
+`plan` (which projects a run checks, their records), `wheelfile` (one wheel), `state` (the
+state, the log, yanks), `render` (the pages), `fileops` (atomic writes, durability).
 """
 
 from __future__ import annotations
