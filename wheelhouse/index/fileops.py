@@ -36,7 +36,10 @@ class FileWriter:
     filesystem-wide), so a reader sees the old file or the new one, never half of one.
     Safe from threads. See `wheelhouse.index.writer` for how the files are made durable."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, track: bool = True) -> None:
+        # track: remember what was written, for fsync(); a run that will not fsync (the
+        # state records the boot id instead) keeps no list of every file it wrote
+        self.tracking = track
         self._names = itertools.count()
         self._pid = os.getpid()
         self.written: list[str] = []
@@ -50,7 +53,7 @@ class FileWriter:
         tmp = f"{folder}/.{name}.{self._pid}.{next(self._names)}{TMP}"
         with writing(dest):
             self._replace(tmp, dest, data)
-        if track:
+        if track and self.tracking:
             self.written.append(dest)
 
     def create(self, dest: str, data: bytes, *, track: bool = True) -> bool:
@@ -74,7 +77,7 @@ class FileWriter:
             raise
         finally:
             os.close(fd)
-        if track:
+        if track and self.tracking:
             self.written.append(dest)
         return True
 

@@ -176,8 +176,8 @@ def write_index(
         yanks_key = yanks.digest()
         run_start = time.time_ns()
         # render every page when there is no state, when pages were being written as a run
-        # stopped, when the machine restarted since the last run (see below) or the yanks
-        # changed; a valid state's project records still spare the hashing
+        # stopped, or when the machine restarted since the last run (see below); the
+        # records in the pages still spare the hashing where the state is valid
         dirty = (
             old is None or old.since is None or (simple / DIRTY_NAME).exists() or old.boot != boot
         )
@@ -187,9 +187,9 @@ def write_index(
         since = None if old is None or dirty else old.since
         plan = plan_run(found, known, existing, sidecars, since=since)
         yanks_changed = old is not None and old.yanks != yanks_key
-        if old is not None and yanks_changed:  # the pages of what (un)yanks name
+        if old is not None and yanks_changed:  # the pages of what was yanked or unyanked
             plan_yanks(plan, old.yanked, yanks.entries())
-        writer = FileWriter()
+        writer = FileWriter(track=boot is None)
         hashed = read_projects(simple, plan, sidecars, writer, trusted=old is not None, dirty=dirty)
         changed = [p for p, files in plan.touched.items() if files and plan.changed[p]]
         changed.sort()
@@ -358,7 +358,8 @@ def _write_project(
             raise FileExistsError(f"{staging}/{name}")
     crash_point()
     os.rename(staging, folder)  # noqa: PTH104
-    writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
+    if writer.tracking:  # (only what will be fsynced is tracked)
+        writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
 
 
 def _tidy_sources(
