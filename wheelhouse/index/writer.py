@@ -200,7 +200,8 @@ def write_index(
             or not (simple / "index.json").exists()
         )
         gone = sorted(existing - plan.projects)
-        added = {f.key: f.project for f in found if f.key not in known}
+        # (a full run writes the log whole: no list of every file here)
+        added = {} if dirty else {f.key: f.project for f in found if f.key not in known}
         removed = known.keys() - plan.keys
         if changed or root_stale or gone:
             # an interruption from here on leaves pages the state does not describe
@@ -307,8 +308,16 @@ def _write_log(
     """Append this run's changes to the log, or write it whole after a full run or when
     most of its lines no longer count."""
     if whole or size > 2 * len(found) + _COMPACT_AT:
-        data = log_lines({f.key: f.project for f in found}, ())
-        write_small(simple / LOG_NAME, data, durable=False)
+        # streamed through a temp file in slices: a log of every file is never in memory
+        tmp = f"{simple}/{LOG_NAME}.{os.getpid()}{TMP}"
+        try:
+            with writing(simple / LOG_NAME), open(tmp, "wb") as log:  # noqa: PTH123
+                for i in range(0, len(found), 4096):
+                    log.write(log_lines({f.key: f.project for f in found[i : i + 4096]}, ()))
+            os.replace(tmp, simple / LOG_NAME)  # noqa: PTH105
+        except BaseException:
+            remove(tmp)
+            raise
         return
     with writing(simple / LOG_NAME), open(simple / LOG_NAME, "ab") as log:  # noqa: PTH123
         log.write(log_lines(added, removed))
