@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +63,7 @@ class Listing:
     index to the combined one in the same run: one scan of each folder serves both."""
 
     wheels: Mapping[str, tuple[Stamp, int, FileRecord | None]]
-    sidecars: frozenset[str]
+    sidecars: set[str]  # the names present (the set itself: handed on, not copied)
 
 
 class Found:
@@ -117,7 +117,7 @@ def scan(
     for src in sources:
         listing = listings.get(src.folder)
         if listing is not None:
-            sidecars[src.prefix] = set(listing.sidecars)
+            sidecars[src.prefix] = listing.sidecars
             for name, (stamp, ctime, rec) in listing.wheels.items():
                 item = Found(src.prefix + name, src, name, stamp, ctime)
                 item.hint = rec
@@ -130,7 +130,7 @@ def scan(
 def _list_folder(src: Source, found: list[Found]) -> set[str]:
     """Add the folder's wheels to `found`; the sidecars present."""
     try:
-        entries = list(os.scandir(src.folder))
+        entries = os.scandir(src.folder)  # iterated, not listed: one entry at a time in memory
     except FileNotFoundError:
         raise PublishError(
             f"{src.folder} does not exist",
@@ -138,6 +138,18 @@ def _list_folder(src: Source, found: list[Found]) -> set[str]:
         ) from None
     present: set[str] = set()
     prefix = src.prefix
+    with entries:
+        _add_entries(src, prefix, entries, found, present)
+    return present
+
+
+def _add_entries(
+    src: Source,
+    prefix: str,
+    entries: Iterator[os.DirEntry[str]],
+    found: list[Found],
+    present: set[str],
+) -> None:
     for entry in entries:
         name = entry.name
         if name[0] == ".":
@@ -155,7 +167,6 @@ def _list_folder(src: Source, found: list[Found]) -> set[str]:
             name[: -len(METADATA_SUFFIX)]
         ):
             present.add(name)  # (a wheel left out keeps its sidecar: old pages may list it)
-    return present
 
 
 def look_up(items: Sequence[Found], own: Mapping[str, FileRecord], trusted: bool) -> list[Found]:

@@ -94,7 +94,6 @@ from wheelhouse.index.scan import Found, Listing, Source, remove_stale_sidecars,
 from wheelhouse.index.state import (
     DIRTY_NAME,
     LOG_NAME,
-    METADATA_SUFFIX,
     NO_YANKS,
     PROJECT,
     SIMPLE,
@@ -385,7 +384,7 @@ def _tidy_sources(
             remove_stale_sidecars(src, {f.filename for f in mine}, sidecars[src.prefix])
             listings[src.folder] = Listing(
                 wheels={f.filename: (f.stamp, f.ctime, f.rec) for f in mine},
-                sidecars=frozenset(f.filename + METADATA_SUFFIX for f in mine),
+                sidecars=sidecars[src.prefix],  # now every wheel's (and maybe a stale one)
             )
 
 
