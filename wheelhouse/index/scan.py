@@ -150,23 +150,23 @@ def _add_entries(
     found: list[Found],
     present: set[str],
 ) -> None:
+    # every run sees every entry (a wheel and its sidecar each): kept to plain operations
+    only = src.only
+    sidecar = ".whl" + METADATA_SUFFIX
+    cut = -len(METADATA_SUFFIX)
     for entry in entries:
         name = entry.name
-        if name[0] == ".":
+        if name.endswith(sidecar):
+            if only is None or name[:cut] in only:
+                present.add(name)  # (a wheel left out keeps its sidecar: old pages list it)
+        elif name[0] == ".":
             if name.endswith(TMP) and stale_temp(name):  # a sidecar being written
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)  # noqa: PTH108
-            continue
-        if name.endswith(".whl"):
-            if not entry.is_file() or not src.publishes(name):
-                continue
+        elif name.endswith(".whl") and (only is None or name in only) and entry.is_file():
             st = entry.stat()
             stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
             found.append(Found(prefix + name, src, name, stamp, st.st_ctime_ns))
-        elif name.endswith(".whl" + METADATA_SUFFIX) and src.publishes(
-            name[: -len(METADATA_SUFFIX)]
-        ):
-            present.add(name)  # (a wheel left out keeps its sidecar: old pages may list it)
 
 
 def look_up(items: Sequence[Found], own: Mapping[str, FileRecord], trusted: bool) -> list[Found]:
