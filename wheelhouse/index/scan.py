@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,7 @@ class Found:
 
 def project_of(filename: str) -> str:
     """The project a wheel's file name names (METADATA must agree: `inspect_wheel`)."""
-    return canonicalize_name(filename.partition("-")[0])
+    return sys.intern(canonicalize_name(filename.partition("-")[0]))
 
 
 # -- finding -----------------------------------------------------------------------------
@@ -258,12 +259,14 @@ def _read_wheel(found: Found) -> None:
             write_small(cached, info.metadata, durable=False)
     found.metadata = info.metadata
     found.fresh = True
+    rp = info.requires_python
+    # names, versions and Requires-Python repeat across thousands of records: one string each
     found.rec = [
         *found.stamp,
-        info.project,
-        str(info.version),
+        sys.intern(str(info.project)),
+        sys.intern(str(info.version)),
         info.sha256,
-        info.requires_python,
+        None if rp is None else sys.intern(rp),
         info.metadata_sha256,
         len(info.metadata),
     ]
