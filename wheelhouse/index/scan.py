@@ -324,9 +324,12 @@ def sidecar_lost(item: Found, sidecars: Mapping[str, set[str]], *, dirty: bool) 
         return True
 
 
-def remove_stale_sidecars(src: Source, wheels: set[str], present: set[str]) -> None:
-    if len(present) <= len(wheels):  # every wheel here has its sidecar: none is stale
+def remove_stale_sidecars(src: Source, mine: Sequence[Found], present: set[str]) -> None:
+    """Remove the sidecars in `present` of wheels that are not in `mine` (every wheel of
+    `mine` has its sidecar in `present` by now)."""
+    if len(present) <= len(mine):  # none of them is stale
         return
+    wheels = {f.filename for f in mine}
     for sidecar in present:
         if sidecar[: -len(METADATA_SUFFIX)] not in wheels:
             (src.folder / sidecar).unlink(missing_ok=True)

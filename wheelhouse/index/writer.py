@@ -232,7 +232,8 @@ def write_index(
             name=name,
             path=simple,
             projects=len(plan.projects),
-            files=len({f.filename for f in found}),  # one file in two targets: listed once
+            # one file in two targets is listed once
+            files=len(found) if len(sources) == 1 else len({f.filename for f in found}),
             hashed=hashed,
             pages_written=len(changed) + int(root_stale),
             pages_removed=len(gone),
@@ -380,8 +381,8 @@ def _tidy_sources(
     hand what was learned of them to the next index of the run."""
     for src in sources:
         if src.owner:
-            mine = [f for f in found if f.source is src]
-            remove_stale_sidecars(src, {f.filename for f in mine}, sidecars[src.prefix])
+            mine = found if len(sources) == 1 else [f for f in found if f.source is src]
+            remove_stale_sidecars(src, mine, sidecars[src.prefix])
             listings[src.folder] = Listing(
                 wheels={f.filename: (f.stamp, f.ctime, f.rec) for f in mine},
                 sidecars=sidecars[src.prefix],  # now every wheel's (and maybe a stale one)
