@@ -9,6 +9,8 @@ with pip's Accept header, twice for --duration seconds:
   reindex    a loop adds one new version and runs `wheelhouse index -t bench` again and
              again: every run rewrites the 2,000-version page (both the target's and the
              combined index)
+  small      the same loop, wrk on a one-version page no run rewrites: the share of the
+             slowdown that is only the index run's CPU use (2 shared cores)
 
 Printed: requests/second, p50 and p99 latency of each phase and the p99 ratio (goal: under
 load unchanged, so near 1.0), the number of index runs, and any non-2xx responses (a page
@@ -86,6 +88,8 @@ def main() -> int:
         filename, data = wheel(name, f"1.{v}.0", v)
         (folder / filename).write_bytes(data)
         os.utime(folder / filename, (MTIME, MTIME))
+    other, data = wheel(project_name(1), "1.0.0", 1)  # a small page no run rewrites
+    (folder / other).write_bytes(data)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "WHEELHOUSE_"))}
     env["WHEELHOUSE_CACHE_DIR"] = str(work / "cache")
     index = [*exe, "-C", str(project), "index", "-t", TARGET]
@@ -122,11 +126,13 @@ def main() -> int:
         loop.start()
         try:
             busy = load(url, args)
+            # the same load on a page no run rewrites: what is left is CPU contention
+            small = load(f"http://127.0.0.1:{port}/simple/{project_name(1).lower()}/", args)
         finally:
             stop_flag.set()
             loop.join(timeout=600)
         print(f"{'phase':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-        for label, res in (("idle", idle), ("reindex", busy)):
+        for label, res in (("idle", idle), ("reindex", busy), ("  small", small)):
             print(
                 f"{label:<10} {res['rps']:>8.0f} {res['p50']:>8.2f} {res['p99']:>8.2f} "
                 f"{res['bad']:>8.0f}"
