@@ -228,7 +228,6 @@ def test_reading_in_threads_refuses_and_publishes_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(index_scan, "_PARALLEL_BYTES", 0)  # as for big wheels: read in threads
-    monkeypatch.setattr(index_scan, "_BIG_WHEEL", 0)
     folder = tmp_path / "t"
     for i in range(30):
         put(folder, f"p{i}", "1.0", requires_python=">=3.8" if i % 2 else None)

@@ -29,8 +29,7 @@ from wheelhouse.index.state import (
 )
 from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel, read_headers
 
-_PARALLEL_BYTES = 64 << 20  # new wheels read in threads from this many bytes on,
-_BIG_WHEEL = 1 << 20  # when they average this size or more
+_PARALLEL_BYTES = 64 << 20  # new wheels read in threads from this many bytes on
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,9 +225,8 @@ def read_new(todo: Sequence[Found], writer: FileWriter, sidecars: Mapping[str, s
 
     # Small wheels are mostly zipfile's Python (the GIL): threads only add contention.
     # Big ones are mostly hashing, which runs outside the GIL.
-    # (by the average size: 100,000 small wheels are many bytes, and still mostly Python)
     to_hash = sum(f.stamp[0] for f in todo if f.filename not in f.source.sha256)
-    parallel(one, todo, threads=to_hash >= max(_PARALLEL_BYTES, len(todo) * _BIG_WHEEL))
+    parallel(one, todo, threads=to_hash >= _PARALLEL_BYTES)
     if not refused:
         return
     refused.sort(key=lambda r: r[0].key)
