@@ -19,16 +19,19 @@ tool (hard links), and two phases per tool:
 
 dumb-pypi and simple503 are installed from the index into a throwaway venv (pip, with this
 machine's pip configuration; --tools-venv reuses one). Every run is a fresh process, timed
-wall-clock; each phase is repeated (--repeat, fresh copies each round, the order of the
-tools rotating) and the median counts. Nothing is deleted until the end: on ext4, creating
-files soon after thousands were deleted is several times slower, which would penalise
-whichever tool runs next. wheelhouse's own `elapsed` (the index work without Python's
-start-up and imports) is printed too.
+wall-clock, its peak resident memory taken from wait4(); each phase is repeated (--repeat,
+fresh copies each round, the order of the tools rotating, across sizes too) and the median
+counts. Nothing is deleted until the end: on ext4, creating files soon after thousands
+were deleted is several times slower, which would penalise whichever tool runs next.
+wheelhouse's own `elapsed` (the index work without Python's start-up and imports) is
+printed too. `--sizes 3000,30000,100000` benches each corpus size in turn (projects =
+size / --versions) and then prints the growth exponent k (time ~ wheels**k, 1.0 = linear)
+from the smallest to the largest size, per tool.
 
-Goals: wheelhouse full faster than both tools (wall clock); wheelhouse incremental under a
-tenth of its full run, judged on both the index work and the wall clock (where Python's
-start-up and imports, printed too, are a fixed ~0.1 s of every run). Exit status 0 unless a
-tool fails: this is a benchmark, not a test.
+Goals (the issue's): wheelhouse full at least twice as fast as dumb-pypi, incremental (one
+new wheel) at most 0.05 of its full run in wall clock, growth exponent at most 1.05, peak
+memory at most dumb-pypi's. Exit status 0 unless a tool fails: this is a benchmark, not a
+test.
 Usage: python bench/index.py -h
 """
 
@@ -40,6 +43,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -47,6 +51,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -62,8 +67,9 @@ MTIME = 1_700_000_000  # every corpus file's mtime (so upload-time is determinis
 TOOLS = ("dumb-pypi==1.15.0", "simple503==0.4.0")
 WHEELHOUSE: list[str] = []  # the installed console script (bench/_install.py)
 
-GOAL_FULL = 1.0  # each tool's full run / wheelhouse full must be more than this
-GOAL_INCREMENTAL = 0.1  # wheelhouse incremental / wheelhouse full must be less than this
+GOAL_FULL = 2.0  # dumb-pypi's full run / wheelhouse's must be at least this
+GOAL_INCREMENTAL = 0.05  # wheelhouse incremental / wheelhouse full: at most this
+GOAL_GROWTH = 1.05  # wheelhouse full: time ~ wheels**k, k at most this
 
 
 class ToolFailed(Exception):
@@ -162,19 +168,28 @@ def clone(src: Path, dest: Path) -> None:
 
 def run(
     name: str, argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> tuple[float, str]:
-    start = time.perf_counter()
-    try:
-        res = subprocess.run(
-            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
-        )
-    except subprocess.TimeoutExpired as e:
-        raise ToolFailed(f"{name}: timed out after {TIMEOUT} s") from e
-    seconds = time.perf_counter() - start
-    if res.returncode != 0:
-        tail = "\n".join((res.stderr.strip() or res.stdout.strip()).splitlines()[-25:])
-        raise ToolFailed(f"{name} failed (exit {res.returncode}):\n  $ {' '.join(argv)}\n{tail}")
-    return seconds, res.stdout + res.stderr
+) -> tuple[float, str, int]:
+    """(wall seconds, output, peak resident memory in bytes) of one run of a tool."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        timer = threading.Timer(TIMEOUT, proc.kill)
+        timer.start()
+        try:
+            # wait4: the child's own rusage (ru_maxrss: its peak RSS, in KiB on Linux)
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        log = out.read().decode(errors="replace")
+    if seconds >= TIMEOUT:
+        raise ToolFailed(f"{name}: timed out after {TIMEOUT} s")
+    if proc.returncode != 0:
+        tail = "\n".join(log.strip().splitlines()[-25:])
+        raise ToolFailed(f"{name} failed (exit {proc.returncode}):\n  $ {' '.join(argv)}\n{tail}")
+    return seconds, log, usage.ru_maxrss * 1024
 
 
 def tools_venv(path: Path) -> Path:
@@ -184,7 +199,7 @@ def tools_venv(path: Path) -> Path:
     if py.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
         return path
     run("python -m venv", [sys.executable, "-m", "venv", str(path)])
-    run("pip install", [str(py), "-m", "pip", "install", "-q", *TOOLS])
+    run("pip install", [str(py), "-m", "pip", "install", "-q", *TOOLS])  # untimed
     return path
 
 
@@ -215,6 +230,8 @@ class Row:
     name: str
     full: list[float] = field(default_factory=list)
     incremental: list[float] = field(default_factory=list)
+    memory: list[int] = field(default_factory=list)  # peak RSS of each full run, bytes
+    memory_incremental: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @staticmethod
@@ -239,8 +256,9 @@ def bench_wheelhouse(work: Path, corpus: Path, versions: int, row: Row, inner: R
     ):
         if phase == "incremental":
             extra_wheel(folder, versions)
-        seconds, log = run("wheelhouse index", argv, env=env)
+        seconds, log, memory = run("wheelhouse index", argv, env=env)
         times.append(seconds)
+        (row.memory if phase == "full" else row.memory_incremental).append(memory)
         # "<path>: N projects, N files [N hashed, N pages written, ...; 0.12 s]": both indexes
         inner_times.append(sum(float(s) for s in re.findall(r"; ([0-9.]+) s\]", log)))
         if phase == "incremental" and "[1 hashed" not in log:
@@ -254,15 +272,17 @@ def bench_dumb_pypi(work: Path, corpus: Path, versions: int, venv: Path, row: Ro
     package_list(pool, first)
     exe = str(venv / "bin" / "dumb-pypi")
     base = [exe, "--output-dir", str(work / "dumb"), "--packages-url", "../../pool/"]
-    seconds, _ = run("dumb-pypi", [*base, "--package-list-json", str(first)])
+    seconds, _, memory = run("dumb-pypi", [*base, "--package-list-json", str(first)])
     row.full.append(seconds)
+    row.memory.append(memory)
     extra_wheel(pool, versions)
     package_list(pool, second)
-    seconds, _ = run(
+    seconds, _, memory = run(
         "dumb-pypi",
         [*base, "--package-list-json", str(second), "--previous-package-list-json", str(first)],
     )
     row.incremental.append(seconds)
+    row.memory_incremental.append(memory)
 
 
 def bench_simple503(work: Path, corpus: Path, versions: int, venv: Path, row: Row) -> None:
@@ -272,84 +292,165 @@ def bench_simple503(work: Path, corpus: Path, versions: int, venv: Path, row: Ro
     for times in (row.full, row.incremental):
         if times is row.incremental:
             extra_wheel(folder, versions)
-        seconds, _ = run("simple503", [exe, str(folder)], cwd=work)
+        seconds, _, memory = run("simple503", [exe, str(folder)], cwd=work)
         times.append(seconds)
+        (row.memory if times is row.full else row.memory_incremental).append(memory)
+
+
+@dataclass(kw_only=True)
+class Result:
+    """The medians of one corpus size."""
+
+    wheels: int
+    rows: dict[str, Row]
+    startup: float
+
+
+def bench_size(
+    work: Path, args: argparse.Namespace, venv: Path, projects: int, turn: int
+) -> Result:
+    """Every tool over one corpus size. `turn`: which tool goes first in the first round
+    (sizes rotate it too); nothing is deleted (see the module doc)."""
+    work = work / f"size-{projects * args.versions}"
+    work.mkdir()
+    corpus = work / "corpus"
+    start = time.perf_counter()
+    names = make_corpus(corpus, projects, args.versions)
+    size = sum(f.stat().st_size for f in corpus.iterdir())
+    print(
+        f"corpus: {len(names)} wheels, {projects} projects, {size / 1e6:.1f} MB "
+        f"(made in {time.perf_counter() - start:.1f} s) in {corpus}",
+        flush=True,
+    )
+    wh, wh_inner = Row(name="wheelhouse index"), Row(name="  (index work only)")
+    dumb, s503 = Row(name="dumb-pypi"), Row(name="simple503")
+    startup = []
+    for r in range(args.repeat):
+        startup.append(run("wheelhouse --version", [*WHEELHOUSE, "--version"], cwd=work)[0])
+        rounds = work / f"round-{r}"
+        rounds.mkdir()
+        # alternate who goes first: the page cache favours no one for long
+        order = [
+            functools.partial(bench_wheelhouse, rounds, corpus, args.versions, wh, wh_inner),
+            functools.partial(bench_dumb_pypi, rounds, corpus, args.versions, venv, dumb),
+            functools.partial(bench_simple503, rounds, corpus, args.versions, venv, s503),
+        ]
+        if args.skip_simple503:
+            order.pop()
+        first = (turn + r) % len(order)
+        for job in order[first:] + order[:first]:
+            job()
+        print(
+            f"round {r + 1}: full / incremental: "
+            + ", ".join(
+                f"{t.name} {t.full[-1]:.2f} / {t.incremental[-1]:.2f} s"
+                for t in (wh, dumb, s503)
+                if t.full
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+    rows = {r.name: r for r in (wh, wh_inner, dumb, s503) if r.full}
+    return Result(wheels=len(names), rows=rows, startup=statistics.median(startup))
+
+
+def report_size(res: Result) -> None:
+    sys.stdout.flush()
+    rows = res.rows
+    print(f"\n== {res.wheels} wheels ==")
+    print(f"{'tool':<22} {'full (s)':>9} {'incremental (s)':>16} {'incr/full':>10} {'peak MiB':>9}")
+    for row in rows.values():
+        full, incr = row.median(row.full), row.median(row.incremental)
+        memory = (
+            f"{max(row.memory) / 2**20:>12.0f} / {max(row.memory_incremental) / 2**20:<6.0f}"
+            if row.memory
+            else ""
+        )
+        print(f"{row.name:<22} {full:>9.3f} {incr:>16.3f} {incr / full:>10.3f} {memory}")
+    wh = rows["wheelhouse index"]
+    full, incr = wh.median(wh.full), wh.median(wh.incremental)
+    others = [r for r in rows.values() if r.name in ("dumb-pypi", "simple503")]
+    for r in others:
+        print(
+            f"{r.name} / wheelhouse: full {r.median(r.full) / full:.2f}x, "
+            f"incremental {r.median(r.incremental) / incr:.2f}x, "
+            f"peak memory {max(wh.memory) / max(r.memory):.2f}x / "
+            f"{max(wh.memory_incremental) / max(r.memory_incremental):.2f}x of {r.name}'s"
+        )
+    for row in rows.values():
+        for note in row.notes:
+            print(f"warning: {row.name}: {note}")
+    print(
+        f"python start-up + imports (wheelhouse --version): {res.startup:.3f} s, "
+        f"{res.startup / incr:.0%} of the incremental run"
+    )
+    dumb = rows.get("dumb-pypi")
+    inner = rows["  (index work only)"]
+    ratio = inner.median(inner.incremental) / inner.median(inner.full)
+    verdict = {True: "PASS", False: "FAIL"}
+    if dumb is not None:
+        fast = dumb.median(dumb.full) / full >= GOAL_FULL
+        lean = max(wh.memory) <= max(dumb.memory) and max(wh.memory_incremental) <= max(
+            dumb.memory_incremental
+        )
+        print(
+            f"goals: full >= {GOAL_FULL:g}x dumb-pypi: {verdict[fast]}; "
+            f"peak memory <= dumb-pypi's: {verdict[lean]}; "
+            f"incremental <= {GOAL_INCREMENTAL:g} x full: wall clock {incr / full:.3f} "
+            f"{verdict[incr / full <= GOAL_INCREMENTAL]} (index work {ratio:.3f})"
+        )
+
+
+def report_growth(results: list[Result]) -> None:
+    """Growth exponent k in time ~ wheels**k, from the smallest to the largest size
+    (1.0: linear)."""
+    first, last = results[0], results[-1]
+    scale = math.log(last.wheels / first.wheels)
+    print(f"\n== growth from {first.wheels} to {last.wheels} wheels (1.0 = linear) ==")
+    print(f"{'tool':<22} {'full':>7} {'incremental':>12} {'peak MiB (full)':>16}")
+    for name, row in first.rows.items():
+        big = last.rows[name]
+        k_full = math.log(big.median(big.full) / row.median(row.full)) / scale
+        k_incr = math.log(big.median(big.incremental) / row.median(row.incremental)) / scale
+        memory = (
+            f"{max(row.memory) / 2**20:.0f} -> {max(big.memory) / 2**20:.0f}" if row.memory else ""
+        )
+        print(f"{name:<22} {k_full:>7.3f} {k_incr:>12.3f} {memory:>16}")
+    wh = first.rows["wheelhouse index"], last.rows["wheelhouse index"]
+    k = math.log(wh[1].median(wh[1].full) / wh[0].median(wh[0].full)) / scale
+    print(
+        f"goal: wheelhouse full growth <= {GOAL_GROWTH:g}: {'PASS' if k <= GOAL_GROWTH else 'FAIL'}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--projects", type=int, default=600)
     parser.add_argument("--versions", type=int, default=5, help="wheels per project")
+    parser.add_argument(
+        "--sizes",
+        help="corpus sizes in wheels, comma-separated (e.g. 3000,30000,100000): each is "
+        "benched in turn (projects = size / versions), then the growth between them",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="rounds (median counts)")
+    parser.add_argument("--skip-simple503", action="store_true", help="the slowest tool")
     parser.add_argument("--tools-venv", type=Path, help="a venv to install/reuse the tools in")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
+    sizes = [args.projects]
+    if args.sizes:
+        sizes = [max(1, int(n) // args.versions) for n in args.sizes.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="wheelhouse-bench-index-"))
     try:
         venv = tools_venv(args.tools_venv or work / "tools-venv")
         WHEELHOUSE[:] = [install_wheelhouse(work)]
-        corpus = work / "corpus"
-        start = time.perf_counter()
-        names = make_corpus(corpus, args.projects, args.versions)
-        size = sum(f.stat().st_size for f in corpus.iterdir())
-        print(
-            f"corpus: {len(names)} wheels, {args.projects} projects, {size / 1e6:.1f} MB "
-            f"(made in {time.perf_counter() - start:.1f} s) in {corpus}"
-        )
-        wh, wh_inner = Row(name="wheelhouse index"), Row(name="  (index work only)")
-        dumb, s503 = Row(name="dumb-pypi"), Row(name="simple503")
-        startup = []
-        for r in range(args.repeat):
-            version = [*WHEELHOUSE, "--version"]
-            startup.append(run("wheelhouse --version", version, cwd=work)[0])
-            rounds = work / f"round-{r}"
-            rounds.mkdir()
-            # alternate who goes first: the page cache favours no one for long
-            order = [
-                functools.partial(bench_wheelhouse, rounds, corpus, args.versions, wh, wh_inner),
-                functools.partial(bench_dumb_pypi, rounds, corpus, args.versions, venv, dumb),
-                functools.partial(bench_simple503, rounds, corpus, args.versions, venv, s503),
-            ]
-            for job in order[r % 3 :] + order[: r % 3]:
-                job()
-            print(
-                f"round {r + 1}: full / incremental: "
-                + ", ".join(
-                    f"{t.name} {t.full[-1]:.2f} / {t.incremental[-1]:.2f} s"
-                    for t in (wh, dumb, s503)
-                ),
-                file=sys.stderr,
-            )
-        print()
-        print(f"{'tool':<22} {'full (s)':>9} {'incremental (s)':>16} {'incr/full':>10}")
-        for row in (wh, wh_inner, dumb, s503):
-            full, incr = row.median(row.full), row.median(row.incremental)
-            print(f"{row.name:<22} {full:>9.3f} {incr:>16.3f} {incr / full:>10.3f}")
-        print()
-        full, incr = wh.median(wh.full), wh.median(wh.incremental)
-        ratios = {
-            r.name: (r.median(r.full) / full, r.median(r.incremental) / incr) for r in (dumb, s503)
-        }
-        for name, (rf, ri) in ratios.items():
-            print(f"{name} / wheelhouse: full {rf:.2f}x, incremental {ri:.2f}x")
-        for row in (wh, dumb, s503):
-            for note in row.notes:
-                print(f"warning: {row.name}: {note}")
-        floor = statistics.median(startup)
-        print(
-            f"python start-up + imports (python -m wheelhouse --version): {floor:.3f} s, "
-            f"{floor / incr:.0%} of the incremental run"
-        )
-        full_ok = all(rf > GOAL_FULL for rf, _ in ratios.values())
-        inner = wh_inner.median(wh_inner.incremental) / wh_inner.median(wh_inner.full)
-        pass_fail = {True: "PASS", False: "FAIL"}
-        print(
-            f"goals: full faster than both: {pass_fail[full_ok]}, "
-            f"incremental < {GOAL_INCREMENTAL:g} x full: index work {inner:.3f} "
-            f"{pass_fail[inner < GOAL_INCREMENTAL]}, wall clock {incr / full:.3f} "
-            f"{pass_fail[incr / full < GOAL_INCREMENTAL]}"
-        )
+        results = []
+        for turn, projects in enumerate(sizes):
+            results.append(bench_size(work, args, venv, projects, turn))
+            report_size(results[-1])
+        if len(results) > 1:
+            report_growth(results)
         return 0
     except ToolFailed as e:
         print(f"error: {e}", file=sys.stderr)

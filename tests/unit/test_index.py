@@ -362,15 +362,28 @@ def test_failure_mid_run_leaves_a_valid_index_and_the_next_run_completes(
                 raise OSError(28, "No space left on device")
         real(self, dest, data, **kw)
 
+    real_create = FileWriter.create
+
+    def failing_create(self: FileWriter, dest: str, data: bytes, **kw: Any) -> bool:
+        if dest.endswith("index.html"):  # a new project's page, in its staging folder
+            pages_seen.append(dest)
+            if len(pages_seen) == 3:
+                raise OSError(28, "No space left on device")
+        return real_create(self, dest, data, **kw)
+
     monkeypatch.setattr(FileWriter, "write", failing)
+    monkeypatch.setattr(FileWriter, "create", failing_create)
     with pytest.raises(OSError, match="No space left"):
         ix.index_target(out / "slim")
     monkeypatch.setattr(FileWriter, "write", real)
+    monkeypatch.setattr(FileWriter, "create", real_create)
     # every page there is whole and true; the root links only pages that are there
     check_tree(out / "slim" / "simple", complete=False)
     assert (out / "slim" / "simple" / ix.DIRTY_NAME).exists()
     report = ix.index_target(out / "slim")
-    assert report.hashed == 5  # the state is written last: what was read is read again
+    # each page's state is written with it: only the wheels no page shows yet (epsilon's,
+    # zeta's) are read again
+    assert report.hashed == 2
     files = check_tree(out / "slim" / "simple")
     assert sorted(files) == ["alpha", "beta", "delta", "epsilon", "foo-bar-baz", "zeta"]
     assert len(files["alpha"]) == 4
@@ -391,6 +404,15 @@ def slow(self, dest, data, **kw):
         sys.stdout.flush()
         time.sleep(0.05)
 FileWriter.write = slow
+real_create = FileWriter.create
+def slow_create(self, dest, data, **kw):
+    done = real_create(self, dest, data, **kw)
+    if dest.endswith("index.json"):  # a new project's page
+        sys.stdout.write("page\n")
+        sys.stdout.flush()
+        time.sleep(0.05)
+    return done
+FileWriter.create = slow_create
 ix.index_target(Path(sys.argv[1]))
 print("done", flush=True)
 """
@@ -420,7 +442,8 @@ def test_killed_mid_run_leaves_a_valid_index_and_the_next_run_completes(
     assert set(before) <= set(files)  # nothing that was published went away
     assert (out / "slim" / "simple" / ix.DIRTY_NAME).exists()
     report = ix.index_target(out / "slim")
-    assert report.hashed == 41 and report.pages_written == 3 + 40 + 1  # all pages re-rendered
+    # all pages re-rendered; the wheels of pages written with their state are not read again
+    assert report.hashed <= 41 and report.pages_written == 3 + 40 + 1
     files = check_tree(out / "slim" / "simple")
     assert len(files) == 3 + 40 and len(files["alpha"]) == 3
     assert ix.index_target(out / "slim").pages_written == 0

@@ -36,7 +36,10 @@ class FileWriter:
     filesystem-wide), so a reader sees the old file or the new one, never half of one.
     Safe from threads. See `wheelhouse.index.writer` for how the files are made durable."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, track: bool = True) -> None:
+        # track: remember what was written, for fsync(); a run that will not fsync (the
+        # state records the boot id instead) keeps no list of every file it wrote
+        self.tracking = track
         self._names = itertools.count()
         self._pid = os.getpid()
         self.written: list[str] = []
@@ -50,8 +53,33 @@ class FileWriter:
         tmp = f"{folder}/.{name}.{self._pid}.{next(self._names)}{TMP}"
         with writing(dest):
             self._replace(tmp, dest, data)
-        if track:
+        if track and self.tracking:
             self.written.append(dest)
+
+    def create(self, dest: str, data: bytes, *, track: bool = True) -> bool:
+        """Write a file no reader is sent to yet in place: no temp file, no rename (what
+        an interrupted run leaves of it is found and written again by the next, see
+        `wheelhouse.index.writer`). False, writing nothing, where it already exists."""
+        try:
+            with writing(dest):
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if self._chmod:
+                os.fchmod(fd, 0o644)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(dest)  # noqa: PTH108
+            raise
+        finally:
+            os.close(fd)
+        if track and self.tracking:
+            self.written.append(dest)
+        return True
 
     def _replace(self, tmp: str, dest: str, data: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

@@ -19,8 +19,11 @@ from typing import Any
 from packaging.version import Version
 
 from wheelhouse.index.state import (
+    INO,
     META_SHA256,
+    META_SIZE,
     MTIME,
+    PRIVATE,
     REQUIRES_PYTHON,
     SHA256,
     SIZE,
@@ -60,6 +63,7 @@ def render_project(project: str, files: Sequence[PageFile]) -> tuple[bytes, byte
     links = []
     entries = []
     versions: dict[str, None] = {}
+    private = []
     for key, rec, yank in ordered:
         filename = key.rpartition("/")[2]
         url = _url(key)
@@ -86,6 +90,7 @@ def render_project(project: str, files: Sequence[PageFile]) -> tuple[bytes, byte
         entry["upload-time"] = _upload_time(rec[MTIME])
         entries.append(entry)
         versions[rec[VERSION]] = None
+        private.append((rec[MTIME], rec[INO], rec[META_SIZE], rec[VERSION]))
     page = (
         f"{_HEAD}<title>Links for {name}</title>\n</head>\n<body>\n"
         f"<h1>Links for {name}</h1>\n{''.join(links)}</body>\n</html>\n"
@@ -95,6 +100,7 @@ def render_project(project: str, files: Sequence[PageFile]) -> tuple[bytes, byte
         "name": project,
         "versions": list(versions),
         "files": entries,
+        PRIVATE: private,  # what the next run needs: stat stamps, METADATA size, version
     }
     return page.encode(), json.dumps(doc).encode()
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from wheelhouse.errors import PublishError
 from wheelhouse.fsutil import TMP
@@ -22,7 +24,7 @@ from wheelhouse.index.state import (
     SIMPLE,
     FileRecord,
     Stamp,
-    load_state,
+    load_project,
     same_file,
 )
 from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel, read_headers
@@ -57,119 +59,147 @@ class Source:
 
 @dataclass(frozen=True, kw_only=True)
 class Listing:
-    """What one run learned of a source folder: every wheel's stamp and record, and the
-    sidecars present. Handed from a target's index to the combined one in the same run,
-    so that one does not list, stat and look up the folder again."""
+    """What one run learned of a source folder: every wheel's stamp, ctime and (where this
+    run read or looked it up) record, and the sidecars present. Handed from a target's
+    index to the combined one in the same run: one scan of each folder serves both."""
 
-    wheels: Mapping[str, tuple[Stamp, FileRecord]]
-    sidecars: frozenset[str]
+    wheels: Mapping[str, tuple[Stamp, int, FileRecord | None]]
+    sidecars: set[str]  # the names present (the set itself: handed on, not copied)
 
 
 class Found:
     """A wheel found in a source folder this run: filled in as the run learns of it (one
     per wheel, thousands per run: a plain slotted class)."""
 
-    __slots__ = ("filename", "fresh", "key", "known", "metadata", "rec", "source", "stamp")
+    __slots__ = (
+        "ctime",
+        "filename",
+        "fresh",
+        "hint",
+        "key",
+        "known",
+        "metadata",
+        "project",
+        "rec",
+        "source",
+        "stamp",
+    )
 
-    def __init__(self, key: str, source: Source, filename: str, stamp: Stamp) -> None:
+    def __init__(self, key: str, source: Source, filename: str, stamp: Stamp, ctime: int) -> None:
         self.key = key  # prefix + filename: unique in the index
         self.source = source
         self.filename = filename
         self.stamp = stamp
+        self.ctime = ctime
+        self.project = ""  # the page it is on (from the log, else its file name)
+        self.hint: FileRecord | None = None  # a record another index of this run holds
         self.rec: FileRecord | None = None  # from a state when the stamp matches, else read
         self.known = False  # rec is this index's own record of the file, unchanged
         self.fresh = False  # read this run
         self.metadata: bytes | None = None  # read this run: the sidecar to write
 
 
+def project_of(filename: str) -> str:
+    """The project a wheel's file name names (METADATA must agree: `inspect_wheel`)."""
+    return sys.intern(canonicalize_name(filename.partition("-")[0]))
+
+
 # -- finding -----------------------------------------------------------------------------
 
 
 def scan(
-    sources: Sequence[Source],
-    old_files: Mapping[str, Any],
-    listings: Mapping[Path, Listing],
+    sources: Sequence[Source], listings: Mapping[Path, Listing]
 ) -> tuple[list[Found], dict[str, set[str]]]:
-    """Every wheel of every source, with its state record when its stat stamp matches
-    (this index's state, else the source's own index); and per source prefix, the names of
-    the sidecars present. Only stat() here: this is all a run with nothing new does."""
+    """Every wheel of every source, with its stamp and ctime; and per source prefix, the
+    names of the sidecars present. One scandir and one stat() per wheel: the least a run
+    that must notice a wheel rewritten in place can do."""
     found: list[Found] = []
     sidecars: dict[str, set[str]] = {}
     for src in sources:
         listing = listings.get(src.folder)
         if listing is not None:
-            sidecars[src.prefix] = set(listing.sidecars)
-            found.extend(_from_listing(src, listing, old_files))
+            sidecars[src.prefix] = listing.sidecars
+            for name, (stamp, ctime, rec) in listing.wheels.items():
+                item = Found(src.prefix + name, src, name, stamp, ctime)
+                item.hint = rec
+                found.append(item)
             continue
-        sidecars[src.prefix], unknown = _list_folder(src, old_files, found)
-        if unknown and src.prefix:  # the folder's own index may know them (combined index)
-            _from_own_index(src, unknown)
+        sidecars[src.prefix] = _list_folder(src, found)
     return found, sidecars
 
 
-def _from_listing(src: Source, listing: Listing, old_files: Mapping[str, Any]) -> Iterator[Found]:
-    for name, (stamp, rec) in listing.wheels.items():
-        item = Found(src.prefix + name, src, name, stamp)
-        own = old_files.get(item.key)
-        if same_file(own, stamp):
-            item.rec, item.known = own, True
-        else:
-            item.rec = rec
-        yield item
-
-
-def _list_folder(
-    src: Source, old_files: Mapping[str, Any], found: list[Found]
-) -> tuple[set[str], list[Found]]:
-    """Add the folder's wheels to `found`; (the sidecars present, the wheels this index's
-    state does not know as they are)."""
+def _list_folder(src: Source, found: list[Found]) -> set[str]:
+    """Add the folder's wheels to `found`; the sidecars present."""
     try:
-        entries = list(os.scandir(src.folder))
+        entries = os.scandir(src.folder)  # iterated, not listed: one entry at a time in memory
     except FileNotFoundError:
         raise PublishError(
             f"{src.folder} does not exist",
             hint="run `wheelhouse build` first, or name a folder that holds wheels",
         ) from None
     present: set[str] = set()
-    unknown = []
+    prefix = src.prefix
+    with entries:
+        _add_entries(src, prefix, entries, found, present)
+    return present
+
+
+def _add_entries(
+    src: Source,
+    prefix: str,
+    entries: Iterator[os.DirEntry[str]],
+    found: list[Found],
+    present: set[str],
+) -> None:
+    # every run sees every entry (a wheel and its sidecar each): kept to plain operations
+    only = src.only
+    sidecar = ".whl" + METADATA_SUFFIX
+    cut = -len(METADATA_SUFFIX)
     for entry in entries:
         name = entry.name
-        if name[0] == ".":
+        if name.endswith(sidecar):
+            if only is None or name[:cut] in only:
+                present.add(name)  # (a wheel left out keeps its sidecar: old pages list it)
+        elif name[0] == ".":
             if name.endswith(TMP) and stale_temp(name):  # a sidecar being written
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)  # noqa: PTH108
-            continue
-        if name.endswith(".whl"):
-            if not entry.is_file() or not src.publishes(name):
-                continue
+        elif name.endswith(".whl") and (only is None or name in only) and entry.is_file():
             st = entry.stat()
-            item = Found(src.prefix + name, src, name, (st.st_size, st.st_mtime_ns, st.st_ino))
-            known = old_files.get(item.key)
-            if same_file(known, item.stamp):
-                item.rec, item.known = known, True
-            else:
-                unknown.append(item)
-            found.append(item)
-        elif name.endswith(".whl" + METADATA_SUFFIX) and src.publishes(
-            name[: -len(METADATA_SUFFIX)]
-        ):
-            present.add(name)  # (a wheel left out keeps its sidecar: old pages may list it)
-    return present, unknown
+            stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+            found.append(Found(prefix + name, src, name, stamp, st.st_ctime_ns))
 
 
-def _from_own_index(src: Source, unknown: Sequence[Found]) -> None:
-    own = load_state(src.folder / SIMPLE)
-    own_files: Mapping[str, Any] = own.files if own is not None else {}
-    for item in unknown:
-        known = own_files.get(item.filename)
-        if same_file(known, item.stamp):
-            item.rec = known
+def look_up(items: Sequence[Found], own: Mapping[str, FileRecord], trusted: bool) -> list[Found]:
+    """Fill in the record of each of a project's files whose stamp matches: this index's
+    own (`own`, when `trusted`), else another index's of this run, else (combined index)
+    the source folder's own index. The files left to read."""
+    todo = []
+    theirs: dict[Path, dict[str, FileRecord]] = {}
+    for item in items:
+        rec = own.get(item.key) if trusted else None
+        if same_file(rec, item.stamp):
+            item.rec, item.known = rec, True
+            continue
+        if same_file(item.hint, item.stamp):
+            item.rec = item.hint
+            continue
+        if item.source.prefix:  # the folder's own index may know it (combined index)
+            folder = item.source.folder
+            if folder not in theirs:
+                theirs[folder] = load_project(folder / SIMPLE / item.project)
+            rec = theirs[folder].get(item.filename)
+            if same_file(rec, item.stamp):
+                item.rec = rec
+                continue
+        todo.append(item)
+    return todo
 
 
 # -- reading -----------------------------------------------------------------------------
 
 
-def read_new(todo: Sequence[Found], writer: FileWriter) -> None:
+def read_new(todo: Sequence[Found], writer: FileWriter, sidecars: Mapping[str, set[str]]) -> None:
     """Read and check every new or changed wheel and write its .metadata sidecar; raise one
     PublishError naming every refused file. A sidecar belongs to its wheel's bytes, not to
     any page, so writing it before the pages (and even if another wheel is refused) keeps
@@ -183,7 +213,14 @@ def read_new(todo: Sequence[Found], writer: FileWriter) -> None:
             refused.append((item, exc))
             return
         assert item.metadata is not None
-        writer.write(f"{item.source.folder}/{item.filename}{METADATA_SUFFIX}", item.metadata)
+        name = item.filename + METADATA_SUFFIX
+        present = sidecars[item.source.prefix]
+        dest = f"{item.source.folder}/{name}"
+        # a new wheel's sidecar: no page links it yet, so it is written in place (one
+        # open, no rename); one that is there may be linked: replaced whole
+        if name in present or not writer.create(dest, item.metadata):
+            writer.write(dest, item.metadata)
+        present.add(name)
         item.metadata = None
 
     # Small wheels are mostly zipfile's Python (the GIL): threads only add contention.
@@ -222,12 +259,14 @@ def _read_wheel(found: Found) -> None:
             write_small(cached, info.metadata, durable=False)
     found.metadata = info.metadata
     found.fresh = True
+    rp = info.requires_python
+    # names, versions and Requires-Python repeat across thousands of records: one string each
     found.rec = [
         *found.stamp,
-        info.project,
-        str(info.version),
+        sys.intern(str(info.project)),
+        sys.intern(str(info.version)),
         info.sha256,
-        info.requires_python,
+        None if rp is None else sys.intern(rp),
         info.metadata_sha256,
         len(info.metadata),
     ]
@@ -285,7 +324,12 @@ def sidecar_lost(item: Found, sidecars: Mapping[str, set[str]], *, dirty: bool) 
         return True
 
 
-def remove_stale_sidecars(src: Source, wheels: set[str], present: set[str]) -> None:
+def remove_stale_sidecars(src: Source, mine: Sequence[Found], present: set[str]) -> None:
+    """Remove the sidecars in `present` of wheels that are not in `mine` (every wheel of
+    `mine` has its sidecar in `present` by now)."""
+    if len(present) <= len(mine):  # none of them is stale
+        return
+    wheels = {f.filename for f in mine}
     for sidecar in present:
         if sidecar[: -len(METADATA_SUFFIX)] not in wheels:
             (src.folder / sidecar).unlink(missing_ok=True)

@@ -1,16 +1,18 @@
 """What an index remembers between runs, and the yanks it publishes.
 
-The layout of an index folder (`simple/`, its state file and markers, the `.metadata`
-sidecars beside the wheels, `yanked.toml`), the state file (`simple/.index-state.json`:
-what was read from each wheel, keyed by its stat stamp, and a key of what each page shows),
-and PEP 592 yanks read from `yanked.toml`.
+The layout of an index folder (`simple/`, its state file, log and markers, the `.metadata`
+sidecars beside the wheels, `yanked.toml`); what is kept: per project, what was read from
+each wheel its page lists, keyed by its stat stamp (in its JSON page, under `_wheelhouse`); the
+files every page lists (`simple/.index-files`, an append log); and the run's own small
+state (`simple/.index-state.json`); and PEP 592 yanks read from `yanked.toml`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,15 @@ DIRTY_NAME = ".index-dirty"  # present while pages are being written
 YANKED_NAME = "yanked.toml"
 METADATA_SUFFIX = ".metadata"  # <wheel>.metadata: the wheel's METADATA (PEP 658)
 
-# Bump when the pages' format changes: every page of an older state is rendered again.
-FORMAT = 1
+LOG_NAME = ".index-files"  # the files the pages list: an append log (see below)
+PRIVATE = "_wheelhouse"  # in each project's JSON page: what its records hold and it does not
+
+# Bump when the pages' or the state's format changes: every page is rendered again.
+FORMAT = 2
 
 # -- what the state remembers of each file -----------------------------------------------
 
-# A file's record is a list, in this order: lists are what JSON reads fastest, and a run
-# with nothing new reads every record of the state and touches each one once.
+# A file's record is a list, in this order: lists are what JSON reads fastest.
 SIZE, MTIME, INO, PROJECT, VERSION, SHA256, REQUIRES_PYTHON, META_SHA256, META_SIZE = range(9)
 FIELDS = 9
 FileRecord = list[Any]
@@ -53,50 +57,98 @@ def same_file(rec: Any, stamp: Stamp) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class IndexState:
-    """The state file. `files`: index key (prefix + file name) -> FileRecord; `pages`:
-    project -> the key of what its page shows; `root`: the root page's key; `yanks`: the
-    digest of the yanks the pages show; `boot`: the kernel's boot id at the time."""
+    """The index's own small state file (`simple/.index-state.json`), written last.
+    `since`: files whose ctime is older were as the project states record them at the
+    last complete run (ctime: set by the kernel at every write, link or rename, and no
+    call can set it back); `boot`: the kernel's boot id at the time; `yanks`: the digest
+    of the yanks the pages show."""
 
     boot: str | None = None
     yanks: str | None = None
-    root: str | None = None
-    pages: Mapping[str, str] = field(default_factory=dict)
-    files: Mapping[str, FileRecord] = field(default_factory=dict)
+    yanked: Mapping[str, str | bool] = field(default_factory=dict)  # Yanks.entries()
+    since: int | None = None
 
     def to_json(self) -> bytes:
         doc = {
             "format": FORMAT,
             "boot": self.boot,
             "yanks": self.yanks,
-            "root": self.root,
-            "pages": self.pages,
-            "files": self.files,
+            "yanked": self.yanked,
+            "since": self.since,
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def load_state(simple: Path) -> IndexState | None:
     """The state of the index in `simple`; None when there is none, or it is unreadable or
-    of another format (then every page is rendered again)."""
+    of another format (then every page is rendered again and every file read)."""
     try:
         doc = json.loads((simple / STATE_NAME).read_bytes())
     except (OSError, ValueError):
         return None
-    ok = (
-        isinstance(doc, dict)
-        and doc.get("format") == FORMAT
-        and isinstance(doc.get("files"), dict)
-        and isinstance(doc.get("pages"), dict)
-    )
-    if not ok:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         return None
+    since = doc.get("since")
+    yanked = doc.get("yanked")
     return IndexState(
         boot=doc.get("boot"),
-        yanks=doc.get("yanks"),
-        root=doc.get("root"),
-        pages=doc["pages"],
-        files=doc["files"],
+        yanks=doc.get("yanks") if isinstance(yanked, dict) else None,
+        yanked=yanked if isinstance(yanked, dict) else {},
+        since=since if type(since) is int else None,
     )
+
+
+def load_project(folder: Path) -> dict[str, FileRecord]:
+    """index key -> record of the files a project's page shows, from its JSON page (which
+    carries what the page does not: PEP 691 reserves keys that start with `_` for the
+    index's own use); empty when missing or unreadable (its files are read again)."""
+    try:
+        doc = json.loads((folder / "index.json").read_bytes())
+        records = {}
+        for entry, (mtime, ino, meta_size, version) in zip(doc["files"], doc[PRIVATE], strict=True):
+            records[urllib.parse.unquote(entry["url"][6:])] = [
+                entry["size"],
+                mtime,
+                ino,
+                doc["name"],
+                version,
+                entry["hashes"]["sha256"],
+                entry.get("requires-python"),
+                entry["core-metadata"]["sha256"],
+                meta_size,
+            ]
+    except (OSError, ValueError, LookupError, TypeError):
+        return {}
+    return records
+
+
+# The log (`simple/.index-files`): one line per change, `key<TAB>project` for a file the
+# pages list from then on, `key<TAB>` for one they stopped listing. A run appends its
+# changes (a few lines) instead of rewriting a record of every file; a run that renders
+# every page writes it whole, which also drops the lines that no longer count.
+
+
+def load_log(simple: Path) -> tuple[dict[str, str], int]:
+    """(index key -> project of every file the pages list, lines read)."""
+    try:
+        text = (simple / LOG_NAME).read_bytes().decode()
+    except (OSError, UnicodeDecodeError):
+        return {}, 0
+    known: dict[str, str] = {}
+    lines = text.split("\n")
+    for line in lines:
+        key, _, project = line.partition("\t")
+        if project:
+            known[key] = project
+        else:
+            known.pop(key, None)
+    return known, len(lines)
+
+
+def log_lines(added: Mapping[str, str], removed: Iterable[str]) -> bytes:
+    return "".join(
+        [f"{k}\t\n" for k in removed] + [f"{k}\t{p}\n" for k, p in added.items()]
+    ).encode()
 
 
 # -- yanks -------------------------------------------------------------------------------
@@ -115,6 +167,11 @@ class Yanks:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_projects", frozenset(p for p, _ in self.releases))
 
+    @property
+    def projects(self) -> frozenset[str]:
+        """The projects a release yank names."""
+        return self._projects
+
     def lookup(self, filename: str, project: str, version: str) -> tuple[str | bool, str | None]:
         """(reason or True, or False when not yanked; the yanked.toml key that matched)."""
         if filename in self.files:
@@ -124,6 +181,10 @@ class Yanks:
             if hit is not None:
                 return hit[1], hit[0]
         return False, None
+
+    def entries(self) -> dict[str, str | bool]:
+        """yanked.toml as written: key -> reason."""
+        return {**self.files, **dict(self.releases.values())}
 
     def keys(self) -> set[str]:
         return set(self.files) | {key for key, _ in self.releases.values()}

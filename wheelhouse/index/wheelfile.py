@@ -142,6 +142,10 @@ def _read(
             with path.open("rb") as f:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
             archive = path
+        if data is not None and check_crc:
+            metadata = _read_clean_zip(data, project)
+            if metadata is not None:
+                return digest, metadata
         with zipfile.ZipFile(archive) as zf:
             _check_members(zf.infolist())
             member = zf.getinfo(metadata_member(zf, project))
@@ -272,7 +276,11 @@ def _check_release(headers: dict[str, str], project: str, version: Version) -> N
 def metadata_member(zf: zipfile.ZipFile, project: str) -> str:
     """The name of the wheel's top-level `<project>-<version>.dist-info/METADATA` (its
     own, where a wheel vendors another's .dist-info); raises WheelRefused."""
-    names = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
+    return _pick_metadata(zf.namelist(), project)
+
+
+def _pick_metadata(members: list[str], project: str) -> str:
+    names = [n for n in members if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
     if len(names) > 1:  # pick the .dist-info of this project
         names = [
             n
@@ -328,3 +336,63 @@ def _read_small(path: str, size: int) -> bytes:
         return b"".join(parts)
     finally:
         os.close(fd)
+
+
+_EOCD = struct.Struct("<4s4H2LH")
+_CENTRAL = struct.Struct("<4s6H3L5H2L")
+
+
+def _read_clean_zip(data: bytes, project: str) -> bytes | None:
+    """METADATA of a small wheel in memory, read with a few struct calls instead of
+    zipfile's objects (which cost most of an index's full run): every member named safely,
+    stored or deflated and matching its CRC. None at anything else (zip64, a comment, an
+    encrypted or odd member, any damage): zipfile's path then reads it, or says why not."""
+    import zlib
+
+    end = len(data) - _EOCD.size
+    if end < 0 or data[end : end + 4] != b"PK\x05\x06":
+        return None  # a comment, zip64, not a zip
+    _, disk, cd_disk, _, count, cd_size, cd_offset, comment = _EOCD.unpack_from(data, end)
+    if disk or cd_disk or comment or cd_offset + cd_size != end:
+        return None
+    view = memoryview(data)
+    members: dict[str, bytes | memoryview] = {}
+    pos = cd_offset
+    for _ in range(count):
+        if pos + _CENTRAL.size > end:
+            return None
+        sig, _, _, flags, method, _, _, crc, csize, usize, nlen, elen, clen, _, _, _, local = (
+            _CENTRAL.unpack_from(data, pos)
+        )
+        if (
+            sig != b"PK\x01\x02"
+            or flags & 1
+            or method not in (0, 8)
+            or 0xFFFFFFFF
+            in (
+                csize,
+                usize,
+                local,
+            )
+        ):
+            return None
+        raw_name = data[pos + 46 : pos + 46 + nlen]
+        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        pos += 46 + nlen + elen + clen
+        if _UNSAFE.search(name) or name in members:
+            return None
+        if data[local : local + 4] != b"PK\x03\x04" or data[local + 30 : local + 30 + nlen] != (
+            raw_name
+        ):
+            return None
+        lnlen, lelen = struct.unpack_from("<HH", data, local + 26)
+        start = local + 30 + lnlen + lelen
+        raw = view[start : start + csize]
+        # one bounded inflate per member: a bomb stops one byte past the size it declares
+        out = raw if method == 0 else zlib.decompressobj(-15).decompress(raw, usize + 1)
+        if len(out) != usize or zlib.crc32(out) != crc:
+            return None
+        members[name] = out if name.endswith(".dist-info/METADATA") else b""  # only these kept
+    if pos != end:
+        return None
+    return bytes(members[_pick_metadata(list(members), project)])

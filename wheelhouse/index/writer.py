@@ -22,26 +22,41 @@ parse, a corrupt or truncated zip, a missing METADATA, or a file name whose proj
 version disagrees with METADATA's Name / Version is refused (PublishError) before any page
 is written.
 
-Incremental: `simple/.index-state.json` maps each indexed file to its stat stamp (size,
-mtime_ns, inode) and what was read from it (sha256, project, version, Requires-Python, the
-METADATA sha256), and each project page to a key of what it shows. Only files whose stamp
-changed are read and hashed; only pages whose key changed are rendered and written.
+Incremental, at a cost that follows what changed, not the size of the index: every page's
+JSON carries, under the private key `_wheelhouse` (PEP 691 leaves `_` keys to the index),
+each file's stat stamp (size, mtime_ns, inode) and what its records need besides the page;
+`simple/.index-files` is an append log of the files the pages list (`key<TAB>project`,
+`key<TAB>` once gone), and `simple/.index-state.json` is small (format, boot id, yanks, and
+`since`: the start of the last complete run). A run lists each folder once (one scandir,
+one stat per wheel: the target's listing is handed to the combined index of the same run)
+and checks only the projects with a file that is new, gone, missing its sidecar or with a
+ctime from `since` on (the kernel sets ctime at every write, link or rename; no call sets
+it back), and those whose page is missing; it reads those projects' JSON pages, hashes
+only files whose stamp changed, renders only pages whose files changed, appends a few lines
+to the log and rewrites the small state. A full run (no state, a restart, an interrupted
+run) renders every page and writes the log whole. Known limit: `since` assumes the file
+system's clock is this machine's (a network share whose server clock runs behind could
+hide a wheel rewritten in place under the same name until a full run: delete
+`simple/.index-state.json` to force one).
 
 Atomic without a snapshot swap: pip, uv and every other client read one page per project
 and then its files, never the tree as a whole, so what a reader must never see is a page that
-links a file that is not there, or half a page. Each file is therefore replaced on its own
-(a temp file beside it, renamed over it) in an order that keeps that true at every instant:
-metadata sidecars first, then project pages (a new project's folder appears whole, both
-pages in it, by one rename), then the root page, and only then are the pages of projects
-that are gone removed. A generation-folder-plus-symlink swap gives readers the same guarantee
-but must hard-link every unchanged page into each new generation and delete an old generation
-every run (thousands of file operations for a one-wheel change), and it needs symlinks, which
-object storage and some servers do not have.
+links a file that is not there, or half a page. Files a page may link are replaced whole (a
+temp file beside it, renamed over it); files no page links yet are written in place, with
+no temp file or rename: a new wheel's sidecar (O_EXCL: one that is there is replaced whole),
+and the pages of a new project, written inside a hidden folder that one rename makes
+`<project>/`. The order keeps the promise at every instant: sidecars first, then project
+pages, then the root page, and only then are the pages of projects that are gone removed.
+A generation-folder-plus-symlink swap gives readers the same guarantee but must hard-link
+every unchanged page into each new generation and delete an old generation every run, and
+it needs symlinks, which object storage and some servers do not have.
 
 Interruptions: the state is written last, and `simple/.index-dirty` is present while pages
-are being written, so the run after an interrupted one re-renders every page (the stat
-stamps of files the interrupted run did not record cost a re-hash) and checks every sidecar;
-temp files of dead runs are removed. A refused wheel leaves every page and the state as they
+are being written, so the run after an interrupted one re-renders every page (the stamps in
+the pages an interrupted run wrote spare their files a re-hash) and checks every sidecar's
+size; a sidecar written in place by a run that stopped before its page is for a wheel the
+log does not list yet, so the next run reads that wheel again and replaces it whole; temp
+files of dead runs are removed. A refused wheel leaves every page and the state as they
 were. Durability: pages are not fsynced one by one (seconds for a big index); the state
 records the kernel's boot id, and the first run after a restart re-renders every page and
 checks the sidecars, the only case in which written data can be lost (where there is no boot
@@ -50,56 +65,47 @@ id, the written files are fsynced before the state is written).
 Entry points: `index_target(folder)` for any folder of wheels, `index_combined(output,
 folders)`, and `index_all(config, targets)` for `wheelhouse index` (and the end of a build);
 `write_index(root, sources)` under them. The pieces: `scan` (finding and reading wheels),
-`wheelfile` (one wheel), `state` (the state file, yanks), `render` (the pages), `fileops`
-(atomic writes, durability).
+`plan` (which projects a run checks, their records), `wheelfile` (one wheel), `state` (the
+state, the log, yanks), `render` (the pages), `fileops` (atomic writes, durability).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING
 
 from wheelhouse.errors import PublishError
-from wheelhouse.fsutil import TMP, WAIT, Wait, crash_point
+from wheelhouse.fsutil import TMP, WAIT, Wait, crash_point, writing
 from wheelhouse.index.fileops import (
     FileWriter,
     boot_id,
     index_lock,
-    parallel,
     remove,
     write_small,
 )
-from wheelhouse.index.render import PageFile, page_key, render_project, render_root
-from wheelhouse.index.scan import (
-    Found,
-    Listing,
-    Source,
-    check_duplicates,
-    read_new,
-    remove_stale_sidecars,
-    scan,
-    sidecar_lost,
-)
+from wheelhouse.index.plan import Plan, matched_yanks, plan_run, plan_yanks, read_projects
+from wheelhouse.index.render import PageFile, render_project, render_root
+from wheelhouse.index.scan import Found, Listing, Source, remove_stale_sidecars, scan
 from wheelhouse.index.state import (
     DIRTY_NAME,
-    METADATA_SUFFIX,
+    LOG_NAME,
     NO_YANKS,
     PROJECT,
     SIMPLE,
     STATE_NAME,
     VERSION,
     YANKED_NAME,
-    FileRecord,
     IndexState,
     Yanks,
+    load_log,
     load_state,
     load_yanks,
+    log_lines,
 )
 
 if TYPE_CHECKING:
@@ -166,34 +172,58 @@ def write_index(
     with index_lock(root, wait=wait, label=label):
         old = load_state(simple)
         boot = boot_id()
-        # render every page when there is no state, when pages were being written as a run
-        # stopped, or when the machine restarted since the last run (see below)
-        dirty = old is None or (simple / DIRTY_NAME).exists() or old.boot != boot
-        old = old or IndexState()
-        writer = FileWriter()
-        found, hashed, sidecars = _read_all(sources, old, listings, writer, dirty=dirty)
-
-        # every file is known and valid: pages, then the root, then what is gone
-        content = _content(found, yanks, old.files)
         yanks_key = yanks.digest()
-        rekey = dirty or old.yanks != yanks_key
-        pages = {
-            project: page_key(content.projects[project])
-            if rekey or project in content.touched or project not in old.pages
-            else old.pages[project]
-            for project in sorted(content.projects)
-        }
-        written = _write_pages(simple, content, pages, old, writer, dirty=dirty, boot=boot)
-        if writer.written or written.gone or content.touched or pages != old.pages or rekey:
+        run_start = time.time_ns()
+        # render every page when there is no state, when pages were being written as a run
+        # stopped, or when the machine restarted since the last run (see below); the
+        # records in the pages still spare the hashing where the state is valid
+        dirty = (
+            old is None or old.since is None or (simple / DIRTY_NAME).exists() or old.boot != boot
+        )
+        known, log_size = load_log(simple) if old is not None else ({}, 0)
+        existing = _existing_projects(simple, dirty=dirty)
+        found, sidecars = scan(sources, listings)
+        since = None if old is None or dirty else old.since
+        plan = plan_run(found, known, existing, sidecars, since=since)
+        yanks_changed = old is not None and old.yanks != yanks_key
+        if old is not None and yanks_changed:  # the pages of what was yanked or unyanked
+            plan_yanks(plan, old.yanked, yanks.entries())
+        writer = FileWriter(track=boot is None)
+        hashed = read_projects(simple, plan, sidecars, writer, trusted=old is not None, dirty=dirty)
+        changed = [p for p, files in plan.touched.items() if files and plan.changed[p]]
+        changed.sort()
+        root_stale = (
+            dirty
+            or plan.projects != existing
+            or not (simple / "index.html").exists()
+            or not (simple / "index.json").exists()
+        )
+        gone = sorted(existing - plan.projects)
+        # (a full run writes the log whole: no list of every file here)
+        added = {} if dirty else {f.key: f.project for f in found if f.key not in known}
+        removed = known.keys() - plan.keys
+        if changed or root_stale or gone:
+            # an interruption from here on leaves pages the state does not describe
+            write_small(simple / DIRTY_NAME, b"", durable=boot is None)
+            _write_pages(simple, plan, changed, yanks, writer, existing)
+            if root_stale:  # after the pages it links
+                page, doc = render_root(sorted(plan.projects))
+                writer.write(f"{simple}/index.html", page)
+                writer.write(f"{simple}/index.json", doc)
+            for project in gone:  # after the root stopped linking them
+                crash_point()
+                shutil.rmtree(simple / project, ignore_errors=True)
+        if changed or root_stale or gone or added or removed or dirty or yanks_changed:
             # Durability: an fsync per page costs seconds for a big index, and sync()
             # flushes the whole machine. Where the kernel has a boot id the state records it
             # instead: the first run after a restart (the only way to lose written data)
             # re-renders every page and checks every sidecar, and a state cut short is
             # invalid JSON, which means a full run. Elsewhere: fsync, then the state.
+            _write_log(simple, found, added, removed, log_size, whole=dirty)
             if boot is None:
                 writer.fsync()
             new = IndexState(
-                boot=boot, yanks=yanks_key, root=written.root, pages=pages, files=content.files
+                boot=boot, yanks=yanks_key, yanked=yanks.entries(), since=_since(run_start, found)
             )
             write_small(simple / STATE_NAME, new.to_json(), durable=boot is None)
             (simple / DIRTY_NAME).unlink(missing_ok=True)
@@ -201,14 +231,29 @@ def write_index(
         return IndexReport(
             name=name,
             path=simple,
-            projects=len(pages),
-            files=len(content.files),
+            projects=len(plan.projects),
+            # one file in two targets is listed once
+            files=len(found) if len(sources) == 1 else len({f.filename for f in found}),
             hashed=hashed,
-            pages_written=written.pages,
-            pages_removed=len(written.gone),
+            pages_written=len(changed) + int(root_stale),
+            pages_removed=len(gone),
             elapsed=time.perf_counter() - start,
-            unmatched_yanks=tuple(sorted(yanks.keys() - content.matched)),
+            unmatched_yanks=tuple(sorted(yanks.keys() - matched_yanks(yanks, found))),
         )
+
+
+_SLACK = 50_000_000  # ns: the kernel stamps ctime from a clock that lags by up to a tick
+_COARSE_SLACK = 2_000_000_000  # file systems that keep whole seconds (or two)
+
+
+def _since(run_start: int, found: Sequence[Found]) -> int:
+    """What the next run compares ctimes with: this run's start, less what a file changed
+    just before it could show less."""
+    coarse = bool(found) and all(f.ctime % 1_000_000_000 == 0 for f in found[:100])
+    return run_start - (_COARSE_SLACK if coarse else _SLACK)
+
+
+_COMPACT_AT = 1000  # log lines beyond twice the files listed: the log is written whole
 
 
 def _check_places(simple: Path, sources: Sequence[Source]) -> None:
@@ -225,114 +270,65 @@ def _check_places(simple: Path, sources: Sequence[Source]) -> None:
         )
 
 
-def _read_all(
-    sources: Sequence[Source],
-    old: IndexState,
-    listings: Mapping[Path, Listing],
-    writer: FileWriter,
-    *,
-    dirty: bool,
-) -> tuple[list[Found], int, dict[str, set[str]]]:
-    """(every wheel, each with its record; how many were read and hashed; the sidecars
-    present per source prefix). Writes the sidecars of what was read."""
-    found, sidecars = scan(sources, old.files, listings)
-    todo = [f for f in found if f.rec is None]
-    read_new(todo, writer)
-    found = check_duplicates(found)
-    # a sidecar that went missing (or, after an interruption, may be short): again
-    # (sidecars an earlier call of this run wrote or checked need no second look)
-    lost = [
-        f
-        for f in found
-        if not f.fresh
-        and sidecar_lost(f, sidecars, dirty=dirty and f.source.folder not in listings)
-    ]
-    read_new(lost, writer)
-    return found, len(todo), sidecars
-
-
-class _Content(NamedTuple):  # within this module only: a NamedTuple costs less to import
-    """What the index shows this run."""
-
-    files: dict[str, FileRecord]  # index key -> record: the state's `files`
-    projects: dict[str, list[PageFile]]  # what each project page links
-    touched: set[str]  # projects whose files are not as the state has them
-    matched: set[str]  # yanked.toml keys that match a file
-
-
-def _content(found: Sequence[Found], yanks: Yanks, old_files: Mapping[str, Any]) -> _Content:
-    """Every file's record and yank, by project; which projects changed since the state."""
-    projects: dict[str, list[PageFile]] = {}
-    matched: set[str] = set()
-    files: dict[str, FileRecord] = {}
-    touched: set[str] = set()
-    for item in found:
-        rec = item.rec
-        assert rec is not None
-        files[item.key] = rec
-        yank, hit = yanks.lookup(item.filename, rec[PROJECT], rec[VERSION])
-        if hit is not None:
-            matched.add(hit)
-        projects.setdefault(rec[PROJECT], []).append((item.key, rec, yank))
-        if not item.known:
-            touched.add(rec[PROJECT])
-    for key in old_files.keys() - files.keys():
-        with contextlib.suppress(LookupError, TypeError):
-            touched.add(old_files[key][PROJECT])
-    return _Content(files=files, projects=projects, touched=touched, matched=matched)
-
-
-class _Written(NamedTuple):
-    """What `_write_pages` did."""
-
-    pages: int  # project pages plus the root page
-    root: str  # the root page's key
-    gone: list[str]  # projects whose pages were removed
-
-
 def _write_pages(
     simple: Path,
-    content: _Content,
-    pages: Mapping[str, str],
-    old: IndexState,
+    plan: Plan,
+    changed: Sequence[str],
+    yanks: Yanks,
     writer: FileWriter,
+    existing: set[str],
+) -> None:
+    """Project pages whose files changed, each with its state: no reader ever sees a page
+    that links what is not there (sidecars were written before)."""
+
+    def one(project: str) -> None:
+        items = plan.touched[project]
+        files: list[PageFile] = []
+        for f in items:
+            rec = f.rec
+            assert rec is not None
+            files.append((f.key, rec, yanks.lookup(f.filename, rec[PROJECT], rec[VERSION])[0]))
+        _write_project(writer, simple, project, files, new=project not in existing)
+
+    # one at a time: file creation is kernel work, and threads on a few shared cores only
+    # added lock traffic (measured: no faster, more system time)
+    for project in changed:
+        one(project)
+
+
+def _write_log(
+    simple: Path,
+    found: Sequence[Found],
+    added: Mapping[str, str],
+    removed: Iterable[str],
+    size: int,
     *,
-    dirty: bool,
-    boot: str | None,
-) -> _Written:
-    """Project pages whose key changed, then the root page, then remove the pages of
-    projects that are gone: no reader ever sees a page that links what is not there."""
-    existing = _existing_projects(simple, dirty=dirty)
-    stale = [p for p in pages if dirty or old.pages.get(p) != pages[p] or p not in existing]
-    root_key = page_key([(p, [], False) for p in pages])
-    root_stale = (
-        dirty
-        or old.root != root_key
-        or not (simple / "index.html").exists()
-        or not (simple / "index.json").exists()
-    )
-    gone = sorted(existing - pages.keys())
-    if stale or root_stale or gone:
-        # an interruption from here on leaves pages the state does not describe
-        write_small(simple / DIRTY_NAME, b"", durable=boot is None)
-    parallel(
-        lambda p: _write_project(writer, simple, p, content.projects[p], new=p not in existing),
-        stale,
-    )
-    if root_stale:  # after the pages it links
-        page, doc = render_root(pages)
-        writer.write(f"{simple}/index.html", page)
-        writer.write(f"{simple}/index.json", doc)
-    for project in gone:  # after the root stopped linking them
-        crash_point()
-        shutil.rmtree(simple / project, ignore_errors=True)
-    return _Written(pages=len(stale) + int(root_stale), root=root_key, gone=gone)
+    whole: bool,
+) -> None:
+    """Append this run's changes to the log, or write it whole after a full run or when
+    most of its lines no longer count."""
+    if whole or size > 2 * len(found) + _COMPACT_AT:
+        # streamed through a temp file in slices: a log of every file is never in memory
+        tmp = f"{simple}/{LOG_NAME}.{os.getpid()}{TMP}"
+        try:
+            with writing(simple / LOG_NAME), open(tmp, "wb") as log:  # noqa: PTH123
+                for i in range(0, len(found), 4096):
+                    log.write(log_lines({f.key: f.project for f in found[i : i + 4096]}, ()))
+            os.replace(tmp, simple / LOG_NAME)  # noqa: PTH105
+        except BaseException:
+            remove(tmp)
+            raise
+        return
+    with writing(simple / LOG_NAME), open(simple / LOG_NAME, "ab") as log:  # noqa: PTH123
+        log.write(log_lines(added, removed))
 
 
 def _existing_projects(simple: Path, *, dirty: bool) -> set[str]:
     """The project folders in `simple`; removes temp files interrupted runs left there
     (this run holds the lock)."""
-    existing = set()
+    existing: set[str] = set()
+    if not simple.is_dir():
+        return existing
     for entry in os.scandir(simple):
         if entry.name[0] != ".":
             if entry.is_dir():
@@ -349,22 +345,30 @@ def _existing_projects(simple: Path, *, dirty: bool) -> set[str]:
 
 
 def _write_project(
-    writer: FileWriter, simple: Path, project: str, files: Sequence[PageFile], *, new: bool
+    writer: FileWriter,
+    simple: Path,
+    project: str,
+    files: Sequence[PageFile],
+    *,
+    new: bool,
 ) -> None:
-    page, doc = render_project(project, files)
+    page, doc = render_project(project, files)  # the JSON page carries the project's state
     folder = f"{simple}/{project}"
-    if not new:
+    if not new:  # the HTML, then the JSON that says what both show
         writer.write(f"{folder}/index.html", page)
         writer.write(f"{folder}/index.json", doc)
         return
-    # a new project's folder appears whole, with both pages in it
+    # a new project's folder appears whole, with both pages in it: written in place in a
+    # folder no reader is sent to, then one rename
     staging = f"{simple}/{NEW_PREFIX}{project}"
     os.mkdir(staging)  # noqa: PTH102
-    writer.write(f"{staging}/index.html", page, track=False)
-    writer.write(f"{staging}/index.json", doc, track=False)
+    for name, data in (("index.html", page), ("index.json", doc)):
+        if not writer.create(f"{staging}/{name}", data, track=False):
+            raise FileExistsError(f"{staging}/{name}")
     crash_point()
     os.rename(staging, folder)  # noqa: PTH104
-    writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
+    if writer.tracking:  # (only what will be fsynced is tracked)
+        writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
 
 
 def _tidy_sources(
@@ -377,11 +381,11 @@ def _tidy_sources(
     hand what was learned of them to the next index of the run."""
     for src in sources:
         if src.owner:
-            mine = [f for f in found if f.source is src]
-            remove_stale_sidecars(src, {f.filename for f in mine}, sidecars[src.prefix])
+            mine = found if len(sources) == 1 else [f for f in found if f.source is src]
+            remove_stale_sidecars(src, mine, sidecars[src.prefix])
             listings[src.folder] = Listing(
-                wheels={f.filename: (f.stamp, f.rec) for f in mine if f.rec is not None},
-                sidecars=frozenset(f.filename + METADATA_SUFFIX for f in mine),
+                wheels={f.filename: (f.stamp, f.ctime, f.rec) for f in mine},
+                sidecars=sidecars[src.prefix],  # now every wheel's (and maybe a stale one)
             )
 
 

@@ -1,0 +1,162 @@
+"""`wheelhouse index` at scale: what a run touches. An incremental run reads the state of
+the projects it changes and no other, appends to the log instead of rewriting a state of
+every file, and lists each folder once for the target and the combined index; a full run
+writes new sidecars and new project folders in place (no temp file, no rename per file);
+the struct-based zip reader agrees with zipfile. Counts of calls, never times."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures_index import wheel_bytes
+from fixtures_simple import check_tree, put
+
+from wheelhouse.index import writer as ix
+from wheelhouse.index.state import LOG_NAME, load_log, load_project
+from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel
+
+
+@pytest.fixture(autouse=True)
+def no_slack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written before a run show an older ctime than its start (the kernel's clock
+    lags, never leads): without the slack, what the next run rechecks is exact."""
+    monkeypatch.setattr(ix, "_SLACK", 0)
+
+
+def test_one_new_wheel_reads_one_project_and_appends_to_the_log(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slim = out / "slim"
+    for i in range(12):
+        put(slim, f"proj{i}", "1.0")
+    ix.index_target(slim)
+    log = slim / "simple" / LOG_NAME
+    before = log.stat()
+    loaded: list[Path] = []
+
+    def counting(folder: Path) -> dict[str, Any]:
+        loaded.append(folder)
+        return load_project(folder)
+
+    monkeypatch.setattr("wheelhouse.index.plan.load_project", counting)
+    put(slim, "proj3", "2.0")
+    report = ix.index_target(slim)
+    assert (report.hashed, report.pages_written) == (1, 1)
+    assert [p.name for p in loaded] == ["proj3"]  # no other project's state is read
+    after = log.stat()
+    assert after.st_ino == before.st_ino and after.st_size > before.st_size  # appended
+    files = check_tree(slim / "simple")
+    assert [f["filename"] for f in files["proj3"]] == [
+        "proj3-1.0-py3-none-any.whl",
+        "proj3-2.0-py3-none-any.whl",
+    ]
+    # a removal is appended too; the log always names exactly what the pages list
+    (slim / "proj5-1.0-py3-none-any.whl").unlink()
+    loaded.clear()
+    assert ix.index_target(slim).pages_removed == 1
+    assert loaded == [] and log.stat().st_ino == before.st_ino
+    known, _ = load_log(slim / "simple")
+    listed = {f["filename"] for page in check_tree(slim / "simple").values() for f in page}
+    assert set(known) == listed
+    assert ix.index_target(slim).pages_written == 0
+
+
+def test_a_long_log_is_written_whole(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    slim = out / "slim"
+    monkeypatch.setattr(ix, "_COMPACT_AT", 0)
+    ix.index_target(slim)
+    for v in ("3.0", "4.0", "5.0"):
+        put(slim, "alpha", v)
+        ix.index_target(slim)
+        (slim / f"alpha-{v}-py3-none-any.whl").unlink()
+        ix.index_target(slim)
+    lines = (slim / "simple" / LOG_NAME).read_text().splitlines()
+    assert len(lines) <= 2 * 4  # never more than twice the files listed
+    assert set(load_log(slim / "simple")[0]) == {p.name for p in slim.glob("*.whl")}
+
+
+def test_the_target_and_combined_index_list_a_folder_once(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slim = out / "slim"
+    listed: list[str] = []
+    real = os.scandir
+
+    def counting(path: Any = ".") -> Any:
+        listed.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    listings: dict[Path, ix.Listing] = {}
+    ix.write_index(slim, [ix.Source(folder=slim)], listings=listings)
+    report = ix.index_combined(out, [slim], listings=listings)
+    assert listed.count(str(slim)) == 1
+    assert (report.files, report.hashed) == (4, 0)  # the combined index reused the records
+    check_tree(out / "simple")
+
+
+def test_new_sidecars_and_project_folders_are_written_in_place(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file no page links yet needs no temp file and rename: one open per sidecar, one
+    rename per new project folder (its pages written inside it first)."""
+    slim = out / "slim"
+    replaced: list[str] = []
+    real = os.replace
+
+    def counting(src: Any, dst: Any) -> None:
+        replaced.append(os.fspath(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", counting)
+    ix.index_target(slim)
+    simple = slim / "simple"
+    assert not [d for d in replaced if d.endswith(".metadata")]
+    assert not [d for d in replaced if Path(d).parent != simple]  # only root, state, log
+    files = check_tree(simple)
+    assert sorted(files) == ["alpha", "beta", "foo-bar-baz"]
+    # a sidecar that is there (a rewritten wheel's) is replaced whole, never truncated
+    put(slim, "beta", "1.0", requires=["alpha>=1"])
+    replaced.clear()
+    ix.index_target(slim)
+    assert str(slim / "beta-1.0-py3-none-any.whl.metadata") in replaced
+    check_tree(simple)
+
+
+def _rezip(data: bytes, *, stored: bool = False, comment: bytes = b"") -> bytes:
+    buf = io.BytesIO()
+    method = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(buf, "w", method) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info), compress_type=method)
+        dst.comment = comment
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("shape", ["deflated", "stored", "comment"])
+def test_the_quick_zip_reader_agrees_with_zipfile(tmp_path: Path, shape: str) -> None:
+    data = _rezip(
+        wheel_bytes("alpha", "1.0", requires=["beta"]),
+        stored=shape == "stored",
+        comment=b"a comment: zipfile's path" if shape == "comment" else b"",
+    )
+    path = tmp_path / "alpha-1.0-py3-none-any.whl"
+    path.write_bytes(data)
+    info = inspect_wheel(path)
+    with zipfile.ZipFile(path) as zf:
+        assert info.metadata == zf.read("alpha-1.0.dist-info/METADATA")
+    # a flipped byte in a member's data is refused whichever way the zip is read
+    member = data.index(b"PK\x03\x04")
+    name_len, extra_len = (
+        int.from_bytes(data[member + 26 : member + 28], "little"),
+        int.from_bytes(data[member + 28 : member + 30], "little"),
+    )
+    at = member + 30 + name_len + extra_len + 2
+    path.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+    with pytest.raises(WheelRefused):
+        inspect_wheel(path)

@@ -1,0 +1,148 @@
+"""What an index run must look at, and the records of what it shows.
+
+A run lists its source folders (`scan`), then checks only the projects with a file that is
+new, gone, changed since the last complete run (its ctime is newer: the kernel sets it at
+every write, link or rename of the file, and no call sets it back) or missing its sidecar,
+or whose page is missing; every project in a full run. A checked project's files get their
+records from the project's state (`<project>/.state.json`) where the stat stamp matches,
+else are read and hashed. Nothing here writes a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from wheelhouse.index.fileops import FileWriter
+from wheelhouse.index.scan import (
+    Found,
+    check_duplicates,
+    look_up,
+    project_of,
+    read_new,
+    sidecar_lost,
+)
+from wheelhouse.index.state import METADATA_SUFFIX, FileRecord, Yanks, load_project
+
+
+class Plan(NamedTuple):  # a NamedTuple costs less to import than a dataclass
+    """What this run must look at."""
+
+    touched: dict[str, list[Found]]  # project -> all its files, for the projects to check
+    changed: dict[str, bool]  # project -> its page must be written (filled in by reading)
+    projects: set[str]  # every project the pages list after this run
+    found: Sequence[Found]  # every file
+    keys: set[str]  # every file the pages list after this run
+
+
+def plan_run(
+    found: Sequence[Found],
+    known: Mapping[str, str],
+    existing: set[str],
+    sidecars: Mapping[str, set[str]],
+    *,
+    since: int | None,
+) -> Plan:
+    """The projects to check: those with a file that is new, gone, changed since the last
+    run (a newer ctime) or missing its sidecar, and those whose page is missing; all of
+    them where `since` is None (a full run)."""
+    touched: set[str] = set()
+    keys = {f.key for f in found}
+    horizon = -1 if since is None else since  # (a plain loop: it sees every file, every run)
+    for f in found:
+        project = known.get(f.key)
+        if project is None:
+            project = project_of(f.filename)
+            touched.add(project)
+        elif f.ctime >= horizon or (
+            f.source.owner and f.filename + METADATA_SUFFIX not in sidecars[f.source.prefix]
+        ):
+            touched.add(project)
+        f.project = project
+    projects = {f.project for f in found}
+    if since is None:
+        touched = set(projects)
+    else:
+        touched.update(known[k] for k in known.keys() - keys)
+        touched.update(projects - existing)
+    files: dict[str, list[Found]] = {p: [] for p in touched}
+    for f in found:
+        if f.project in files:
+            files[f.project].append(f)
+    return Plan(
+        touched=files,
+        changed={p: since is None or p not in existing for p in touched},
+        projects=projects,
+        found=found,
+        keys=keys,
+    )
+
+
+def plan_yanks(plan: Plan, old: Mapping[str, str | bool], new: Mapping[str, str | bool]) -> None:
+    """Check, and render again, the pages of the projects whose yanks changed."""
+    for key in old.keys() | new.keys():
+        if old.get(key, None) != new.get(key, None):
+            name = key.partition("==")[0] if "==" in key else key
+            project = canonicalize_name(name.strip()) if "==" in key else project_of(key)
+            if project in plan.projects:
+                files = plan.touched.setdefault(project, [])
+                if not files:
+                    files.extend(f for f in plan.found if f.project == project)
+                plan.changed[project] = True
+
+
+def read_projects(
+    simple: Path,
+    plan: Plan,
+    sidecars: Mapping[str, set[str]],
+    writer: FileWriter,
+    *,
+    trusted: bool,
+    dirty: bool,
+) -> int:
+    """Give every file of the touched projects its record: from the project's state where
+    its stamp matches, else read (writing its sidecar). Marks the projects whose page
+    changes. Raises PublishError, before any page is written, if a wheel is refused."""
+    todo: list[Found] = []
+    states: dict[str, dict[str, FileRecord]] = {}
+    for project, items in plan.touched.items():
+        own = load_project(simple / project) if trusted and items else {}  # (gone: none)
+        states[project] = own
+        todo.extend(look_up(items, own, trusted))
+    count = len(todo)
+    read_new(todo, writer, sidecars)
+    # a sidecar that went missing (or, after an interruption, may be short): again
+    # (sidecars an earlier index of this run wrote or checked need no second look)
+    lost = [
+        f
+        for items in plan.touched.values()
+        for f in items
+        if not f.fresh
+        and f.source.owner
+        and sidecar_lost(f, sidecars, dirty=dirty and f.hint is None)
+    ]
+    read_new(lost, writer, sidecars)
+    for project, items in plan.touched.items():
+        items[:] = check_duplicates(items)
+        own = states[project]
+        if len(own) != len(items) or any(not f.known or own[f.key] != f.rec for f in items):
+            plan.changed[project] = True
+    return count
+
+
+def matched_yanks(yanks: Yanks, found: Sequence[Found]) -> set[str]:
+    """The yanked.toml keys that match a file here (from file names: no record needed)."""
+    if not yanks.keys():
+        return set()
+    names = {f.filename for f in found}
+    matched = {k for k in yanks.files if k in names}
+    for f in found:
+        if f.project in yanks.projects:
+            version = parse_wheel_filename(f.filename)[1]
+            hit = yanks.releases.get((f.project, version))
+            if hit is not None:
+                matched.add(hit[0])
+    return matched
