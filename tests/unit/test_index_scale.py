@@ -160,3 +160,27 @@ def test_the_quick_zip_reader_agrees_with_zipfile(tmp_path: Path, shape: str) ->
     path.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
     with pytest.raises(WheelRefused):
         inspect_wheel(path)
+
+
+@pytest.mark.parametrize("member", ["alpha-1.0.dist-info/METADATA", "alpha/data.bin"])
+def test_the_quick_zip_reader_leaves_a_bomb_to_the_checked_path(
+    tmp_path: Path, member: str
+) -> None:
+    """A small wheel whose member inflates to 40 MiB: the quick reader does not inflate
+    it in memory; the checked path refuses a METADATA that size and streams the rest."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("alpha/__init__.py", "")
+        if not member.endswith("METADATA"):
+            zf.writestr(
+                "alpha-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: alpha\nVersion: 1.0\n"
+            )
+        zf.writestr(member, b"\0" * (40 << 20))
+    path = tmp_path / "alpha-1.0-py3-none-any.whl"
+    path.write_bytes(buf.getvalue())
+    assert path.stat().st_size < 200_000
+    if member.endswith("METADATA"):
+        with pytest.raises(WheelRefused, match="METADATA of 41943040 bytes"):
+            inspect_wheel(path)
+    else:
+        assert inspect_wheel(path).project == "alpha"

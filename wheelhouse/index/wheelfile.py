@@ -235,11 +235,17 @@ MAX_METADATA = 16 << 20  # bytes: PyPI's largest METADATA (long READMEs) are a f
 _MAX_RATIO = 100  # a big METADATA compressed past this is a bomb, not a README
 
 
+_FAST_MEMBER_MAX = 16 << 20  # bytes a member may inflate to in memory (_read_clean_zip)
+
+
+def _metadata_too_big(size: int, compressed: int) -> bool:
+    return size > MAX_METADATA or (size > 1 << 20 and size / max(compressed, 1) > _MAX_RATIO)
+
+
 def _check_metadata_size(zi: zipfile.ZipInfo) -> None:
     """METADATA is read whole into memory and kept as a sidecar: a small wheel whose
     METADATA inflates to hundreds of MB is refused before it is inflated."""
-    ratio = zi.file_size / max(zi.compress_size, 1)
-    if zi.file_size > MAX_METADATA or (zi.file_size > 1 << 20 and ratio > _MAX_RATIO):
+    if _metadata_too_big(zi.file_size, zi.compress_size):
         raise WheelRefused(
             f"has a METADATA of {zi.file_size} bytes ({zi.compress_size} compressed): over "
             f"the {MAX_METADATA}-byte limit or compressed {_MAX_RATIO}x past what text allows",
@@ -380,6 +386,12 @@ def _read_clean_zip(data: bytes, project: str) -> bytes | None:
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
         pos += 46 + nlen + elen + clen
         if _UNSAFE.search(name) or name in members:
+            return None
+        # a member that would inflate big (a bomb, or a METADATA past its limits) goes to
+        # zipfile's path, which inflates in steps and refuses with the reason
+        if usize > _FAST_MEMBER_MAX or (
+            name.endswith(".dist-info/METADATA") and _metadata_too_big(usize, csize)
+        ):
             return None
         if data[local : local + 4] != b"PK\x03\x04" or data[local + 30 : local + 30 + nlen] != (
             raw_name
