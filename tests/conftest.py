@@ -13,10 +13,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from fixtures_serve import Server
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -96,6 +100,15 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def wh(project: Path, tmp_path: Path) -> Wheelhouse:
     return Wheelhouse(project, tmp_path / "cache")
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """`wheelhouse serve` processes a test started: killed when it ends."""
+    made: list[Server] = []
+    yield made
+    for s in made:
+        s.kill()
 
 
 def write(path: Path, text: str) -> Path:

@@ -40,14 +40,6 @@ from fixtures_serve import (
 
 
 @pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    made: list[Server] = []
-    yield made
-    for s in made:
-        s.kill()
-
-
-@pytest.fixture
 def tree(wh: Wheelhouse) -> Path:
     """A built-looking wheelhouse: slim has alpha 1.0, beta (needs gamma) and gamma;
     other has delta; both indexes and the combined one written by `wheelhouse index`."""

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ head-timeout = "2s"
 idle-timeout = "2s"
 body-timeout = "2s"
 """
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    made: list[Server] = []
-    yield made
-    for s in made:
-        s.kill()
 
 
 @pytest.fixture

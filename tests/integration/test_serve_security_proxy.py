@@ -20,14 +20,6 @@ OLD = "2020-01-01T00:00:00.000000Z"
 
 
 @pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    made: list[Server] = []
-    yield made
-    for s in made:
-        s.kill()
-
-
-@pytest.fixture
 def upstream(tmp_path: Path) -> Iterator[LocalIndex]:
     index = LocalIndex(tmp_path / "upstream").start()
     yield index

@@ -66,11 +66,7 @@ class FileWriter:
         except FileExistsError:
             return False
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if self._chmod:
-                os.fchmod(fd, 0o644)
+            self._write_fd(fd, data)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(dest)  # noqa: PTH108
@@ -81,15 +77,18 @@ class FileWriter:
             self.written.append(dest)
         return True
 
+    def _write_fd(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if self._chmod:
+            os.fchmod(fd, 0o644)
+
     def _replace(self, tmp: str, dest: str, data: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if self._chmod:
-                    os.fchmod(fd, 0o644)
+                self._write_fd(fd, data)
             finally:
                 os.close(fd)
             crash_point()
