@@ -248,7 +248,7 @@ def test_checking_ahead_reads_the_touched_blobs_once_and_drops_the_corrupt_one(
         f.write(b"X")
     os.utime(bad.path, ns=(st.st_atime_ns, st.st_mtime_ns))
     counted.update(sha256=0, crc=0)
-    store.check_ahead([b.sha256 for b in [*blobs, untouched]])  # in the background
+    store.check_ahead([b.sha256 for b in [*blobs, untouched]])
     assert store.get(bad.sha256) is None  # waits for its check
     assert [store.get(b.sha256) for b in blobs[1:]] == blobs[1:]
     assert counted == {"sha256": 1, "crc": 3}  # the CRC of each touched one; the bad one's sha256
@@ -258,28 +258,3 @@ def test_checking_ahead_reads_the_touched_blobs_once_and_drops_the_corrupt_one(
     assert [store.get(b.sha256) for b in blobs[1:]] == blobs[1:]
     assert store.get(untouched.sha256) == untouched
     assert counted == {"sha256": 0, "crc": 0}
-
-
-def test_planning_does_not_wait_for_the_checks_ahead(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What the store holds is known while its bytes are still being read; a verified
-    get waits for the read."""
-    store = Store(tmp_path / "cache")
-    blob = _stored(store, b"wheel " * 1000)
-    out = tmp_path / "out"
-    out.mkdir()
-    os.link(blob.path, out / "x")  # the ctime moves: the next check reads the bytes
-    (out / "x").unlink()
-    release = threading.Event()
-    real: Callable[..., tuple[str, int]] = local._digests
-
-    def slow(path: Path, *, sha: bool = True) -> tuple[str, int]:
-        assert release.wait(30)
-        return real(path, sha=sha)
-
-    monkeypatch.setattr(local, "_digests", slow)
-    store.check_ahead([blob.sha256])
-    assert store.get(blob.sha256, verify=False) == blob  # not blocked by the read
-    release.set()
-    assert store.get(blob.sha256) == blob

@@ -131,25 +131,24 @@ class Store:
     # once, at CRC speed, on every core (`check_ahead`): measured on the ML example's 74 MB
     # of wheels, +40 ms of CPU (~2 GB/s) where sha256 would cost +75 ms and a stamp
     # without ctime nothing, but let a write that kept the mtime through. That read runs
-    # in the background from the start of the run, while it plans (which needs only to
-    # know what the store holds, `verify=False`): the check of each wheel just before it
-    # is linked waits for it.
+    # in threads at the start of the run (`check_ahead`), on every core.
 
     def check_ahead(self, sha256s: Iterable[str]) -> None:
-        """Start checking these blobs, those that need reading (touched since their last
-        check), in background threads: zlib and hashlib release the GIL, so the reads run
-        on the other cores while this run plans. `get` of one of them waits for its check."""
+        """Check these blobs now, those that need reading (touched since their last check)
+        in threads: zlib and hashlib release the GIL, so a warm build whose output folder
+        was deleted reads its wheels on every core. `get` then finds them stamped."""
         todo = [s for s in dict.fromkeys(sha256s) if s not in self._ahead and self._touched(s)]
         if not todo:
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(
+        # waited for here: a planning lookup (`verify=False`) running beside a check that
+        # drops a corrupt blob could meet its file half removed
+        with ThreadPoolExecutor(
             max_workers=min(4, len(todo), os.cpu_count() or 1), thread_name_prefix="check-ahead"
-        )
-        for sha in todo:
-            self._ahead[sha] = pool.submit(self._get_local, sha)
-        pool.shutdown(wait=False)  # its threads end when the last check does
+        ) as pool:
+            for sha in todo:
+                self._ahead[sha] = pool.submit(self._get_local, sha)
 
     def _touched(self, sha256: str) -> bool:
         """Whether the blob is here and its stamp no longer matches its stat."""
