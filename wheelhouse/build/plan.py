@@ -75,7 +75,7 @@ def from_store(pin: Pin, target: Target, store: Store) -> Distribution | None:
     found: list[Distribution] = []
     for h in pin.hashes:
         # what the store holds is enough to plan; each wheel is checked before it is
-        # linked (session.assemble), by then read in the background (Store.check_ahead)
+        # linked (session.assemble), and was read once at the start (Store.check_ahead)
         blob = store.get(h.removeprefix("sha256:"), verify=False)
         parsed = parse_filename(blob.filename) if blob else None
         if blob is None or parsed is None:

@@ -183,7 +183,7 @@ class BuildSession:
         has linked what it uses into its folders) and the index client open."""
         keyring = Keyring.of(config)  # signs this run's records, checks what it reads
         store = Store(config.cache_dir, keyring)
-        # the wheels' bytes are read in the background while the run plans (store/local.py)
+        # the wheels' bytes are checked first, in threads on every core (store/local.py)
         pinned = [
             h.removeprefix("sha256:")
             for t in targets
