@@ -213,8 +213,9 @@ def test_a_build_killed_at_any_write_step_leaves_every_reader_a_consistent_folde
     assert sorted(files) == sorted(wheel_filename(k, v) for k, v in LOCK_B.items())
     _pip_installs(output, tmp_path)
     # every step was a kill point: links, lock.txt, manifest, two indexes (sidecars,
-    # pages, root, state), removals
-    assert killed >= 25, killed
+    # pages, root, state), removals (the store's verification stamps are written in
+    # place, not renamed: no step of their own)
+    assert killed >= 23, killed
 
 
 # -- two runs of one folder --------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from wheelhouse.config import TrustSettings
 from wheelhouse.errors import ConfigError
-from wheelhouse.store import BuildRecord, SdistRef
-from wheelhouse.store.signing import Keyring
+from wheelhouse.store import BuildRecord, SdistRef, Store
+from wheelhouse.store.signing import Keyring, Verdict
 
 KEY = "a" * 64
 
@@ -138,3 +139,54 @@ def test_an_encrypted_or_foreign_key_is_a_config_error(tmp_path: Path) -> None:
     keyring = Keyring(tmp_path, TrustSettings(signing_key_pem=pem, signing_key_source="env"))
     with pytest.raises(ConfigError, match="env: not an unencrypted Ed25519 private key"):
         keyring.public_key()
+
+
+# -- the store's memo of a checked record -------------------------------------------------
+
+
+def _store(cache: Path, trusted: tuple[str, ...] = ()) -> Store:
+    return Store(cache, Keyring(cache, TrustSettings(trusted_keys=trusted)))
+
+
+def test_a_record_read_again_is_not_checked_again_and_a_changed_one_is(tmp_path: Path) -> None:
+    store = _store(tmp_path / "cache")
+    store.put_record("built", KEY, store.keyring.seal("built", KEY, _record()))
+    checks: list[str] = []
+    real = store.keyring.check
+
+    def counting(kind: str, key: str, doc: object) -> Verdict:
+        checks.append(key)
+        return real(kind, key, doc)
+
+    store.keyring.check = counting  # type: ignore[method-assign]
+    assert store.read_record("built", KEY) is not None
+    assert checks == []  # its own record: memo written with it
+    path = store.record_path("built", KEY)
+    doc = json.loads(path.read_text())
+    doc["sha256"] = "d" * 64  # altered on disk: the memo no longer fits, the signature fails
+    path.write_text(json.dumps(doc, sort_keys=True))
+    assert store.read_record("built", KEY) is None
+    assert checks == [KEY]
+
+
+def test_a_memo_made_up_or_copied_does_not_pass_a_forged_record(tmp_path: Path) -> None:
+    store, other = _store(tmp_path / "cache"), _store(tmp_path / "other")
+    forged = other.keyring.seal("built", KEY, _record())  # signed by a key not trusted here
+    text = json.dumps(forged, sort_keys=True)
+    store.record_path("built", KEY).write_text(text)
+    memo = store.root / "built" / f".{KEY}.checked"
+    # the memo that the other machine would write for the same bytes, then garbage
+    memo.write_text(other.keyring.memo("built", KEY, text.encode()))
+    assert store.read_record("built", KEY) is None
+    memo.write_bytes(b"\xff" * 64)  # not even text
+    assert store.read_record("built", KEY) is None
+
+
+def test_a_key_no_longer_trusted_makes_its_checked_records_misses(tmp_path: Path) -> None:
+    signer = Keyring(tmp_path / "signer")
+    cache = tmp_path / "cache"
+    trusting = _store(cache, (signer.public_key(),))
+    trusting.put_record("built", KEY, signer.seal("built", KEY, _record()))
+    assert trusting.read_record("built", KEY) is not None  # checked, memo written
+    assert trusting.read_record("built", KEY) is not None  # by the memo
+    assert _store(cache).read_record("built", KEY) is None  # the key taken out of trust

@@ -9,7 +9,6 @@ import re
 import threading
 from importlib import resources
 
-from wheelhouse.build.provides import package_errors
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine, EngineTimeoutError, ImageInfo, NoPythonError
 from wheelhouse.errors import BuildError, ConfigError, EngineError, not_utf8
@@ -151,6 +150,9 @@ class BuilderImages:
                 except EngineTimeoutError:
                     raise
                 except EngineError as e:
+                    # discovery's log reader loads only when an image build fails
+                    from wheelhouse.build.provides import package_errors
+
                     said = package_errors(log.read_text()) if log.is_file() else ""
                     if not said:
                         raise

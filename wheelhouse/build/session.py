@@ -37,7 +37,7 @@ from wheelhouse.lock.lockfile import Pin, read_target_lock
 from wheelhouse.recipes import Recipe, Recipes
 from wheelhouse.simple import PAGE_TTL, IndexClient
 from wheelhouse.store import Blob, Built, Store
-from wheelhouse.store.maintain import RunCounts, record_run
+from wheelhouse.store.runs import RunCounts, record_run
 from wheelhouse.store.signing import Keyring
 
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not

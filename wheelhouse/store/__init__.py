@@ -3,7 +3,7 @@
 Infrastructure below the pipeline's stages: it imports none of them, and takes what it
 needs from them as typed arguments. The names every other package uses are here; the
 rest is public in the module named for it: layered (the read-through/write-behind store,
-RemoteStats), s3 (Bucket, S3Store), maintain (record_run, stats, verify, prune) and
+RemoteStats), s3 (Bucket, S3Store), runs (record_run), maintain (stats, verify, prune) and
 archive (export, import_archive).
 """
 
