@@ -160,12 +160,12 @@ def test_the_folder_lock_is_released_when_its_block_raises(tmp_path: Path) -> No
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """How many times the store read a file's bytes, for sha256 or for its CRC only."""
-    reads = {"sha256": 0, "crc": 0}
-    real: Callable[..., tuple[str, int]] = local._digests
+    """How many times the store read a file's bytes, for sha256 or for its xxh3 only."""
+    reads = {"sha256": 0, "fast": 0}
+    real: Callable[..., tuple[str, str]] = local._digests
 
-    def digests(path: Path, *, sha: bool = True) -> tuple[str, int]:
-        reads["sha256" if sha else "crc"] += 1
+    def digests(path: Path, *, sha: bool = True) -> tuple[str, str]:
+        reads["sha256" if sha else "fast"] += 1
         return real(path, sha=sha)
 
     monkeypatch.setattr(local, "_digests", digests)
@@ -198,23 +198,23 @@ def test_linking_and_unlinking_output_folders_costs_no_sha256(
     tmp_path: Path, counted: dict[str, int]
 ) -> None:
     """A warm build whose output folder is in place reads no byte; one whose folder was
-    deleted (every stored wheel's ctime moved) reads each wheel once, for its CRC."""
+    deleted (every stored wheel's ctime moved) reads each wheel once, for its xxh3."""
     store = Store(tmp_path / "cache")
     blob = _stored(store, b"wheel bytes " * 1000)
     out = tmp_path / "wheelhouse" / "slim"
     out.mkdir(parents=True)
-    counted.update(sha256=0, crc=0)
+    counted.update(sha256=0, fast=0)
     assert store.get(blob.sha256) == blob  # as planned
     assert link_into(blob.path, out, WHEEL)  # assembled: the link moves the ctime
     store.relinked(blob)
     assert not link_into(blob.path, out, WHEEL)  # the next build: already there
     assert store.get(blob.sha256) == blob
-    assert counted == {"sha256": 0, "crc": 0}
+    assert counted == {"sha256": 0, "fast": 0}
     (out / WHEEL).unlink()  # the output folder deleted
     assert store.get(blob.sha256) == blob
-    assert counted == {"sha256": 0, "crc": 1}
+    assert counted == {"sha256": 0, "fast": 1}
     assert store.get(blob.sha256) == blob  # stamped again
-    assert counted == {"sha256": 0, "crc": 1}
+    assert counted == {"sha256": 0, "fast": 1}
     assert store.dropped == []
 
 
@@ -224,11 +224,20 @@ def test_a_stamp_from_before_the_crc_is_checked_once_by_sha256(
     store = Store(tmp_path / "cache")
     blob = _stored(store, b"wheel bytes")
     st = blob.path.stat()
-    (blob.path.parent / ".verified").write_text(f"{st.st_size} {st.st_mtime_ns} {st.st_ino}")
-    counted.update(sha256=0, crc=0)
+    stamp = blob.path.parent / ".verified"
+    stamp.write_text(f"{st.st_size} {st.st_mtime_ns} {st.st_ino}")
+    counted.update(sha256=0, fast=0)
     assert store.get(blob.sha256) == blob
     assert store.get(blob.sha256) == blob
-    assert counted == {"sha256": 1, "crc": 0}
+    assert counted == {"sha256": 1, "fast": 0}
+    # a CRC-32 stamp (before xxh3) whose ctime moved: sha256 once, then the xxh3 stamp
+    now = blob.path.stat()
+    stamp.write_text(f"{now.st_size} {now.st_mtime_ns} {now.st_ino} 1 0badc0de")
+    assert store.get(blob.sha256) == blob
+    assert counted == {"sha256": 2, "fast": 0}
+    os.link(blob.path, tmp_path / "elsewhere.whl")  # the ctime moves again
+    assert store.get(blob.sha256) == blob
+    assert counted == {"sha256": 2, "fast": 1}
 
 
 def test_checking_ahead_reads_the_touched_blobs_once_and_drops_the_corrupt_one(
@@ -247,14 +256,14 @@ def test_checking_ahead_reads_the_touched_blobs_once_and_drops_the_corrupt_one(
     with bad.path.open("r+b") as f:
         f.write(b"X")
     os.utime(bad.path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    counted.update(sha256=0, crc=0)
+    counted.update(sha256=0, fast=0)
     store.check_ahead([b.sha256 for b in [*blobs, untouched]])
     assert store.get(bad.sha256) is None  # waits for its check
     assert [store.get(b.sha256) for b in blobs[1:]] == blobs[1:]
-    assert counted == {"sha256": 1, "crc": 3}  # the CRC of each touched one; the bad one's sha256
+    assert counted == {"sha256": 1, "fast": 3}  # the xxh3 of each touched one; the bad one's sha256
     assert store.dropped == [WHEEL]
-    counted.update(sha256=0, crc=0)
+    counted.update(sha256=0, fast=0)
     assert store.get(bad.sha256) is None
     assert [store.get(b.sha256) for b in blobs[1:]] == blobs[1:]
     assert store.get(untouched.sha256) == untouched
-    assert counted == {"sha256": 0, "crc": 0}
+    assert counted == {"sha256": 0, "fast": 0}
