@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 
+from wheelhouse.build.early import StoreCheck
 from wheelhouse.build.session import BuildSession, Event
 from wheelhouse.config import Config
 from wheelhouse.engine import Engine
@@ -77,7 +78,8 @@ def rebuild_sample(
     compare each with the wheel the store holds."""
     # the local store only: what a rebuild is compared with is what builds here use
     local = replace(config, store=None)
-    with BuildSession.open(local, [], engine=engine, on_event=on_event) as session:
+    check = StoreCheck(local, [])  # no target: nothing pinned to check ahead
+    with BuildSession.open(local, check, engine=engine, on_event=on_event) as session:
         candidates, skipped = _candidates(session)
         chosen = candidates
         if count is not None and count < len(candidates):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from wheelhouse.build import learn
 from wheelhouse.build.assemble import Output, Placed, Source, assemble
 from wheelhouse.build.buildkey import input_key
+from wheelhouse.build.early import StoreCheck
 from wheelhouse.build.fetch import fetch_all, fetch_one
 from wheelhouse.build.images import BuilderImages
 from wheelhouse.build.plan import Item, Lookup, Plan, make_plan
@@ -38,7 +39,6 @@ from wheelhouse.recipes import Recipe, Recipes
 from wheelhouse.simple import PAGE_TTL, IndexClient
 from wheelhouse.store import Blob, Built, Store
 from wheelhouse.store.runs import RunCounts, record_run
-from wheelhouse.store.signing import Keyring
 
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
     from wheelhouse.build.compile import Compiler
@@ -106,13 +106,17 @@ def build(
     wait: Wait = WAIT,
     on_event: Event = lambda kind, msg: None,
     save_recipes: bool = False,
+    check: StoreCheck | None = None,
 ) -> BuildReport:
     """Build every target; then (unless `index` is False) write their static indexes,
     so the folders, the locks and the indexes always agree. `wait`: how long to wait for
-    another run that holds an output folder (OutputBusyError after that)."""
+    another run that holds an output folder (OutputBusyError after that). `check`: the
+    store's check of the pinned files, when the caller started it before this module
+    loaded (wheelhouse.build.build)."""
+    check = check or StoreCheck(config, targets)
     with ExitStack() as held:  # the output folders' locks, from assembly to the end
-        with BuildSession.open(config, targets, engine=engine, on_event=on_event) as session:
-            from wheelhouse.build import outputs  # loads while the store reads (check_ahead)
+        with BuildSession.open(config, check, engine=engine, on_event=on_event) as session:
+            from wheelhouse.build import outputs
 
             plans = session.plan(targets)
             if dry_run:  # reported in the order asked
@@ -174,23 +178,16 @@ class BuildSession:
     def open(
         cls,
         config: Config,
-        targets: Sequence[Target],
+        check: StoreCheck,
         *,
         engine: Callable[[], Engine],
         on_event: Event,
     ) -> Iterator[BuildSession]:
         """The session, with the store held shared (a `cache prune` waits until this run
-        has linked what it uses into its folders) and the index client open."""
-        keyring = Keyring.of(config)  # signs this run's records, checks what it reads
-        store = Store(config.cache_dir, keyring)
-        # the wheels' bytes are checked first, in threads on every core (store/local.py)
-        pinned = [
-            h.removeprefix("sha256:")
-            for t in targets
-            for pin in read_target_lock(config, t).pins
-            for h in pin.hashes
-        ]
-        store.check_ahead(pinned)
+        has linked what it uses into its folders) and the index client open. The pinned
+        files' bytes are checked first (`check`, early.py)."""
+        store: Store = check.store()
+        keyring, pinned = check.keyring, check.pinned
         ttl = PAGE_TTL
         with (
             store.in_use(),

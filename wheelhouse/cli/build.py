@@ -84,7 +84,7 @@ def build(
 ) -> None:
     """Turn each target's lock into wheelhouse/<target>/ (wheels, lock.txt, manifest.json),
     then write the static indexes (`wheelhouse index`)."""
-    from wheelhouse.build import session as build_mod
+    from wheelhouse import build as build_pkg
     from wheelhouse.display import Display
     from wheelhouse.engine import with_libc
 
@@ -99,7 +99,7 @@ def build(
                 show.event(kind, message)
             status.update(message)
 
-        report = build_mod.build(
+        report = build_pkg.build(
             cfg,
             chosen,
             engine=obj.engine_factory(),
@@ -112,7 +112,9 @@ def build(
             save_recipes=save_recipes,
         )
     _render_build(cfg, report, show, dry_run=dry_run)
-    summary = build_mod.summary_error(report.targets)
+    from wheelhouse.build.session import summary_error
+
+    summary = summary_error(report.targets)
     if summary:
         raise summary
 
