@@ -10,6 +10,7 @@ intact, or kill it. Nothing here skips: moto is a test dependency.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -19,14 +20,15 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["S3_ENV", "MotoServer", "moto_server", "s3_bucket"]
+__all__ = ["S3_ENV", "MotoServer", "moto_server", "plant_build", "s3_bucket"]
 
 # Credentials for the moto server with checks off (any key works); isolate from ~/.aws.
 S3_ENV = {
@@ -144,3 +146,31 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 def s3_bucket(moto_server: MotoServer) -> str:
     """A new, empty bucket of this test's own on the session's server."""
     return moto_server.bucket()
+
+
+def plant_build(
+    server: MotoServer,
+    bucket: str,
+    *,
+    wheel: bytes,
+    filename: str,
+    build_key: str,
+    sdist: str,
+    built: Mapping[str, Any],
+    pure: Mapping[str, Any],
+    prefix: str = "team",
+) -> None:
+    """A wheel and the two records that lead a store to it, put into `bucket` under `prefix`
+    as the store lays them out (store/s3.py): the blob whole under its own sha256 with its
+    file name, `built/<build_key>.json` and `pure/<sdist's sha256>.json`. What someone with
+    write access to a team's bucket can leave there; the tests say whether it is used."""
+    client = server.client()
+    sha = hashlib.sha256(wheel).hexdigest()
+    client.put_object(
+        Bucket=bucket,
+        Key=f"{prefix}/blobs/{sha}",
+        Body=wheel,
+        Metadata={"filename": urllib.parse.quote(filename), "sha256": sha},
+    )
+    client.put_object(Bucket=bucket, Key=f"{prefix}/built/{build_key}.json", Body=json.dumps(built))
+    client.put_object(Bucket=bucket, Key=f"{prefix}/pure/{sdist}.json", Body=json.dumps(pure))

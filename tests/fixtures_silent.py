@@ -5,6 +5,8 @@ a server that accepts connections and never answers, and sdists whose PEP 517 ho
   stopped answering) or on a unix path (an engine socket, as DOCKER_HOST=unix://...),
   served by a thread that accepts every connection, holds it open and never writes a
   byte. It counts the connections, so a test can say how many attempts a client made.
+  `SocketServer`, the same socket and thread, hands each connection to a function that
+  answers it (the engine API socket's replies in tests/unit/test_engine_socket.py).
 * `sleepy_sdist`: a valid sdist with an in-tree backend (`requires = []`, stdlib only)
   whose metadata hook and build hook sleep as long as asked, first writing their pid to
   $WHEELHOUSE_TEST_PIDS (when set), so a test can check the process is gone afterwards.
@@ -19,24 +21,29 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from fixtures_index import sdist_tarball
 
-__all__ = ["SilentServer", "ended", "process_state", "sleepy_sdist"]
+__all__ = ["SilentServer", "SocketServer", "ended", "process_state", "sleepy_sdist"]
 
 
-class SilentServer:
-    """Accepts and never answers: on 127.0.0.1 (`url`) or, given `path`, a unix socket."""
+class SocketServer:
+    """A listening socket on 127.0.0.1 (`url`) or, given `path`, a unix socket, served by
+    a thread that accepts every connection and hands it to `handle` (one at a time, in
+    that thread), closing it afterwards."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(
+        self, path: Path | None = None, handle: Callable[[socket.socket], None] | None = None
+    ) -> None:
         family = socket.AF_UNIX if path is not None else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.bind(str(path) if path is not None else ("127.0.0.1", 0))
         self._sock.listen(64)
         self.path = path
-        self._held: list[socket.socket] = []
-        self._lock = threading.Lock()
+        self._handle = handle
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -46,18 +53,17 @@ class SilentServer:
                 conn, _ = self._sock.accept()
             except OSError:  # closed
                 return
-            with self._lock:
-                self._held.append(conn)
+            self._serve(conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            if self._handle is not None:
+                self._handle(conn)
 
     @property
     def url(self) -> str:
         host, port = self._sock.getsockname()[:2]
         return f"http://{host}:{port}"
-
-    @property
-    def connections(self) -> int:
-        with self._lock:
-            return len(self._held)
 
     def close(self) -> None:
         # shutdown wakes the accepting thread (close alone may leave it blocked)
@@ -65,16 +71,38 @@ class SilentServer:
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         self._thread.join(timeout=10)
-        with self._lock:
-            for conn in self._held:
-                conn.close()
-            self._held.clear()
 
-    def __enter__(self) -> SilentServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SilentServer(SocketServer):
+    """Accepts and never answers: each connection is held open, not a byte written,
+    until `close()`."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        super().__init__(path)
+
+    def _serve(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._held.append(conn)
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def close(self) -> None:
+        super().close()
+        with self._lock:
+            for conn in self._held:
+                conn.close()
+            self._held.clear()
 
 
 _BACKEND = '''\

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ import pytest
 from conftest import Wheelhouse, debian_targets, write
 from fixtures_engine import RecordingBinary
 from fixtures_index import LocalIndex, wheel_bytes
-from fixtures_s3 import S3_ENV, MotoServer
+from fixtures_s3 import S3_ENV, MotoServer, plant_build
 
 from wheelhouse.config import TrustSettings
 from wheelhouse.store import Store
@@ -159,10 +158,16 @@ def _poison(fleet: Fleet, bucket: str, case: str) -> tuple[str, str]:
         stranger = Keyring(fleet.root / f"stranger-{bucket}")
         record = stranger.seal("built", build_key, record)
         pure = stranger.seal("pure", sdist, pure)
-    meta = {"filename": urllib.parse.quote(WHEEL), "sha256": _sha(EVIL)}
-    s3.put_object(Bucket=bucket, Key=f"team/blobs/{_sha(EVIL)}", Body=EVIL, Metadata=meta)
-    s3.put_object(Bucket=bucket, Key=f"team/built/{build_key}.json", Body=json.dumps(record))
-    s3.put_object(Bucket=bucket, Key=f"team/pure/{sdist}.json", Body=json.dumps(pure))
+    plant_build(
+        fleet.s3,
+        bucket,
+        wheel=EVIL,
+        filename=WHEEL,
+        build_key=build_key,
+        sdist=sdist,
+        built=record,
+        pure=pure,
+    )
     return build_key, sdist
 
 

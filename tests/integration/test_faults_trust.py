@@ -18,7 +18,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from fixtures_engine import RecordingBinary
 from fixtures_index import LocalIndex, sdist_bytes, wheel_bytes
-from fixtures_s3 import S3_ENV, MotoServer
+from fixtures_s3 import S3_ENV, MotoServer, plant_build
 
 from wheelhouse.lock.lockfile import LockFile, Pin
 from wheelhouse.store import BuildRecord, SdistRef, Store
@@ -294,18 +293,18 @@ def runner(
 
 
 def _upload(s3: MotoServer, bucket: str, built: dict[str, Any], pure: dict[str, Any]) -> None:
-    """The records and the wheel they name, as the store lays them out (the blob whole,
-    under its own sha256, with its file name)."""
-    client = s3.client()
+    """The records and the wheel they name, as the store lays them out."""
     wheel = EVIL if built["sha256"] == _sha(EVIL) else HONEST
-    client.put_object(
-        Bucket=bucket,
-        Key=f"team/blobs/{_sha(wheel)}",
-        Body=wheel,
-        Metadata={"filename": urllib.parse.quote(WHEEL), "sha256": _sha(wheel)},
+    plant_build(
+        s3,
+        bucket,
+        wheel=wheel,
+        filename=WHEEL,
+        build_key=KEY,
+        sdist=_sha(DELTA),
+        built=built,
+        pure=pure,
     )
-    client.put_object(Bucket=bucket, Key=f"team/built/{KEY}.json", Body=json.dumps(built))
-    client.put_object(Bucket=bucket, Key=f"team/pure/{_sha(DELTA)}.json", Body=json.dumps(pure))
 
 
 def test_a_record_a_trusted_runner_signed_is_used_from_the_bucket(

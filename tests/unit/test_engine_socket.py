@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fixtures_engine import RecordingBinary
+from fixtures_silent import SocketServer
 
 from wheelhouse import engine as engine_mod
 from wheelhouse.engine import _UNKNOWN, _api_image_id, _local_docker_socket
@@ -45,29 +45,16 @@ def test_socket_only_where_the_cli_would_use_it(
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     """A unix-socket server answering each request with the reply set for its path."""
-    path = str(tmp_path / "api.sock")
+    path = tmp_path / "api.sock"
     replies: dict[str, bytes] = {}
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(4)
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                request = conn.recv(65536).decode()
-                target = request.split(" ")[1]
-                conn.sendall(replies.get(target, b"HTTP/1.0 500 Oops\r\n\r\n"))
+    def answer(conn: socket.socket) -> None:
+        request = conn.recv(65536).decode()
+        target = request.split(" ")[1]
+        conn.sendall(replies.get(target, b"HTTP/1.0 500 Oops\r\n\r\n"))
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield path, replies
-    stop.set()
-    server.close()
+    with SocketServer(path, answer):
+        yield str(path), replies
 
 
 def _reply(status: str, body: bytes = b"") -> bytes:

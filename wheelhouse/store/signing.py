@@ -168,7 +168,7 @@ class Keyring:
 
                 private = self._private_key()
                 trusted: dict[bytes, Ed25519PublicKey] = {}
-                for text in self.settings.trusted_keys:  # their form checked by config.py
+                for text in self.settings.trusted_keys:  # their form checked by config/trust.py
                     raw = base64.b64decode(text.removeprefix(PUBLIC_PREFIX))
                     trusted[raw] = Ed25519PublicKey.from_public_bytes(raw)
                 own = private.public_key()

@@ -1,0 +1,208 @@
+"""The model of `wheelhouse.toml`: frozen dataclasses, with their defaults. Reading and
+checking the file is the other modules' (loader.py, targets.py and one per table)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from wheelhouse.errors import ConfigError
+from wheelhouse.tomltable import did_you_mean
+
+CONFIG_FILE = "wheelhouse.toml"
+PYPI = "https://pypi.org/simple"
+
+Libc = Literal["glibc", "musl"]
+Resolver = Literal["pip", "uv"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexSettings:
+    """Where packages come from. Passed explicitly to every tool: pip.conf is not read,
+    so a lock never depends on the machine that made it."""
+
+    index_url: str = PYPI
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+
+    @property
+    def all_index_urls(self) -> tuple[str, ...]:
+        return (self.index_url, *self.extra_index_urls)
+
+    def pip_args(self) -> list[str]:
+        """The same settings as pip / pip-compile / uv flags."""
+        args = ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        return args
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where wheels will be installed: interpreter, libc, arch, accelerator, and images."""
+
+    name: str
+    python_version: str  # "3.12": major.minor (tags, build keys)
+    # "3.12.4" where the config gives the patch release: the lock is resolved for exactly
+    # it (Requires-Python can draw its line within a minor); None: probed when locking
+    python_full: str | None = None
+    implementation: str = "cp"
+    libc: Libc = "glibc"
+    libc_version: str | None = None  # "2.36" / "1.2"; None: probed from the final image
+    arch: str = "x86_64"
+    builder_image: str
+    final_image: str
+    cuda: str | None = None
+    index: IndexSettings = field(default_factory=IndexSettings)
+    no_binary: tuple[str, ...] = ()
+    only_binary: tuple[str, ...] = ()
+    build_env: tuple[tuple[str, str], ...] = ()
+    repair: bool = False  # auditwheel repair: portable manylinux/musllinux tags, libs bundled
+    # what the final image's interpreter already has: "inherit" locks it as provided by the
+    # image (not built, not installed again); None: inherit when the image has anything
+    # beyond pip, setuptools and wheel (see lock/base.py)
+    base_packages: Literal["inherit", "ignore"] | None = None
+    replace_base: tuple[str, ...] = ()  # base packages the lock may install another version of
+
+    @property
+    def python_tuple(self) -> tuple[int, int]:
+        major, minor = self.python_version.split(".")[:2]
+        return int(major), int(minor)
+
+    def binary_policy(self, project: str) -> Literal["any", "no-binary", "only-binary"]:
+        """pip's semantics: a named package beats :all:; no-binary beats only-binary."""
+        from packaging.utils import canonicalize_name  # imported when first asked
+
+        name = canonicalize_name(project)
+        if name in self.no_binary:
+            return "no-binary"
+        if name in self.only_binary:
+            return "only-binary"
+        if ":all:" in self.no_binary:
+            return "no-binary"
+        if ":all:" in self.only_binary:
+            return "only-binary"
+        return "any"
+
+    def describe(self) -> str:
+        libc = f"{self.libc} {self.libc_version or '(probed)'}"
+        cuda = f", cuda {self.cuda}" if self.cuda else ""
+        python = self.python_full or self.python_version
+        return f"{self.implementation}{python}, {libc}, {self.arch}{cuda}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreSettings:
+    """The shared remote store: `s3://bucket/prefix` on any S3-compatible service.
+    Credentials are not here: they come from the standard AWS chain (environment,
+    AWS_PROFILE, ~/.aws, an instance role), so they never land in a config file."""
+
+    url: str  # s3://bucket/prefix, as given (normalised: no trailing slash)
+    bucket: str
+    prefix: str  # "" or "team/wheels" (no leading or trailing slash)
+    endpoint_url: str | None = None  # None: AWS, or AWS_ENDPOINT_URL(_S3) from the env
+    region: str | None = None
+    timeout: float = 60.0  # seconds per connect / read, before a retry
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustSettings:
+    """Who signs this machine's build records and whose records it uses (`[trust]`).
+    Without a signing key, one is made on first use under the cache dir."""
+
+    signing_key_file: Path | None = None  # trust.signing-key, or WHEELHOUSE_SIGNING_KEY's path
+    signing_key_pem: str | None = None  # WHEELHOUSE_SIGNING_KEY's value, when it is the key
+    signing_key_source: str = ""  # where it was given, for messages
+    trusted_keys: tuple[str, ...] = ()  # "ed25519:<base64>", besides this machine's own
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """How long each kind of wait may last, in seconds (`[timeouts]`). Past it the command
+    is killed (with what it started) and the run fails naming the limit to raise."""
+
+    engine: float = 120.0  # one engine call: inspect, create, rm, version, an image probe
+    image: float = 3600.0  # pulling, building or saving an image (a builder image)
+    build: float = 7200.0  # one source build in its container
+    resolve: float = 3600.0  # one pip-compile, uv or pip download run
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeSettings:
+    """`[serve]`: every `wheelhouse serve` option (the command line overrides each)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    targets: tuple[str, ...] = ()
+    workers: int = 1
+    upload: bool = False
+    password_file: Path | None = None
+    max_upload: int = 512 << 20  # bytes
+    upstream: str | None = None
+    upstream_ttl: float = 600.0
+    access_log: bool = True
+    # the upstream's policy
+    min_age: float = 0.0  # seconds
+    exclude_newer: str | None = None  # ISO 8601 date or time
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    # limits
+    max_connections: int = 1000  # per worker
+    max_header_size: int = 64 << 10  # request line + headers, bytes
+    max_headers: int = 100
+    max_url: int = 8 << 10
+    head_timeout: float = 10.0
+    idle_timeout: float = 15.0
+    body_timeout: float = 30.0
+    auth_failures: int = 5
+    auth_window: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """A project's settings: `wheelhouse.toml` (or `[tool.wheelhouse]`) over the defaults,
+    the environment and the command line over both (`load`)."""
+
+    # (a docstring of its own also spares dataclass() an inspect.signature() at import)
+
+    root: Path
+    source: Path | None  # the file the settings came from; None when all defaults
+    inputs: tuple[Path, ...]
+    constraints: tuple[Path, ...] = ()
+    output: Path
+    locks: Path
+    cache_dir: Path
+    resolver: Resolver = "pip"
+    engine: str = "docker"
+    ca_bundle: Path | None = None
+    tools_index_url: str = PYPI
+    default_targets: tuple[str, ...]
+    targets: Mapping[str, Target]
+    store: StoreSettings | None = None
+    trust: TrustSettings = field(default_factory=TrustSettings)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+
+    def target(self, name: str) -> Target:
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown target {name!r}",
+                hint=did_you_mean(name, self.targets)
+                or f"known targets: {', '.join(sorted(self.targets))}",
+            ) from None
+
+    def selected(self, names: Sequence[str]) -> list[Target]:
+        return [self.target(n) for n in (names or self.default_targets)]
+
+    def rel(self, path: Path) -> str:
+        """A path as written in outputs: relative to the project root, POSIX style."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
