@@ -1,3 +1,3 @@
-from wheelhouse.cli import main
+from wheelhouse.cli import run
 
-main()
+run()

@@ -125,15 +125,18 @@ def content_digest(lines: list[str]) -> str:
     return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
-@dataclass
 class _PinBuilder:
-    name: str
-    version: str
-    hashes: list[str] = field(default_factory=list)
-    via: list[str] = field(default_factory=list)
-    source: bool = False
-    provided: bool = False
-    in_via: bool = False
+    """A pin as its lines are read (mutable, private to the reader: a plain class, as a
+    dataclass's generated methods cost more to make than this whole parse)."""
+
+    def __init__(self, name: str, version: str) -> None:
+        self.name = name
+        self.version = version
+        self.hashes: list[str] = []
+        self.via: list[str] = []
+        self.source = False
+        self.provided = False
+        self.in_via = False
 
     def note(self, body: str) -> None:
         """One `# ...` line under a pin: `via X`, `via` + `#   X` lines, or our mark."""

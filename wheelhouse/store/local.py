@@ -280,7 +280,7 @@ class Store:
         memo = self.keyring.memo(kind, key, raw)
         memo_path = self._memo_path(kind, key)
         try:
-            known = memo_path.read_bytes()
+            known = memo_path.read_bytes().rstrip()  # padded (fsutil.write_hint)
         except OSError:
             known = b""
         if isinstance(doc, dict) and hmac.compare_digest(known, memo.encode()):

@@ -16,12 +16,63 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wheelhouse.store.layered import pending_uploads
+from wheelhouse.store.layered import RemoteStats, pending_uploads
 from wheelhouse.store.local import RecordKind, Store, drop, sha256_file
-from wheelhouse.store.runs import LAST_RUN, LastRun
+from wheelhouse.store.runs import LAST_RUN, RunCounts
 from wheelhouse.store.signing import Keyring
 
 _STALE_TMP = 3600  # seconds: temp files older than this belong to runs that died
+
+
+# -- the last run (runs.py writes it) ----------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class LastRun:
+    """`last-run.json`, as `record_run` wrote it."""
+
+    finished: float
+    counts: RunCounts
+    remote: RemoteStats | None = None
+
+    @classmethod
+    def from_json(cls, doc: object) -> LastRun | None:
+        """None for anything but a JSON object; a missing or odd count reads as 0."""
+        if not isinstance(doc, dict):
+            return None
+        remote = doc.get("remote")
+        return cls(
+            finished=_number(doc.get("finished")),
+            counts=RunCounts(**{f.name: _int(doc.get(f.name)) for f in _COUNTS}),
+            remote=_remote(remote) if isinstance(remote, dict) and remote else None,
+        )
+
+
+_COUNTS = dataclasses.fields(RunCounts)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _remote(doc: dict[str, object]) -> RemoteStats:
+    corrupt, untrusted = doc.get("corrupt"), doc.get("untrusted")
+    pending, error = doc.get("pending"), doc.get("upload_error")
+    return RemoteStats(
+        url=str(doc.get("url", "")),
+        blobs_fetched=_int(doc.get("blobs_fetched")),
+        records_fetched=_int(doc.get("records_fetched")),
+        uploaded=_int(doc.get("uploaded")),
+        corrupt=[str(c) for c in corrupt] if isinstance(corrupt, list) else [],
+        untrusted=[str(c) for c in untrusted] if isinstance(untrusted, list) else [],
+        pending=[str(c) for c in pending] if isinstance(pending, list) else [],
+        retried=_int(doc.get("retried")),
+        upload_error=error if isinstance(error, str) else None,
+    )
 
 
 # -- stats ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What a build records of its run: its hit/miss counts (`last-run.json`, read by
+"""What a build records of its run: its hit/miss counts (`last-run.json`, read back by
 `cache stats`) and the blob folders it used, touched now (their mtime is the "last used"
 that `cache prune` sorts by; the file's own mtime is part of the store's verification
 stamp, so it is left alone). Apart from maintain.py because every build imports it.
@@ -44,56 +44,6 @@ class RunCounts:
             built=self.built + other.built,
             failed=self.failed + other.failed,
         )
-
-
-@dataclass(frozen=True, kw_only=True)
-class LastRun:
-    """`last-run.json`, as `record_run` wrote it."""
-
-    finished: float
-    counts: RunCounts
-    remote: RemoteStats | None = None
-
-    @classmethod
-    def from_json(cls, doc: object) -> LastRun | None:
-        """None for anything but a JSON object; a missing or odd count reads as 0."""
-        if not isinstance(doc, dict):
-            return None
-        remote = doc.get("remote")
-        return cls(
-            finished=_number(doc.get("finished")),
-            counts=RunCounts(**{f.name: _int(doc.get(f.name)) for f in _COUNTS}),
-            remote=_remote(remote) if isinstance(remote, dict) and remote else None,
-        )
-
-
-_COUNTS = dataclasses.fields(RunCounts)
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def _remote(doc: dict[str, object]) -> RemoteStats:
-    from wheelhouse.store.layered import RemoteStats
-
-    corrupt, untrusted = doc.get("corrupt"), doc.get("untrusted")
-    pending, error = doc.get("pending"), doc.get("upload_error")
-    return RemoteStats(
-        url=str(doc.get("url", "")),
-        blobs_fetched=_int(doc.get("blobs_fetched")),
-        records_fetched=_int(doc.get("records_fetched")),
-        uploaded=_int(doc.get("uploaded")),
-        corrupt=[str(c) for c in corrupt] if isinstance(corrupt, list) else [],
-        untrusted=[str(c) for c in untrusted] if isinstance(untrusted, list) else [],
-        pending=[str(c) for c in pending] if isinstance(pending, list) else [],
-        retried=_int(doc.get("retried")),
-        upload_error=error if isinstance(error, str) else None,
-    )
 
 
 def record_run(
