@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wheelhouse.build.learn import Learned, effective, render, save, with_packages
+from wheelhouse.build.learn import Learned, with_packages
+from wheelhouse.build.recipefiles import effective, render, save
 from wheelhouse.config import Config, load
 from wheelhouse.recipes import Recipes, parse
 from wheelhouse.tomltable import read_toml
@@ -53,7 +54,7 @@ def test_learned_packages_are_kept_per_target_and_merged(tmp_path: Path) -> None
 
 
 def test_save_writes_recipes(tmp_path: Path) -> None:
-    from wheelhouse.build.learn import LearnedRecipe
+    from wheelhouse.build.recipefiles import LearnedRecipe
 
     recipe = with_packages(None, "python-ldap", "apt", ["libldap-dev"])
     item = LearnedRecipe(

@@ -30,8 +30,9 @@ from wheelhouse.build.deps import (
 )
 from wheelhouse.build.discover import missing_packages, needs
 from wheelhouse.build.images import BuilderImages
-from wheelhouse.build.learn import Learned, LearnedRecipe, with_packages
+from wheelhouse.build.learn import Learned, with_packages
 from wheelhouse.build.provides import find_providers
+from wheelhouse.build.recipefiles import LearnedRecipe
 from wheelhouse.build.record import SOURCE_DATE_EPOCH, Inputs, Outcome, provenance
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import FIND_PYTHON, Engine, EngineTimeoutError, Mount, staging_dir

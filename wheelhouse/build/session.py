@@ -42,7 +42,7 @@ from wheelhouse.store.runs import RunCounts, record_run
 
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
     from wheelhouse.build.compile import Compiler
-    from wheelhouse.build.learn import LearnedRecipe
+    from wheelhouse.build.recipefiles import LearnedRecipe
     from wheelhouse.index import IndexReport
     from wheelhouse.store.layered import RemoteStats
 
@@ -135,7 +135,11 @@ def build(
         results.sort(key=lambda r: [t.name for t in targets].index(r.target.name))  # as asked
         session.record(results)
         learned = tuple(x for c in session._compilers.values() for x in c.learned_now)
-        saved = tuple(learn.save(config.root / "recipes", learned)) if save_recipes else ()
+        saved: tuple[Path, ...] = ()
+        if save_recipes:
+            from wheelhouse.build.recipefiles import save
+
+            saved = tuple(save(config.root / "recipes", learned))
         failed = [f for r in results for f in r.failures]
         if failed and not keep_going:
             raise failed[0].error  # the folders keep their old wheels: their pages list them

@@ -20,7 +20,7 @@ def show(obj: Context, target_names: tuple[str, ...], project: str) -> None:
     """Print PROJECT's effective recipe for each target: the user's recipes/<project>.toml
     (or the shipped one) plus the system packages discovery learned, as a file you can keep.
     Every recipe in recipes/ is checked on the way."""
-    from wheelhouse.build.learn import effective, render
+    from wheelhouse.build.recipefiles import effective, render
 
     cfg = obj.config()
     shown = None
