@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,20 +95,32 @@ FIND_PYTHON = (
 )
 
 
-@dataclass(kw_only=True)
 class Container:
-    """A container created on enter and force-removed on exit, whatever happens."""
+    """A container created on enter and force-removed on exit, whatever happens. (A
+    handle, not a record: a plain class, not made at import time as a dataclass is.)"""
 
-    engine: Engine
-    image: str
-    command: Sequence[str]
-    mounts: Sequence[Mount] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    network: str = "none"
-    user: str | None = None
-    workdir: str | None = None
-    id: str | None = None
-    name: str | None = None
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        image: str,
+        command: Sequence[str],
+        mounts: Sequence[Mount] = (),
+        env: Mapping[str, str] | None = None,
+        network: str = "none",
+        user: str | None = None,
+        workdir: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.image = image
+        self.command = command
+        self.mounts = mounts
+        self.env: Mapping[str, str] = env or {}
+        self.network = network
+        self.user = user
+        self.workdir = workdir
+        self.id: str | None = None
+        self.name: str | None = None
 
     def __enter__(self) -> Container:
         name = f"wheelhouse-{secrets.token_hex(6)}"
