@@ -16,8 +16,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -465,23 +464,6 @@ def _api_image_id(socket_path: str, ref: str, timeout: float = 10.0) -> object:
     except (OSError, ValueError, AttributeError):
         return _UNKNOWN
     return image_id if isinstance(image_id, str) and image_id else _UNKNOWN
-
-
-@contextmanager
-def staging_dir(parent: Path, prefix: str) -> Iterator[Path]:
-    """A folder a container (running as another uid) can write into through its bind
-    mount, removed on every way out. It is world-writable, so it lives in a fresh 0700
-    folder under `parent` (the cache's tmp): no other user can reach it to plant or take
-    a file, whatever `parent` is shared with."""
-    parent.mkdir(parents=True, exist_ok=True)
-    private = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))  # 0700
-    try:
-        out = private / "out"
-        out.mkdir()
-        out.chmod(0o777)
-        yield out
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
 
 
 def with_libc(targets: Sequence[Target], engine: Callable[[], Engine]) -> list[Target]:

@@ -277,3 +277,20 @@ def crash_point() -> None:
     run a build at every N until one finishes. Otherwise a comparison."""
     if _KILL_AT and next(_points) == _KILL_AT:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextmanager
+def staging_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A folder a container (running as another uid) can write into through its bind
+    mount, removed on every way out. It is world-writable, so it lives in a fresh 0700
+    folder under `parent` (the cache's tmp): no other user can reach it to plant or take
+    a file, whatever `parent` is shared with."""
+    parent.mkdir(parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))  # 0700
+    try:
+        out = private / "out"
+        out.mkdir()
+        out.chmod(0o777)
+        yield out
+    finally:
+        shutil.rmtree(private, ignore_errors=True)

@@ -26,8 +26,9 @@ from wheelhouse import engine as engine_mod
 from wheelhouse import process
 from wheelhouse.cli.common import cancellation
 from wheelhouse.config import Timeouts, load
-from wheelhouse.engine import Engine, EngineTimeoutError, Limit, staging_dir
+from wheelhouse.engine import Engine, EngineTimeoutError, Limit
 from wheelhouse.errors import ConfigError, EngineError
+from wheelhouse.fsutil import staging_dir
 
 
 @pytest.fixture(autouse=True)

@@ -35,9 +35,9 @@ from wheelhouse.build.provides import find_providers
 from wheelhouse.build.recipefiles import LearnedRecipe
 from wheelhouse.build.record import SOURCE_DATE_EPOCH, Inputs, Outcome, provenance
 from wheelhouse.config import Config, Target
-from wheelhouse.engine import FIND_PYTHON, Engine, EngineTimeoutError, Mount, staging_dir
+from wheelhouse.engine import FIND_PYTHON, Engine, EngineTimeoutError, Mount
 from wheelhouse.errors import BuildError, EngineError
-from wheelhouse.fsutil import atomic_write
+from wheelhouse.fsutil import atomic_write, staging_dir
 from wheelhouse.index import WheelRefused, inspect_wheel
 from wheelhouse.lock.lockfile import Pin
 from wheelhouse.recipes import Recipe

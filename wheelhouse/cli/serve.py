@@ -117,7 +117,9 @@ def serve(
         changes["allow"] = tuple(split_names(allow))
     if deny:
         changes["deny"] = tuple(split_names(deny))
-    opts = dataclasses.replace(cfg.serve, **changes)
+    from wheelhouse.config.serve import ServeSettings
+
+    opts = dataclasses.replace(cfg.serve or ServeSettings(), **changes)
 
     def ready(url: str) -> None:
         single = len(opts.targets) == 1

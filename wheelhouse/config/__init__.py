@@ -32,8 +32,6 @@ from wheelhouse.config.model import (
     IndexSettings,
     Libc,
     Resolver,
-    ServeSettings,
-    StoreSettings,
     Target,
     Timeouts,
     TrustSettings,
@@ -42,19 +40,27 @@ from wheelhouse.config.targets import BUILTIN_TARGETS, INDEX_KEYS, TARGET_KEYS
 from wheelhouse.config.timeouts import TIMEOUT_KEYS, seconds
 
 if TYPE_CHECKING:
-    from wheelhouse.config.serve import SERVE_KEYS, parse_age, parse_size, serve_settings
+    from wheelhouse.config.serve import (
+        SERVE_KEYS,
+        ServeSettings,
+        parse_age,
+        parse_size,
+        serve_settings,
+    )
     from wheelhouse.config.starter import STARTER
-    from wheelhouse.config.store import STORE_KEYS, parse_s3_url
+    from wheelhouse.config.store import STORE_KEYS, StoreSettings, parse_s3_url
     from wheelhouse.config.trust import PUBLIC_KEY, TRUST_KEYS
 
 # the names imported on first access, and their modules
 _LAZY = {
     "SERVE_KEYS": "serve",
+    "ServeSettings": "serve",
     "parse_age": "serve",
     "parse_size": "serve",
     "serve_settings": "serve",
     "STARTER": "starter",
     "STORE_KEYS": "store",
+    "StoreSettings": "store",
     "parse_s3_url": "store",
     "PUBLIC_KEY": "trust",
     "TRUST_KEYS": "trust",

@@ -9,20 +9,22 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wheelhouse.config.model import (
     CONFIG_FILE,
     PYPI,
     Config,
-    ServeSettings,
-    StoreSettings,
     TrustSettings,
 )
 from wheelhouse.config.targets import read_targets
 from wheelhouse.config.timeouts import read_timeouts
 from wheelhouse.errors import ConfigError
 from wheelhouse.tomltable import TableReader, read_toml
+
+if TYPE_CHECKING:
+    from wheelhouse.config.serve import ServeSettings
+    from wheelhouse.config.store import StoreSettings
 
 TOP_KEYS = (
     "inputs",
@@ -140,9 +142,9 @@ def _trust(
     return trust_settings(raw, source, root, env)
 
 
-def _serve(raw: Mapping[str, Any], source: str, root: Path) -> ServeSettings:
+def _serve(raw: Mapping[str, Any], source: str, root: Path) -> ServeSettings | None:
     if "serve" not in raw:
-        return ServeSettings()
+        return None
     from wheelhouse.config.serve import serve_settings
 
     return serve_settings(raw, source, root)

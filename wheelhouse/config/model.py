@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from wheelhouse.errors import ConfigError
 from wheelhouse.tomltable import did_you_mean
+
+if TYPE_CHECKING:  # the optional tables' classes live (and load) with their readers
+    from wheelhouse.config.serve import ServeSettings
+    from wheelhouse.config.store import StoreSettings
 
 CONFIG_FILE = "wheelhouse.toml"
 PYPI = "https://pypi.org/simple"
@@ -96,20 +100,6 @@ class Target:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StoreSettings:
-    """The shared remote store: `s3://bucket/prefix` on any S3-compatible service.
-    Credentials are not here: they come from the standard AWS chain (environment,
-    AWS_PROFILE, ~/.aws, an instance role), so they never land in a config file."""
-
-    url: str  # s3://bucket/prefix, as given (normalised: no trailing slash)
-    bucket: str
-    prefix: str  # "" or "team/wheels" (no leading or trailing slash)
-    endpoint_url: str | None = None  # None: AWS, or AWS_ENDPOINT_URL(_S3) from the env
-    region: str | None = None
-    timeout: float = 60.0  # seconds per connect / read, before a retry
-
-
-@dataclass(frozen=True, kw_only=True)
 class TrustSettings:
     """Who signs this machine's build records and whose records it uses (`[trust]`).
     Without a signing key, one is made on first use under the cache dir."""
@@ -129,37 +119,6 @@ class Timeouts:
     image: float = 3600.0  # pulling, building or saving an image (a builder image)
     build: float = 7200.0  # one source build in its container
     resolve: float = 3600.0  # one pip-compile, uv or pip download run
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServeSettings:
-    """`[serve]`: every `wheelhouse serve` option (the command line overrides each)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    targets: tuple[str, ...] = ()
-    workers: int = 1
-    upload: bool = False
-    password_file: Path | None = None
-    max_upload: int = 512 << 20  # bytes
-    upstream: str | None = None
-    upstream_ttl: float = 600.0
-    access_log: bool = True
-    # the upstream's policy
-    min_age: float = 0.0  # seconds
-    exclude_newer: str | None = None  # ISO 8601 date or time
-    allow: tuple[str, ...] = ()
-    deny: tuple[str, ...] = ()
-    # limits
-    max_connections: int = 1000  # per worker
-    max_header_size: int = 64 << 10  # request line + headers, bytes
-    max_headers: int = 100
-    max_url: int = 8 << 10
-    head_timeout: float = 10.0
-    idle_timeout: float = 15.0
-    body_timeout: float = 30.0
-    auth_failures: int = 5
-    auth_window: float = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,7 +144,7 @@ class Config:
     store: StoreSettings | None = None
     trust: TrustSettings = field(default_factory=TrustSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
-    serve: ServeSettings = field(default_factory=ServeSettings)
+    serve: ServeSettings | None = None  # None: no [serve] table (ServeSettings() applies)
 
     def target(self, name: str) -> Target:
         try:

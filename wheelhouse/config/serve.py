@@ -1,15 +1,47 @@
-"""`[serve]`: `wheelhouse serve`'s options, keyed by its long options. Imported only when
-the table is given."""
+"""`[serve]`: `wheelhouse serve`'s options (`ServeSettings`), keyed by its long options.
+Imported only when the table is given or `wheelhouse serve` runs."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wheelhouse.config.model import ServeSettings
 from wheelhouse.tomltable import TableReader
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeSettings:
+    """`[serve]`: every `wheelhouse serve` option (the command line overrides each)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    targets: tuple[str, ...] = ()
+    workers: int = 1
+    upload: bool = False
+    password_file: Path | None = None
+    max_upload: int = 512 << 20  # bytes
+    upstream: str | None = None
+    upstream_ttl: float = 600.0
+    access_log: bool = True
+    # the upstream's policy
+    min_age: float = 0.0  # seconds
+    exclude_newer: str | None = None  # ISO 8601 date or time
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    # limits
+    max_connections: int = 1000  # per worker
+    max_header_size: int = 64 << 10  # request line + headers, bytes
+    max_headers: int = 100
+    max_url: int = 8 << 10
+    head_timeout: float = 10.0
+    idle_timeout: float = 15.0
+    body_timeout: float = 30.0
+    auth_failures: int = 5
+    auth_window: float = 60.0
+
 
 SERVE_KEYS = (
     *(k.replace("_", "-") for k in ServeSettings.__dataclass_fields__ if k != "max_upload"),

@@ -5,12 +5,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from wheelhouse.config.model import StoreSettings
 from wheelhouse.config.timeouts import seconds
 from wheelhouse.errors import ConfigError
 from wheelhouse.tomltable import TableReader
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreSettings:
+    """The shared remote store: `s3://bucket/prefix` on any S3-compatible service.
+    Credentials are not here: they come from the standard AWS chain (environment,
+    AWS_PROFILE, ~/.aws, an instance role), so they never land in a config file."""
+
+    url: str  # s3://bucket/prefix, as given (normalised: no trailing slash)
+    bucket: str
+    prefix: str  # "" or "team/wheels" (no leading or trailing slash)
+    endpoint_url: str | None = None  # None: AWS, or AWS_ENDPOINT_URL(_S3) from the env
+    region: str | None = None
+    timeout: float = 60.0  # seconds per connect / read, before a retry
+
 
 STORE_KEYS = ("url", "endpoint-url", "region", "timeout")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from wheelhouse import process
 from wheelhouse.config import Config, Target
-from wheelhouse.engine import FIND_PYTHON, Engine, EngineTimeoutError, Mount, staging_dir
+from wheelhouse.engine import FIND_PYTHON, Engine, EngineTimeoutError, Mount
 from wheelhouse.errors import ResolveError, ToolError
-from wheelhouse.fsutil import is_complete, publish_dir
+from wheelhouse.fsutil import is_complete, publish_dir, staging_dir
 from wheelhouse.lock import piperrors
 from wheelhouse.lock.interpreter import TargetPython, check_builder, release
 from wheelhouse.lock.lockfile import Pin, parse_pins
