@@ -150,6 +150,7 @@ def _store(cache: Path, trusted: tuple[str, ...] = ()) -> Store:
 
 def test_a_record_read_again_is_not_checked_again_and_a_changed_one_is(tmp_path: Path) -> None:
     store = _store(tmp_path / "cache")
+    # written as it came (a record fetched from elsewhere): not vouched for until checked
     store.put_record("built", KEY, store.keyring.seal("built", KEY, _record()))
     checks: list[str] = []
     real = store.keyring.check
@@ -160,13 +161,18 @@ def test_a_record_read_again_is_not_checked_again_and_a_changed_one_is(tmp_path:
 
     store.keyring.check = counting  # type: ignore[method-assign]
     assert store.read_record("built", KEY) is not None
-    assert checks == []  # its own record: memo written with it
+    assert store.read_record("built", KEY) is not None
+    assert checks == [KEY]  # checked once, then by its memo
+    store.record_pure("c" * 64, KEY)  # sealed here: its memo written with it
+    pure = store.read_record("pure", "c" * 64)
+    assert pure is not None and pure["key"] == KEY
+    assert checks == [KEY]
     path = store.record_path("built", KEY)
     doc = json.loads(path.read_text())
     doc["sha256"] = "d" * 64  # altered on disk: the memo no longer fits, the signature fails
     path.write_text(json.dumps(doc, sort_keys=True))
     assert store.read_record("built", KEY) is None
-    assert checks == [KEY]
+    assert checks == [KEY, KEY]
 
 
 def test_a_memo_made_up_or_copied_does_not_pass_a_forged_record(tmp_path: Path) -> None:

@@ -204,10 +204,11 @@ class LayeredStore(Store):
             return False
         return self.remote.upload_blob(blob.sha256, blob.path, blob.filename)
 
-    def put_record(self, kind: RecordKind, key: str, doc: dict[str, Any]) -> None:
+    def put_record(self, kind: RecordKind, key: str, doc: dict[str, Any]) -> str:
         # written here first, then uploaded (after its wheel, by the callers' order)
-        super().put_record(kind, key, doc)
+        text = super().put_record(kind, key, doc)
         self._upload((kind, key), lambda: self.remote.upload_record(kind, key, doc))
+        return text
 
     # -- uploads that failed: remembered, retried by the next run ---------------------------
 

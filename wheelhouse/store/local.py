@@ -254,7 +254,7 @@ class Store:
         return Built(blob=blob, record=record)
 
     def record_built(self, key: str, record: BuildRecord) -> None:
-        self.put_record("built", key, self.keyring.seal("built", key, record.to_json()))
+        self._seal_and_put("built", key, record.to_json())
 
     def pure(self, sdist_sha256: str) -> Built | None:
         doc = self.read_record("pure", sdist_sha256)
@@ -262,7 +262,7 @@ class Store:
         return self.built(key) if isinstance(key, str) else None
 
     def record_pure(self, sdist_sha256: str, key: str) -> None:
-        self.put_record("pure", sdist_sha256, self.keyring.seal("pure", sdist_sha256, {"key": key}))
+        self._seal_and_put("pure", sdist_sha256, {"key": key})
 
     def read_record(self, kind: RecordKind, key: str) -> dict[str, Any] | None:
         """A record's JSON when a trusted key signed it as it is, else None (a miss).
@@ -293,10 +293,17 @@ class Store:
             write_hint(memo_path, memo)
         return doc
 
-    def put_record(self, kind: RecordKind, key: str, doc: dict[str, Any]) -> None:
-        """Write a signed record as it is (this store's own, or one it checked)."""
+    def put_record(self, kind: RecordKind, key: str, doc: dict[str, Any]) -> str:
+        """Write a signed record as it is (this store's own, or one it checked); its text.
+        Checked again when read: only `_seal_and_put` vouches for what it writes."""
         text = json.dumps(doc, sort_keys=True)
         _write_record(self.record_path(kind, key), text)
+        return text
+
+    def _seal_and_put(self, kind: RecordKind, key: str, body: dict[str, Any]) -> None:
+        """Sign a record of this store's own and write it, with its memo: the next read
+        need not check a signature made here a moment ago."""
+        text = self.put_record(kind, key, self.keyring.seal(kind, key, body))
         with contextlib.suppress(OSError):  # only a saving: the next read checks it
             write_hint(self._memo_path(kind, key), self.keyring.memo(kind, key, text.encode()))
 
