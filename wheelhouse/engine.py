@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -122,6 +121,8 @@ class Container:
         self.name: str | None = None
 
     def __enter__(self) -> Container:
+        import secrets  # a container is made: not in a warm build
+
         name = f"wheelhouse-{secrets.token_hex(6)}"
         # --rm as well: if this process is killed, the daemon still removes the container
         # when it exits (`rm --force` on exit covers every other case)

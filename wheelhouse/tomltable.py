@@ -3,7 +3,6 @@ file and the dotted key, quotes the bad value and says what was expected."""
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +28,8 @@ def read_toml(path: Path, shown: str | None = None) -> dict[str, Any]:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    import difflib  # only for a misspelt key
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from wheelhouse.build.plan import Item
 from wheelhouse.simple import IndexClient
@@ -37,6 +36,9 @@ def fetch_all(
 ) -> dict[str, Blob]:
     """Fetch every item (wheels to install, sdists to build); sha256 -> stored blob."""
     out: dict[str, Blob] = {}
+    if not items:  # a warm build: not even the thread pool's module
+        return out
+    from concurrent.futures import ThreadPoolExecutor
 
     def one(item: Item) -> None:
         blob = fetch_one(item, client, store)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -41,6 +40,8 @@ from wheelhouse.store import Blob, Built, Store
 from wheelhouse.store.runs import RunCounts, record_run
 
 if TYPE_CHECKING:  # imported when first needed: a warm build mostly does not
+    from concurrent.futures import ThreadPoolExecutor
+
     from wheelhouse.build.compile import Compiler
     from wheelhouse.build.recipefiles import LearnedRecipe
     from wheelhouse.index import IndexReport
@@ -442,6 +443,8 @@ class BuildSession:
             sdist = blobs[item.sha256]
             built, source = self.from_source(target, item.pin, sdist, item.input_key)
             return Placed(item=item, blob=built.blob, source=source, record=built.record)
+
+        from concurrent.futures import ThreadPoolExecutor, as_completed  # something to build
 
         workers = max(1, jobs or os.cpu_count() or 1)
         # on Ctrl-C / SIGTERM no queued build starts; the running ones end as their
