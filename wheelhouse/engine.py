@@ -437,18 +437,25 @@ def _api_image_id(socket_path: str, ref: str, timeout: float = 10.0) -> object:
     _SILENT when nothing came back within `timeout` s.
     HTTP/1.0 by hand: one small request, and http.client would cost more to import
     than the CLI call saves."""
-    import socket
     from urllib.parse import quote
+
+    try:  # the C module: `socket` would cost a warm build more than this call (its enums)
+        import _socket as sockets
+    except ImportError:  # not CPython
+        import socket as sockets  # type: ignore[no-redef]
 
     request = f"GET /images/{quote(ref, safe='')}/json HTTP/1.0\r\nHost: docker\r\n\r\n"
     chunks: list[bytes] = []
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+        try:
             sock.settimeout(timeout)
             sock.connect(socket_path)
             sock.sendall(request.encode())
             while chunk := sock.recv(65536):  # HTTP/1.0: the server closes after the body
                 chunks.append(chunk)
+        finally:
+            sock.close()
     except TimeoutError:
         return _SILENT
     except OSError:
