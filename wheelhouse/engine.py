@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -290,6 +289,8 @@ class Engine:
     ) -> None:
         """`docker build` from a Dockerfile text with an empty context. The classic builder
         (DOCKER_BUILDKIT=0) needs no buildx plugin and works with podman's CLI too."""
+        import tempfile
+
         with tempfile.TemporaryDirectory(prefix="wheelhouse-ctx-") as ctx:
             (Path(ctx) / "Dockerfile").write_text(dockerfile)
             args = ["build", "--tag", tag, "--label", LABEL]

@@ -16,7 +16,6 @@ import itertools
 import os
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,15 +50,25 @@ def _temp_name(name: str) -> str:
     return f".{name}.{os.getpid()}.{next(_names)}{TMP}"
 
 
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new, private file beside `path` (`.<name>.<pid>.<n>.tmp`), opened for writing.
+    Created exclusively: a name a dead run left behind is passed over. (tempfile's
+    mkstemp does the same with a random name, and costs a warm build its import.)"""
+    for _ in range(1000):
+        tmp = path.parent / _temp_name(path.name)
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp name", str(path))
+
+
 def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644, durable: bool = True) -> None:
     """`durable=False` skips the fsync: for files whose loss or truncation by a power cut
     only costs work (a verification stamp that no longer matches is re-checked)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with writing(path):
-        fd, name = tempfile.mkstemp(
-            prefix=f".{path.name}.{os.getpid()}.", suffix=TMP, dir=path.parent
-        )
-        tmp = Path(name)
+        fd, tmp = _create_temp(path)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data.encode() if isinstance(data, str) else data)
@@ -285,6 +294,8 @@ def staging_dir(parent: Path, prefix: str) -> Iterator[Path]:
     mount, removed on every way out. It is world-writable, so it lives in a fresh 0700
     folder under `parent` (the cache's tmp): no other user can reach it to plant or take
     a file, whatever `parent` is shared with."""
+    import tempfile
+
     parent.mkdir(parents=True, exist_ok=True)
     private = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))  # 0700
     try:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 import threading
-from importlib import resources
+from pathlib import Path
 
 from wheelhouse.config import Config, Target
 from wheelhouse.engine import Engine, EngineTimeoutError, ImageInfo, NoPythonError
@@ -24,7 +24,10 @@ def dockerfile_text(config: Config) -> str:
             return own.read_bytes().decode("utf-8")
         except UnicodeDecodeError as e:
             raise not_utf8(config.rel(own), e, ConfigError) from None
-    return resources.files("wheelhouse").joinpath("_data/Dockerfile.builder").read_text()
+    # a plain file in the package, as _scripts' are (importlib.resources would cost a warm
+    # build more to import than this read)
+    shipped = Path(__file__).parent.parent / "_data" / "Dockerfile.builder"
+    return shipped.read_text(encoding="utf-8")
 
 
 def cuda_fits(builder: str, target: str) -> bool:
