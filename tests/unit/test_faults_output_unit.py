@@ -267,3 +267,46 @@ def test_checking_ahead_reads_the_touched_blobs_once_and_drops_the_corrupt_one(
     assert [store.get(b.sha256) for b in blobs[1:]] == blobs[1:]
     assert store.get(untouched.sha256) == untouched
     assert counted == {"sha256": 0, "fast": 0}
+
+
+def test_the_early_check_raises_lock_errors_at_once_and_is_done_before_the_store_is_used(
+    tmp_path: Path, counted: dict[str, int]
+) -> None:
+    """build/early.py: the lock's errors come first, from the caller's thread; `store()`
+    hands the store over only once every touched pinned file is read (a corrupt one
+    dropped), so no planning lookup meets a file being removed."""
+    from conftest import write
+    from packaging.utils import canonicalize_name
+
+    from wheelhouse import config
+    from wheelhouse.build.early import StoreCheck
+    from wheelhouse.errors import InputError
+    from wheelhouse.lock.lockfile import LockFile, Pin, lock_path
+
+    cfg = config.load(tmp_path, environ={"WHEELHOUSE_CACHE_DIR": str(tmp_path / "cache")})
+    slim = cfg.target("slim")
+    with pytest.raises(InputError, match="no lock for target 'slim'"):
+        StoreCheck(cfg, [slim])
+    store = Store(cfg.cache_dir)
+    blobs = [_stored(store, f"wheel {i} ".encode() * 1000) for i in range(3)]
+    pins = tuple(
+        Pin(name=canonicalize_name(f"p{i}"), version="1.0", hashes=(f"sha256:{b.sha256}",))
+        for i, b in enumerate(blobs)
+    )
+    lock = LockFile(target="slim", target_description="t", inputs_digest="sha256:0", pins=pins)
+    write(lock_path(cfg, slim), lock.render())
+    for blob in blobs:  # an output folder made and deleted: every ctime moved
+        os.link(blob.path, tmp_path / blob.sha256)
+        (tmp_path / blob.sha256).unlink()
+    bad = blobs[0]
+    st = bad.path.stat()
+    with bad.path.open("r+b") as f:
+        f.write(b"X")
+    os.utime(bad.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    counted.update(sha256=0, fast=0)
+    checked = StoreCheck(cfg, [slim]).store()
+    assert checked.dropped == [WHEEL] and not bad.path.parent.exists()
+    assert counted == {"sha256": 1, "fast": 3}
+    counted.update(sha256=0, fast=0)
+    assert [checked.get(b.sha256) for b in blobs[1:]] == blobs[1:]
+    assert counted == {"sha256": 0, "fast": 0}  # stamped by the early check
