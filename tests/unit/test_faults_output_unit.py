@@ -310,3 +310,15 @@ def test_the_early_check_raises_lock_errors_at_once_and_is_done_before_the_store
     counted.update(sha256=0, fast=0)
     assert [checked.get(b.sha256) for b in blobs[1:]] == blobs[1:]
     assert counted == {"sha256": 0, "fast": 0}  # stamped by the early check
+
+
+def test_a_stamp_that_is_not_text_is_a_miss_not_an_error(
+    tmp_path: Path, counted: dict[str, int]
+) -> None:
+    store = Store(tmp_path / "cache")
+    blob = _stored(store, b"wheel bytes " * 100)
+    (blob.path.parent / ".verified").write_bytes(b"\xff\xfe garbage")
+    counted.update(sha256=0, fast=0)
+    store.check_ahead([blob.sha256])  # as the early check runs it, in its own thread
+    assert store.get(blob.sha256) == blob
+    assert counted == {"sha256": 1, "fast": 0}  # checked by sha256 once, stamped again

@@ -141,10 +141,12 @@ class Store:
         folder = self.blob_folder(sha256)
         try:
             files = [p for p in folder.iterdir() if not p.name.startswith(".")]
-            stamp = (folder / ".verified").read_text().split()
         except OSError:
             return folder.is_dir()
-        return len(files) == 1 and stamp[:4] != self._stat(files[0])
+        try:
+            return len(files) == 1 and _read_stamp(folder)[:4] != self._stat(files[0])
+        except OSError:  # the file went meanwhile: the lookup sees to it
+            return True
 
     @staticmethod
     def _stat(path: Path) -> list[str]:
@@ -153,10 +155,7 @@ class Store:
 
     def _whole(self, folder: Path, path: Path, sha256: str) -> bool:
         """Whether the blob's file still has the bytes of its hash (see above)."""
-        try:
-            stamp = (folder / ".verified").read_text().split()
-        except OSError:
-            stamp = []
+        stamp = _read_stamp(folder)
         now = self._stat(path)
         if stamp[:4] == now:
             return True
@@ -192,9 +191,8 @@ class Store:
         its ctime: stamp it again, so the next run need not read it (a stamp that does not
         match the bytes it was taken for is left to the next check)."""
         folder = blob.path.parent
-        try:
-            stamp = (folder / ".verified").read_text().split()
-        except OSError:
+        stamp = _read_stamp(folder)
+        if not stamp:
             return
         now = self._stat(blob.path)
         if len(stamp) == 5 and stamp[:3] == now[:3] and stamp[3] != now[3]:
@@ -334,6 +332,15 @@ class Store:
 
     def exclusive(self) -> AbstractContextManager[None]:
         return _flock(self.root / "locks" / "store.lock", fcntl.LOCK_EX)
+
+
+def _read_stamp(folder: Path) -> list[str]:
+    """A blob's stamp as its fields; none when missing, unreadable or not text (a miss:
+    the file is checked)."""
+    try:
+        return (folder / ".verified").read_bytes().decode("ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def drop(path: Path) -> None:
