@@ -240,15 +240,12 @@ def test_a_stamp_from_before_the_crc_is_checked_once_by_sha256(
     assert counted == {"sha256": 2, "fast": 1}
 
 
-def test_checking_ahead_reads_the_touched_blobs_once_and_drops_the_corrupt_one(
-    tmp_path: Path, counted: dict[str, int]
-) -> None:
-    store = Store(tmp_path / "cache")
-    blobs = [_stored(store, f"wheel {i} ".encode() * 1000) for i in range(3)]
-    untouched = _stored(store, b"untouched " * 1000)
+def _unlinked_and_one_corrupted(blobs: list[Blob], tmp_path: Path) -> Blob:
+    """An output folder made and deleted (every blob's ctime moved), and a byte of the
+    first blob changed with its mtime put back: that one, which a check must catch."""
     out = tmp_path / "out"
-    out.mkdir()
-    for blob in blobs:  # an output folder made and deleted: every ctime moved
+    out.mkdir(exist_ok=True)
+    for blob in blobs:
         os.link(blob.path, out / blob.sha256)
         (out / blob.sha256).unlink()
     bad = blobs[0]
@@ -256,6 +253,16 @@ def test_checking_ahead_reads_the_touched_blobs_once_and_drops_the_corrupt_one(
     with bad.path.open("r+b") as f:
         f.write(b"X")
     os.utime(bad.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return bad
+
+
+def test_checking_ahead_reads_the_touched_blobs_once_and_drops_the_corrupt_one(
+    tmp_path: Path, counted: dict[str, int]
+) -> None:
+    store = Store(tmp_path / "cache")
+    blobs = [_stored(store, f"wheel {i} ".encode() * 1000) for i in range(3)]
+    untouched = _stored(store, b"untouched " * 1000)
+    bad = _unlinked_and_one_corrupted(blobs, tmp_path)
     counted.update(sha256=0, fast=0)
     store.check_ahead([b.sha256 for b in [*blobs, untouched]])
     assert store.get(bad.sha256) is None  # waits for its check
@@ -295,14 +302,7 @@ def test_the_early_check_raises_lock_errors_at_once_and_is_done_before_the_store
     )
     lock = LockFile(target="slim", target_description="t", inputs_digest="sha256:0", pins=pins)
     write(lock_path(cfg, slim), lock.render())
-    for blob in blobs:  # an output folder made and deleted: every ctime moved
-        os.link(blob.path, tmp_path / blob.sha256)
-        (tmp_path / blob.sha256).unlink()
-    bad = blobs[0]
-    st = bad.path.stat()
-    with bad.path.open("r+b") as f:
-        f.write(b"X")
-    os.utime(bad.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    bad = _unlinked_and_one_corrupted(blobs, tmp_path)
     counted.update(sha256=0, fast=0)
     checked = StoreCheck(cfg, [slim]).store()
     assert checked.dropped == [WHEEL] and not bad.path.parent.exists()
