@@ -100,7 +100,7 @@ def test_request_line_and_header_limits(wh: Wheelhouse, tree: Path, servers: lis
 def test_pipelined_requests_are_answered_in_order(
     wh: Wheelhouse, tree: Path, servers: list[Server]
 ) -> None:
-    # cached pages are answered by the protocol itself (app.App.fast), the rest by the
+    # cached pages are answered by the protocol itself (app.App.fast_answer), the rest by the
     # ASGI app: one packet mixing both still gets its answers in order
     server = Server(wh)
     servers.append(server)

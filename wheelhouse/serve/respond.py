@@ -42,6 +42,19 @@ def page_headers(page: Page, ctype: bytes, gz: bool) -> list[tuple[bytes, bytes]
     return out
 
 
+def page_head(page: Page, ctype: bytes, gz: bool) -> bytes:
+    """page_headers as the header lines of a response, made once per page and variant."""
+    key = (ctype, gz)
+    out = page.heads.get(key)
+    if out is None:
+        out = page.heads[key] = header_lines(page_headers(page, ctype, gz))
+    return out
+
+
+def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(b"%s: %s\r\n" % kv for kv in headers)
+
+
 async def send_bytes(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:

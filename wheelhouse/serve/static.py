@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
@@ -69,7 +70,17 @@ def inside(fd: int, path: str, base: str) -> bool:
 class Page:
     """One page file's bytes, its gzip form and validators."""
 
-    __slots__ = ("body", "etag", "etag_gz", "gz", "headers", "last_modified", "mtime", "stamp")
+    __slots__ = (
+        "body",
+        "etag",
+        "etag_gz",
+        "gz",
+        "headers",
+        "heads",
+        "last_modified",
+        "mtime",
+        "stamp",
+    )
 
     def __init__(self, body: bytes, stamp: tuple[int, int, int], mtime: float) -> None:
         self.stamp = stamp
@@ -82,6 +93,8 @@ class Page:
         self.last_modified = http_date(mtime)
         # response headers per (content type, gzip), made on first use (app._page_headers)
         self.headers: dict[tuple[bytes, bool], list[tuple[bytes, bytes]]] = {}
+        # the same as header lines, for the protocol's fast path (respond.page_head)
+        self.heads: dict[tuple[bytes, bool], bytes] = {}
 
 
 class PageCache:
@@ -164,6 +177,26 @@ def parse_range(value: bytes, size: int) -> tuple[int, int] | bool | None:
     return start, min(end, size - 1)
 
 
+# the protocol's zero-copy sender, in scope["extensions"] (protocol.HardenedProtocol.sendfile)
+SENDFILE = "wheelhouse.sendfile"
+SendFile = Callable[[int, int, int], Awaitable["int | None"]]
+_HOT_SECONDS = 60.0  # a file sent whole this recently is taken to be in the page cache
+_HOT_LIMIT = 4096  # entries of the hot-file table (oldest dropped first)
+_hot: dict[tuple[str, int, int, int], float] = {}
+
+
+def _is_hot(key: tuple[str, int, int, int], now: float) -> bool:
+    when = _hot.get(key)
+    return when is not None and now - when < _HOT_SECONDS
+
+
+def _mark_hot(key: tuple[str, int, int, int], now: float) -> None:
+    _hot.pop(key, None)  # re-inserted last: the oldest entry is dropped first
+    if len(_hot) >= _HOT_LIMIT:
+        _hot.pop(next(iter(_hot)))
+    _hot[key] = now
+
+
 async def send_file(
     send: Send,
     path: str,
@@ -172,9 +205,13 @@ async def send_file(
     head: bool,
     base: str,
     extra: Headers | None = None,
+    sendfile: SendFile | None = None,
 ) -> tuple[int, int, str] | None:
     """Stream `path`; (status, body bytes sent, content type), or None when there is no
-    such regular file under the folder `base` (the caller answers 404)."""
+    such regular file under the folder `base` (the caller answers 404). With `sendfile`
+    (the protocol's), a small file, or a big one sent whole within the last minute, goes
+    from the page cache to the socket without passing through Python; a big cold one is
+    read by a thread, so a slow disk never stalls the event loop (and is hot afterwards)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
@@ -217,24 +254,45 @@ async def send_file(
         if head or length == 0:
             await send({"type": "http.response.body", "body": b""})
             return status, 0, ctype.decode()
-        loop = asyncio.get_running_loop()
-        offset, left = start, length
-        while left > 0:
-            n = min(CHUNK, left)
-            # a small file in the page cache costs microseconds: read it right here; a
-            # chunk of a big one goes to a thread, so a cold disk never stalls the loop
-            if length <= CHUNK:
-                data = os.pread(fd, n, offset)
-            else:
-                data = await loop.run_in_executor(None, os.pread, fd, n, offset)
-            if not data:  # truncated under us: end the body short (the client sees it)
-                break
-            offset += len(data)
-            left -= len(data)
-            await send({"type": "http.response.body", "body": data, "more_body": left > 0})
-        if left > 0:
-            await send({"type": "http.response.body", "body": b""})
-        return status, length - left, ctype.decode()
+        sent = await _send_body(send, fd, start, length, (path, *_stamp(st)), sendfile)
+        if sent == size:
+            _mark_hot((path, *_stamp(st)), time.monotonic())
+        return status, sent, ctype.decode()
     finally:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+async def _send_body(
+    send: Send,
+    fd: int,
+    start: int,
+    length: int,
+    key: tuple[str, int, int, int],
+    sendfile: SendFile | None,
+) -> int:
+    """Send `length` bytes of `fd` from `start` as the body; the bytes sent (fewer where
+    the file got shorter or the client went away)."""
+    if sendfile is not None and (length <= CHUNK or _is_hot(key, time.monotonic())):
+        sent = await sendfile(fd, start, length)
+        if sent is not None:
+            await send({"type": "http.response.body", "body": b""})
+            return sent
+    loop = asyncio.get_running_loop()
+    offset, left = start, length
+    while left > 0:
+        n = min(CHUNK, left)
+        # a small file in the page cache costs microseconds: read it right here; a
+        # chunk of a big one goes to a thread, so a cold disk never stalls the loop
+        if length <= CHUNK:
+            data = os.pread(fd, n, offset)
+        else:
+            data = await loop.run_in_executor(None, os.pread, fd, n, offset)
+        if not data:  # truncated under us: end the body short (the client sees it)
+            break
+        offset += len(data)
+        left -= len(data)
+        await send({"type": "http.response.body", "body": data, "more_body": left > 0})
+    if left > 0:
+        await send({"type": "http.response.body", "body": b""})
+    return length - left
