@@ -40,21 +40,15 @@ from wheelhouse.serve.paths import (
 from wheelhouse.serve.policy import from_settings, redact
 from wheelhouse.serve.respond import (
     TYPE_HEADER,
-    VARY,
     header_lines,
+    not_modified_headers,
     page_head,
     page_headers,
     reply_text,
     send_bytes,
 )
 from wheelhouse.serve.settings import Settings
-from wheelhouse.serve.static import (
-    PAGE_CACHE_CONTROL,
-    PageCache,
-    SendFile,
-    not_modified,
-    send_file,
-)
+from wheelhouse.serve.static import PageCache, SendFile, not_modified, send_file
 
 Scope = MutableMapping[str, Any]
 REINDEX_WAIT = 30.0  # seconds an upload waits for a build or index of its folder
@@ -196,17 +190,14 @@ class App:
         page = self.pages.get(req.page_file)
         if page is None:
             return None
-        gz = req.gz
+        packed = page.packed(req.gz)
+        gz = packed is not None
         etag = page.etag_gz if gz else page.etag
         if req.conditional and not_modified(req.headers, etag, page.mtime):
-            status, body = 304, b""
-            out = (
-                header_lines([(b"etag", etag), VARY, (b"cache-control", PAGE_CACHE_CONTROL)])
-                + b"content-length: 0\r\n"
-            )
+            status, body, out = 304, b"", header_lines(not_modified_headers(etag, b"0"))
         else:
             status, out = 200, page_head(page, TYPE_HEADER[req.chosen], gz)
-            body = b"" if req.head else (page.gz if gz else page.body)
+            body = b"" if req.head else (packed or page.body)
         if self.settings.access_log:
             scope = {"client": client, "method": req.method, "path": req.path}
             self._log(scope, req.headers, status, len(body), req.chosen, start, {})
@@ -349,7 +340,10 @@ class App:
                 page, stale = (got[1] if is_json else got[0]), got[2]
         if page is None:
             return await reply_text(send, 404, "no such project\n")
-        gz = negotiate.accepts_gzip(headers.get(b"accept-encoding", b"").decode("latin-1"))
+        packed = page.packed(
+            negotiate.accepts_gzip(headers.get(b"accept-encoding", b"").decode("latin-1"))
+        )
+        gz = packed is not None
         etag = page.etag_gz if gz else page.etag
         ctype = TYPE_HEADER[chosen]
         if not_modified(headers, etag, page.mtime):
@@ -357,12 +351,12 @@ class App:
                 {
                     "type": "http.response.start",
                     "status": 304,
-                    "headers": [(b"etag", etag), VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
+                    "headers": not_modified_headers(etag),
                 }
             )
             await send({"type": "http.response.body", "body": b""})
             return 304, 0, chosen
-        body = page.gz if gz else page.body
+        body = packed or page.body
         out = page_headers(page, ctype, gz)
         if stale:
             out = [*out, (b"warning", b'110 - "the upstream is down: a stale page"')]

@@ -21,6 +21,7 @@ import os
 import stat
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
@@ -67,6 +68,9 @@ def inside(fd: int, path: str, base: str) -> bool:
     return real.startswith(base + "/")
 
 
+_GZIP_NOW = 64 << 10  # pages up to this size are compressed when read; bigger, by a thread
+
+
 class Page:
     """One page file's bytes, its gzip form and validators."""
 
@@ -79,13 +83,18 @@ class Page:
         "heads",
         "last_modified",
         "mtime",
+        "packing",
         "stamp",
     )
 
     def __init__(self, body: bytes, stamp: tuple[int, int, int], mtime: float) -> None:
         self.stamp = stamp
         self.body = body
-        self.gz = gzip.compress(body, compresslevel=6, mtime=0)
+        # a big page's gzip form (a 700 KiB page: ~20 ms of CPU) is made by a thread on
+        # first demand (packed()): the event loop never stalls every request behind it
+        small = len(body) <= _GZIP_NOW
+        self.gz: bytes | None = gzip.compress(body, compresslevel=6, mtime=0) if small else None
+        self.packing = False
         tag = hashlib.blake2b(body, digest_size=10).hexdigest()
         self.etag = f'"{tag}"'.encode()
         self.etag_gz = f'"{tag}-gz"'.encode()
@@ -95,6 +104,29 @@ class Page:
         self.headers: dict[tuple[bytes, bool], list[tuple[bytes, bytes]]] = {}
         # the same as header lines, for the protocol's fast path (respond.page_head)
         self.heads: dict[tuple[bytes, bool], bytes] = {}
+
+    def packed(self, wanted: bool) -> bytes | None:
+        """The gzip form, where the client takes it and it is made; else None (the
+        plain bytes are sent, as to any client: a big page's gzip form is started on
+        a thread the first time it is wanted)."""
+        if not wanted or self.gz is not None:
+            return self.gz if wanted else None
+        if not self.packing:
+            self.packing = True
+            _packer().submit(self._pack)
+        return None
+
+    def _pack(self) -> None:
+        self.gz = gzip.compress(self.body, compresslevel=6, mtime=0)
+
+
+_PACKER: list[ThreadPoolExecutor] = []  # made in the worker process, on first use
+
+
+def _packer() -> ThreadPoolExecutor:
+    if not _PACKER:
+        _PACKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="wheelhouse-gzip"))
+    return _PACKER[0]
 
 
 class PageCache:
