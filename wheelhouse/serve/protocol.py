@@ -182,7 +182,9 @@ class HardenedProtocol(HttpToolsProtocol):
             _heads[data] = self._read
 
     def _ready(self) -> bool:
-        """No request in the works: the fast path may answer."""
+        """No request in the works: the fast path may answer. (A client that does not
+        read what it asked for, write_paused, goes the ASGI way, which waits for the
+        socket to drain: no unbounded buffer.)"""
         return (
             (self.cycle is None or self.cycle.response_complete)
             and not self.pipeline
@@ -216,8 +218,6 @@ class HardenedProtocol(HttpToolsProtocol):
             return
         if self._fast_request is not None and self._ready():
             method = self.parser.get_method()
-            # a client that does not read what it asked for (write_paused) goes the
-            # ASGI way, which waits for the socket to drain: no unbounded buffer
             if method in (b"GET", b"HEAD"):
                 read = self._fast_request(method, self.url, self.headers)
                 got = self._fast_answer(read, self.client) if read is not None else None
@@ -276,10 +276,12 @@ class HardenedProtocol(HttpToolsProtocol):
                 try:
                     n = os.sendfile(out, fd, offset + sent, count - sent)
                 except BlockingIOError:  # the socket is full: wait until the client reads
-                    if poll_fd < 0:
+                    try:
                         # uvloop refuses add_writer on a transport's fd: a duplicate of it
                         # (the same socket) is watched instead
-                        poll_fd = os.dup(out)
+                        poll_fd = os.dup(out) if poll_fd < 0 else poll_fd
+                    except OSError:  # no file descriptor left: give this client up
+                        break
                     if not await self._writable(poll_fd):
                         break
                     continue
