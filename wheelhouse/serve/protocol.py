@@ -30,8 +30,8 @@ Two fast paths, for what an index serves most:
   requests, are remembered (bounded), and the same bytes again are answered without
   parsing them again: still one stat() of the page, so it is served as it is now;
 * a file's body goes from the page cache to the socket by os.sendfile (`sendfile`, in
-  the scope's extensions for static.send_file), waiting for a slow reader at most
-  `body_timeout` seconds at a time.
+  the scope's extensions for static.send_file; a cold file read ahead by a thread),
+  waiting for a slow reader at most `body_timeout` seconds at a time.
 """
 
 from __future__ import annotations
@@ -259,22 +259,30 @@ class HardenedProtocol(HttpToolsProtocol):
             self._waiter.set_result(None)  # sendfile sees the socket gone
         super().connection_lost(exc)
 
-    async def sendfile(self, fd: int, offset: int, count: int) -> int | None:
+    async def sendfile(self, fd: int, offset: int, count: int, cold: bool) -> int | None:
         """Send `count` bytes of the open file `fd` from `offset` straight from the page
         cache to the socket (os.sendfile: nothing copied through Python, as nginx does), as
-        the body of the response whose head the app has sent. None where the transport
-        still holds bytes (the caller streams the file instead); else the bytes sent:
-        fewer where the client went away or read nothing for `body_timeout` seconds, and
-        then the connection is closed."""
+        the body of the response whose head the app has sent; a `cold` file is read into
+        the page cache by a thread a piece ahead, so a slow disk never stalls the event
+        loop. None where the transport still holds bytes (the caller streams the file
+        instead); else the bytes sent: fewer where the file got shorter, the client went
+        away or read nothing for `body_timeout` seconds, and then the connection closes."""
         transport, cycle = self.transport, self.cycle
         sock = transport.get_extra_info("socket")
         if sock is None or cycle is None or transport.get_write_buffer_size():
             return None
         out, sent, poll_fd = sock.fileno(), 0, -1
+        ready = offset if cold else offset + count  # read into the page cache up to here
         try:
             while sent < count and not transport.is_closing():
+                if ready <= offset + sent:
+                    size = min(_WARM, count - sent)
+                    got = await self.loop.run_in_executor(None, _warm, fd, ready, size)
+                    if got == 0:  # the file got shorter under us
+                        break
+                    ready += got
                 try:
-                    n = os.sendfile(out, fd, offset + sent, count - sent)
+                    n = os.sendfile(out, fd, offset + sent, ready - offset - sent)
                 except BlockingIOError:  # the socket is full: wait until the client reads
                     try:
                         # uvloop refuses add_writer on a transport's fd: a duplicate of it
@@ -340,6 +348,18 @@ _heads: dict[bytes, FastRequest] = {}  # request bytes -> what the fast path rea
 _HEADS = 4096  # keys of _heads (cleared when full: made-up requests cannot grow it)
 _HEAD_BYTES = 2048  # the longest request kept (pip's are a few hundred bytes)
 _defaults: list[Any] = [None, b""]  # server_state.default_headers and their bytes
+
+
+_WARM = 1 << 20  # bytes of a cold file a thread reads ahead of sendfile
+
+
+def _warm(fd: int, offset: int, size: int) -> int:
+    """Read a piece of a file (into the page cache: the bytes are dropped); 0 at its end
+    or on a read error (the body ends short and the connection closes)."""
+    try:
+        return len(os.pread(fd, size, offset))
+    except OSError:
+        return 0
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

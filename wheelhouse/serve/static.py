@@ -5,7 +5,8 @@ form, ETag and headers ready, keyed by the file's stat stamp: one stat() per req
 says whether the cached bytes are still the file's (an upload or `wheelhouse index`
 replaces pages by rename, which changes the inode). The cache has a bound on entries.
 
-Files are streamed in chunks (never read whole), with a stat-based ETag and
+Files go from the page cache to the socket by the protocol's os.sendfile (or, without
+it, are streamed in chunks; never read whole), with a stat-based ETag and
 Last-Modified, conditional GET (304) and single byte ranges (206/416). A file name in an
 index never changes its bytes (uploads refuse that with 409), so files may be cached
 by clients for a long time.
@@ -211,7 +212,7 @@ def parse_range(value: bytes, size: int) -> tuple[int, int] | bool | None:
 
 # the protocol's zero-copy sender, in scope["extensions"] (protocol.HardenedProtocol.sendfile)
 SENDFILE = "wheelhouse.sendfile"
-SendFile = Callable[[int, int, int], Awaitable["int | None"]]
+SendFile = Callable[[int, int, int, bool], Awaitable["int | None"]]
 _HOT_SECONDS = 60.0  # a file sent whole this recently is taken to be in the page cache
 _HOT_LIMIT = 4096  # entries of the hot-file table (oldest dropped first)
 _hot: dict[tuple[str, int, int, int], float] = {}
@@ -241,9 +242,9 @@ async def send_file(
 ) -> tuple[int, int, str] | None:
     """Stream `path`; (status, body bytes sent, content type), or None when there is no
     such regular file under the folder `base` (the caller answers 404). With `sendfile`
-    (the protocol's), a small file, or a big one sent whole within the last minute, goes
-    from the page cache to the socket without passing through Python; a big cold one is
-    read by a thread, so a slow disk never stalls the event loop (and is hot afterwards)."""
+    (the protocol's) the body goes from the page cache to the socket without passing
+    through Python; a big file not sent whole within the last minute is cold: a thread
+    reads it ahead, so a slow disk never stalls the event loop."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
@@ -305,8 +306,9 @@ async def _send_body(
 ) -> int:
     """Send `length` bytes of `fd` from `start` as the body; the bytes sent (fewer where
     the file got shorter or the client went away)."""
-    if sendfile is not None and (length <= CHUNK or _is_hot(key, time.monotonic())):
-        sent = await sendfile(fd, start, length)
+    if sendfile is not None:
+        cold = length > CHUNK and not _is_hot(key, time.monotonic())
+        sent = await sendfile(fd, start, length, cold)
         if sent is not None:
             await send({"type": "http.response.body", "body": b""})
             return sent
