@@ -167,3 +167,37 @@ def basic(user: str, password: str) -> str:
 
 def files_in(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()} if folder.exists() else set()
+
+
+def add_user(wh: Wheelhouse) -> Path:
+    """`wheelhouse serve-user` adds ci (PASSWORD) to the project's users.txt: said so,
+    the file private to its owner, the password kept as an argon2id hash."""
+    users = wh.project / "users.txt"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "wheelhouse",
+            "serve-user",
+            str(users),
+            "ci",
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+        env=wh.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "added ci" in proc.stdout
+    assert users.stat().st_mode & 0o077 == 0  # nobody else reads the hashes
+    assert users.read_text().startswith("ci:$argon2id$")
+    return users
+
+
+def upload_server(wh: Wheelhouse, servers: list[Server], *args: str) -> Server:
+    """A server taking uploads from ci (add_user), with `args` besides."""
+    server = Server(wh, "--upload", "--password-file", str(add_user(wh)), *args)
+    servers.append(server)
+    return server

@@ -53,6 +53,10 @@ class FileLink:
     sha256: str | None
     requires_python: str | None = None
     yanked: bool = False
+    # what the proxy (serve/policy.py) passes on besides: the PEP 592 reason, and the
+    # PEP 658/714 attribute as the page writes it ("sha256=<hex>", "true")
+    yanked_reason: str | None = None
+    core_metadata: str | None = None
 
     @property
     def is_wheel(self) -> bool:
@@ -89,7 +93,6 @@ class _AnchorParser(html.parser.HTMLParser):
         self.base_url = base_url
         self.links: list[FileLink] = []
         self._attrs: dict[str, str | None] | None = None
-        self._text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "base":
@@ -98,11 +101,6 @@ class _AnchorParser(html.parser.HTMLParser):
                 self.base_url = urllib.parse.urljoin(self.base_url, href)
         elif tag == "a":
             self._attrs = dict(attrs)
-            self._text = []
-
-    def handle_data(self, data: str) -> None:
-        if self._attrs is not None:
-            self._text.append(data)
 
     def handle_endtag(self, tag: str) -> None:
         if tag != "a" or self._attrs is None:
@@ -125,6 +123,8 @@ class _AnchorParser(html.parser.HTMLParser):
                 sha256=digest,
                 requires_python=attrs.get("data-requires-python"),
                 yanked="data-yanked" in attrs,
+                yanked_reason=attrs.get("data-yanked"),
+                core_metadata=attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata")),
             )
         )
 

@@ -34,6 +34,7 @@ from fixtures_serve import (
     multipart,
     pip,
     put,
+    upload_server,
 )
 
 # -- helpers --------------------------------------------------------------------------------
@@ -346,30 +347,7 @@ def twine(
 
 @pytest.fixture
 def uploader(wh: Wheelhouse, tree: Path, servers: list[Server]) -> Server:
-    users = wh.project / "users.txt"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "wheelhouse",
-            "serve-user",
-            str(users),
-            "ci",
-            "--password-stdin",
-        ],
-        input=PASSWORD + "\n",
-        env=wh.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "added ci" in proc.stdout
-    assert users.stat().st_mode & 0o077 == 0  # nobody else reads the hashes
-    assert users.read_text().startswith("ci:$argon2id$")
-    server = Server(wh, "--upload", "--password-file", str(users), "--max-upload-size", "64K")
-    servers.append(server)
-    return server
+    return upload_server(wh, servers, "--max-upload-size", "64K")
 
 
 def test_twine_upload_publishes_and_indexes(uploader: Server, tree: Path, tmp_path: Path) -> None:

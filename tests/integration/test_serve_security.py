@@ -8,15 +8,22 @@ import contextlib
 import io
 import resource
 import socket
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import Wheelhouse, write
 from fixtures_index import wheel_bytes, wheel_filename
-from fixtures_serve import CONFIG, PASSWORD, Server, basic, files_in, multipart, put
+from fixtures_serve import (
+    CONFIG,
+    PASSWORD,
+    Server,
+    basic,
+    files_in,
+    multipart,
+    put,
+    upload_server,
+)
 
 LIMITS = """
 [serve]
@@ -35,30 +42,6 @@ def tree(wh: Wheelhouse) -> Path:
     put(wh.project / "wheelhouse" / "other", "delta", "2.0")
     wh("index", "-t", "slim,other")
     return wh.project / "wheelhouse"
-
-
-def uploader(wh: Wheelhouse, servers: list[Server], *args: str) -> Server:
-    users = wh.project / "users.txt"
-    subprocess.run(
-        [
-            sys.executable,
-            "-P",
-            "-m",
-            "wheelhouse",
-            "serve-user",
-            str(users),
-            "ci",
-            "--password-stdin",
-        ],
-        input=PASSWORD + "\n",
-        env=wh.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    server = Server(wh, "--upload", "--password-file", str(users), *args)
-    servers.append(server)
-    return server
 
 
 def raw(port: int, data: bytes, *, timeout: float = 20) -> bytes:
@@ -117,7 +100,7 @@ def test_request_line_and_header_limits(wh: Wheelhouse, tree: Path, servers: lis
 def test_pipelined_requests_are_answered_in_order(
     wh: Wheelhouse, tree: Path, servers: list[Server]
 ) -> None:
-    # cached pages are answered by the protocol itself (app.App.fast), the rest by the
+    # cached pages are answered by the protocol itself (app.App.fast_answer), the rest by the
     # ASGI app: one packet mixing both still gets its answers in order
     server = Server(wh)
     servers.append(server)
@@ -199,7 +182,7 @@ def test_idle_sockets_cannot_exhaust_file_descriptors(
 
 
 def test_bad_passwords_are_rate_limited(wh: Wheelhouse, tree: Path, servers: list[Server]) -> None:
-    server = uploader(wh, servers)
+    server = upload_server(wh, servers)
     body, ctype = multipart({":action": "file_upload"}, "x.whl", b"x")
     bad = {"Content-Type": ctype, "Authorization": basic("ci", "wrong password")}
     statuses = [server.request("POST", "/slim/", bad, body)[0] for _ in range(5)]
@@ -274,7 +257,7 @@ def test_unsafe_uploads_are_refused_and_leave_nothing(
     wh: Wheelhouse, tree: Path, servers: list[Server]
 ) -> None:
     with_limits(wh)
-    server = uploader(wh, servers)
+    server = upload_server(wh, servers)
     slim = tree / "slim"
     before = files_in(slim)
     name = wheel_filename("zeta", "1.0")

@@ -13,7 +13,8 @@ Modules: app (routes, pages, the access log), negotiate (PEP 691 Accept), static
 cache, file streaming, ranges, files checked to lie under their folder), upload (twine's
 legacy upload API), auth (argon2id password file; the gate: its own pool, rate limits),
 upstream (an upstream index through the store), policy (upstream pages, the cooldown and
-project lists, this server's pages of them), protocol, settings.
+project lists, this server's pages of them), protocol (limits; cached pages and
+zero-copy files without ASGI), paths (URL rules), settings.
 """
 
 from __future__ import annotations

@@ -24,25 +24,31 @@ import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
-from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _js
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from wheelhouse.serve import negotiate
-from wheelhouse.serve.policy import MAX_NAME, from_settings, redact, valid_project
+from wheelhouse.serve.paths import (
+    FastRequest,
+    page_of,
+    refuse_path,
+    sendfile_of,
+    to_canonical,
+    valid_name,
+)
+from wheelhouse.serve.policy import from_settings, redact
 from wheelhouse.serve.respond import (
     TYPE_HEADER,
-    VARY,
+    header_lines,
+    not_modified_headers,
+    page_head,
     page_headers,
-    redirect,
     reply_text,
     send_bytes,
 )
 from wheelhouse.serve.settings import Settings
-from wheelhouse.serve.static import PAGE_CACHE_CONTROL, PageCache, not_modified, send_file
+from wheelhouse.serve.static import PageCache, SendFile, not_modified, send_file
 
 Scope = MutableMapping[str, Any]
 REINDEX_WAIT = 30.0  # seconds an upload waits for a build or index of its folder
@@ -55,11 +61,6 @@ Result = tuple[int, int, str]  # status, body bytes, content type (for the acces
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _READ = ("GET", "HEAD")
 _ALLOW_READ = (b"allow", b"GET, HEAD")
-
-
-@lru_cache(maxsize=4096)
-def _canonical(name: str) -> str:
-    return str(canonicalize_name(name))
 
 
 class App:
@@ -148,14 +149,14 @@ class App:
 
     # -- the fast path ----------------------------------------------------------------
 
-    def fast(
-        self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], client: Any
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
-        """A page from the page cache, answered without ASGI: (status, headers, body), or
-        None for anything else (the ASGI app answers). Called by protocol.py for GET and
-        HEAD. Pages are most of an index's traffic, and an asyncio task, the ASGI message
-        dicts and uvicorn's header checks cost more than the page itself."""
-        start = time.perf_counter()
+    def fast_request(
+        self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> FastRequest | None:
+        """What a GET or HEAD of a cached page asks for, or None where the ASGI app
+        answers. A function of its arguments and the settings only: the protocol may
+        remember it for the same request bytes. Pages are most of an index's traffic, and
+        an asyncio task, the ASGI message dicts and uvicorn's header checks cost more
+        than the page itself."""
         hdrs = dict(headers)
         if b"content-length" in hdrs or b"transfer-encoding" in hdrs or b"x-forwarded-for" in hdrs:
             return None
@@ -169,24 +170,37 @@ class App:
             self._fast_routes[key] = route
         if isinstance(route, bool):
             return None
-        page_file, chosen = route
-        page = self.pages.get(page_file)
+        encoding = hdrs.get(b"accept-encoding")
+        return FastRequest(
+            page_file=route[0],
+            chosen=route[1],
+            gz=encoding is not None and negotiate.accepts_gzip(encoding.decode("latin-1")),
+            head=method == b"HEAD",
+            conditional=b"if-none-match" in hdrs or b"if-modified-since" in hdrs,
+            headers=hdrs,
+            method=method.decode("latin-1"),
+            path=url.decode("latin-1"),
+        )
+
+    def fast_answer(self, req: FastRequest, client: Any) -> tuple[int, bytes, bytes] | None:
+        """The answer to fast_request's request from the page cache, without ASGI:
+        (status, header lines, body); None where the page is not there (the upstream, or
+        a 404: the ASGI app answers)."""
+        start = time.perf_counter() if self.settings.access_log else 0.0
+        page = self.pages.get(req.page_file)
         if page is None:
-            return None  # the upstream, or a 404: the full route
-        gz = negotiate.accepts_gzip(hdrs.get(b"accept-encoding", b"").decode("latin-1"))
+            return None
+        packed = page.packed(req.gz)
+        gz = packed is not None
         etag = page.etag_gz if gz else page.etag
-        if not_modified(hdrs, etag, page.mtime):
-            status, out, body = (
-                304,
-                [(b"etag", etag), VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
-                b"",
-            )
+        if req.conditional and not_modified(req.headers, etag, page.mtime):
+            status, body, out = 304, b"", header_lines(not_modified_headers(etag, b"0"))
         else:
-            status, out = 200, page_headers(page, TYPE_HEADER[chosen], gz)
-            body = b"" if method == b"HEAD" else (page.gz if gz else page.body)
+            status, out = 200, page_head(page, TYPE_HEADER[req.chosen], gz)
+            body = b"" if req.head else (packed or page.body)
         if self.settings.access_log:
-            scope = {"client": client, "method": method.decode(), "path": url.decode("latin-1")}
-            self._log(scope, hdrs, status, len(body), chosen, start, {})
+            scope = {"client": client, "method": req.method, "path": req.path}
+            self._log(scope, req.headers, status, len(body), req.chosen, start, {})
         return status, out, body
 
     def _fast_route(self, url: bytes, accept: bytes | None) -> tuple[str, str] | bool:
@@ -201,11 +215,11 @@ class App:
         if where is None or not where[2] or where[2][0] != "simple":
             return False
         target, _, rest = where
-        page_of = _page_of(rest, trailing=path[-1] == "/")
+        page = page_of(rest, trailing=path[-1] == "/")
         chosen = negotiate.choose(accept.decode("latin-1") if accept is not None else None)
-        if page_of is None or chosen is None:
+        if page is None or chosen is None:
             return False
-        folder = (self.root if target is None else f"{self.root}/{target}") + page_of[0]
+        folder = (self.root if target is None else f"{self.root}/{target}") + page[0]
         name = "index.json" if chosen == negotiate.JSON_V1 else "index.html"
         return f"{folder}/{name}", chosen
 
@@ -222,21 +236,21 @@ class App:
         method: str = scope["method"]
         path: str = scope["path"]
         parts = [p for p in path.split("/") if p]
-        # what _refuse_path refuses has a part that starts with "." or holds "\\" or NUL:
+        # what refuse_path refuses has a part that starts with "." or holds "\\" or NUL:
         # one look at the whole path spares the hot path a loop over its parts
         if "/." in path or "\\" in path or "\x00" in path or path[:1] != "/":
-            refused = _refuse_path(parts)
+            refused = refuse_path(parts)
             if refused is not None:
                 return await reply_text(send, *refused)
         if parts == ["health"]:
             return await self._health(send)
         if parts[:2] == ["-", "files"]:
-            return await self._upstream_file(send, method, parts[2:], headers)
+            return await self._upstream_file(send, method, parts[2:], headers, sendfile_of(scope))
         where = self._where(parts)
         if where is None:
             return await reply_text(send, 404, "not found: the indexes are at /<target>/simple/\n")
         target, base, rest = where
-        if len(rest) == 2 and rest[0] == "simple" and not _valid_name(rest[1]):
+        if len(rest) == 2 and rest[0] == "simple" and not valid_name(rest[1]):
             # not a project name (PEP 508) of a sane length: no lookup, no upstream request
             return await reply_text(send, 404, "not a valid project name\n")
         if method not in _READ:
@@ -245,12 +259,19 @@ class App:
         head = method == "HEAD"
         if rest and rest[0] == "simple":
             query = scope.get("query_string", b"")
-            page = _page_of(rest, trailing=path.endswith("/"))
+            page = page_of(rest, trailing=path.endswith("/"))
             if page is None:  # not a page's canonical URL
-                return await _to_canonical(send, base, rest, query)
+                return await to_canonical(send, base, rest, query)
             return await self._page(send, folder + page[0], headers, query, head, page[1])
         if target is not None and len(rest) == 1:
-            got = await send_file(send, f"{folder}/{rest[0]}", headers, head=head, base=self.root)
+            got = await send_file(
+                send,
+                f"{folder}/{rest[0]}",
+                headers,
+                head=head,
+                base=self.root,
+                sendfile=sendfile_of(scope),
+            )
             if got is not None:
                 return got
         return await reply_text(send, 404, "not found\n")
@@ -319,7 +340,10 @@ class App:
                 page, stale = (got[1] if is_json else got[0]), got[2]
         if page is None:
             return await reply_text(send, 404, "no such project\n")
-        gz = negotiate.accepts_gzip(headers.get(b"accept-encoding", b"").decode("latin-1"))
+        packed = page.packed(
+            negotiate.accepts_gzip(headers.get(b"accept-encoding", b"").decode("latin-1"))
+        )
+        gz = packed is not None
         etag = page.etag_gz if gz else page.etag
         ctype = TYPE_HEADER[chosen]
         if not_modified(headers, etag, page.mtime):
@@ -327,12 +351,12 @@ class App:
                 {
                     "type": "http.response.start",
                     "status": 304,
-                    "headers": [(b"etag", etag), VARY, (b"cache-control", PAGE_CACHE_CONTROL)],
+                    "headers": not_modified_headers(etag),
                 }
             )
             await send({"type": "http.response.body", "body": b""})
             return 304, 0, chosen
-        body = page.gz if gz else page.body
+        body = packed or page.body
         out = page_headers(page, ctype, gz)
         if stale:
             out = [*out, (b"warning", b'110 - "the upstream is down: a stale page"')]
@@ -369,7 +393,12 @@ class App:
         return 200, len(body), "application/json"
 
     async def _upstream_file(
-        self, send: Send, method: str, rest: list[str], headers: dict[bytes, bytes]
+        self,
+        send: Send,
+        method: str,
+        rest: list[str],
+        headers: dict[bytes, bytes],
+        sendfile: SendFile | None,
     ) -> Result:
         if method not in _READ:
             return await reply_text(send, 405, "method not allowed\n", [_ALLOW_READ])
@@ -384,7 +413,9 @@ class App:
             return await reply_text(send, 502, f"the upstream index cannot give it: {exc}\n")
         if path is None:
             return await reply_text(send, 404, "no fetched page links this file\n")
-        got = await send_file(send, str(path), headers, head=head, base=self.cache_base)
+        got = await send_file(
+            send, str(path), headers, head=head, base=self.cache_base, sendfile=sendfile
+        )
         if got is None:  # removed from the store a moment ago
             return await reply_text(send, 404, "not found\n")
         return got
@@ -455,43 +486,6 @@ class App:
         index_target(root / target, yanks=yanks, name=target, wait=wait)
         folders = [root / n for n in self.settings.all_targets if (root / n).is_dir()]
         index_combined(root, folders, yanks=yanks, wait=wait)
-
-
-def _refuse_path(parts: list[str]) -> tuple[int, str] | None:
-    """Never outside the served folder, never a hidden file (index state, uploads in
-    progress, temp files): (status, message) for a path that is refused."""
-    for p in parts:
-        if p in (".", "..") or "\x00" in p or "\\" in p:
-            return 400, "bad path\n"
-        if p[0] == ".":
-            return 404, "not found\n"
-    return None
-
-
-def _page_of(rest: list[str], *, trailing: bool) -> tuple[str, str | None] | None:
-    """`simple/` or `simple/<project>/`: (the page's folder under the index's, the project,
-    None for the root page); None where the path is not a page's canonical URL."""
-    if not trailing:
-        return None
-    if len(rest) == 1:
-        return "/simple", None
-    if len(rest) == 2 and _canonical(rest[1]) == rest[1]:
-        return f"/simple/{rest[1]}", rest[1]
-    return None
-
-
-def _valid_name(name: str) -> bool:
-    return len(name) <= 2 * MAX_NAME and valid_project(_canonical(name))
-
-
-async def _to_canonical(send: Send, base: str, rest: list[str], query: bytes) -> Result:
-    """A page's URL without its slash or with a name that is not canonical: redirected
-    (PEP 503); anything deeper under simple/ is not found."""
-    if len(rest) == 1:
-        return await redirect(send, f"{base}/simple/", query)
-    if len(rest) == 2 and _valid_name(rest[1]):
-        return await redirect(send, f"{base}/simple/{_canonical(rest[1])}/", query)
-    return await reply_text(send, 404, "not found\n")
 
 
 def create_app() -> App:

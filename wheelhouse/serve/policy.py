@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import html
-import html.parser
 import json
 import re
 import urllib.parse
@@ -201,53 +200,23 @@ def parse_json_page(data: bytes, base_url: str) -> list[UpstreamFile]:
     return out
 
 
-class _Anchors(html.parser.HTMLParser):
-    def __init__(self, base_url: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.base_url = base_url
-        self.files: list[UpstreamFile] = []
-        self._attrs: dict[str, str | None] | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "base" and (href := dict(attrs).get("href")):
-            self.base_url = urllib.parse.urljoin(self.base_url, href)
-        elif tag == "a":
-            self._attrs, self._text = dict(attrs), []
-
-    def handle_data(self, data: str) -> None:
-        if self._attrs is not None:
-            self._text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag != "a" or self._attrs is None:
-            return
-        attrs, self._attrs = self._attrs, None
-        url, _, fragment = (attrs.get("href") or "").partition("#")
-        algo, _, digest = fragment.partition("=")
-        if not url or algo != "sha256" or not _SHA256.fullmatch(digest.lower()):
-            return
-        url = urllib.parse.urljoin(self.base_url, url)
-        filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
-        meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
-        yanked = attrs.get("data-yanked")
-        self.files.append(
-            UpstreamFile(
-                filename=filename,
-                url=url,
-                sha256=digest.lower(),
-                requires_python=attrs.get("data-requires-python") or None,
-                yanked=None if "data-yanked" not in attrs else (yanked or ""),
-                metadata_sha256=_sha_of(meta),
-            )
-        )
-
-
 def parse_html_page(text: str, base_url: str) -> list[UpstreamFile]:
-    parser = _Anchors(base_url)
-    parser.feed(text)
-    parser.close()
-    return parser.files
+    """A PEP 503 page's files, read by the lock's parser (simple.py); a file without a
+    sha256 has nothing to check its bytes against: not listed."""
+    from wheelhouse.simple import parse_html
+
+    return [
+        UpstreamFile(
+            filename=link.filename,
+            url=link.url,
+            sha256=link.sha256,
+            requires_python=link.requires_python or None,
+            yanked=(link.yanked_reason or "") if link.yanked else None,
+            metadata_sha256=_sha_of(link.core_metadata),
+        )
+        for link in parse_html(text, base_url)
+        if link.sha256 is not None
+    ]
 
 
 # -- this server's pages --------------------------------------------------------------------

@@ -22,17 +22,31 @@ limits are a few counters here, on the same parser:
 
 The request body's own timeout is the app's (a `receive` that waits at most
 `body_timeout`), where the upload reads it.
+
+Two fast paths, for what an index serves most:
+
+* a GET or HEAD of a cached page is answered here (app.App.fast_request/fast_answer),
+  without an ASGI task; bytes that were one whole such request, read between two
+  requests, are remembered (bounded), and the same bytes again are answered without
+  parsing them again: still one stat() of the page, so it is served as it is now;
+* a file's body goes from the page cache to the socket by os.sendfile (`sendfile`, in
+  the scope's extensions for static.send_file; a cold file read ahead by a thread),
+  waiting for a slow reader at most `body_timeout` seconds at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from wheelhouse.serve.paths import FastRequest
+from wheelhouse.serve.static import SENDFILE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,13 +88,21 @@ class HardenedProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # the app's synchronous fast path (app.App.fast), under uvicorn's middleware
+        # the app's synchronous fast path (app.App.fast_request, fast_answer), under
+        # uvicorn's middleware
         inner = self.app
-        while not hasattr(inner, "fast") and hasattr(inner, "app"):
+        while not hasattr(inner, "fast_request") and hasattr(inner, "app"):
             inner = inner.app
-        self._fast: Callable[..., tuple[int, list[tuple[bytes, bytes]], bytes] | None] | None = (
-            getattr(inner, "fast", None)
+        self._fast_request: Callable[..., FastRequest | None] | None = getattr(
+            inner, "fast_request", None
         )
+        self._fast_answer: Callable[..., tuple[int, bytes, bytes] | None] = getattr(
+            inner, "fast_answer", lambda req, client: None
+        )
+        self._waiter: asyncio.Future[None] | None = None  # sendfile waits for the socket
+        self._idle = True  # the parser is between two requests
+        self._messages = 0  # requests begun in the bytes being fed
+        self._read: FastRequest | None = None  # what the fast path answered in them
         self._in_head = False
         self._head_bytes = 0
         self._body_bytes = 0  # body bytes of the chunk being fed (not head bytes)
@@ -127,6 +149,15 @@ class HardenedProtocol(HttpToolsProtocol):
     # -- the head -----------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._idle:
+            read = _heads.get(data)
+            if read is not None and self._ready():
+                got = self._fast_answer(read, self.client)
+                if got is not None:
+                    self._unset_keepalive_if_required()
+                    self._answer(*got, True)
+                    return
+        was_idle, self._messages, self._read = self._idle, 0, None
         self._body_bytes = 0
         super().data_received(data)
         if self.transport.is_closing():
@@ -135,9 +166,40 @@ class HardenedProtocol(HttpToolsProtocol):
             self._head_bytes += len(data) - self._body_bytes
             if self._head_bytes > self.limits.max_head:
                 self._refuse(431, "the request's headers are too large\n")
+        elif (
+            self._read is not None
+            and was_idle
+            and self._idle
+            and self._messages == 1
+            and len(data) <= _HEAD_BYTES
+        ):
+            # these bytes, fed to the parser between two requests, were one whole request
+            # of a cached page, kept alive: the same bytes again are the same request
+            # (the parser and the fast path are functions of them), answered without
+            # parsing them again. Bounded: a key's size and the number of keys.
+            if len(_heads) >= _HEADS:
+                _heads.clear()
+            _heads[data] = self._read
+
+    def _ready(self) -> bool:
+        """No request in the works: the fast path may answer. (A client that does not
+        read what it asked for, write_paused, goes the ASGI way, which waits for the
+        socket to drain: no unbounded buffer.)"""
+        return (
+            (self.cycle is None or self.cycle.response_complete)
+            and not self.pipeline
+            and not self.flow.write_paused
+            and not self.transport.is_closing()
+        )
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        # uvicorn's makes the ASGI scope here, which a page the fast path answers never
+        # needs: made in on_headers_complete (_make_scope), for the ASGI path only
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        self._idle = False
+        self._messages += 1
         self._in_head = True
         self._head_bytes = 0
         self._since = time.monotonic()
@@ -154,37 +216,110 @@ class HardenedProtocol(HttpToolsProtocol):
         if len(self.headers) > self.limits.max_headers:
             self._refuse(431, "the request has too many headers\n")
             return
-        if self._fast is not None and (self.cycle is None or self.cycle.response_complete):
+        if self._fast_request is not None and self._ready():
             method = self.parser.get_method()
-            # a client that does not read what it asked for (write_paused) goes the
-            # ASGI way, which waits for the socket to drain: no unbounded buffer
-            if method in (b"GET", b"HEAD") and not self.pipeline and not self.flow.write_paused:
-                got = self._fast(method, self.url, self.headers, self.client)
+            if method in (b"GET", b"HEAD"):
+                read = self._fast_request(method, self.url, self.headers)
+                got = self._fast_answer(read, self.client) if read is not None else None
                 if got is not None:
-                    self._answer(*got)
+                    keep = self.parser.should_keep_alive()
+                    self._read = read if keep else None
+                    self._answer(*got, keep)
                     return
+        self._make_scope()
         super().on_headers_complete()
 
-    def _answer(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        """Write a whole response the app gave synchronously (its fast path), then wait
-        for the next request as uvicorn does after an ASGI response."""
-        keep = self.parser.should_keep_alive()
-        out = [_STATUS[status]]
-        for name, value in self.server_state.default_headers:
-            out += [name, b": ", value, b"\r\n"]
-        for name, value in headers:
-            out += [name, b": ", value, b"\r\n"]
-        if status == 304:
-            out.append(b"content-length: 0\r\n")
-        if not keep:
-            out.append(b"connection: close\r\n")
-        out += [b"\r\n", body]
-        self.transport.write(b"".join(out))
+    def _make_scope(self) -> None:
+        """uvicorn's scope (its on_message_begin), for this request's head as read, with
+        the zero-copy sender among its extensions (static.send_file uses it)."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
+        self.scope["extensions"] = {SENDFILE: {"send": self.sendfile}}
+
+    def _answer(self, status: int, head: bytes, body: bytes, keep: bool) -> None:
+        """Write a whole response the app gave synchronously (its fast path: the header
+        lines ready made), then wait for the next request as uvicorn does after an ASGI
+        response."""
+        defaults = self.server_state.default_headers  # the date: a new list each second
+        if defaults is not _defaults[0]:
+            _defaults[:] = [defaults, b"".join(b"%s: %s\r\n" % kv for kv in defaults)]
+        end = b"\r\n" if keep else b"connection: close\r\n\r\n"
+        # one writev, the page's bytes not copied
+        self.transport.writelines((_STATUS[status], _defaults[1], head, end, body))
         self.cycle = None  # type: ignore[assignment]  # no cycle: body callbacks skip
         if not keep:
             self.transport.close()
             return
         self._since = time.monotonic()  # idle from now: the sweep closes it in time
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)  # sendfile sees the socket gone
+        super().connection_lost(exc)
+
+    async def sendfile(self, fd: int, offset: int, count: int, cold: bool) -> int | None:
+        """Send `count` bytes of the open file `fd` from `offset` straight from the page
+        cache to the socket (os.sendfile: nothing copied through Python, as nginx does), as
+        the body of the response whose head the app has sent; a `cold` file is read into
+        the page cache by a thread a piece ahead, so a slow disk never stalls the event
+        loop. None where the transport still holds bytes (the caller streams the file
+        instead); else the bytes sent: fewer where the file got shorter, the client went
+        away or read nothing for `body_timeout` seconds, and then the connection closes."""
+        transport, cycle = self.transport, self.cycle
+        sock = transport.get_extra_info("socket")
+        if sock is None or cycle is None or transport.get_write_buffer_size():
+            return None
+        out, sent, poll_fd = sock.fileno(), 0, -1
+        ready = offset if cold else offset + count  # read into the page cache up to here
+        try:
+            while sent < count and not transport.is_closing():
+                if ready <= offset + sent:
+                    size = min(_WARM, count - sent)
+                    got = await self.loop.run_in_executor(None, _warm, fd, ready, size)
+                    if got == 0:  # the file got shorter under us
+                        break
+                    ready += got
+                try:
+                    n = os.sendfile(out, fd, offset + sent, ready - offset - sent)
+                except BlockingIOError:  # the socket is full: wait until the client reads
+                    try:
+                        # uvloop refuses add_writer on a transport's fd: a duplicate of it
+                        # (the same socket) is watched instead
+                        poll_fd = os.dup(out) if poll_fd < 0 else poll_fd
+                    except OSError:  # no file descriptor left: give this client up
+                        break
+                    if not await self._writable(poll_fd):
+                        break
+                    continue
+                except OSError:  # reset, broken pipe: the client is gone
+                    break
+                if n == 0:  # the file got shorter under us
+                    break
+                sent += n
+        finally:
+            if poll_fd >= 0:
+                os.close(poll_fd)
+        cycle.expected_content_length -= sent
+        if sent < count:  # the body cannot be finished: end the connection
+            transport.close()
+            cycle.disconnected = True  # the app's last send is dropped, as for a lost client
+        return sent
+
+    async def _writable(self, fd: int) -> bool:
+        """Wait until the socket (duplicated as `fd`) takes more bytes: False when the
+        client read nothing for `body_timeout` seconds or the connection was lost."""
+        waiter = self._waiter = self.loop.create_future()
+        self.loop.add_writer(fd, _wake, waiter)
+        timer = self.loop.call_later(self.limits.body_timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self.loop.remove_writer(fd)
+            timer.cancel()
+            self._waiter = None
+        return not self.transport.is_closing() and self.loop.time() < timer.when()
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -192,6 +327,7 @@ class HardenedProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._idle = True
         if self.cycle is not None and not self.transport.is_closing():
             super().on_message_complete()
 
@@ -208,6 +344,27 @@ class HardenedProtocol(HttpToolsProtocol):
 
 
 _sweeping = False
+_heads: dict[bytes, FastRequest] = {}  # request bytes -> what the fast path read in them
+_HEADS = 4096  # keys of _heads (cleared when full: made-up requests cannot grow it)
+_HEAD_BYTES = 2048  # the longest request kept (pip's are a few hundred bytes)
+_defaults: list[Any] = [None, b""]  # server_state.default_headers and their bytes
+
+
+_WARM = 1 << 20  # bytes of a cold file a thread reads ahead of sendfile
+
+
+def _warm(fd: int, offset: int, size: int) -> int:
+    """Read a piece of a file (into the page cache: the bytes are dropped); 0 at its end
+    or on a read error (the body ends short and the connection closes)."""
+    try:
+        return len(os.pread(fd, size, offset))
+    except OSError:
+        return 0
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], limits: Limits) -> None:

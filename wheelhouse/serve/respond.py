@@ -27,7 +27,7 @@ def page_headers(page: Page, ctype: bytes, gz: bool) -> list[tuple[bytes, bytes]
     key = (ctype, gz)
     out = cache.get(key)
     if out is None:
-        body = page.gz if gz else page.body
+        body = page.gz if gz and page.gz is not None else page.body
         out = [
             (b"content-type", ctype),
             (b"content-length", str(len(body)).encode()),
@@ -40,6 +40,26 @@ def page_headers(page: Page, ctype: bytes, gz: bool) -> list[tuple[bytes, bytes]
             out.append((b"content-encoding", b"gzip"))
         cache[key] = out
     return out
+
+
+def page_head(page: Page, ctype: bytes, gz: bool) -> bytes:
+    """page_headers as the header lines of a response, made once per page and variant."""
+    key = (ctype, gz)
+    out = page.heads.get(key)
+    if out is None:
+        out = page.heads[key] = header_lines(page_headers(page, ctype, gz))
+    return out
+
+
+def not_modified_headers(etag: bytes, length: bytes | None = None) -> list[tuple[bytes, bytes]]:
+    """A page's 304: its validator and caching headers (and a content-length of 0 where
+    the protocol writes it, not uvicorn)."""
+    out = [(b"etag", etag), VARY, (b"cache-control", PAGE_CACHE_CONTROL)]
+    return out if length is None else [*out, (b"content-length", length)]
+
+
+def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(b"%s: %s\r\n" % kv for kv in headers)
 
 
 async def send_bytes(

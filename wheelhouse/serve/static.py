@@ -5,7 +5,8 @@ form, ETag and headers ready, keyed by the file's stat stamp: one stat() per req
 says whether the cached bytes are still the file's (an upload or `wheelhouse index`
 replaces pages by rename, which changes the inode). The cache has a bound on entries.
 
-Files are streamed in chunks (never read whole), with a stat-based ETag and
+Files go from the page cache to the socket by the protocol's os.sendfile (or, without
+it, are streamed in chunks; never read whole), with a stat-based ETag and
 Last-Modified, conditional GET (304) and single byte ranges (206/416). A file name in an
 index never changes its bytes (uploads refuse that with 409), so files may be cached
 by clients for a long time.
@@ -19,7 +20,9 @@ import gzip
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
@@ -66,15 +69,33 @@ def inside(fd: int, path: str, base: str) -> bool:
     return real.startswith(base + "/")
 
 
+_GZIP_NOW = 64 << 10  # pages up to this size are compressed when read; bigger, by a thread
+
+
 class Page:
     """One page file's bytes, its gzip form and validators."""
 
-    __slots__ = ("body", "etag", "etag_gz", "gz", "headers", "last_modified", "mtime", "stamp")
+    __slots__ = (
+        "body",
+        "etag",
+        "etag_gz",
+        "gz",
+        "headers",
+        "heads",
+        "last_modified",
+        "mtime",
+        "packing",
+        "stamp",
+    )
 
     def __init__(self, body: bytes, stamp: tuple[int, int, int], mtime: float) -> None:
         self.stamp = stamp
         self.body = body
-        self.gz = gzip.compress(body, compresslevel=6, mtime=0)
+        # a big page's gzip form (a 700 KiB page: ~20 ms of CPU) is made by a thread on
+        # first demand (packed()): the event loop never stalls every request behind it
+        small = len(body) <= _GZIP_NOW
+        self.gz: bytes | None = gzip.compress(body, compresslevel=6, mtime=0) if small else None
+        self.packing = False
         tag = hashlib.blake2b(body, digest_size=10).hexdigest()
         self.etag = f'"{tag}"'.encode()
         self.etag_gz = f'"{tag}-gz"'.encode()
@@ -82,6 +103,31 @@ class Page:
         self.last_modified = http_date(mtime)
         # response headers per (content type, gzip), made on first use (app._page_headers)
         self.headers: dict[tuple[bytes, bool], list[tuple[bytes, bytes]]] = {}
+        # the same as header lines, for the protocol's fast path (respond.page_head)
+        self.heads: dict[tuple[bytes, bool], bytes] = {}
+
+    def packed(self, wanted: bool) -> bytes | None:
+        """The gzip form, where the client takes it and it is made; else None (the
+        plain bytes are sent, as to any client: a big page's gzip form is started on
+        a thread the first time it is wanted)."""
+        if not wanted or self.gz is not None:
+            return self.gz if wanted else None
+        if not self.packing:
+            self.packing = True
+            _packer().submit(self._pack)
+        return None
+
+    def _pack(self) -> None:
+        self.gz = gzip.compress(self.body, compresslevel=6, mtime=0)
+
+
+_PACKER: list[ThreadPoolExecutor] = []  # made in the worker process, on first use
+
+
+def _packer() -> ThreadPoolExecutor:
+    if not _PACKER:
+        _PACKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="wheelhouse-gzip"))
+    return _PACKER[0]
 
 
 class PageCache:
@@ -164,6 +210,26 @@ def parse_range(value: bytes, size: int) -> tuple[int, int] | bool | None:
     return start, min(end, size - 1)
 
 
+# the protocol's zero-copy sender, in scope["extensions"] (protocol.HardenedProtocol.sendfile)
+SENDFILE = "wheelhouse.sendfile"
+SendFile = Callable[[int, int, int, bool], Awaitable["int | None"]]
+_HOT_SECONDS = 60.0  # a file sent whole this recently is taken to be in the page cache
+_HOT_LIMIT = 4096  # entries of the hot-file table (oldest dropped first)
+_hot: dict[tuple[str, int, int, int], float] = {}
+
+
+def _is_hot(key: tuple[str, int, int, int], now: float) -> bool:
+    when = _hot.get(key)
+    return when is not None and now - when < _HOT_SECONDS
+
+
+def _mark_hot(key: tuple[str, int, int, int], now: float) -> None:
+    _hot.pop(key, None)  # re-inserted last: the oldest entry is dropped first
+    if len(_hot) >= _HOT_LIMIT:
+        _hot.pop(next(iter(_hot)))
+    _hot[key] = now
+
+
 async def send_file(
     send: Send,
     path: str,
@@ -172,9 +238,13 @@ async def send_file(
     head: bool,
     base: str,
     extra: Headers | None = None,
+    sendfile: SendFile | None = None,
 ) -> tuple[int, int, str] | None:
     """Stream `path`; (status, body bytes sent, content type), or None when there is no
-    such regular file under the folder `base` (the caller answers 404)."""
+    such regular file under the folder `base` (the caller answers 404). With `sendfile`
+    (the protocol's) the body goes from the page cache to the socket without passing
+    through Python; a big file not sent whole within the last minute is cold: a thread
+    reads it ahead, so a slow disk never stalls the event loop."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
@@ -217,24 +287,46 @@ async def send_file(
         if head or length == 0:
             await send({"type": "http.response.body", "body": b""})
             return status, 0, ctype.decode()
-        loop = asyncio.get_running_loop()
-        offset, left = start, length
-        while left > 0:
-            n = min(CHUNK, left)
-            # a small file in the page cache costs microseconds: read it right here; a
-            # chunk of a big one goes to a thread, so a cold disk never stalls the loop
-            if length <= CHUNK:
-                data = os.pread(fd, n, offset)
-            else:
-                data = await loop.run_in_executor(None, os.pread, fd, n, offset)
-            if not data:  # truncated under us: end the body short (the client sees it)
-                break
-            offset += len(data)
-            left -= len(data)
-            await send({"type": "http.response.body", "body": data, "more_body": left > 0})
-        if left > 0:
-            await send({"type": "http.response.body", "body": b""})
-        return status, length - left, ctype.decode()
+        sent = await _send_body(send, fd, start, length, (path, *_stamp(st)), sendfile)
+        if sent == size:
+            _mark_hot((path, *_stamp(st)), time.monotonic())
+        return status, sent, ctype.decode()
     finally:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+async def _send_body(
+    send: Send,
+    fd: int,
+    start: int,
+    length: int,
+    key: tuple[str, int, int, int],
+    sendfile: SendFile | None,
+) -> int:
+    """Send `length` bytes of `fd` from `start` as the body; the bytes sent (fewer where
+    the file got shorter or the client went away)."""
+    if sendfile is not None:
+        cold = length > CHUNK and not _is_hot(key, time.monotonic())
+        sent = await sendfile(fd, start, length, cold)
+        if sent is not None:
+            await send({"type": "http.response.body", "body": b""})
+            return sent
+    loop = asyncio.get_running_loop()
+    offset, left = start, length
+    while left > 0:
+        n = min(CHUNK, left)
+        # a small file in the page cache costs microseconds: read it right here; a
+        # chunk of a big one goes to a thread, so a cold disk never stalls the loop
+        if length <= CHUNK:
+            data = os.pread(fd, n, offset)
+        else:
+            data = await loop.run_in_executor(None, os.pread, fd, n, offset)
+        if not data:  # truncated under us: end the body short (the client sees it)
+            break
+        offset += len(data)
+        left -= len(data)
+        await send({"type": "http.response.body", "body": data, "more_body": left > 0})
+    if left > 0:
+        await send({"type": "http.response.body", "body": b""})
+    return length - left
