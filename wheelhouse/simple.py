@@ -7,7 +7,6 @@ The lock's hashes come from here: every index already publishes each file's sha2
 from __future__ import annotations
 
 import hashlib
-import html.parser
 import json
 import re
 import threading
@@ -87,48 +86,6 @@ def parse_filename(filename: str) -> tuple[NormalizedName, Version, frozenset[Ta
     return None
 
 
-class _AnchorParser(html.parser.HTMLParser):
-    def __init__(self, base_url: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.base_url = base_url
-        self.links: list[FileLink] = []
-        self._attrs: dict[str, str | None] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "base":
-            href = dict(attrs).get("href")
-            if href:
-                self.base_url = urllib.parse.urljoin(self.base_url, href)
-        elif tag == "a":
-            self._attrs = dict(attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag != "a" or self._attrs is None:
-            return
-        attrs, self._attrs = self._attrs, None
-        href = attrs.get("href")
-        if not href:
-            return
-        url = urllib.parse.urljoin(self.base_url, href)
-        url, _, fragment = url.partition("#")
-        filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
-        digest = None
-        m = re.search(r"(?:^|&)sha256=([0-9a-fA-F]{64})", fragment)
-        if m:
-            digest = m.group(1).lower()
-        self.links.append(
-            FileLink(
-                filename=filename,
-                url=url,
-                sha256=digest,
-                requires_python=attrs.get("data-requires-python"),
-                yanked="data-yanked" in attrs,
-                yanked_reason=attrs.get("data-yanked"),
-                core_metadata=attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata")),
-            )
-        )
-
-
 def parse_html(text: str, base_url: str, hint: str | None = None) -> list[FileLink]:
     """Links of a PEP 503 page. ``hint``: only anchors containing it are parsed (fast path
     for pages with thousands of files, such as numpy's); the caller falls back to None."""
@@ -136,10 +93,26 @@ def parse_html(text: str, base_url: str, hint: str | None = None) -> list[FileLi
         chunks = re.split(r"(?i)(?=<a\s)", text)
         head = chunks[0] if chunks and not chunks[0].lower().startswith("<a") else ""
         text = head + "".join(c for c in chunks if hint in c)
-    parser = _AnchorParser(base_url)
-    parser.feed(text)
-    parser.close()
-    return parser.links
+    from wheelhouse.anchors import anchors  # html.parser: only for an HTML page
+
+    links = []
+    for anchor in anchors(text, base_url):
+        url, _, fragment = anchor.url.partition("#")
+        filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+        m = re.search(r"(?:^|&)sha256=([0-9a-fA-F]{64})", fragment)
+        attrs = anchor.attrs
+        links.append(
+            FileLink(
+                filename=filename,
+                url=url,
+                sha256=m.group(1).lower() if m else None,
+                requires_python=attrs.get("data-requires-python"),
+                yanked="data-yanked" in attrs,
+                yanked_reason=attrs.get("data-yanked"),
+                core_metadata=attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata")),
+            )
+        )
+    return links
 
 
 def parse_json(data: bytes, base_url: str) -> list[FileLink]:
