@@ -76,7 +76,7 @@ class WheelInfo:
 
 
 def inspect_wheel(
-    path: Path,
+    path: Path | str,
     *,
     filename: str | None = None,
     size: int | None = None,
@@ -92,7 +92,9 @@ def inspect_wheel(
     when the caller has it (a cache by `sha256`, which must then be given): the wheel is
     not opened; `check_crc`: read every member and check its CRC (off only where the
     bytes were checked before)."""
-    name = filename or path.name
+    # (a str path from the index: pathlib interns every part it parses, a table that
+    # grows by one entry per wheel of a big index)
+    name = filename or os.path.basename(path)  # noqa: PTH119
     try:
         project, version, build, tags = parse_wheel_filename(name)
     except InvalidWheelFilename as exc:
@@ -102,7 +104,7 @@ def inspect_wheel(
         ) from None
     if size is None:
         try:
-            size = path.stat().st_size
+            size = os.stat(path).st_size  # noqa: PTH116
         except OSError as exc:
             raise _unreadable(exc) from None
     if metadata is None or sha256 is None:
@@ -123,7 +125,7 @@ def inspect_wheel(
 
 
 def _read(
-    path: Path, project: str, size: int, vouched: str | None, *, check_crc: bool
+    path: Path | str, project: str, size: int, vouched: str | None, *, check_crc: bool
 ) -> tuple[str, bytes]:
     """(sha256, METADATA) of the wheel at `path`; raises WheelRefused."""
     import zipfile
@@ -139,7 +141,7 @@ def _read(
         elif vouched is not None:
             digest, archive = vouched, path  # zipfile reads the central directory only
         else:
-            with path.open("rb") as f:
+            with open(path, "rb") as f:  # noqa: PTH123
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
             archive = path
         if data is not None and check_crc:

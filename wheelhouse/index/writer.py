@@ -384,7 +384,7 @@ def _tidy_sources(
             mine = found if len(sources) == 1 else [f for f in found if f.source is src]
             remove_stale_sidecars(src, mine, sidecars[src.prefix])
             listings[src.folder] = Listing(
-                wheels={f.filename: (f.stamp, f.ctime, f.rec) for f in mine},
+                wheels=mine,
                 sidecars=sidecars[src.prefix],  # now every wheel's (and maybe a stale one)
             )
 
