@@ -64,7 +64,7 @@ class Listing:
     target's index to the combined one in the same run: one scan of each folder serves
     both."""
 
-    wheels: Sequence[Found]  # the target index's own (the combined one makes its own)
+    wheels: Sequence[Found]  # the target index's, handed over: the next index reuses them
     sidecars: set[str]  # the names present (the set itself: handed on, not copied)
 
 
@@ -120,14 +120,18 @@ def scan(
     for src in sources:
         listing = listings.pop(src.folder, None)
         if listing is not None:
+            # the target index is done with its wheels: each becomes this index's (one
+            # object per wheel for both indexes), its record a hint
             sidecars[src.prefix] = listing.sidecars
             prefix = src.prefix
-            add = found.append
-            for theirs in listing.wheels:
-                name = theirs.filename
-                item = Found(prefix + name, src, name, theirs.stamp, theirs.ctime)
-                item.hint = theirs.rec
-                add(item)
+            for item in listing.wheels:
+                item.key = prefix + item.filename
+                item.source = src
+                item.project = ""
+                item.hint, item.rec = item.rec, None
+                item.known = item.fresh = False
+                item.metadata = None
+            found.extend(listing.wheels)
             continue
         sidecars[src.prefix] = _list_folder(src, found)
     return found, sidecars
