@@ -60,12 +60,6 @@ def _url(key: str) -> str:
     return "../../" + (key if _PLAIN(key) else urllib.parse.quote(key))
 
 
-def _hex(digest: str) -> str:
-    """A digest as it goes into HTML: hex already (from a state a run did not write, any
-    other character is escaped)."""
-    return digest if _PLAIN(digest) else _esc(digest)
-
-
 def render_project(project: str, files: Sequence[PageFile]) -> tuple[bytes, bytes]:
     """(index.html, index.json) of one project."""
     ordered = sorted(files, key=lambda f: (_version(f[1][VERSION]), f[0]))
@@ -77,14 +71,15 @@ def render_project(project: str, files: Sequence[PageFile]) -> tuple[bytes, byte
     for key, rec, yank in ordered:
         filename = key.rpartition("/")[2]
         # (a page per project and thousands of projects: html.escape only where a
-        # character could need it; a quoted URL and hex digests never do)
+        # character could need it; a quoted URL and a digest's hex never do)
         plain = _PLAIN(key) is not None
         url = "../../" + key if plain else _url(key)
-        sha, meta_sha, requires_python = rec[SHA256], rec[META_SHA256], rec[REQUIRES_PYTHON]
-        attrs = f' href="{url}#sha256={_hex(sha)}"'
+        sha, meta_sha = rec[SHA256].hex(), rec[META_SHA256].hex()
+        requires_python = rec[REQUIRES_PYTHON]
+        attrs = f' href="{url}#sha256={sha}"'
         if requires_python:
             attrs += f' data-requires-python="{_esc(requires_python)}"'
-        meta = f"sha256={_hex(meta_sha)}"
+        meta = f"sha256={meta_sha}"
         attrs += f' data-dist-info-metadata="{meta}" data-core-metadata="{meta}"'
         if yank is not False:
             attrs += f' data-yanked="{_esc(yank if isinstance(yank, str) else "")}"'

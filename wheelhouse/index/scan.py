@@ -6,6 +6,7 @@ its state record where the stat stamp says the file is unchanged, else read and 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -276,9 +277,9 @@ def _read_wheel(found: Found) -> None:
         *found.stamp,
         sys.intern(str(info.project)),
         sys.intern(str(info.version)),
-        info.sha256,
+        bytes.fromhex(info.sha256),
         None if rp is None else sys.intern(rp),
-        info.metadata_sha256,
+        hashlib.sha256(info.metadata).digest(),
         len(info.metadata),
     ]
 
@@ -313,7 +314,8 @@ def check_duplicates(found: Sequence[Found]) -> list[Found]:
         if first.rec[SHA256] != item.rec[SHA256]:
             raise PublishError(
                 f"{first.filename} differs between {first.source.folder} (sha256 "
-                f"{first.rec[SHA256]}) and {item.source.folder} (sha256 {item.rec[SHA256]})",
+                f"{first.rec[SHA256].hex()}) and {item.source.folder} (sha256 "
+                f"{item.rec[SHA256].hex()})",
                 hint="one file name must mean one file: rebuild the targets from the same "
                 "cache so they share the wheel, or remove one of them",
             )
