@@ -56,7 +56,8 @@ def plan_run(
     for f in found:
         project = known.get(f.key)
         if project is None:
-            project = project_of(f.filename)
+            # (a wheel handed on by the target's index of this run knows its project)
+            project = f.project or project_of(f.filename)
             touched.add(project)
         elif f.ctime >= horizon or (
             f.source.owner and f.filename + METADATA_SUFFIX not in sidecars[f.source.prefix]

@@ -127,8 +127,7 @@ def scan(
             prefix = src.prefix
             for item in listing.wheels:
                 item.key = prefix + item.filename
-                item.source = src
-                item.project = ""
+                item.source = src  # (its project, from its file name, stays)
                 item.hint, item.rec = item.rec, None
                 item.known = item.fresh = False
                 item.metadata = None
