@@ -12,14 +12,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def install_wheelhouse(work: Path, extras: str = "uv") -> str:
-    """Install this checkout (with `extras`) into work/wheelhouse-venv; the path of its
-    `wheelhouse`."""
-    venv = work / "wheelhouse-venv"
-    print(f"setup:       pip install {REPO.name} into {venv} (untimed) ...", flush=True)
+def install_wheelhouse(
+    work: Path, extras: str = "uv", *, repo: Path = REPO, venv_name: str = "wheelhouse-venv"
+) -> str:
+    """Install this checkout, or `repo` (with `extras`), into work/<venv_name>; the path
+    of its `wheelhouse`."""
+    venv = work / venv_name
+    print(f"setup:       pip install {repo.name} into {venv} (untimed) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     res = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{REPO}[{extras}]"],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{repo}[{extras}]"],
         cwd=work,
         env={k: v for k, v in os.environ.items() if k != "PIP_REQUIRE_VIRTUALENV"},
         capture_output=True,
@@ -27,5 +29,5 @@ def install_wheelhouse(work: Path, extras: str = "uv") -> str:
         check=False,
     )
     if res.returncode != 0:
-        sys.exit(f"pip install {REPO} failed:\n{res.stderr[-3000:]}")
+        sys.exit(f"pip install {repo} failed:\n{res.stderr[-3000:]}")
     return str(venv / "bin" / "wheelhouse")

@@ -26,7 +26,11 @@ were deleted is several times slower, which would penalise whichever tool runs n
 wheelhouse's own `elapsed` (the index work without Python's start-up and imports) is
 printed too. `--sizes 3000,30000,100000` benches each corpus size in turn (projects =
 size / --versions) and then prints the growth exponent k (time ~ wheels**k, 1.0 = linear)
-from the smallest to the largest size, per tool.
+from the smallest to the largest size, per tool. `--against DIR` benches another checkout
+of wheelhouse (say a clone of main) in the same rounds, as one more tool: a before/after
+in one run, where the machine's state (its load, the file system's backlog of deleted
+blocks, which slows file creation for a while: run two benches back to back and the
+second pays for the first's clean-up) is the same for both.
 
 Goals (the issue's): wheelhouse full at least twice as fast as dumb-pypi, incremental (one
 new wheel) at most 0.05 of its full run in wall clock, growth exponent at most 1.05, peak
@@ -66,6 +70,7 @@ ZIP_TIME = (2024, 1, 2, 3, 4, 5)
 MTIME = 1_700_000_000  # every corpus file's mtime (so upload-time is deterministic too)
 TOOLS = ("dumb-pypi==1.15.0", "simple503==0.4.0")
 WHEELHOUSE: list[str] = []  # the installed console script (bench/_install.py)
+AGAINST: list[str] = []  # --against: the other checkout's
 
 GOAL_FULL = 2.0  # dumb-pypi's full run / wheelhouse's must be at least this
 GOAL_INCREMENTAL = 0.05  # wheelhouse incremental / wheelhouse full: at most this
@@ -239,8 +244,17 @@ class Row:
         return statistics.median(values) if values else float("nan")
 
 
-def bench_wheelhouse(work: Path, corpus: Path, versions: int, row: Row, inner: Row) -> None:
-    project = work / "wheelhouse-project"
+def bench_wheelhouse(
+    work: Path,
+    corpus: Path,
+    versions: int,
+    row: Row,
+    inner: Row,
+    *,
+    exe: list[str] = WHEELHOUSE,
+    name: str = "wheelhouse-project",
+) -> None:
+    project = work / name
     project.mkdir()
     (project / "wheelhouse.toml").write_text(
         f'output = "out"\ndefault-targets = ["{TARGET}"]\n\n[targets.{TARGET}]\nextends = "slim"\n'
@@ -249,7 +263,7 @@ def bench_wheelhouse(work: Path, corpus: Path, versions: int, row: Row, inner: R
     clone(corpus, folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "WHEELHOUSE_"))}
     env["WHEELHOUSE_CACHE_DIR"] = str(work / "wheelhouse-cache")
-    argv = [*WHEELHOUSE, "-C", str(project), "index", "-t", TARGET]
+    argv = [*exe, "-C", str(project), "index", "-t", TARGET]
     for phase, times, inner_times in (
         ("full", row.full, inner.full),
         ("incremental", row.incremental, inner.incremental),
@@ -324,6 +338,7 @@ def bench_size(
     )
     wh, wh_inner = Row(name="wheelhouse index"), Row(name="  (index work only)")
     dumb, s503 = Row(name="dumb-pypi"), Row(name="simple503")
+    other, other_inner = Row(name="wheelhouse --against"), Row(name="  (its index work)")
     startup = []
     for r in range(args.repeat):
         startup.append(run("wheelhouse --version", [*WHEELHOUSE, "--version"], cwd=work)[0])
@@ -337,6 +352,19 @@ def bench_size(
         ]
         if args.skip_simple503:
             order.pop()
+        if AGAINST:
+            order.append(
+                functools.partial(
+                    bench_wheelhouse,
+                    rounds,
+                    corpus,
+                    args.versions,
+                    other,
+                    other_inner,
+                    exe=AGAINST,
+                    name="against-project",
+                )
+            )
         first = (turn + r) % len(order)
         for job in order[first:] + order[:first]:
             job()
@@ -344,17 +372,18 @@ def bench_size(
             f"round {r + 1}: full / incremental: "
             + ", ".join(
                 f"{t.name} {t.full[-1]:.2f} / {t.incremental[-1]:.2f} s"
-                for t in (wh, dumb, s503)
+                for t in (wh, dumb, s503, other)
                 if t.full
             ),
             file=sys.stderr,
             flush=True,
         )
-    rows = {r.name: r for r in (wh, wh_inner, dumb, s503) if r.full}
+    rows = {r.name: r for r in (wh, wh_inner, dumb, s503, other, other_inner) if r.full}
     return Result(wheels=len(names), rows=rows, startup=statistics.median(startup))
 
 
 def report_size(res: Result) -> None:
+    other_name = "wheelhouse --against"
     sys.stdout.flush()
     rows = res.rows
     print(f"\n== {res.wheels} wheels ==")
@@ -369,7 +398,7 @@ def report_size(res: Result) -> None:
         print(f"{row.name:<22} {full:>9.3f} {incr:>16.3f} {incr / full:>10.3f} {memory}")
     wh = rows["wheelhouse index"]
     full, incr = wh.median(wh.full), wh.median(wh.incremental)
-    others = [r for r in rows.values() if r.name in ("dumb-pypi", "simple503")]
+    others = [r for r in rows.values() if r.name in ("dumb-pypi", "simple503", other_name)]
     for r in others:
         print(
             f"{r.name} / wheelhouse: full {r.median(r.full) / full:.2f}x, "
@@ -436,6 +465,11 @@ def main() -> int:
     parser.add_argument("--skip-simple503", action="store_true", help="the slowest tool")
     parser.add_argument("--tools-venv", type=Path, help="a venv to install/reuse the tools in")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another wheelhouse checkout (e.g. a clone of main) benched in the same rounds",
+    )
     args = parser.parse_args()
     sizes = [args.projects]
     if args.sizes:
@@ -445,6 +479,10 @@ def main() -> int:
     try:
         venv = tools_venv(args.tools_venv or work / "tools-venv")
         WHEELHOUSE[:] = [install_wheelhouse(work)]
+        if args.against:
+            AGAINST[:] = [
+                install_wheelhouse(work, repo=args.against.resolve(), venv_name="against-venv")
+            ]
         results = []
         for turn, projects in enumerate(sizes):
             results.append(bench_size(work, args, venv, projects, turn))

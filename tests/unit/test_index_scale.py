@@ -7,6 +7,7 @@ the struct-based zip reader agrees with zipfile. Counts of calls, never times.""
 from __future__ import annotations
 
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -97,7 +98,27 @@ def test_the_target_and_combined_index_list_a_folder_once(
     report = ix.index_combined(out, [slim], listings=listings)
     assert listed.count(str(slim)) == 1
     assert (report.files, report.hashed) == (4, 0)  # the combined index reused the records
+    assert not listings  # taken by the combined index: its wheels are not held twice
     check_tree(out / "simple")
+
+
+def test_a_page_whose_digest_is_damaged_is_rebuilt_from_the_wheels(out: Path) -> None:
+    """A project's records come from its JSON page: one that is not hex there (a page
+    edited or damaged by hand) is no record, and the project's wheels are read again."""
+    slim = out / "slim"
+    ix.index_target(slim)
+    page = slim / "simple" / "beta" / "index.json"
+    doc = json.loads(page.read_bytes())
+    doc["files"][0]["hashes"]["sha256"] = "not a digest"
+    page.write_text(json.dumps(doc))
+    put(slim, "beta", "2.0")
+    report = ix.index_target(slim)
+    assert (report.hashed, report.pages_written) == (2, 1)  # beta 1.0 again, and 2.0
+    files = check_tree(slim / "simple")
+    assert [f["filename"] for f in files["beta"]] == [
+        "beta-1.0-py3-none-any.whl",
+        "beta-2.0-py3-none-any.whl",
+    ]
 
 
 def test_new_sidecars_and_project_folders_are_written_in_place(
@@ -159,6 +180,19 @@ def test_the_quick_zip_reader_agrees_with_zipfile(tmp_path: Path, shape: str) ->
     at = member + 30 + name_len + extra_len + 2
     path.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
     with pytest.raises(WheelRefused):
+        inspect_wheel(path)
+
+
+def test_a_local_header_that_names_its_member_otherwise_is_refused(tmp_path: Path) -> None:
+    """The quick reader finds each member's data from its local header and checks that the
+    header names the member as the central directory does (its name and its length)."""
+    data = bytearray(wheel_bytes("alpha", "1.0"))
+    first = data.index(b"PK\x03\x04")
+    name_len = int.from_bytes(data[first + 26 : first + 28], "little")
+    data[first + 26 : first + 28] = (name_len - 1).to_bytes(2, "little")
+    path = tmp_path / "alpha-1.0-py3-none-any.whl"
+    path.write_bytes(bytes(data))
+    with pytest.raises(WheelRefused, match="not a readable zip file"):
         inspect_wheel(path)
 
 

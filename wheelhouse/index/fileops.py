@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TypeVar
 
+from wheelhouse.errors import FS_ERRNOS
 from wheelhouse.fsutil import (
     TMP,
     WAIT,
@@ -60,16 +61,21 @@ class FileWriter:
         """Write a file no reader is sent to yet in place: no temp file, no rename (what
         an interrupted run leaves of it is found and written again by the next, see
         `wheelhouse.index.writer`). False, writing nothing, where it already exists."""
+        # (no `writing()` context here: one per sidecar and page, tens of thousands a run)
         try:
-            with writing(dest):
-                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return False
+        except OSError as e:
+            _name_refusal(e, dest)
+            raise
         try:
             self._write_fd(fd, data)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(OSError):
                 os.unlink(dest)  # noqa: PTH108
+            if isinstance(e, OSError):
+                _name_refusal(e, dest)
             raise
         finally:
             os.close(fd)
@@ -111,6 +117,12 @@ class FileWriter:
                     finally:
                         os.close(fd)
         self.written.clear()
+
+
+def _name_refusal(e: OSError, dest: str) -> None:
+    """As `fsutil.writing` does: a full or read-only file system's error names the file."""
+    if e.errno in FS_ERRNOS:
+        e.filename, e.filename2 = dest, None
 
 
 def index_lock(

@@ -35,7 +35,7 @@ class Plan(NamedTuple):  # a NamedTuple costs less to import than a dataclass
     changed: dict[str, bool]  # project -> its page must be written (filled in by reading)
     projects: set[str]  # every project the pages list after this run
     found: Sequence[Found]  # every file
-    keys: set[str]  # every file the pages list after this run
+    keys: set[str]  # every file the pages list after this run (empty: the log was)
 
 
 def plan_run(
@@ -50,12 +50,14 @@ def plan_run(
     run (a newer ctime) or missing its sidecar, and those whose page is missing; all of
     them where `since` is None (a full run)."""
     touched: set[str] = set()
-    keys = {f.key for f in found}
+    # (what the pages list and the log forgets; nothing to forget where the log is empty)
+    keys = {f.key for f in found} if known else set()
     horizon = -1 if since is None else since  # (a plain loop: it sees every file, every run)
     for f in found:
         project = known.get(f.key)
         if project is None:
-            project = project_of(f.filename)
+            # (a wheel handed on by the target's index of this run knows its project)
+            project = f.project or project_of(f.filename)
             touched.add(project)
         elif f.ctime >= horizon or (
             f.source.owner and f.filename + METADATA_SUFFIX not in sidecars[f.source.prefix]

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import html
 import json
+import re
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
@@ -51,9 +52,12 @@ def _upload_time(mtime_ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9._~/-]+").fullmatch  # nothing to quote or escape
+
+
 def _url(key: str) -> str:
     # `+` (local versions) as %2B too: object storage reads a bare `+` in a path as a space
-    return "../../" + urllib.parse.quote(key)
+    return "../../" + (key if _PLAIN(key) else urllib.parse.quote(key))
 
 
 def render_project(project: str, files: Sequence[PageFile]) -> tuple[bytes, bytes]:
@@ -66,16 +70,20 @@ def render_project(project: str, files: Sequence[PageFile]) -> tuple[bytes, byte
     private = []
     for key, rec, yank in ordered:
         filename = key.rpartition("/")[2]
-        url = _url(key)
-        sha, meta_sha, requires_python = rec[SHA256], rec[META_SHA256], rec[REQUIRES_PYTHON]
-        attrs = f' href="{_esc(f"{url}#sha256={sha}")}"'
+        # (a page per project and thousands of projects: html.escape only where a
+        # character could need it; a quoted URL and a digest's hex never do)
+        plain = _PLAIN(key) is not None
+        url = "../../" + key if plain else _url(key)
+        sha, meta_sha = rec[SHA256].hex(), rec[META_SHA256].hex()
+        requires_python = rec[REQUIRES_PYTHON]
+        attrs = f' href="{url}#sha256={sha}"'
         if requires_python:
             attrs += f' data-requires-python="{_esc(requires_python)}"'
-        meta = _esc(f"sha256={meta_sha}")
+        meta = f"sha256={meta_sha}"
         attrs += f' data-dist-info-metadata="{meta}" data-core-metadata="{meta}"'
         if yank is not False:
             attrs += f' data-yanked="{_esc(yank if isinstance(yank, str) else "")}"'
-        links.append(f"<a{attrs}>{_esc(filename)}</a><br>\n")
+        links.append(f"<a{attrs}>{filename if plain else _esc(filename)}</a><br>\n")
         entry: dict[str, Any] = {
             "filename": filename,
             "url": url,

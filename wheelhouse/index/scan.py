@@ -6,6 +6,7 @@ its state record where the stat stamp says the file is unchanged, else read and 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -59,11 +60,12 @@ class Source:
 
 @dataclass(frozen=True, kw_only=True)
 class Listing:
-    """What one run learned of a source folder: every wheel's stamp, ctime and (where this
-    run read or looked it up) record, and the sidecars present. Handed from a target's
-    index to the combined one in the same run: one scan of each folder serves both."""
+    """What one run learned of a source folder: every wheel found (its stamp, ctime and,
+    where this run read or looked it up, record), and the sidecars present. Handed from a
+    target's index to the combined one in the same run: one scan of each folder serves
+    both."""
 
-    wheels: Mapping[str, tuple[Stamp, int, FileRecord | None]]
+    wheels: Sequence[Found]  # the target index's, handed over: the next index reuses them
     sidecars: set[str]  # the names present (the set itself: handed on, not copied)
 
 
@@ -108,21 +110,28 @@ def project_of(filename: str) -> str:
 
 
 def scan(
-    sources: Sequence[Source], listings: Mapping[Path, Listing]
+    sources: Sequence[Source], listings: dict[Path, Listing]
 ) -> tuple[list[Found], dict[str, set[str]]]:
     """Every wheel of every source, with its stamp and ctime; and per source prefix, the
     names of the sidecars present. One scandir and one stat() per wheel: the least a run
-    that must notice a wheel rewritten in place can do."""
+    that must notice a wheel rewritten in place can do. A listing is used once (the
+    combined index comes last): taken from `listings`, its wheels can be freed."""
     found: list[Found] = []
     sidecars: dict[str, set[str]] = {}
     for src in sources:
-        listing = listings.get(src.folder)
+        listing = listings.pop(src.folder, None)
         if listing is not None:
+            # the target index is done with its wheels: each becomes this index's (one
+            # object per wheel for both indexes), its record a hint
             sidecars[src.prefix] = listing.sidecars
-            for name, (stamp, ctime, rec) in listing.wheels.items():
-                item = Found(src.prefix + name, src, name, stamp, ctime)
-                item.hint = rec
-                found.append(item)
+            prefix = src.prefix
+            for item in listing.wheels:
+                item.key = prefix + item.filename
+                item.source = src  # (its project, from its file name, stays)
+                item.hint, item.rec = item.rec, None
+                item.known = item.fresh = False
+                item.metadata = None
+            found.extend(listing.wheels)
             continue
         sidecars[src.prefix] = _list_folder(src, found)
     return found, sidecars
@@ -155,19 +164,20 @@ def _add_entries(
     only = src.only
     sidecar = ".whl" + METADATA_SUFFIX
     cut = -len(METADATA_SUFFIX)
+    add, keep = found.append, present.add
     for entry in entries:
         name = entry.name
-        if name.endswith(sidecar):
+        if name[-4:] == ".whl":
+            if name[0] != "." and (only is None or name in only) and entry.is_file():
+                st = entry.stat()
+                stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+                add(Found(prefix + name, src, name, stamp, st.st_ctime_ns))
+        elif name.endswith(sidecar):
             if only is None or name[:cut] in only:
-                present.add(name)  # (a wheel left out keeps its sidecar: old pages list it)
-        elif name[0] == ".":
-            if name.endswith(TMP) and stale_temp(name):  # a sidecar being written
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)  # noqa: PTH108
-        elif name.endswith(".whl") and (only is None or name in only) and entry.is_file():
-            st = entry.stat()
-            stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
-            found.append(Found(prefix + name, src, name, stamp, st.st_ctime_ns))
+                keep(name)  # (a wheel left out keeps its sidecar: old pages list it)
+        elif name[0] == "." and name.endswith(TMP) and stale_temp(name):  # a sidecar's
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)  # noqa: PTH108
 
 
 def look_up(items: Sequence[Found], own: Mapping[str, FileRecord], trusted: bool) -> list[Found]:
@@ -248,7 +258,8 @@ def _read_wheel(found: Found) -> None:
     cached = cache / f"{vouched}{METADATA_SUFFIX}" if vouched and cache else None
     metadata = _cached_metadata(cached)
     info = inspect_wheel(
-        found.source.folder / found.filename,
+        f"{found.source.folder}/{found.filename}",
+        filename=found.filename,
         size=found.stamp[0],
         sha256=vouched,
         metadata=metadata,
@@ -265,9 +276,9 @@ def _read_wheel(found: Found) -> None:
         *found.stamp,
         sys.intern(str(info.project)),
         sys.intern(str(info.version)),
-        info.sha256,
+        bytes.fromhex(info.sha256),
         None if rp is None else sys.intern(rp),
-        info.metadata_sha256,
+        hashlib.sha256(info.metadata).digest(),
         len(info.metadata),
     ]
 
@@ -302,7 +313,8 @@ def check_duplicates(found: Sequence[Found]) -> list[Found]:
         if first.rec[SHA256] != item.rec[SHA256]:
             raise PublishError(
                 f"{first.filename} differs between {first.source.folder} (sha256 "
-                f"{first.rec[SHA256]}) and {item.source.folder} (sha256 {item.rec[SHA256]})",
+                f"{first.rec[SHA256].hex()}) and {item.source.folder} (sha256 "
+                f"{item.rec[SHA256].hex()})",
                 hint="one file name must mean one file: rebuild the targets from the same "
                 "cache so they share the wheel, or remove one of them",
             )

@@ -36,7 +36,9 @@ FORMAT = 2
 
 # -- what the state remembers of each file -----------------------------------------------
 
-# A file's record is a list, in this order: lists are what JSON reads fastest.
+# A file's record is a list, in this order: lists are what JSON reads fastest. The two
+# digests are kept as bytes (32, not 64 hex characters: a big index holds one record per
+# file in memory) and written as hex.
 SIZE, MTIME, INO, PROJECT, VERSION, SHA256, REQUIRES_PYTHON, META_SHA256, META_SIZE = range(9)
 FIELDS = 9
 FileRecord = list[Any]
@@ -112,9 +114,9 @@ def load_project(folder: Path) -> dict[str, FileRecord]:
                 ino,
                 doc["name"],
                 version,
-                entry["hashes"]["sha256"],
+                bytes.fromhex(entry["hashes"]["sha256"]),
                 entry.get("requires-python"),
-                entry["core-metadata"]["sha256"],
+                bytes.fromhex(entry["core-metadata"]["sha256"]),
                 meta_size,
             ]
     except (OSError, ValueError, LookupError, TypeError):

@@ -76,7 +76,7 @@ class WheelInfo:
 
 
 def inspect_wheel(
-    path: Path,
+    path: Path | str,
     *,
     filename: str | None = None,
     size: int | None = None,
@@ -92,7 +92,9 @@ def inspect_wheel(
     when the caller has it (a cache by `sha256`, which must then be given): the wheel is
     not opened; `check_crc`: read every member and check its CRC (off only where the
     bytes were checked before)."""
-    name = filename or path.name
+    # (a str path from the index: pathlib interns every part it parses, a table that
+    # grows by one entry per wheel of a big index)
+    name = filename or os.path.basename(path)  # noqa: PTH119
     try:
         project, version, build, tags = parse_wheel_filename(name)
     except InvalidWheelFilename as exc:
@@ -102,7 +104,7 @@ def inspect_wheel(
         ) from None
     if size is None:
         try:
-            size = path.stat().st_size
+            size = os.stat(path).st_size  # noqa: PTH116
         except OSError as exc:
             raise _unreadable(exc) from None
     if metadata is None or sha256 is None:
@@ -123,7 +125,7 @@ def inspect_wheel(
 
 
 def _read(
-    path: Path, project: str, size: int, vouched: str | None, *, check_crc: bool
+    path: Path | str, project: str, size: int, vouched: str | None, *, check_crc: bool
 ) -> tuple[str, bytes]:
     """(sha256, METADATA) of the wheel at `path`; raises WheelRefused."""
     import zipfile
@@ -139,7 +141,7 @@ def _read(
         elif vouched is not None:
             digest, archive = vouched, path  # zipfile reads the central directory only
         else:
-            with path.open("rb") as f:
+            with open(path, "rb") as f:  # noqa: PTH123
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
             archive = path
         if data is not None and check_crc:
@@ -345,6 +347,13 @@ def _read_small(path: str, size: int) -> bytes:
 
 
 _EOCD = struct.Struct("<4s4H2LH")
+_LOCAL_SIZES = struct.Struct("<HH")  # a local header's name and extra field lengths
+
+
+def _maybe_unsafe(name: str) -> bool:  # a cheap filter before _UNSAFE
+    return ".." in name or "\\" in name or name[:1] == "/" or name[1:2] == ":"
+
+
 _CENTRAL = struct.Struct("<4s6H3L5H2L")
 
 
@@ -363,48 +372,45 @@ def _read_clean_zip(data: bytes, project: str) -> bytes | None:
         return None
     view = memoryview(data)
     members: dict[str, bytes | memoryview] = {}
+    unpack, unpack_local, local_sig = _CENTRAL.unpack_from, _LOCAL_SIZES.unpack_from, b"PK\x03\x04"
+    inflate, crc32 = zlib.decompressobj, zlib.crc32
     pos = cd_offset
     for _ in range(count):
         if pos + _CENTRAL.size > end:
             return None
         sig, _, _, flags, method, _, _, crc, csize, usize, nlen, elen, clen, _, _, _, local = (
-            _CENTRAL.unpack_from(data, pos)
+            unpack(data, pos)
         )
         if (
             sig != b"PK\x01\x02"
             or flags & 1
             or method not in (0, 8)
-            or 0xFFFFFFFF
-            in (
-                csize,
-                usize,
-                local,
-            )
+            or 0xFFFFFFFF in (csize, usize, local)
         ):
             return None
         raw_name = data[pos + 46 : pos + 46 + nlen]
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
         pos += 46 + nlen + elen + clen
-        if _UNSAFE.search(name) or name in members:
+        # (the pattern only where a cheap look finds a character it could match)
+        if name in members or (_maybe_unsafe(name) and _UNSAFE.search(name)):
             return None
+        is_metadata = name.endswith(".dist-info/METADATA")
         # a member that would inflate big (a bomb, or a METADATA past its limits) goes to
         # zipfile's path, which inflates in steps and refuses with the reason
-        if usize > _FAST_MEMBER_MAX or (
-            name.endswith(".dist-info/METADATA") and _metadata_too_big(usize, csize)
-        ):
+        if usize > _FAST_MEMBER_MAX or (is_metadata and _metadata_too_big(usize, csize)):
             return None
-        if data[local : local + 4] != b"PK\x03\x04" or data[local + 30 : local + 30 + nlen] != (
-            raw_name
-        ):
+        if not data.startswith(local_sig, local) or not data.startswith(raw_name, local + 30):
             return None
-        lnlen, lelen = struct.unpack_from("<HH", data, local + 26)
-        start = local + 30 + lnlen + lelen
+        lnlen, lelen = unpack_local(data, local + 26)
+        if lnlen != nlen:
+            return None
+        start = local + 30 + nlen + lelen
         raw = view[start : start + csize]
         # one bounded inflate per member: a bomb stops one byte past the size it declares
-        out = raw if method == 0 else zlib.decompressobj(-15).decompress(raw, usize + 1)
-        if len(out) != usize or zlib.crc32(out) != crc:
+        out = raw if method == 0 else inflate(-15).decompress(raw, usize + 1)
+        if len(out) != usize or crc32(out) != crc:
             return None
-        members[name] = out if name.endswith(".dist-info/METADATA") else b""  # only these kept
+        members[name] = out if is_metadata else b""  # only these kept
     if pos != end:
         return None
     return bytes(members[_pick_metadata(list(members), project)])

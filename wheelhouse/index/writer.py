@@ -28,7 +28,8 @@ each file's stat stamp (size, mtime_ns, inode) and what its records need besides
 `simple/.index-files` is an append log of the files the pages list (`key<TAB>project`,
 `key<TAB>` once gone), and `simple/.index-state.json` is small (format, boot id, yanks, and
 `since`: the start of the last complete run). A run lists each folder once (one scandir,
-one stat per wheel: the target's listing is handed to the combined index of the same run)
+one stat per wheel: the target's listing, its wheel objects with their records, is handed
+to the combined index of the same run, so memory holds one object per wheel, not two)
 and checks only the projects with a file that is new, gone, missing its sidecar or with a
 ctime from `since` on (the kernel sets ctime at every write, link or rename; no call sets
 it back), and those whose page is missing; it reads those projects' JSON pages, hashes
@@ -384,7 +385,7 @@ def _tidy_sources(
             mine = found if len(sources) == 1 else [f for f in found if f.source is src]
             remove_stale_sidecars(src, mine, sidecars[src.prefix])
             listings[src.folder] = Listing(
-                wheels={f.filename: (f.stamp, f.ctime, f.rec) for f in mine},
+                wheels=mine,
                 sidecars=sidecars[src.prefix],  # now every wheel's (and maybe a stale one)
             )
 
