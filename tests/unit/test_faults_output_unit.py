@@ -233,6 +233,7 @@ def test_a_stamp_from_before_the_crc_is_checked_once_by_sha256(
     # a CRC-32 stamp (before xxh3) whose ctime moved: sha256 once, then the xxh3 stamp
     now = blob.path.stat()
     stamp.write_text(f"{now.st_size} {now.st_mtime_ns} {now.st_ino} 1 0badc0de")
+    store = Store(tmp_path / "cache")  # the next run, which finds that stamp
     assert store.get(blob.sha256) == blob
     assert counted == {"sha256": 2, "fast": 0}
     os.link(blob.path, tmp_path / "elsewhere.whl")  # the ctime moves again

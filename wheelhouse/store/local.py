@@ -72,6 +72,9 @@ class Store:
         self.tmp = self.root / "tmp"
         self.metadata = self.root / "metadata"  # a wheel's METADATA by its sha256 (index)
         self.dropped: list[str] = []  # blobs found corrupt and dropped by this instance
+        # sha256 -> (its file, that file's stat when this instance last found it whole): a
+        # blob looked up again (planned, then checked before it is linked) costs one stat
+        self._whole_at: dict[str, tuple[Path, list[str]]] = {}
         for sub in ("blobs", "built", "pure", "logs", "locks", "tmp", "metadata"):
             ensure_dir(self.root / sub)
 
@@ -94,6 +97,11 @@ class Store:
 
     def get_local(self, sha256: str, *, verify: bool = True) -> Blob | None:
         """The blob with this hash in this cache only (checked, unless `verify` is off)."""
+        known = self._whole_at.get(sha256)
+        if known is not None:
+            with contextlib.suppress(OSError):  # gone: looked up in full below
+                if not verify or self._stat(known[0]) == known[1]:
+                    return Blob(sha256=sha256, filename=known[0].name, path=known[0])
         folder = self.blob_folder(sha256)
         try:
             files = [p for p in folder.iterdir() if not p.name.startswith(".")]
@@ -158,16 +166,19 @@ class Store:
         stamp = _read_stamp(folder)
         now = self._stat(path)
         if stamp[:4] == now:
+            self._whole_at[sha256] = (path, now)
             return True
         if len(stamp) == 5 and stamp[:3] == now[:3] and len(stamp[4]) == _FAST_DIGITS:
             fast = _digests(path, sha=False)[1]  # only ctime moved
             if fast == stamp[4]:
                 self._restamp(folder, path, fast, durable=False)
+                self._whole_at[sha256] = (path, now)
                 return True
         digest, fast = _digests(path)
         if digest != sha256:
             return False
         self._restamp(folder, path, fast)
+        self._whole_at[sha256] = (path, now)
         return True
 
     def _restamp(self, folder: Path, path: Path, fast: str, *, durable: bool = True) -> None:
@@ -196,6 +207,9 @@ class Store:
             return
         now = self._stat(blob.path)
         if len(stamp) == 5 and stamp[:3] == now[:3] and stamp[3] != now[3]:
+            known = self._whole_at.get(blob.sha256)
+            if known is not None and known[1][:3] == now[:3]:
+                self._whole_at[blob.sha256] = (blob.path, now)
             with contextlib.suppress(OSError):  # a read-only cache: checked again next time
                 write_hint(folder / ".verified", " ".join([*now, stamp[4]]))
 
