@@ -124,6 +124,21 @@ def test_a_second_build_learns_nothing(corpus: Corpus) -> None:
     assert "recipes/pylibacl.toml" in shown and 'apt = ["libacl1-dev"]' in shown
 
 
+def _pylibacl_project(
+    project: Path, cache: Path, test_images: dict[str, str], engine_bin: str
+) -> Wheelhouse:
+    """A project that builds pylibacl from source for slim (its recipes/ as the caller
+    wrote them)."""
+    write(
+        project / "wheelhouse.toml",
+        f'resolver = "uv"\nengine = "{engine_bin}"\ndefault-targets = ["slim"]\n'
+        '\n[index]\nindex-url = "https://pypi.org/simple"\n'
+        + debian_targets(test_images, "slim", extra='no-binary = ["pylibacl"]\n'),
+    )
+    write(project / "requirements.in", "pylibacl==0.7.3\n")
+    return Wheelhouse(project, cache)
+
+
 def test_another_machine_with_the_saved_recipe_learns_nothing(
     corpus: Corpus, tmp_path: Path, test_images: dict[str, str], engine_bin: str
 ) -> None:
@@ -134,14 +149,7 @@ def test_another_machine_with_the_saved_recipe_learns_nothing(
         project / "recipes" / "pylibacl.toml",
         (corpus.project / "recipes" / "pylibacl.toml").read_text(),
     )
-    write(
-        project / "wheelhouse.toml",
-        f'resolver = "uv"\nengine = "{engine_bin}"\ndefault-targets = ["slim"]\n'
-        '\n[index]\nindex-url = "https://pypi.org/simple"\n'
-        + debian_targets(test_images, "slim", extra='no-binary = ["pylibacl"]\n'),
-    )
-    write(project / "requirements.in", "pylibacl==0.7.3\n")
-    wh = Wheelhouse(project, tmp_path / "cache")
+    wh = _pylibacl_project(project, tmp_path / "cache", test_images, engine_bin)
     wh("lock")
     res = wh("build")
     assert "discovery" not in res.stderr
@@ -157,14 +165,7 @@ def test_a_misspelled_package_shows_apts_words(
 ) -> None:
     project = tmp_path / "typo"
     write(project / "recipes" / "pylibacl.toml", '[build]\napt = ["libacl1-devv"]\n')
-    write(
-        project / "wheelhouse.toml",
-        f'resolver = "uv"\nengine = "{engine_bin}"\ndefault-targets = ["slim"]\n'
-        '\n[index]\nindex-url = "https://pypi.org/simple"\n'
-        + debian_targets(test_images, "slim", extra='no-binary = ["pylibacl"]\n'),
-    )
-    write(project / "requirements.in", "pylibacl==0.7.3\n")
-    wh = Wheelhouse(project, tmp_path / "cache")
+    wh = _pylibacl_project(project, tmp_path / "cache", test_images, engine_bin)
     wh("lock")
     res = wh("build", check=False)
     assert res.returncode == 5, res.stderr
