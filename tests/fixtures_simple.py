@@ -40,6 +40,16 @@ def put(folder: Path, name: str, version: str, **kw: Any) -> Path:
     return path
 
 
+def swap(folder: Path, name: str, version: str, **kw: Any) -> Path:
+    """Replace a wheel with other bytes under the same name as a rebuild, `mv` or `install`
+    does: a new file renamed over the name (a new inode; writing in place keeps it)."""
+    path = folder / wheel_filename(name, version, kw.get("tags", "py3-none-any"))
+    tmp = folder / f".{path.name}.swap"
+    tmp.write_bytes(wheel_bytes(name, version, **kw))
+    tmp.replace(path)
+    return path
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import Wheelhouse, isolated_env, write
-from fixtures_simple import check_tree, put, snapshot
+from fixtures_simple import check_tree, put, snapshot, swap
 
 from wheelhouse.errors import PublishError
 from wheelhouse.index import writer as ix
@@ -238,7 +238,7 @@ def test_combined_index_over_two_targets(tmp_path: Path) -> None:
         pip(tmp_path, "--index-url", f"{base}/simple/", "--target", str(target), "beta")
     assert installed(target) == {"beta": "1.0", "common": "1.0"}
     # the same file name with other bytes in two targets: which one would pip get?
-    put(o / "alpine", "common", "1.0", requires=["beta"])
+    swap(o / "alpine", "common", "1.0", requires=["beta"])
     before = snapshot(o / "simple")
     with pytest.raises(PublishError) as err:
         ix.index_combined(o, [o / "slim", o / "alpine"])

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from conftest import REPO, write
 from fixtures_index import wheel_bytes
-from fixtures_simple import changed, check_tree, pages, parse_page, put, sha256, snapshot
+from fixtures_simple import changed, check_tree, pages, parse_page, put, sha256, snapshot, swap
 
 from wheelhouse.errors import PublishError
 from wheelhouse.index import scan as index_scan
@@ -284,8 +284,9 @@ def test_removed_and_replaced_wheels(out: Path) -> None:
     slim = out / "slim"
     (slim / "alpha-2.0-py3-none-any.whl").unlink()
     (slim / "foo_bar_baz-1.0-py3-none-any.whl").unlink()
-    # the same name with other bytes (a rebuild): hashed again, new hash on the page
-    put(slim, "beta", "1.0", requires=["alpha>=1"])
+    # the same name with other bytes (a rebuild, which links a new file over the name, as
+    # `mv` and `install` do): hashed again, new hash on the page
+    swap(slim, "beta", "1.0", requires=["alpha>=1"])
     report = ix.index_target(slim)
     assert (report.hashed, report.pages_removed) == (1, 1)
     files = check_tree(slim / "simple")
@@ -296,6 +297,22 @@ def test_removed_and_replaced_wheels(out: Path) -> None:
     assert not (slim / "alpha-2.0-py3-none-any.whl.metadata").exists()
     assert not (slim / "foo_bar_baz-1.0-py3-none-any.whl.metadata").exists()
     assert b"alpha>=1" in (slim / "beta-1.0-py3-none-any.whl.metadata").read_bytes()
+
+
+def test_a_wheel_rewritten_in_place_is_caught_by_a_full_run(out: Path) -> None:
+    """An incremental run trusts a listed name whose inode is the same (it stats no file of
+    an unchanged project); `--full` (full=True) stats every wheel and re-hashes one whose
+    bytes changed under the same inode, as `cp` over a published wheel does."""
+    slim = out / "slim"
+    ix.index_target(slim)
+    target = slim / "beta-1.0-py3-none-any.whl"
+    ino = target.stat().st_ino
+    target.write_bytes(wheel_bytes("beta", "1.0", requires=["alpha>=1"]))  # same inode
+    assert target.stat().st_ino == ino
+    assert ix.index_target(slim).hashed == 0
+    report = ix.write_index(slim, [ix.Source(folder=slim)], full=True)
+    assert (report.hashed, report.pages_written) == (1, 4)
+    assert check_tree(slim / "simple")["beta"][0]["hashes"]["sha256"] == sha256(target.read_bytes())
 
 
 def test_lost_sidecar_and_page_are_restored(out: Path) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from fixtures_index import wheel_bytes
-from fixtures_simple import check_tree, put
+from fixtures_simple import check_tree, put, swap
 
+from wheelhouse.index import upkeep
 from wheelhouse.index import writer as ix
 from wheelhouse.index.state import LOG_NAME, load_log, load_project
 from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel
@@ -26,7 +27,7 @@ from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel
 def no_slack(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files written before a run show an older ctime than its start (the kernel's clock
     lags, never leads): without the slack, what the next run rechecks is exact."""
-    monkeypatch.setattr(ix, "_SLACK", 0)
+    monkeypatch.setattr(upkeep, "SLACK", 0)
 
 
 def test_one_new_wheel_reads_one_project_and_appends_to_the_log(
@@ -69,7 +70,7 @@ def test_one_new_wheel_reads_one_project_and_appends_to_the_log(
 
 def test_a_long_log_is_written_whole(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     slim = out / "slim"
-    monkeypatch.setattr(ix, "_COMPACT_AT", 0)
+    monkeypatch.setattr(upkeep, "COMPACT_AT", 0)
     ix.index_target(slim)
     for v in ("3.0", "4.0", "5.0"):
         put(slim, "alpha", v)
@@ -142,7 +143,7 @@ def test_new_sidecars_and_project_folders_are_written_in_place(
     files = check_tree(simple)
     assert sorted(files) == ["alpha", "beta", "foo-bar-baz"]
     # a sidecar that is there (a rewritten wheel's) is replaced whole, never truncated
-    put(slim, "beta", "1.0", requires=["alpha>=1"])
+    swap(slim, "beta", "1.0", requires=["alpha>=1"])
     replaced.clear()
     ix.index_target(slim)
     assert str(slim / "beta-1.0-py3-none-any.whl.metadata") in replaced

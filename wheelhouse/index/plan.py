@@ -1,11 +1,10 @@
 """What an index run must look at, and the records of what it shows.
 
-A run lists its source folders (`scan`), then checks only the projects with a file that is
-new, gone, changed since the last complete run (its ctime is newer: the kernel sets it at
-every write, link or rename of the file, and no call sets it back) or missing its sidecar,
-or whose page is missing; every project in a full run. A checked project's files get their
-records from the project's state (`<project>/.state.json`) where the stat stamp matches,
-else are read and hashed. Nothing here writes a page.
+A run lists its changed source folders (`scan`), then checks only the projects with a file
+that is new, gone, replaced (another inode under its name) or missing its sidecar, or whose
+page is missing; every project in a full run. A checked project's files are stat'ed and get
+their records from the project's JSON page where the stat stamp matches, else are read and
+hashed. Nothing here writes a page.
 """
 
 from __future__ import annotations
@@ -24,8 +23,9 @@ from wheelhouse.index.scan import (
     project_of,
     read_new,
     sidecar_lost,
+    stamp_files,
 )
-from wheelhouse.index.state import METADATA_SUFFIX, FileRecord, Yanks, load_project
+from wheelhouse.index.state import METADATA_SUFFIX, FileRecord, Yanks, load_project, log_entry
 
 
 class Plan(NamedTuple):  # a NamedTuple costs less to import than a dataclass
@@ -44,31 +44,32 @@ def plan_run(
     existing: set[str],
     sidecars: Mapping[str, set[str]],
     *,
-    since: int | None,
+    full: bool,
 ) -> Plan:
-    """The projects to check: those with a file that is new, gone, changed since the last
-    run (a newer ctime) or missing its sidecar, and those whose page is missing; all of
-    them where `since` is None (a full run)."""
+    """The projects to check: those with a file that is new, gone, replaced (its inode is
+    not the log's) or missing its sidecar, and those whose page is missing; all of them in
+    a full run."""
     touched: set[str] = set()
     # (what the pages list and the log forgets; nothing to forget where the log is empty)
     keys = {f.key for f in found} if known else set()
-    horizon = -1 if since is None else since  # (a plain loop: it sees every file, every run)
-    for f in found:
-        project = known.get(f.key)
-        if project is None:
+    for f in found:  # (a plain loop: it sees every file of a changed folder, every run)
+        entry = known.get(f.key)
+        if entry is None:
             # (a wheel handed on by the target's index of this run knows its project)
             project = f.project or project_of(f.filename)
             touched.add(project)
-        elif f.ctime >= horizon or (
-            f.source.owner and f.filename + METADATA_SUFFIX not in sidecars[f.source.prefix]
-        ):
-            touched.add(project)
+        else:
+            project, _, ino = entry.partition("\t")
+            if ino != str(f.ino) or (
+                f.source.owner and f.filename + METADATA_SUFFIX not in sidecars[f.source.prefix]
+            ):
+                touched.add(project)
         f.project = project
     projects = {f.project for f in found}
-    if since is None:
+    if full:
         touched = set(projects)
     else:
-        touched.update(known[k] for k in known.keys() - keys)
+        touched.update(known[k].partition("\t")[0] for k in known.keys() - keys)
         touched.update(projects - existing)
     files: dict[str, list[Found]] = {p: [] for p in touched}
     for f in found:
@@ -76,11 +77,23 @@ def plan_run(
             files[f.project].append(f)
     return Plan(
         touched=files,
-        changed={p: since is None or p not in existing for p in touched},
+        changed={p: full or p not in existing for p in touched},
         projects=projects,
         found=found,
         keys=keys,
     )
+
+
+def log_changes(plan: Plan, known: Mapping[str, str]) -> dict[str, str]:
+    """The log entries this run adds: files that are new or replaced (both are in a
+    checked project)."""
+    added = {}
+    for items in plan.touched.values():
+        for f in items:
+            entry = log_entry(f.project, f.ino)
+            if known.get(f.key) != entry:
+                added[f.key] = entry
+    return added
 
 
 def plan_yanks(plan: Plan, old: Mapping[str, str | bool], new: Mapping[str, str | bool]) -> None:
@@ -111,6 +124,7 @@ def read_projects(
     todo: list[Found] = []
     states: dict[str, dict[str, FileRecord]] = {}
     for project, items in plan.touched.items():
+        stamp_files(items)
         own = load_project(simple / project) if trusted and items else {}  # (gone: none)
         states[project] = own
         todo.extend(look_up(items, own, trusted))

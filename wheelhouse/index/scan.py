@@ -1,6 +1,8 @@
-"""Finding and reading the wheels an index publishes: every wheel of its source folders,
-its state record where the stat stamp says the file is unchanged, else read and checked
-(`wheelfile.inspect_wheel`), with its `.metadata` sidecar written beside it.
+"""Finding and reading the wheels an index publishes: every wheel of its source folders
+(from a listing of each folder that changed, names and inode numbers, no stat; from the
+log for a folder that did not), its state record where the stat stamp says the file is
+unchanged, else read and checked (`wheelfile.inspect_wheel`), with its `.metadata` sidecar
+written beside it.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ import contextlib
 import hashlib
 import os
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from packaging.utils import canonicalize_name
 
@@ -24,6 +28,7 @@ from wheelhouse.index.state import (
     SHA256,
     SIMPLE,
     FileRecord,
+    FolderStamp,
     Stamp,
     load_project,
     same_file,
@@ -60,13 +65,27 @@ class Source:
 
 @dataclass(frozen=True, kw_only=True)
 class Listing:
-    """What one run learned of a source folder: every wheel found (its stamp, ctime and,
-    where this run read or looked it up, record), and the sidecars present. Handed from a
-    target's index to the combined one in the same run: one scan of each folder serves
-    both."""
+    """What one run learned of a source folder: every wheel found (its inode and, where
+    this run stat'ed, read or looked it up, stamp and record), the sidecars present, and
+    the folder's stamp before it was listed. Handed from a target's index to the combined
+    one in the same run: one scan of each folder serves both."""
 
     wheels: Sequence[Found]  # the target index's, handed over: the next index reuses them
     sidecars: set[str]  # the names present (the set itself: handed on, not copied)
+    seen: Seen | None  # the folder's stamp before the listing (None: it was not listed)
+
+
+class Seen(NamedTuple):
+    """A source folder's stamp, and when it was taken (time.time_ns()): a run that finds the
+    same stamp at its end saw every entry the folder had (see writer.py)."""
+
+    stamp: FolderStamp
+    at: int
+
+
+def folder_stamp(folder: Path | str) -> FolderStamp:
+    st = os.stat(folder)  # noqa: PTH116
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class Found:
@@ -74,10 +93,10 @@ class Found:
     per wheel, thousands per run: a plain slotted class)."""
 
     __slots__ = (
-        "ctime",
         "filename",
         "fresh",
         "hint",
+        "ino",
         "key",
         "known",
         "metadata",
@@ -87,12 +106,12 @@ class Found:
         "stamp",
     )
 
-    def __init__(self, key: str, source: Source, filename: str, stamp: Stamp, ctime: int) -> None:
+    def __init__(self, key: str, source: Source, filename: str, ino: int) -> None:
         self.key = key  # prefix + filename: unique in the index
         self.source = source
         self.filename = filename
-        self.stamp = stamp
-        self.ctime = ctime
+        self.ino = ino  # from the folder's listing (or the log, for an unchanged folder)
+        self.stamp: Stamp | None = None  # stat'ed where its project is checked
         self.project = ""  # the page it is on (from the log, else its file name)
         self.hint: FileRecord | None = None  # a record another index of this run holds
         self.rec: FileRecord | None = None  # from a state when the stamp matches, else read
@@ -110,20 +129,30 @@ def project_of(filename: str) -> str:
 
 
 def scan(
-    sources: Sequence[Source], listings: dict[Path, Listing]
-) -> tuple[list[Found], dict[str, set[str]]]:
-    """Every wheel of every source, with its stamp and ctime; and per source prefix, the
-    names of the sidecars present. One scandir and one stat() per wheel: the least a run
-    that must notice a wheel rewritten in place can do. A listing is used once (the
-    combined index comes last): taken from `listings`, its wheels can be freed."""
+    sources: Sequence[Source],
+    listings: dict[Path, Listing],
+    *,
+    full: bool,
+    known: Mapping[str, str],
+    unchanged: Mapping[str, FolderStamp],
+) -> tuple[list[Found], dict[str, set[str]], dict[str, Seen | None]]:
+    """Every wheel of every source, with its inode (and, in a full run, its stamp); per
+    source prefix, the names of the sidecars present; and per prefix the folder's stamp
+    before it was listed. A folder whose stamp is still the one in `unchanged` (no entry
+    added, removed or renamed since a run that saw it whole) is not listed: its wheels are
+    the log's (`known`). One scandir per changed folder and no stat() per wheel (a full run
+    stats each). A listing is used once (the combined index comes last): taken from
+    `listings`, its wheels can be freed."""
     found: list[Found] = []
     sidecars: dict[str, set[str]] = {}
+    seen: dict[str, Seen | None] = {}
     for src in sources:
         listing = listings.pop(src.folder, None)
         if listing is not None:
             # the target index is done with its wheels: each becomes this index's (one
             # object per wheel for both indexes), its record a hint
             sidecars[src.prefix] = listing.sidecars
+            seen[src.prefix] = listing.seen
             prefix = src.prefix
             for item in listing.wheels:
                 item.key = prefix + item.filename
@@ -133,11 +162,45 @@ def scan(
                 item.metadata = None
             found.extend(listing.wheels)
             continue
-        sidecars[src.prefix] = _list_folder(src, found)
-    return found, sidecars
+        before = unchanged.get(src.prefix)
+        stamp = _stamp_of(src)
+        if not full and before is not None and stamp == before and src.only is None:
+            sidecars[src.prefix] = _from_log(src, known, found)
+            seen[src.prefix] = None  # (not listed: its stamp is recorded already)
+            continue
+        seen[src.prefix] = Seen(stamp, time.time_ns())
+        sidecars[src.prefix] = _list_folder(src, found, full=full)
+    return found, sidecars, seen
 
 
-def _list_folder(src: Source, found: list[Found]) -> set[str]:
+def _stamp_of(src: Source) -> FolderStamp:
+    try:
+        return folder_stamp(src.folder)
+    except FileNotFoundError:
+        raise PublishError(
+            f"{src.folder} does not exist",
+            hint="run `wheelhouse build` first, or name a folder that holds wheels",
+        ) from None
+
+
+def _from_log(src: Source, known: Mapping[str, str], found: list[Found]) -> set[str]:
+    """The wheels of an unchanged folder, as the log lists them; their sidecars (present:
+    the run that recorded the folder's stamp saw every one)."""
+    prefix = src.prefix
+    cut = len(prefix)
+    present = set()
+    add = found.append
+    for key, entry in known.items():
+        if key.startswith(prefix) and (not prefix or key.find("/", cut) < 0):
+            project, _, ino = entry.partition("\t")
+            item = Found(key, src, key[cut:], int(ino))
+            item.project = project
+            add(item)
+            present.add(item.filename + METADATA_SUFFIX)
+    return present
+
+
+def _list_folder(src: Source, found: list[Found], *, full: bool) -> set[str]:
     """Add the folder's wheels to `found`; the sidecars present."""
     try:
         entries = os.scandir(src.folder)  # iterated, not listed: one entry at a time in memory
@@ -149,7 +212,7 @@ def _list_folder(src: Source, found: list[Found]) -> set[str]:
     present: set[str] = set()
     prefix = src.prefix
     with entries:
-        _add_entries(src, prefix, entries, found, present)
+        _add_entries(src, prefix, entries, found, present, full=full)
     return present
 
 
@@ -159,8 +222,11 @@ def _add_entries(
     entries: Iterator[os.DirEntry[str]],
     found: list[Found],
     present: set[str],
+    *,
+    full: bool,
 ) -> None:
-    # every run sees every entry (a wheel and its sidecar each): kept to plain operations
+    # every run sees every entry of a changed folder (a wheel and its sidecar each): kept
+    # to plain operations; the inode comes with the entry (no stat)
     only = src.only
     sidecar = ".whl" + METADATA_SUFFIX
     cut = -len(METADATA_SUFFIX)
@@ -169,15 +235,33 @@ def _add_entries(
         name = entry.name
         if name[-4:] == ".whl":
             if name[0] != "." and (only is None or name in only) and entry.is_file():
-                st = entry.stat()
-                stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
-                add(Found(prefix + name, src, name, stamp, st.st_ctime_ns))
+                item = Found(prefix + name, src, name, entry.inode())
+                if full:
+                    st = entry.stat()
+                    item.stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+                add(item)
         elif name.endswith(sidecar):
             if only is None or name[:cut] in only:
                 keep(name)  # (a wheel left out keeps its sidecar: old pages list it)
         elif name[0] == "." and name.endswith(TMP) and stale_temp(name):  # a sidecar's
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)  # noqa: PTH108
+
+
+def stamp_files(items: Sequence[Found]) -> None:
+    """Stat the files whose project this run checks (a listing gives no stamp); raises
+    PublishError for a file that went away since the listing."""
+    for item in items:
+        if item.stamp is None:
+            path = f"{item.source.folder}/{item.filename}"
+            try:
+                st = os.stat(path)  # noqa: PTH116
+            except FileNotFoundError:
+                raise PublishError(
+                    f"{path} was removed while the index was being written",
+                    hint="run `wheelhouse index` again; nothing was published",
+                ) from None
+            item.stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def look_up(items: Sequence[Found], own: Mapping[str, FileRecord], trusted: bool) -> list[Found]:
@@ -188,6 +272,7 @@ def look_up(items: Sequence[Found], own: Mapping[str, FileRecord], trusted: bool
     theirs: dict[Path, dict[str, FileRecord]] = {}
     for item in items:
         rec = own.get(item.key) if trusted else None
+        assert item.stamp is not None  # (stamp_files ran)
         if same_file(rec, item.stamp):
             item.rec, item.known = rec, True
             continue
@@ -236,7 +321,7 @@ def read_new(todo: Sequence[Found], writer: FileWriter, sidecars: Mapping[str, s
     # Small wheels are mostly zipfile's Python (the GIL): threads only add contention.
     # Big ones are mostly hashing and inflating every member (its CRC), which run outside
     # the GIL: a cold build's new wheels, vouched for but not yet read, take half the time.
-    to_read = sum(f.stamp[0] for f in todo if not _known(f))
+    to_read = sum(f.stamp[0] for f in todo if f.stamp and not _known(f))
     parallel(one, todo, threads=to_read >= _PARALLEL_BYTES)
     if not refused:
         return
@@ -265,6 +350,7 @@ def _read_wheel(found: Found) -> None:
     vouched = found.source.sha256.get(found.filename)
     cache = found.source.metadata_cache
     cached = cache / f"{vouched}{METADATA_SUFFIX}" if vouched and cache else None
+    assert found.stamp is not None  # (stamp_files ran)
     metadata = _cached_metadata(cached)
     info = inspect_wheel(
         f"{found.source.folder}/{found.filename}",

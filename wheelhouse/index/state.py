@@ -3,8 +3,9 @@
 The layout of an index folder (`simple/`, its state file, log and markers, the `.metadata`
 sidecars beside the wheels, `yanked.toml`); what is kept: per project, what was read from
 each wheel its page lists, keyed by its stat stamp (in its JSON page, under `_wheelhouse`); the
-files every page lists (`simple/.index-files`, an append log); and the run's own small
-state (`simple/.index-state.json`); and PEP 592 yanks read from `yanked.toml`.
+files every page lists with their inode numbers (`simple/.index-files`, an append log); and
+the run's own small state (`simple/.index-state.json`); and PEP 592 yanks read from
+`yanked.toml`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ LOG_NAME = ".index-files"  # the files the pages list: an append log (see below)
 PRIVATE = "_wheelhouse"  # in each project's JSON page: what its records hold and it does not
 
 # Bump when the pages' or the state's format changes: every page is rendered again.
-FORMAT = 2
+FORMAT = 3
 
 # -- what the state remembers of each file -----------------------------------------------
 
@@ -43,6 +44,7 @@ SIZE, MTIME, INO, PROJECT, VERSION, SHA256, REQUIRES_PYTHON, META_SHA256, META_S
 FIELDS = 9
 FileRecord = list[Any]
 Stamp = tuple[int, int, int]  # size, mtime_ns, inode
+FolderStamp = tuple[int, int, int]  # a source folder's inode, mtime_ns and ctime_ns
 
 
 def same_file(rec: Any, stamp: Stamp) -> bool:
@@ -60,15 +62,15 @@ def same_file(rec: Any, stamp: Stamp) -> bool:
 @dataclass(frozen=True, kw_only=True)
 class IndexState:
     """The index's own small state file (`simple/.index-state.json`), written last.
-    `since`: files whose ctime is older were as the project states record them at the
-    last complete run (ctime: set by the kernel at every write, link or rename, and no
-    call can set it back); `boot`: the kernel's boot id at the time; `yanks`: the digest
-    of the yanks the pages show."""
+    `boot`: the kernel's boot id at the time; `yanks`: the digest of the yanks the pages
+    show; `folders`: per source prefix, the folder's stamp when the run saw no entry of it
+    change (see `wheelhouse.index.writer`): while a folder still has that stamp, no file
+    was added to it, removed or renamed, and the next run need not list it."""
 
     boot: str | None = None
     yanks: str | None = None
     yanked: Mapping[str, str | bool] = field(default_factory=dict)  # Yanks.entries()
-    since: int | None = None
+    folders: Mapping[str, FolderStamp] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         doc = {
@@ -76,7 +78,7 @@ class IndexState:
             "boot": self.boot,
             "yanks": self.yanks,
             "yanked": self.yanked,
-            "since": self.since,
+            "folders": self.folders,
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -90,13 +92,17 @@ def load_state(simple: Path) -> IndexState | None:
         return None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         return None
-    since = doc.get("since")
     yanked = doc.get("yanked")
+    folders = doc.get("folders")
     return IndexState(
         boot=doc.get("boot"),
         yanks=doc.get("yanks") if isinstance(yanked, dict) else None,
         yanked=yanked if isinstance(yanked, dict) else {},
-        since=since if type(since) is int else None,
+        folders={
+            k: (v[0], v[1], v[2])
+            for k, v in (folders.items() if isinstance(folders, dict) else ())
+            if isinstance(v, list) and len(v) == 3 and all(type(n) is int for n in v)
+        },
     )
 
 
@@ -124,14 +130,17 @@ def load_project(folder: Path) -> dict[str, FileRecord]:
     return records
 
 
-# The log (`simple/.index-files`): one line per change, `key<TAB>project` for a file the
-# pages list from then on, `key<TAB>` for one they stopped listing. A run appends its
-# changes (a few lines) instead of rewriting a record of every file; a run that renders
-# every page writes it whole, which also drops the lines that no longer count.
+# The log (`simple/.index-files`): one line per change, `key<TAB>project<TAB>inode` for a
+# file the pages list from then on (a later line for the same key replaces it: the file was
+# replaced), `key<TAB>` for one they stopped listing. A run appends its changes (a few
+# lines) instead of rewriting a record of every file; a run that renders every page writes
+# it whole, which also drops the lines that no longer count. The inode is what a run
+# compares a folder's listing with (a file replaced under the same name has a new one):
+# directory entries carry it, so no file is stat'ed for it.
 
 
 def load_log(simple: Path) -> tuple[dict[str, str], int]:
-    """(index key -> project of every file the pages list, lines read)."""
+    """(index key -> "project<TAB>inode" of every file the pages list, lines read)."""
     try:
         text = (simple / LOG_NAME).read_bytes().decode()
     except (OSError, UnicodeDecodeError):
@@ -139,17 +148,23 @@ def load_log(simple: Path) -> tuple[dict[str, str], int]:
     known: dict[str, str] = {}
     lines = text.split("\n")
     for line in lines:
-        key, _, project = line.partition("\t")
-        if project:
-            known[key] = project
+        key, _, entry = line.partition("\t")
+        if entry:
+            known[key] = entry
         else:
             known.pop(key, None)
     return known, len(lines)
 
 
+def log_entry(project: str, ino: int) -> str:
+    """What the log keeps of a file (see load_log)."""
+    return f"{project}\t{ino}"
+
+
 def log_lines(added: Mapping[str, str], removed: Iterable[str]) -> bytes:
+    """Lines for the files the pages list from now on (key -> log_entry) and those gone."""
     return "".join(
-        [f"{k}\t\n" for k in removed] + [f"{k}\t{p}\n" for k, p in added.items()]
+        [f"{k}\t\n" for k in removed] + [f"{k}\t{e}\n" for k, e in added.items()]
     ).encode()
 
 

@@ -75,26 +75,35 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheelhouse.errors import PublishError
-from wheelhouse.fsutil import TMP, WAIT, Wait, crash_point, writing
+from wheelhouse.fsutil import WAIT, Wait, crash_point
 from wheelhouse.index.fileops import (
     FileWriter,
     boot_id,
     index_lock,
-    remove,
     write_small,
 )
-from wheelhouse.index.plan import Plan, matched_yanks, plan_run, plan_yanks, read_projects
+from wheelhouse.index.plan import (
+    Plan,
+    log_changes,
+    matched_yanks,
+    plan_run,
+    plan_yanks,
+    read_projects,
+)
 from wheelhouse.index.render import PageFile, render_project, render_root
-from wheelhouse.index.scan import Found, Listing, Source, remove_stale_sidecars, scan
+from wheelhouse.index.scan import (
+    Listing,
+    Source,
+    scan,
+)
 from wheelhouse.index.state import (
     DIRTY_NAME,
-    LOG_NAME,
     NO_YANKS,
     PROJECT,
     SIMPLE,
@@ -106,7 +115,13 @@ from wheelhouse.index.state import (
     load_log,
     load_state,
     load_yanks,
-    log_lines,
+)
+from wheelhouse.index.upkeep import (
+    NEW_PREFIX,
+    existing_projects,
+    tidy_sources,
+    unchanged_folders,
+    write_log,
 )
 
 if TYPE_CHECKING:
@@ -130,7 +145,6 @@ __all__ = [
 ]
 
 COMBINED = "combined"
-NEW_PREFIX = ".new-"  # a new project's folder, before it appears whole
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,6 +172,7 @@ def write_index(
     listings: dict[Path, Listing] | None = None,
     wait: Wait = WAIT,
     label: str | None = None,
+    full: bool = False,
 ) -> IndexReport:
     """Write or update `root/simple/` over the wheels of `sources` (see the module doc).
     Raises PublishError, with every published page untouched, if a wheel is refused.
@@ -165,7 +180,8 @@ def write_index(
     `listings`: shared by the calls of one run (index_all): what a call learns of its own
     source folders is added to it, and a later call uses it instead of listing them again.
     One run per index: the lock of `root` (a build of that folder holds the same one), for
-    up to `wait`; `label` names `root` in the error when the wait runs out."""
+    up to `wait`; `label` names `root` in the error when the wait runs out. `full`: stat
+    every wheel and render every page (what a run after an interruption does)."""
     listings = {} if listings is None else listings
     start = time.perf_counter()
     simple = root / SIMPLE
@@ -174,21 +190,21 @@ def write_index(
         old = load_state(simple)
         boot = boot_id()
         yanks_key = yanks.digest()
-        run_start = time.time_ns()
         # render every page when there is no state, when pages were being written as a run
         # stopped, or when the machine restarted since the last run (see below); the
         # records in the pages still spare the hashing where the state is valid
-        dirty = (
-            old is None or old.since is None or (simple / DIRTY_NAME).exists() or old.boot != boot
-        )
+        dirty = full or old is None or (simple / DIRTY_NAME).exists() or old.boot != boot
         known, log_size = load_log(simple) if old is not None else ({}, 0)
-        existing = _existing_projects(simple, dirty=dirty)
-        found, sidecars = scan(sources, listings)
-        since = None if old is None or dirty else old.since
-        plan = plan_run(found, known, existing, sidecars, since=since)
+        existing = existing_projects(simple, dirty=dirty)
+        found, sidecars, seen = scan(
+            sources, listings, full=dirty, known=known, unchanged=old.folders if old else {}
+        )
+        plan = plan_run(found, known, existing, sidecars, full=dirty)
         yanks_changed = old is not None and old.yanks != yanks_key
         if old is not None and yanks_changed:  # the pages of what was yanked or unyanked
             plan_yanks(plan, old.yanked, yanks.entries())
+        # (a full run writes the log whole: no list of every file here)
+        added = {} if dirty else log_changes(plan, known)
         writer = FileWriter(track=boot is None)
         hashed = read_projects(simple, plan, sidecars, writer, trusted=old is not None, dirty=dirty)
         changed = [p for p, files in plan.touched.items() if files and plan.changed[p]]
@@ -200,8 +216,6 @@ def write_index(
             or not (simple / "index.json").exists()
         )
         gone = sorted(existing - plan.projects)
-        # (a full run writes the log whole: no list of every file here)
-        added = {} if dirty else {f.key: f.project for f in found if f.key not in known}
         removed = known.keys() - plan.keys
         if changed or root_stale or gone:
             # an interruption from here on leaves pages the state does not describe
@@ -214,21 +228,30 @@ def write_index(
             for project in gone:  # after the root stopped linking them
                 crash_point()
                 shutil.rmtree(simple / project, ignore_errors=True)
-        if changed or root_stale or gone or added or removed or dirty or yanks_changed:
+        tidy_sources(sources, found, sidecars, listings, seen)
+        folders = unchanged_folders(sources, seen, old.folders if old else {})
+        if (
+            changed
+            or root_stale
+            or gone
+            or added
+            or removed
+            or dirty
+            or yanks_changed
+            or (old is not None and folders != old.folders)
+        ):
             # Durability: an fsync per page costs seconds for a big index, and sync()
             # flushes the whole machine. Where the kernel has a boot id the state records it
             # instead: the first run after a restart (the only way to lose written data)
             # re-renders every page and checks every sidecar, and a state cut short is
             # invalid JSON, which means a full run. Elsewhere: fsync, then the state.
-            _write_log(simple, found, added, removed, log_size, whole=dirty)
+            if added or removed or dirty:
+                write_log(simple, found, added, removed, log_size, whole=dirty)
             if boot is None:
                 writer.fsync()
-            new = IndexState(
-                boot=boot, yanks=yanks_key, yanked=yanks.entries(), since=_since(run_start, found)
-            )
+            new = IndexState(boot=boot, yanks=yanks_key, yanked=yanks.entries(), folders=folders)
             write_small(simple / STATE_NAME, new.to_json(), durable=boot is None)
             (simple / DIRTY_NAME).unlink(missing_ok=True)
-        _tidy_sources(sources, found, sidecars, listings)
         return IndexReport(
             name=name,
             path=simple,
@@ -241,20 +264,6 @@ def write_index(
             elapsed=time.perf_counter() - start,
             unmatched_yanks=tuple(sorted(yanks.keys() - matched_yanks(yanks, found))),
         )
-
-
-_SLACK = 50_000_000  # ns: the kernel stamps ctime from a clock that lags by up to a tick
-_COARSE_SLACK = 2_000_000_000  # file systems that keep whole seconds (or two)
-
-
-def _since(run_start: int, found: Sequence[Found]) -> int:
-    """What the next run compares ctimes with: this run's start, less what a file changed
-    just before it could show less."""
-    coarse = bool(found) and all(f.ctime % 1_000_000_000 == 0 for f in found[:100])
-    return run_start - (_COARSE_SLACK if coarse else _SLACK)
-
-
-_COMPACT_AT = 1000  # log lines beyond twice the files listed: the log is written whole
 
 
 def _check_places(simple: Path, sources: Sequence[Source]) -> None:
@@ -297,54 +306,6 @@ def _write_pages(
         one(project)
 
 
-def _write_log(
-    simple: Path,
-    found: Sequence[Found],
-    added: Mapping[str, str],
-    removed: Iterable[str],
-    size: int,
-    *,
-    whole: bool,
-) -> None:
-    """Append this run's changes to the log, or write it whole after a full run or when
-    most of its lines no longer count."""
-    if whole or size > 2 * len(found) + _COMPACT_AT:
-        # streamed through a temp file in slices: a log of every file is never in memory
-        tmp = f"{simple}/{LOG_NAME}.{os.getpid()}{TMP}"
-        try:
-            with writing(simple / LOG_NAME), open(tmp, "wb") as log:  # noqa: PTH123
-                for i in range(0, len(found), 4096):
-                    log.write(log_lines({f.key: f.project for f in found[i : i + 4096]}, ()))
-            os.replace(tmp, simple / LOG_NAME)  # noqa: PTH105
-        except BaseException:
-            remove(tmp)
-            raise
-        return
-    with writing(simple / LOG_NAME), open(simple / LOG_NAME, "ab") as log:  # noqa: PTH123
-        log.write(log_lines(added, removed))
-
-
-def _existing_projects(simple: Path, *, dirty: bool) -> set[str]:
-    """The project folders in `simple`; removes temp files interrupted runs left there
-    (this run holds the lock)."""
-    existing: set[str] = set()
-    if not simple.is_dir():
-        return existing
-    for entry in os.scandir(simple):
-        if entry.name[0] != ".":
-            if entry.is_dir():
-                existing.add(entry.name)
-        elif entry.name.startswith(NEW_PREFIX) or entry.name.endswith(TMP):
-            remove(entry.path)
-    if dirty:  # temp files an interrupted run left in project folders
-        for project in existing:
-            with os.scandir(f"{simple}/{project}") as entries:
-                for entry in entries:
-                    if entry.name.endswith(TMP):
-                        remove(entry.path)
-    return existing
-
-
 def _write_project(
     writer: FileWriter,
     simple: Path,
@@ -370,24 +331,6 @@ def _write_project(
     os.rename(staging, folder)  # noqa: PTH104
     if writer.tracking:  # (only what will be fsynced is tracked)
         writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
-
-
-def _tidy_sources(
-    sources: Sequence[Source],
-    found: Sequence[Found],
-    sidecars: Mapping[str, set[str]],
-    listings: dict[Path, Listing],
-) -> None:
-    """Remove the sidecars of wheels that are gone from the folders this index owns, and
-    hand what was learned of them to the next index of the run."""
-    for src in sources:
-        if src.owner:
-            mine = found if len(sources) == 1 else [f for f in found if f.source is src]
-            remove_stale_sidecars(src, mine, sidecars[src.prefix])
-            listings[src.folder] = Listing(
-                wheels=mine,
-                sidecars=sidecars[src.prefix],  # now every wheel's (and maybe a stale one)
-            )
 
 
 # -- entry points ------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""The files an index run keeps besides its pages: the log of the files the pages list
+(appended to, or written whole), the source folders' stamps that spare the next run a
+listing, the sidecars of wheels that are gone, and what interrupted runs left in `simple/`.
+See `wheelhouse.index.writer` for when each is written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from wheelhouse.fsutil import TMP, writing
+from wheelhouse.index.fileops import remove
+from wheelhouse.index.scan import Found, Listing, Seen, Source, folder_stamp, remove_stale_sidecars
+from wheelhouse.index.state import LOG_NAME, FolderStamp, log_entry, log_lines
+
+NEW_PREFIX = ".new-"  # a new project's folder, before it appears whole
+
+
+SLACK = 50_000_000  # ns: the kernel stamps times from a clock that lags by up to a tick
+COARSE_SLACK = 2_000_000_000  # file systems that keep whole seconds (or two)
+
+
+def unchanged_folders(
+    sources: Sequence[Source], seen: Mapping[str, Seen | None], old: Mapping[str, FolderStamp]
+) -> dict[str, FolderStamp]:
+    """The source folders the next run need not list: those whose stamp now is the one
+    taken before this run listed them (no entry was added, removed or renamed since: not
+    even by this run's sidecars), taken long enough before the listing that a later change
+    shows a later time (the kernel's clock lags by up to a tick, or keeps whole seconds);
+    and those not listed whose recorded stamp still holds. A build's folder (`only`) is
+    always listed: it may hold wheels the build removes next."""
+    folders = {}
+    for src in sources:
+        if src.only is not None:
+            continue
+        seen_at = seen.get(src.prefix)
+        base = seen_at.stamp if seen_at is not None else old.get(src.prefix)
+        if base is None:
+            continue
+        if seen_at is not None:
+            coarse = base[2] % 1_000_000_000 == 0
+            if base[2] >= seen_at.at - (COARSE_SLACK if coarse else SLACK):
+                continue
+        try:
+            if folder_stamp(src.folder) == base:
+                folders[src.prefix] = base
+        except OSError:
+            pass
+    return folders
+
+
+COMPACT_AT = 1000  # log lines beyond twice the files listed: the log is written whole
+
+
+def write_log(
+    simple: Path,
+    found: Sequence[Found],
+    added: Mapping[str, str],
+    removed: Iterable[str],
+    size: int,
+    *,
+    whole: bool,
+) -> None:
+    """Append this run's changes to the log, or write it whole after a full run or when
+    most of its lines no longer count."""
+    if whole or size > 2 * len(found) + COMPACT_AT:
+        # streamed through a temp file in slices: a log of every file is never in memory
+        tmp = f"{simple}/{LOG_NAME}.{os.getpid()}{TMP}"
+        try:
+            with writing(simple / LOG_NAME), open(tmp, "wb") as log:  # noqa: PTH123
+                for i in range(0, len(found), 4096):
+                    part = found[i : i + 4096]
+                    log.write(log_lines({f.key: log_entry(f.project, f.ino) for f in part}, ()))
+            os.replace(tmp, simple / LOG_NAME)  # noqa: PTH105
+        except BaseException:
+            remove(tmp)
+            raise
+        return
+    with writing(simple / LOG_NAME), open(simple / LOG_NAME, "ab") as log:  # noqa: PTH123
+        log.write(log_lines(added, removed))
+
+
+def existing_projects(simple: Path, *, dirty: bool) -> set[str]:
+    """The project folders in `simple`; removes temp files interrupted runs left there
+    (this run holds the lock)."""
+    existing: set[str] = set()
+    if not simple.is_dir():
+        return existing
+    for entry in os.scandir(simple):
+        if entry.name[0] != ".":
+            if entry.is_dir():
+                existing.add(entry.name)
+        elif entry.name.startswith(NEW_PREFIX) or entry.name.endswith(TMP):
+            remove(entry.path)
+    if dirty:  # temp files an interrupted run left in project folders
+        for project in existing:
+            with os.scandir(f"{simple}/{project}") as entries:
+                for entry in entries:
+                    if entry.name.endswith(TMP):
+                        remove(entry.path)
+    return existing
+
+
+def tidy_sources(
+    sources: Sequence[Source],
+    found: Sequence[Found],
+    sidecars: Mapping[str, set[str]],
+    listings: dict[Path, Listing],
+    seen: Mapping[str, Seen | None],
+) -> None:
+    """Remove the sidecars of wheels that are gone from the folders this index owns, and
+    hand what was learned of them to the next index of the run."""
+    for src in sources:
+        if src.owner:
+            mine = found if len(sources) == 1 else [f for f in found if f.source is src]
+            remove_stale_sidecars(src, mine, sidecars[src.prefix])
+            listings[src.folder] = Listing(
+                wheels=mine,
+                sidecars=sidecars[src.prefix],  # now every wheel's (and maybe a stale one)
+                seen=seen.get(src.prefix),
+            )
