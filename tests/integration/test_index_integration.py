@@ -5,6 +5,7 @@ checks are in tests/unit/test_index.py. No engine, no network."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import Wheelhouse, isolated_env, write
+from fixtures_index import wheel_bytes
 from fixtures_simple import check_tree, put, snapshot, swap
 
 from wheelhouse.errors import PublishError
@@ -277,3 +279,20 @@ def test_cli_index_all_targets(wh: Wheelhouse, tmp_path: Path) -> None:
     assert "hint:" in proc.stderr
     proc = wh("index", "-t", "gpu", check=False)
     assert proc.returncode == 13 and "wheelhouse build --target gpu" in proc.stderr
+
+
+def test_cli_index_full_catches_a_wheel_rewritten_in_place(wh: Wheelhouse) -> None:
+    """`cp` over a published wheel keeps its inode: an incremental run, which lists folders
+    and stats no unchanged project, keeps the old page; `index --full` re-hashes it."""
+    write(wh.project / "wheelhouse.toml", 'default-targets = ["slim"]\n')
+    o = wh.project / "wheelhouse"
+    path = put(o / "slim", "alpha", "1.0")
+    wh("index")
+    path.write_bytes(wheel_bytes("alpha", "1.0", requires=["beta"]))  # in place
+    proc = wh("index")
+    assert "[0 hashed" in proc.stdout
+    proc = wh("index", "--full")
+    assert "slim: wheelhouse/slim/simple/ 1 projects, 1 files [1 hashed" in proc.stdout
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    for simple in (o / "slim" / "simple", o / "simple"):
+        assert check_tree(simple)["alpha"][0]["hashes"]["sha256"] == digest

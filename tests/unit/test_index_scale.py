@@ -219,3 +219,58 @@ def test_the_quick_zip_reader_leaves_a_bomb_to_the_checked_path(
             inspect_wheel(path)
     else:
         assert inspect_wheel(path).project == "alpha"
+
+
+def test_an_unchanged_folder_is_not_listed_and_a_changed_one_is(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that saw a folder whole and unchanged records its stamp; the next run does not
+    list it (its wheels are the log's). A wheel added, removed or renamed moves the stamp:
+    listed again. A run that wrote into the folder (a sidecar) records nothing."""
+    slim = out / "slim"
+    listed: list[str] = []
+    real = os.scandir
+
+    def counting(path: Any = ".") -> Any:
+        listed.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    ix.index_target(slim)  # writes the sidecars: the folder moved during the run
+    ix.index_target(slim)  # lists it again, writes nothing: records its stamp
+    listed.clear()
+    report = ix.index_target(slim)
+    assert str(slim) not in listed
+    assert (report.files, report.hashed, report.pages_written) == (4, 0, 0)
+    put(slim, "alpha", "3.0")
+    report = ix.index_target(slim)
+    assert str(slim) in listed
+    assert (report.files, report.hashed, report.pages_written) == (5, 1, 1)
+    assert "alpha-3.0-py3-none-any.whl" in {
+        f["filename"] for f in check_tree(slim / "simple")["alpha"]
+    }
+    ix.index_target(slim)
+    (slim / "alpha-3.0-py3-none-any.whl").rename(slim / "alpha-3.0-py3-none-any.whl.bak")
+    listed.clear()
+    report = ix.index_target(slim)
+    assert str(slim) in listed and report.files == 4
+    assert "alpha-3.0-py3-none-any.whl" not in {
+        f["filename"] for f in check_tree(slim / "simple")["alpha"]
+    }
+
+
+def test_a_folder_stamp_is_not_trusted_when_it_is_too_recent(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change in the same clock tick as the stamp would not move it: a stamp no older
+    than the slack is not recorded, and the next run lists the folder."""
+    slim = out / "slim"
+    monkeypatch.setattr(upkeep, "SLACK", 3600 * 10**9)
+    ix.index_target(slim)
+    ix.index_target(slim)
+    state = json.loads((slim / "simple" / ix.STATE_NAME).read_bytes())
+    assert state["folders"] == {}
+    monkeypatch.setattr(upkeep, "SLACK", 0)
+    ix.index_target(slim)
+    state = json.loads((slim / "simple" / ix.STATE_NAME).read_bytes())
+    assert list(state["folders"]) == [""]

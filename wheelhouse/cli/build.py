@@ -199,15 +199,24 @@ def _render_learned(cfg: config_mod.Config, report: BuildReport, show: Display) 
 @click.command()
 @target_option
 @_wait_options
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Stat every wheel (re-hashing any whose size, mtime or inode changed) and render "
+    "every page, instead of listing only the folders that changed: after a wheel was "
+    "rewritten in place (`cp` over it).",
+)
 @click.pass_obj
-def index(obj: Context, target_names: tuple[str, ...], wait_s: float | None, no_wait: bool) -> None:
+def index(
+    obj: Context, target_names: tuple[str, ...], wait_s: float | None, no_wait: bool, full: bool
+) -> None:
     """Publish wheelhouse/<target>/simple/ and the combined wheelhouse/simple/: static
     PEP 503/691 indexes (with PEP 658 metadata) for pip --index-url file://… or any server."""
     from wheelhouse.index import index_all
 
     cfg = obj.config()
     wait = _wait(wait_s, no_wait, lambda msg: click.echo(f"  wait  {msg}", err=True))
-    reports = index_all(cfg, cfg.selected(split_names(target_names)), wait=wait)
+    reports = index_all(cfg, cfg.selected(split_names(target_names)), wait=wait, full=full)
     _render_indexes(cfg, reports, click.echo)
 
 

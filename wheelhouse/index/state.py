@@ -145,14 +145,22 @@ def load_log(simple: Path) -> tuple[dict[str, str], int]:
         text = (simple / LOG_NAME).read_bytes().decode()
     except (OSError, UnicodeDecodeError):
         return {}, 0
-    known: dict[str, str] = {}
     lines = text.split("\n")
-    for line in lines:
-        key, _, entry = line.partition("\t")
-        if entry:
-            known[key] = entry
-        else:
-            known.pop(key, None)
+    if lines[-1] == "":
+        lines.pop()
+    try:
+        # (every run reads the whole log: split and built in C, a later line of a key
+        # replacing an earlier one)
+        known = dict(line.split("\t", 1) for line in lines)
+    except ValueError:  # a line with no tab: cut short by a crash
+        known = {}
+        for line in lines:
+            key, tab, entry = line.partition("\t")
+            if tab:
+                known[key] = entry
+    if "\t\n" in text:  # removals: the key's last line is `key<TAB>`
+        for key in [k for k, entry in known.items() if not entry]:
+            del known[key]
     return known, len(lines)
 
 

@@ -6,8 +6,10 @@ See `wheelhouse.index.writer` for when each is written.
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from wheelhouse.fsutil import TMP, writing
@@ -121,3 +123,17 @@ def tidy_sources(
                 sidecars=sidecars[src.prefix],  # now every wheel's (and maybe a stale one)
                 seen=seen.get(src.prefix),
             )
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a run holds an object per wheel: they form no
+    cycles, and each collection would walk all of them (a third of a listing's cost at
+    30,000 wheels). Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -25,20 +25,25 @@ is written.
 Incremental, at a cost that follows what changed, not the size of the index: every page's
 JSON carries, under the private key `_wheelhouse` (PEP 691 leaves `_` keys to the index),
 each file's stat stamp (size, mtime_ns, inode) and what its records need besides the page;
-`simple/.index-files` is an append log of the files the pages list (`key<TAB>project`,
-`key<TAB>` once gone), and `simple/.index-state.json` is small (format, boot id, yanks, and
-`since`: the start of the last complete run). A run lists each folder once (one scandir,
-one stat per wheel: the target's listing, its wheel objects with their records, is handed
-to the combined index of the same run, so memory holds one object per wheel, not two)
-and checks only the projects with a file that is new, gone, missing its sidecar or with a
-ctime from `since` on (the kernel sets ctime at every write, link or rename; no call sets
-it back), and those whose page is missing; it reads those projects' JSON pages, hashes
-only files whose stamp changed, renders only pages whose files changed, appends a few lines
-to the log and rewrites the small state. A full run (no state, a restart, an interrupted
-run) renders every page and writes the log whole. Known limit: `since` assumes the file
-system's clock is this machine's (a network share whose server clock runs behind could
-hide a wheel rewritten in place under the same name until a full run: delete
-`simple/.index-state.json` to force one).
+`simple/.index-files` is an append log of the files the pages list with their inode
+numbers (`key<TAB>project<TAB>inode`, `key<TAB>` once gone), and `simple/.index-state.json`
+is small (format, boot id, yanks, and each source folder's stamp: inode, mtime, ctime).
+A folder whose stamp is the one recorded is not even listed: no entry was added to it,
+removed or renamed since a run that saw it whole (the stamp is recorded only when it did
+not move during that run, and was taken a clock tick or more before the listing, so that a
+later change always shows a later time). A changed folder is listed once (one scandir,
+names and inode numbers, no stat per wheel: the target's listing, its wheel objects with
+their records, is handed to the combined index of the same run, so memory holds one object
+per wheel, not two). A run checks only the projects with a file that is new, gone,
+replaced (another inode under its name: `wheelhouse build`, `mv`, `install` and
+`cp --remove-destination` all make one) or missing its sidecar, and those whose page is
+missing; it stats their files, reads those projects' JSON pages, hashes only files whose
+stamp changed, renders only pages whose files changed, appends a few lines to the log and
+rewrites the small state. A full run (no state, a restart, an interrupted run, `--full`)
+stats every wheel, renders every page and writes the log whole. Known limit: a wheel
+whose bytes are rewritten in place (`cp` over it: same name, same inode) is not noticed
+until a full run; pip and uv refuse it meanwhile (its hash is not the page's), never
+install it. A file name is one set of bytes on any index (pip's cache and CDNs assume it).
 
 Atomic without a snapshot swap: pip, uv and every other client read one page per project
 and then its files, never the tree as a whole, so what a reader must never see is a page that
@@ -67,7 +72,8 @@ Entry points: `index_target(folder)` for any folder of wheels, `index_combined(o
 folders)`, and `index_all(config, targets)` for `wheelhouse index` (and the end of a build);
 `write_index(root, sources)` under them. The pieces: `scan` (finding and reading wheels),
 `plan` (which projects a run checks, their records), `wheelfile` (one wheel), `state` (the
-state, the log, yanks), `render` (the pages), `fileops` (atomic writes, durability).
+state, the log, yanks), `render` (the pages), `fileops` (atomic writes, durability),
+`upkeep` (the log's writes, the folders' stamps, leftovers).
 """
 
 from __future__ import annotations
@@ -119,6 +125,7 @@ from wheelhouse.index.state import (
 from wheelhouse.index.upkeep import (
     NEW_PREFIX,
     existing_projects,
+    paused_gc,
     tidy_sources,
     unchanged_folders,
     write_log,
@@ -186,7 +193,7 @@ def write_index(
     start = time.perf_counter()
     simple = root / SIMPLE
     _check_places(simple, sources)
-    with index_lock(root, wait=wait, label=label):
+    with index_lock(root, wait=wait, label=label), paused_gc():
         old = load_state(simple)
         boot = boot_id()
         yanks_key = yanks.digest()
@@ -354,6 +361,7 @@ def index_combined(
     wait: Wait = WAIT,
     label: str | None = None,
     only: Mapping[Path, frozenset[str]] | None = None,
+    full: bool = False,
 ) -> IndexReport:
     """`output/simple/` over the wheels of every folder (each inside `output`), linked as
     `../../<folder>/<file>`. The same file name in two folders must be the same bytes.
@@ -370,7 +378,14 @@ def index_combined(
         for f in folders
     ]
     return write_index(
-        output, sources, yanks=yanks, name=COMBINED, listings=listings, wait=wait, label=label
+        output,
+        sources,
+        yanks=yanks,
+        name=COMBINED,
+        listings=listings,
+        wait=wait,
+        label=label,
+        full=full,
     )
 
 
@@ -382,12 +397,13 @@ def index_all(
     metadata_cache: Path | None = None,
     wait: Wait = WAIT,
     exact: bool = False,
+    full: bool = False,
 ) -> list[IndexReport]:
     """Index each target's output folder, then the combined index over every configured
     target that has an output folder. Yanks come from `<output>/yanked.toml`. `sha256`:
     per target, the hashes of files the caller vouches for (see Source.sha256); `exact`:
     and those are all the wheels to publish for that target (a build's: see Source.only,
-    the folder may still hold wheels the build removes next). Each index
+    the folder may still hold wheels the build removes next); `full`: see write_index. Each index
     holds its folder's lock (`wheelhouse/<target>/`, then `wheelhouse/`) while it runs,
     one at a time: never one lock while waiting for another."""
     if SIMPLE in config.targets:
@@ -424,6 +440,7 @@ def index_all(
                 listings=listings,
                 wait=wait,
                 label=config.rel(folder),
+                full=full,
             )
         )
     folders = [config.output / n for n in config.targets if (config.output / n).is_dir()]
@@ -437,6 +454,7 @@ def index_all(
                 wait=wait,
                 label=config.rel(config.output),
                 only=only,
+                full=full,
             )
         )
     return reports
