@@ -10,6 +10,8 @@ hashed. Nothing here writes a page.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,29 +54,26 @@ def plan_run(
     touched: set[str] = set()
     # (what the pages list and the log forgets; nothing to forget where the log is empty)
     keys = {f.key for f in found} if known else set()
+    get, touch = known.get, touched.add
     for f in found:  # (a plain loop: it sees every file of a changed folder, every run)
-        entry = known.get(f.key)
+        entry = get(f.key)
         if entry is None:
             # (a wheel handed on by the target's index of this run knows its project)
             project = f.project or project_of(f.filename)
-            touched.add(project)
+            touch(project)
         else:
             project, _, ino = entry.partition("\t")
-            if ino != str(f.ino) or (
-                f.source.owner and f.filename + METADATA_SUFFIX not in sidecars[f.source.prefix]
-            ):
-                touched.add(project)
+            if ino != str(f.ino):
+                touch(project)
         f.project = project
+    touched.update(_sidecar_lost(found, sidecars))
     projects = {f.project for f in found}
     if full:
         touched = set(projects)
     else:
         touched.update(known[k].partition("\t")[0] for k in known.keys() - keys)
         touched.update(projects - existing)
-    files: dict[str, list[Found]] = {p: [] for p in touched}
-    for f in found:
-        if f.project in files:
-            files[f.project].append(f)
+    files = _files_of(found, touched, every=len(touched) == len(projects))
     return Plan(
         touched=files,
         changed={p: full or p not in existing for p in touched},
@@ -82,6 +81,30 @@ def plan_run(
         found=found,
         keys=keys,
     )
+
+
+def _sidecar_lost(found: Sequence[Found], sidecars: Mapping[str, set[str]]) -> set[str]:
+    """The projects of the wheels whose sidecar is missing (in the folders this index owns)."""
+    lost = set()
+    suffix = METADATA_SUFFIX
+    for source, items in groupby(found, attrgetter("source")):  # (each source's are together)
+        if source.owner:
+            present = sidecars[source.prefix]
+            lost.update(f.project for f in items if f.filename + suffix not in present)
+    return lost
+
+
+def _files_of(found: Sequence[Found], projects: set[str], *, every: bool) -> dict[str, list[Found]]:
+    """The files of each of `projects` (`every`: they are all the projects of `found`)."""
+    files: dict[str, list[Found]] = {p: [] for p in projects}
+    if every:
+        for f in found:
+            files[f.project].append(f)
+    elif projects:
+        for f in found:
+            if f.project in projects:
+                files[f.project].append(f)
+    return files
 
 
 def log_changes(plan: Plan, known: Mapping[str, str]) -> dict[str, str]:
