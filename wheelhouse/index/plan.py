@@ -85,7 +85,7 @@ def plan_run(
 
 def _sidecar_lost(found: Sequence[Found], sidecars: Mapping[str, set[str]]) -> set[str]:
     """The projects of the wheels whose sidecar is missing (in the folders this index owns)."""
-    lost = set()
+    lost: set[str] = set()
     suffix = METADATA_SUFFIX
     for source, items in groupby(found, attrgetter("source")):  # (each source's are together)
         if source.owner:
