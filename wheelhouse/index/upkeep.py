@@ -129,11 +129,14 @@ def tidy_sources(
 def paused_gc() -> Iterator[None]:
     """No cyclic garbage collection while a run holds an object per wheel: they form no
     cycles, and each collection would walk all of them (a third of a listing's cost at
-    30,000 wheels). Reference counting still frees everything."""
+    30,000 wheels). Reference counting still frees everything. What is left when the run
+    ends is frozen (moved out of the collector's generations) before collection resumes:
+    else the first allocation after it walks every object the run made."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            gc.freeze()
             gc.enable()
