@@ -274,3 +274,53 @@ def test_a_folder_stamp_is_not_trusted_when_it_is_too_recent(
     ix.index_target(slim)
     state = json.loads((slim / "simple" / ix.STATE_NAME).read_bytes())
     assert list(state["folders"]) == [""]
+
+
+def test_the_combined_index_mirrors_the_target_index_of_the_same_run(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the combined index's log agrees with the log of the target index that has just
+    run (their tokens), the target's changes are its own: its log is not read. A target
+    indexed alone in between breaks the agreement: the combined index compares again."""
+    slim = out / "slim"
+    read: list[Path] = []
+    real = ix.load_log
+
+    def counting(simple: Path) -> Any:
+        read.append(simple)
+        return real(simple)
+
+    monkeypatch.setattr(ix, "load_log", counting)
+
+    def both() -> ix.IndexReport:
+        listings: dict[Path, ix.Listing] = {}
+        ix.write_index(slim, [ix.Source(folder=slim)], listings=listings)
+        return ix.index_combined(out, [slim], listings=listings)
+
+    both()
+    put(slim, "alpha", "3.0")
+    read.clear()
+    report = both()
+    assert read == [slim / "simple"]  # the target's log only
+    assert (report.hashed, report.pages_written) == (0, 1)
+    (slim / "beta-1.0-py3-none-any.whl").unlink()
+    read.clear()
+    assert both().pages_removed == 1 and read == [slim / "simple"]
+    put(slim, "alpha", "4.0")
+    ix.index_target(slim)  # the combined index misses this change of the target's log
+    put(slim, "gamma", "1.0")
+    read.clear()
+    report = both()
+    assert read == [slim / "simple", out / "simple"]
+    assert report.pages_written == 3  # alpha (4.0), gamma and the root
+    files = check_tree(out / "simple")
+    assert {f["filename"] for f in files["alpha"]} == {
+        f"alpha-{v}-py3-none-any.whl" for v in ("1.0", "2.0", "3.0", "4.0")
+    }
+    assert "beta" not in files and "gamma" in files
+    # the log says what the pages list, whichever way it was written
+    listed = {"slim/" + f["filename"] for page in files.values() for f in page}
+    assert set(real(out / "simple")[0]) == listed
+    read.clear()
+    both()
+    assert read == [slim / "simple"]  # agreeing again

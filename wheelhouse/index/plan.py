@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from wheelhouse.index.fileops import FileWriter
 from wheelhouse.index.scan import (
+    Changes,
     Found,
     check_duplicates,
     look_up,
@@ -117,6 +118,31 @@ def log_changes(plan: Plan, known: Mapping[str, str]) -> dict[str, str]:
             if known.get(f.key) != entry:
                 added[f.key] = entry
     return added
+
+
+def plan_mirrored(
+    found: Sequence[Found], mirror: Mapping[str, Changes], existing: set[str]
+) -> Plan:
+    """The plan of an index whose log agrees, for each of its folders, with the log of the
+    target index that has just run over it (see writer.py): that index's changes are this
+    one's, and no file is compared with a log. Projects whose page is missing too."""
+    touched: set[str] = set().union(*(c.touched for c in mirror.values()))
+    projects: set[str] = set().union(*(c.projects for c in mirror.values()))
+    touched |= projects - existing
+    return Plan(
+        touched=_files_of(found, touched, every=len(touched) == len(projects)),
+        changed={p: p not in existing for p in touched},
+        projects=projects,
+        found=found,
+        keys=set(),
+    )
+
+
+def mirrored_log(mirror: Mapping[str, Changes]) -> tuple[dict[str, str], set[str]]:
+    """The log lines (added, removed) a mirroring index appends: its folders' changes."""
+    added = {p + name: e for p, c in mirror.items() for name, e in c.added.items()}
+    removed = {p + name for p, c in mirror.items() for name in c.removed}
+    return added, removed
 
 
 def plan_yanks(plan: Plan, old: Mapping[str, str | bool], new: Mapping[str, str | bool]) -> None:

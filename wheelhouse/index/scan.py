@@ -73,6 +73,22 @@ class Listing:
     wheels: Sequence[Found]  # the target index's, handed over: the next index reuses them
     sidecars: set[str]  # the names present (the set itself: handed on, not copied)
     seen: Seen | None  # the folder's stamp before the listing (None: it was not listed)
+    changes: Changes | None = None  # what the target index's run changed (see Changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Changes:
+    """What a target index's run changed, against its log as it was (the token `before`;
+    `after`: its log's token now): an index whose own log agreed with `before` for this
+    folder (a combined index) has exactly these changes to make, and need not compare every
+    file with its log (see writer.py)."""
+
+    before: str | None  # None: that run compared nothing (a full run)
+    after: str | None
+    added: Mapping[str, str]  # file name -> log entry: new or replaced files
+    removed: frozenset[str]  # file names the pages no longer list
+    touched: frozenset[str]  # the projects checked
+    projects: frozenset[str]  # every project of the folder
 
 
 class Seen(NamedTuple):

@@ -65,12 +65,18 @@ class IndexState:
     `boot`: the kernel's boot id at the time; `yanks`: the digest of the yanks the pages
     show; `folders`: per source prefix, the folder's stamp when the run saw no entry of it
     change (see `wheelhouse.index.writer`): while a folder still has that stamp, no file
-    was added to it, removed or renamed, and the next run need not list it."""
+    was added to it, removed or renamed, and the next run need not list it. `log`: a token
+    that changes whenever the log does, and `lines` in it; `mirrors` (a combined index):
+    per source prefix, the token of the target index's log that this index's log agrees
+    with for that folder (see writer.py)."""
 
     boot: str | None = None
     yanks: str | None = None
     yanked: Mapping[str, str | bool] = field(default_factory=dict)  # Yanks.entries()
     folders: Mapping[str, FolderStamp] = field(default_factory=dict)
+    log: str | None = None
+    lines: int = 0
+    mirrors: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         doc = {
@@ -79,6 +85,9 @@ class IndexState:
             "yanks": self.yanks,
             "yanked": self.yanked,
             "folders": self.folders,
+            "log": self.log,
+            "lines": self.lines,
+            "mirrors": self.mirrors,
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -94,6 +103,7 @@ def load_state(simple: Path) -> IndexState | None:
         return None
     yanked = doc.get("yanked")
     folders = doc.get("folders")
+    log, lines, mirrors = doc.get("log"), doc.get("lines"), doc.get("mirrors")
     return IndexState(
         boot=doc.get("boot"),
         yanks=doc.get("yanks") if isinstance(yanked, dict) else None,
@@ -102,6 +112,13 @@ def load_state(simple: Path) -> IndexState | None:
             k: (v[0], v[1], v[2])
             for k, v in (folders.items() if isinstance(folders, dict) else ())
             if isinstance(v, list) and len(v) == 3 and all(type(n) is int for n in v)
+        },
+        log=log if isinstance(log, str) else None,
+        lines=lines if type(lines) is int else 0,
+        mirrors={
+            k: v
+            for k, v in (mirrors.items() if isinstance(mirrors, dict) else ())
+            if isinstance(v, str)
         },
     )
 

@@ -14,8 +14,16 @@ from pathlib import Path
 
 from wheelhouse.fsutil import TMP, writing
 from wheelhouse.index.fileops import remove
-from wheelhouse.index.scan import Found, Listing, Seen, Source, folder_stamp, remove_stale_sidecars
-from wheelhouse.index.state import LOG_NAME, FolderStamp, log_entry, log_lines
+from wheelhouse.index.scan import (
+    Changes,
+    Found,
+    Listing,
+    Seen,
+    Source,
+    folder_stamp,
+    remove_stale_sidecars,
+)
+from wheelhouse.index.state import LOG_NAME, FolderStamp, IndexState, log_entry, log_lines
 
 NEW_PREFIX = ".new-"  # a new project's folder, before it appears whole
 
@@ -64,9 +72,9 @@ def write_log(
     size: int,
     *,
     whole: bool,
-) -> None:
+) -> int:
     """Append this run's changes to the log, or write it whole after a full run or when
-    most of its lines no longer count."""
+    most of its lines no longer count; the lines in it now."""
     if whole or size > 2 * len(found) + COMPACT_AT:
         # streamed through a temp file in slices: a log of every file is never in memory
         tmp = f"{simple}/{LOG_NAME}.{os.getpid()}{TMP}"
@@ -79,9 +87,11 @@ def write_log(
         except BaseException:
             remove(tmp)
             raise
-        return
+        return len(found)
+    lines = log_lines(added, removed)
     with writing(simple / LOG_NAME), open(simple / LOG_NAME, "ab") as log:  # noqa: PTH123
-        log.write(log_lines(added, removed))
+        log.write(lines)
+    return size + lines.count(b"\n")
 
 
 def existing_projects(simple: Path, *, dirty: bool) -> set[str]:
@@ -111,9 +121,11 @@ def tidy_sources(
     sidecars: Mapping[str, set[str]],
     listings: dict[Path, Listing],
     seen: Mapping[str, Seen | None],
+    changes: Changes,
 ) -> None:
     """Remove the sidecars of wheels that are gone from the folders this index owns, and
-    hand what was learned of them to the next index of the run."""
+    hand what was learned of them to the next index of the run (with this run's `changes`
+    when this index has the one folder)."""
     for src in sources:
         if src.owner:
             mine = found if len(sources) == 1 else [f for f in found if f.source is src]
@@ -122,6 +134,7 @@ def tidy_sources(
                 wheels=mine,
                 sidecars=sidecars[src.prefix],  # now every wheel's (and maybe a stale one)
                 seen=seen.get(src.prefix),
+                changes=changes if len(sources) == 1 else None,
             )
 
 
@@ -140,3 +153,29 @@ def paused_gc() -> Iterator[None]:
         if enabled:
             gc.freeze()
             gc.enable()
+
+
+def mirror_of(
+    sources: Sequence[Source], listings: Mapping[Path, Listing], old: IndexState | None
+) -> tuple[dict[str, Changes] | None, dict[str, str]]:
+    """(The changes of each folder, where this index's log agrees with the log of the target
+    index that has just listed it, for every folder: else None; the target logs' tokens
+    this index's log will agree with after this run, where each folder was handed over.)"""
+    handed = {s.prefix: c for s in sources if (c := _changes(listings.get(s.folder))) is not None}
+    after = {p: c.after for p, c in handed.items() if c.after is not None}
+    if len(after) != len(sources):
+        after = {}
+    if old is None or len(handed) != len(sources) or set(old.mirrors) != set(handed):
+        return None, after
+    if any(c.before is None or old.mirrors[p] != c.before for p, c in handed.items()):
+        return None, after
+    return handed, after
+
+
+def _changes(listing: Listing | None) -> Changes | None:
+    return None if listing is None else listing.changes
+
+
+def new_token() -> str:
+    """A log's token: changes with every write of it (see IndexState)."""
+    return os.urandom(8).hex()

@@ -98,16 +98,14 @@ from wheelhouse.index.plan import (
     Plan,
     log_changes,
     matched_yanks,
+    mirrored_log,
+    plan_mirrored,
     plan_run,
     plan_yanks,
     read_projects,
 )
 from wheelhouse.index.render import PageFile, render_project, render_root
-from wheelhouse.index.scan import (
-    Listing,
-    Source,
-    scan,
-)
+from wheelhouse.index.scan import Changes, Listing, Source, scan
 from wheelhouse.index.state import (
     DIRTY_NAME,
     NO_YANKS,
@@ -125,6 +123,8 @@ from wheelhouse.index.state import (
 from wheelhouse.index.upkeep import (
     NEW_PREFIX,
     existing_projects,
+    mirror_of,
+    new_token,
     paused_gc,
     tidy_sources,
     unchanged_folders,
@@ -201,17 +201,25 @@ def write_index(
         # stopped, or when the machine restarted since the last run (see below); the
         # records in the pages still spare the hashing where the state is valid
         dirty = full or old is None or (simple / DIRTY_NAME).exists() or old.boot != boot
-        known, log_size = load_log(simple) if old is not None else ({}, 0)
+        mirror, mirrors = mirror_of(sources, listings, old)
+        if dirty:
+            mirror = None
+        # (a mirroring index need not read its log: see the module doc)
+        known, log_size = load_log(simple) if old is not None and mirror is None else ({}, 0)
         existing = existing_projects(simple, dirty=dirty)
         found, sidecars, seen = scan(
             sources, listings, full=dirty, known=known, unchanged=old.folders if old else {}
         )
-        plan = plan_run(found, known, existing, sidecars, full=dirty)
+        if mirror is None:
+            plan = plan_run(found, known, existing, sidecars, full=dirty)
+            # (a full run writes the log whole: no list of every file here)
+            added, removed = {} if dirty else log_changes(plan, known), known.keys() - plan.keys
+        else:
+            plan = plan_mirrored(found, mirror, existing)
+            (added, removed), log_size = mirrored_log(mirror), old.lines if old else 0
         yanks_changed = old is not None and old.yanks != yanks_key
         if old is not None and yanks_changed:  # the pages of what was yanked or unyanked
             plan_yanks(plan, old.yanked, yanks.entries())
-        # (a full run writes the log whole: no list of every file here)
-        added = {} if dirty else log_changes(plan, known)
         writer = FileWriter(track=boot is None)
         hashed = read_projects(simple, plan, sidecars, writer, trusted=old is not None, dirty=dirty)
         changed = [p for p, files in plan.touched.items() if files and plan.changed[p]]
@@ -223,7 +231,6 @@ def write_index(
             or not (simple / "index.json").exists()
         )
         gone = sorted(existing - plan.projects)
-        removed = known.keys() - plan.keys
         if changed or root_stale or gone:
             # an interruption from here on leaves pages the state does not describe
             write_small(simple / DIRTY_NAME, b"", durable=boot is None)
@@ -235,28 +242,52 @@ def write_index(
             for project in gone:  # after the root stopped linking them
                 crash_point()
                 shutil.rmtree(simple / project, ignore_errors=True)
-        tidy_sources(sources, found, sidecars, listings, seen)
+        logged = bool(added or removed or dirty)
+        token = new_token() if logged or old is None else old.log
+        before = old.log if old is not None and not dirty else None
+        tidy_sources(
+            sources,
+            found,
+            sidecars,
+            listings,
+            seen,
+            Changes(
+                before=before,
+                after=token,
+                added=added,
+                removed=frozenset(removed),
+                touched=frozenset(plan.touched),
+                projects=frozenset(plan.projects),
+            ),
+        )
         folders = unchanged_folders(sources, seen, old.folders if old else {})
         if (
             changed
             or root_stale
             or gone
-            or added
-            or removed
-            or dirty
+            or logged
             or yanks_changed
-            or (old is not None and folders != old.folders)
+            or (old is not None and (folders != old.folders or mirrors != old.mirrors))
         ):
             # Durability: an fsync per page costs seconds for a big index, and sync()
             # flushes the whole machine. Where the kernel has a boot id the state records it
             # instead: the first run after a restart (the only way to lose written data)
             # re-renders every page and checks every sidecar, and a state cut short is
             # invalid JSON, which means a full run. Elsewhere: fsync, then the state.
-            if added or removed or dirty:
-                write_log(simple, found, added, removed, log_size, whole=dirty)
+            lines = log_size
+            if logged:
+                lines = write_log(simple, found, added, removed, log_size, whole=dirty)
             if boot is None:
                 writer.fsync()
-            new = IndexState(boot=boot, yanks=yanks_key, yanked=yanks.entries(), folders=folders)
+            new = IndexState(
+                boot=boot,
+                yanks=yanks_key,
+                yanked=yanks.entries(),
+                folders=folders,
+                log=token,
+                lines=lines,
+                mirrors=mirrors,
+            )
             write_small(simple / STATE_NAME, new.to_json(), durable=boot is None)
             (simple / DIRTY_NAME).unlink(missing_ok=True)
         return IndexReport(
