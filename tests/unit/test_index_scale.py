@@ -284,13 +284,13 @@ def test_the_combined_index_mirrors_the_target_index_of_the_same_run(
     indexed alone in between breaks the agreement: the combined index compares again."""
     slim = out / "slim"
     read: list[Path] = []
-    real = ix.load_log
+    real = load_log
 
     def counting(simple: Path) -> Any:
         read.append(simple)
         return real(simple)
 
-    monkeypatch.setattr(ix, "load_log", counting)
+    monkeypatch.setattr(ix, "load_log", counting)  # (the name writer.py calls)
 
     def both() -> ix.IndexReport:
         listings: dict[Path, ix.Listing] = {}

@@ -74,7 +74,7 @@ def plan_run(
     else:
         touched.update(known[k].partition("\t")[0] for k in known.keys() - keys)
         touched.update(projects - existing)
-    files = _files_of(found, touched, every=len(touched) == len(projects))
+    files = _files_of(found, touched, every=touched >= projects)
     return Plan(
         touched=files,
         changed={p: full or p not in existing for p in touched},
@@ -130,7 +130,7 @@ def plan_mirrored(
     projects: set[str] = set().union(*(c.projects for c in mirror.values()))
     touched |= projects - existing
     return Plan(
-        touched=_files_of(found, touched, every=len(touched) == len(projects)),
+        touched=_files_of(found, touched, every=touched >= projects),
         changed={p: p not in existing for p in touched},
         projects=projects,
         found=found,
