@@ -41,8 +41,9 @@ missing; it stats their files, reads those projects' JSON pages, hashes only fil
 stamp changed, renders only pages whose files changed, appends a few lines to the log and
 rewrites the small state. A full run (no state, a restart, an interrupted run, `--full`)
 stats every wheel, renders every page and writes the log whole. Known limit: a wheel
-whose bytes are rewritten in place (`cp` over it: same name, same inode) is not noticed
-until a full run; pip and uv refuse it meanwhile (its hash is not the page's), never
+whose bytes are rewritten in place (`cp` over it: same name, same inode; or deleted and
+copied again between two runs where the file system reuses the inode number) is not
+noticed until a full run; pip and uv refuse it meanwhile (its hash is not the page's), never
 install it. A file name is one set of bytes on any index (pip's cache and CDNs assume it).
 
 Atomic without a snapshot swap: pip, uv and every other client read one page per project
