@@ -324,3 +324,32 @@ def test_the_combined_index_mirrors_the_target_index_of_the_same_run(
     read.clear()
     both()
     assert read == [slim / "simple"]  # agreeing again
+
+
+def test_a_lost_log_is_never_taken_for_an_empty_folder(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state records the stamp of the log it describes: a log deleted or cut short by
+    hand is not trusted to stand for an unlisted folder, nor for a target's changes."""
+    slim = out / "slim"
+
+    def both() -> ix.IndexReport:
+        listings: dict[Path, ix.Listing] = {}
+        ix.write_index(slim, [ix.Source(folder=slim)], listings=listings)
+        return ix.index_combined(out, [slim], listings=listings)
+
+    both()
+    both()  # the folder's stamp recorded; the combined index agrees with the target's log
+    before = {p: check_tree(p) for p in (slim / "simple", out / "simple")}
+    (slim / "simple" / LOG_NAME).unlink()  # the folder is unchanged: its stamp holds
+    both()
+    assert {p: check_tree(p) for p in before} == before
+    assert set(load_log(slim / "simple")[0]) == {p.name for p in slim.glob("*.whl")}
+    (out / "simple" / LOG_NAME).write_bytes(b"")
+    put(slim, "gamma", "1.0")
+    both()
+    for simple, pages in before.items():
+        after = check_tree(simple)
+        assert set(after) == set(pages) | {"gamma"}
+        assert all(after[p] == pages[p] for p in pages)
+    assert set(load_log(out / "simple")[0]) == {"slim/" + p.name for p in slim.glob("*.whl")}

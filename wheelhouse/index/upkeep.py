@@ -176,6 +176,12 @@ def _changes(listing: Listing | None) -> Changes | None:
     return None if listing is None else listing.changes
 
 
-def new_token() -> str:
-    """A log's token: changes with every write of it (see IndexState)."""
-    return os.urandom(8).hex()
+def log_stamp(simple: Path) -> str | None:
+    """What the state records of the log it describes: its inode, size and mtime (a log
+    appended to, written whole, lost or cut short has another). Also the token another
+    index's state compares with (see mirror_of)."""
+    try:
+        st = os.stat(simple / LOG_NAME)  # noqa: PTH116
+    except OSError:
+        return None
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"

@@ -124,8 +124,8 @@ from wheelhouse.index.state import (
 from wheelhouse.index.upkeep import (
     NEW_PREFIX,
     existing_projects,
+    log_stamp,
     mirror_of,
-    new_token,
     paused_gc,
     tidy_sources,
     unchanged_folders,
@@ -202,14 +202,15 @@ def write_index(
         # stopped, or when the machine restarted since the last run (see below); the
         # records in the pages still spare the hashing where the state is valid
         dirty = full or old is None or (simple / DIRTY_NAME).exists() or old.boot != boot
-        mirror, mirrors = mirror_of(sources, listings, old)
-        if dirty:
-            mirror = None
+        # the log is the one the state describes (not lost, cut short or edited by hand):
+        # only then may a folder go unlisted, or a target's changes stand for this index's
+        trusted = old if old is not None and not dirty and old.log == log_stamp(simple) else None
+        mirror, mirrors = mirror_of(sources, listings, trusted)
         # (a mirroring index need not read its log: see the module doc)
         known, log_size = load_log(simple) if old is not None and mirror is None else ({}, 0)
         existing = existing_projects(simple, dirty=dirty)
         found, sidecars, seen = scan(
-            sources, listings, full=dirty, known=known, unchanged=old.folders if old else {}
+            sources, listings, full=dirty, known=known, unchanged=trusted.folders if trusted else {}
         )
         if mirror is None:
             plan = plan_run(found, known, existing, sidecars, full=dirty)
@@ -217,7 +218,7 @@ def write_index(
             added, removed = {} if dirty else log_changes(plan, known), known.keys() - plan.keys
         else:
             plan = plan_mirrored(found, mirror, existing)
-            (added, removed), log_size = mirrored_log(mirror), old.lines if old else 0
+            (added, removed), log_size = mirrored_log(mirror), trusted.lines if trusted else 0
         yanks_changed = old is not None and old.yanks != yanks_key
         if old is not None and yanks_changed:  # the pages of what was yanked or unyanked
             plan_yanks(plan, old.yanked, yanks.entries())
@@ -243,9 +244,11 @@ def write_index(
             for project in gone:  # after the root stopped linking them
                 crash_point()
                 shutil.rmtree(simple / project, ignore_errors=True)
+        # the log before what the next index of the run is handed: its stamp, after
         logged = bool(added or removed or dirty)
-        token = new_token() if logged or old is None else old.log
-        before = old.log if old is not None and not dirty else None
+        lines = write_log(simple, found, added, removed, log_size, whole=dirty) if logged else 0
+        token = log_stamp(simple) if logged or old is None else old.log
+        before = trusted.log if trusted else None
         tidy_sources(
             sources,
             found,
@@ -275,9 +278,6 @@ def write_index(
             # instead: the first run after a restart (the only way to lose written data)
             # re-renders every page and checks every sidecar, and a state cut short is
             # invalid JSON, which means a full run. Elsewhere: fsync, then the state.
-            lines = log_size
-            if logged:
-                lines = write_log(simple, found, added, removed, log_size, whole=dirty)
             if boot is None:
                 writer.fsync()
             new = IndexState(
@@ -286,7 +286,7 @@ def write_index(
                 yanked=yanks.entries(),
                 folders=folders,
                 log=token,
-                lines=lines,
+                lines=lines if logged else log_size,
                 mirrors=mirrors,
             )
             write_small(simple / STATE_NAME, new.to_json(), durable=boot is None)
