@@ -30,6 +30,26 @@ def no_slack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(upkeep, "SLACK", 0)
 
 
+def scandirs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders os.scandir lists from now on, in order."""
+    listed: list[str] = []
+    real = os.scandir
+
+    def counting(path: Any = ".") -> Any:
+        listed.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    return listed
+
+
+def both(out: Path) -> ix.IndexReport:
+    """`out/slim`'s index, then the combined one, as one `wheelhouse index` run makes them."""
+    listings: dict[Path, ix.Listing] = {}
+    ix.write_index(out / "slim", [ix.Source(folder=out / "slim")], listings=listings)
+    return ix.index_combined(out, [out / "slim"], listings=listings)
+
+
 def test_one_new_wheel_reads_one_project_and_appends_to_the_log(
     out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,14 +106,7 @@ def test_the_target_and_combined_index_list_a_folder_once(
     out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slim = out / "slim"
-    listed: list[str] = []
-    real = os.scandir
-
-    def counting(path: Any = ".") -> Any:
-        listed.append(os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", counting)
+    listed = scandirs(monkeypatch)
     listings: dict[Path, ix.Listing] = {}
     ix.write_index(slim, [ix.Source(folder=slim)], listings=listings)
     report = ix.index_combined(out, [slim], listings=listings)
@@ -228,14 +241,7 @@ def test_an_unchanged_folder_is_not_listed_and_a_changed_one_is(
     list it (its wheels are the log's). A wheel added, removed or renamed moves the stamp:
     listed again. A run that wrote into the folder (a sidecar) records nothing."""
     slim = out / "slim"
-    listed: list[str] = []
-    real = os.scandir
-
-    def counting(path: Any = ".") -> Any:
-        listed.append(os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", counting)
+    listed = scandirs(monkeypatch)
     ix.index_target(slim)  # writes the sidecars: the folder moved during the run
     ix.index_target(slim)  # lists it again, writes nothing: records its stamp
     listed.clear()
@@ -292,25 +298,20 @@ def test_the_combined_index_mirrors_the_target_index_of_the_same_run(
 
     monkeypatch.setattr(ix, "load_log", counting)  # (the name writer.py calls)
 
-    def both() -> ix.IndexReport:
-        listings: dict[Path, ix.Listing] = {}
-        ix.write_index(slim, [ix.Source(folder=slim)], listings=listings)
-        return ix.index_combined(out, [slim], listings=listings)
-
-    both()
+    both(out)
     put(slim, "alpha", "3.0")
     read.clear()
-    report = both()
+    report = both(out)
     assert read == [slim / "simple"]  # the target's log only
     assert (report.hashed, report.pages_written) == (0, 1)
     (slim / "beta-1.0-py3-none-any.whl").unlink()
     read.clear()
-    assert both().pages_removed == 1 and read == [slim / "simple"]
+    assert both(out).pages_removed == 1 and read == [slim / "simple"]
     put(slim, "alpha", "4.0")
     ix.index_target(slim)  # the combined index misses this change of the target's log
     put(slim, "gamma", "1.0")
     read.clear()
-    report = both()
+    report = both(out)
     assert read == [slim / "simple", out / "simple"]
     assert report.pages_written == 3  # alpha (4.0), gamma and the root
     files = check_tree(out / "simple")
@@ -322,7 +323,7 @@ def test_the_combined_index_mirrors_the_target_index_of_the_same_run(
     listed = {"slim/" + f["filename"] for page in files.values() for f in page}
     assert set(real(out / "simple")[0]) == listed
     read.clear()
-    both()
+    both(out)
     assert read == [slim / "simple"]  # agreeing again
 
 
@@ -333,21 +334,16 @@ def test_a_lost_log_is_never_taken_for_an_empty_folder(
     hand is not trusted to stand for an unlisted folder, nor for a target's changes."""
     slim = out / "slim"
 
-    def both() -> ix.IndexReport:
-        listings: dict[Path, ix.Listing] = {}
-        ix.write_index(slim, [ix.Source(folder=slim)], listings=listings)
-        return ix.index_combined(out, [slim], listings=listings)
-
-    both()
-    both()  # the folder's stamp recorded; the combined index agrees with the target's log
+    both(out)
+    both(out)  # the folder's stamp recorded; the combined index agrees with the target's log
     before = {p: check_tree(p) for p in (slim / "simple", out / "simple")}
     (slim / "simple" / LOG_NAME).unlink()  # the folder is unchanged: its stamp holds
-    both()
+    both(out)
     assert {p: check_tree(p) for p in before} == before
     assert set(load_log(slim / "simple")[0]) == {p.name for p in slim.glob("*.whl")}
     (out / "simple" / LOG_NAME).write_bytes(b"")
     put(slim, "gamma", "1.0")
-    both()
+    both(out)
     for simple, pages in before.items():
         after = check_tree(simple)
         assert set(after) == set(pages) | {"gamma"}
