@@ -153,7 +153,8 @@ def _random_files(rnd: random.Random) -> list[PageFile]:
         version = rnd.choice(MANY_VERSIONS)
         key = rnd.choice(["", "slim/", "a b/"]) + f"{stem}-{version}-{i}-py3-none-any.whl"
         rp = rnd.choice([None, "", ">=3.8", '<4,>"3"', "\u2265\x00"])
-        yank = rnd.choice([False, True, "", "why & <how>", "\u00e9\u2028\x1f"])
+        yanks: list[str | bool] = [False, True, "", "why & <how>", "\u00e9\u2028\x1f"]
+        yank = rnd.choice(yanks)
         mtime = rnd.choice([0, -1, rnd.randrange(-(2**62), 2**62)])
         rec = _rec(rnd.randrange(2**40), mtime, i, "p", version, rp, rnd.randrange(2**20))
         files.append((key, rec, yank))
