@@ -70,6 +70,12 @@ def _url(key: str) -> str:
     return "../../" + (key if _PLAIN(key) else urllib.parse.quote(key))
 
 
+@functools.lru_cache(maxsize=1024)
+def _requires_python(value: str) -> tuple[str, str]:
+    # (a few values on thousands of files): escaped for HTML and for JSON once each
+    return _esc(value), _json_str(value)
+
+
 def _by_version(file: PageFile) -> Version:
     return parse_version(file[1][VERSION])
 
@@ -98,8 +104,9 @@ def render_project(project: str, files: Sequence[PageFile]) -> tuple[bytes, byte
         name_json = f'"{filename}"' if plain else _json_str(filename)
         entry = f'{{"filename": {name_json}, "url": "{url}", "hashes": {{"sha256": "{sha}"}}, '
         if requires_python:
-            attrs += f' data-requires-python="{_esc(requires_python)}"'
-            entry += f'"requires-python": {_json_str(requires_python)}, '
+            html_rp, json_rp = _requires_python(requires_python)
+            attrs += f' data-requires-python="{html_rp}"'
+            entry += f'"requires-python": {json_rp}, '
         meta = f"sha256={meta_sha}"
         attrs += f' data-dist-info-metadata="{meta}" data-core-metadata="{meta}"'
         if yank is False:
