@@ -14,7 +14,9 @@ read() and unzipped from memory; a digest the caller vouches for is not computed
 and METADATA the caller already has (a cache by sha256, written only for a wheel that
 passed) means the wheel is not opened at all. The CRC check inflates every member: for a
 small wheel, read from memory, each member is inflated straight from the buffer (about a
-third more than the inspection without it; zipfile's testzip() would near double it).
+third more than the inspection without it; zipfile's testzip() would near double it). A
+usual file name is parsed with packaging's own checks, each version and tag string once
+per run (they repeat across an index); any other name, and every refusal, by packaging.
 """
 
 from __future__ import annotations
