@@ -72,8 +72,16 @@ def _url(key: str) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _requires_python(value: str) -> tuple[str, str]:
-    # (a few values on thousands of files): escaped for HTML and for JSON once each
-    return _esc(value), _json_str(value)
+    # (a few values on thousands of files): its HTML attribute and JSON field, made once
+    return f' data-requires-python="{_esc(value)}"', f'"requires-python": {_json_str(value)}, '
+
+
+def _yanked(yank: str | bool) -> tuple[str, str]:
+    """A yank's HTML attribute and JSON value."""
+    if yank is False:
+        return "", "false"
+    reason = yank if isinstance(yank, str) else ""
+    return f' data-yanked="{_esc(reason)}"', _json_str(reason) if reason else "true"
 
 
 def _by_version(file: PageFile) -> Version:
@@ -91,35 +99,30 @@ def render_project(project: str, files: Sequence[PageFile]) -> tuple[bytes, byte
     entries = []
     versions: dict[str, None] = {}
     private = []
+    no_yank = _yanked(False)
     for key, rec, yank in ordered:
         filename = key.rpartition("/")[2]
         # (html.escape and JSON's escapes only where a character could need them; a
         # quoted URL and a digest's hex never do)
-        plain = _PLAIN(key) is not None
-        url = "../../" + key if plain else _url(key)
+        if _PLAIN(key) is None:
+            url, shown, name_json = _url(key), _esc(filename), _json_str(filename)
+        else:
+            url, shown, name_json = "../../" + key, filename, f'"{filename}"'
         sha, meta_sha = rec[SHA256].hex(), rec[META_SHA256].hex()
         requires_python = rec[REQUIRES_PYTHON]
-        version = rec[VERSION]
-        attrs = f' href="{url}#sha256={sha}"'
-        name_json = f'"{filename}"' if plain else _json_str(filename)
-        entry = f'{{"filename": {name_json}, "url": "{url}", "hashes": {{"sha256": "{sha}"}}, '
-        if requires_python:
-            html_rp, json_rp = _requires_python(requires_python)
-            attrs += f' data-requires-python="{html_rp}"'
-            entry += f'"requires-python": {json_rp}, '
-        meta = f"sha256={meta_sha}"
-        attrs += f' data-dist-info-metadata="{meta}" data-core-metadata="{meta}"'
-        if yank is False:
-            yanked = "false"
-        else:
-            attrs += f' data-yanked="{_esc(yank if isinstance(yank, str) else "")}"'
-            yanked = _json_str(yank) if isinstance(yank, str) and yank else "true"
-        links.append(f"<a{attrs}>{filename if plain else _esc(filename)}</a><br>\n")
+        html_rp, json_rp = _requires_python(requires_python) if requires_python else ("", "")
+        html_yank, yanked = no_yank if yank is False else _yanked(yank)
+        links.append(
+            f'<a href="{url}#sha256={sha}"{html_rp} data-dist-info-metadata="sha256={meta_sha}"'
+            f' data-core-metadata="sha256={meta_sha}"{html_yank}>{shown}</a><br>\n'
+        )
         entries.append(
-            f'{entry}"core-metadata": {{"sha256": "{meta_sha}"}}, '
+            f'{{"filename": {name_json}, "url": "{url}", "hashes": {{"sha256": "{sha}"}}, '
+            f'{json_rp}"core-metadata": {{"sha256": "{meta_sha}"}}, '
             f'"dist-info-metadata": {{"sha256": "{meta_sha}"}}, "yanked": {yanked}, '
             f'"size": {rec[SIZE]}, "upload-time": "{_upload_time(rec[MTIME])}"}}'
         )
+        version = rec[VERSION]
         versions[version] = None
         # what the next run needs: stat stamps, METADATA size, version
         private.append(f"[{rec[MTIME]}, {rec[INO]}, {rec[META_SIZE]}, {_json_str(version)}]")
