@@ -14,11 +14,14 @@ read() and unzipped from memory; a digest the caller vouches for is not computed
 and METADATA the caller already has (a cache by sha256, written only for a wheel that
 passed) means the wheel is not opened at all. The CRC check inflates every member: for a
 small wheel, read from memory, each member is inflated straight from the buffer (about a
-third more than the inspection without it; zipfile's testzip() would near double it).
+third more than the inspection without it; zipfile's testzip() would near double it). A
+usual file name is parsed with packaging's own checks, each version and tag string once
+per run (they repeat across an index); any other name, and every refusal, by packaging.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packaging.tags import parse_tag
 from packaging.utils import (
     BuildTag,
     InvalidWheelFilename,
@@ -95,13 +99,7 @@ def inspect_wheel(
     # (a str path from the index: pathlib interns every part it parses, a table that
     # grows by one entry per wheel of a big index)
     name = filename or os.path.basename(path)  # noqa: PTH119
-    try:
-        project, version, build, tags = parse_wheel_filename(name)
-    except InvalidWheelFilename as exc:
-        raise WheelRefused(
-            f"is not a valid wheel file name ({exc})",
-            "rename it to name-version-python-abi-platform.whl, or remove it from the folder",
-        ) from None
+    project, version_text, version, build, tags = _parse_name(name)
     if size is None:
         try:
             size = os.stat(path).st_size  # noqa: PTH116
@@ -110,7 +108,7 @@ def inspect_wheel(
     if metadata is None or sha256 is None:
         sha256, metadata = _read(path, project, size, sha256, check_crc=check_crc)
     headers = read_headers(metadata)
-    _check_release(headers, project, version)
+    _check_release(headers, project, version, version_text)
     return WheelInfo(
         filename=name,
         project=project,
@@ -122,6 +120,41 @@ def inspect_wheel(
         metadata=metadata,
         requires_python=headers.get("Requires-Python"),
     )
+
+
+# Versions and tags repeat across a big index (a release's wheels for each platform,
+# versions like 1.0.0 in many projects): each is parsed once. Both are immutable.
+parse_version = functools.lru_cache(maxsize=8192)(Version)
+_parse_tags = functools.lru_cache(maxsize=1024)(parse_tag)
+_WHEEL_NAME = re.compile(r"[\w.]+").fullmatch  # packaging's escaped project name
+
+
+def _parse_name(name: str) -> tuple[NormalizedName, str, Version, BuildTag, frozenset[Tag]]:
+    """parse_wheel_filename's answer (and the version as the name spells it): the usual
+    name (no build tag) parsed here with the same checks, its version and tags parsed
+    once per run; any other name, and every refusal, by packaging itself."""
+    stem = name[:-4]
+    if name[-4:] == ".whl" and stem.count("-") == 4:
+        project, version_text, tags = stem.split("-", 2)
+        if "__" not in project and _WHEEL_NAME(project):
+            try:
+                return (
+                    canonicalize_name(project),
+                    version_text,
+                    parse_version(version_text),
+                    (),
+                    _parse_tags(tags),
+                )
+            except ValueError:  # an invalid version or tag: packaging says which
+                pass
+    try:
+        parsed_project, version, build, parsed_tags = parse_wheel_filename(name)
+    except InvalidWheelFilename as exc:
+        raise WheelRefused(
+            f"is not a valid wheel file name ({exc})",
+            "rename it to name-version-python-abi-platform.whl, or remove it from the folder",
+        ) from None
+    return parsed_project, stem.split("-")[1], version, build, parsed_tags
 
 
 def _read(
@@ -259,8 +292,12 @@ def _unreadable(exc: OSError) -> WheelRefused:
     return WheelRefused(f"cannot be read: {exc}", "check the file and its permissions")
 
 
-def _check_release(headers: dict[str, str], project: str, version: Version) -> None:
-    """METADATA names the release the file name does: a renamed wheel is refused."""
+def _check_release(
+    headers: dict[str, str], project: str, version: Version, version_text: str
+) -> None:
+    """METADATA names the release the file name does: a renamed wheel is refused.
+    `version_text`: the version as the file name spells it (METADATA mostly spells it the
+    same: then it is the same version, not parsed again)."""
     meta_name, meta_version = headers.get("Name"), headers.get("Version")
     if not meta_name or not meta_version:
         raise WheelRefused(
@@ -268,7 +305,7 @@ def _check_release(headers: dict[str, str], project: str, version: Version) -> N
             "rebuild the wheel with a PEP 517 build backend, or remove it from the folder",
         )
     try:
-        same_version = Version(meta_version) == version
+        same_version = meta_version == version_text or parse_version(meta_version) == version
     except InvalidVersion:
         same_version = False
     if canonicalize_name(meta_name) != project or not same_version:
@@ -305,6 +342,9 @@ def _pick_metadata(members: list[str], project: str) -> str:
 
 
 _WANTED = {"name": "Name", "version": "Version", "requires-python": "Requires-Python"}
+# what a line whose key could be one of _WANTED starts with (a key's leading whitespace
+# is stripped: \x1f, and any non-ASCII character, which only the full look can tell)
+_MAYBE_WANTED = frozenset("NnVvRr\x1f")
 
 
 def read_headers(metadata: bytes) -> dict[str, str]:
@@ -315,11 +355,17 @@ def read_headers(metadata: bytes) -> dict[str, str]:
     out: dict[str, str] = {}
     last: str | None = None
     for line in (metadata if end < 0 else metadata[:end]).decode("utf-8", "replace").splitlines():
-        if not line.strip():
+        if not line or line.isspace():
             break
-        if line[0] in " \t":
+        first = line[0]
+        if first == " " or first == "\t":
             if last is not None:
                 out[last] += " " + line.strip()
+            continue
+        if len(out) == 3:
+            break  # all read: a later line changes none of them
+        if first not in _MAYBE_WANTED and first < "\x80":  # (most lines: Classifier, …)
+            last = None
             continue
         key, sep, value = line.partition(":")
         last = _WANTED.get(key.strip().lower()) if sep else None
@@ -348,13 +394,21 @@ def _read_small(path: str, size: int) -> bytes:
 
 _EOCD = struct.Struct("<4s4H2LH")
 _LOCAL_SIZES = struct.Struct("<HH")  # a local header's name and extra field lengths
+# a central directory entry, only the fields read: signature, flags, method, CRC,
+# compressed and file size, name, extra and comment lengths, local header offset
+_CENTRAL = struct.Struct("<4s4xHH4x3L3H8xL")
 
 
-def _maybe_unsafe(name: str) -> bool:  # a cheap filter before _UNSAFE
-    return ".." in name or "\\" in name or name[:1] == "/" or name[1:2] == ":"
-
-
-_CENTRAL = struct.Struct("<4s6H3L5H2L")
+def _central_directory(data: bytes) -> tuple[int, int, int] | None:
+    """(members, offset, end) of the zip's central directory, where it is a plain one
+    (one disk, no comment, no zip64, right before its end record); else None."""
+    end = len(data) - _EOCD.size
+    if end < 0 or data[end : end + 4] != b"PK\x05\x06":
+        return None  # a comment, zip64, not a zip
+    _, disk, cd_disk, _, count, cd_size, cd_offset, comment = _EOCD.unpack_from(data, end)
+    if disk or cd_disk or comment or cd_offset + cd_size != end:
+        return None
+    return count, cd_offset, end
 
 
 def _read_clean_zip(data: bytes, project: str) -> bytes | None:
@@ -364,23 +418,19 @@ def _read_clean_zip(data: bytes, project: str) -> bytes | None:
     encrypted or odd member, any damage): zipfile's path then reads it, or says why not."""
     import zlib
 
-    end = len(data) - _EOCD.size
-    if end < 0 or data[end : end + 4] != b"PK\x05\x06":
-        return None  # a comment, zip64, not a zip
-    _, disk, cd_disk, _, count, cd_size, cd_offset, comment = _EOCD.unpack_from(data, end)
-    if disk or cd_disk or comment or cd_offset + cd_size != end:
+    directory = _central_directory(data)
+    if directory is None:
         return None
+    count, pos, end = directory
     view = memoryview(data)
-    members: dict[str, bytes | memoryview] = {}
+    seen: set[str] = set()
+    metadata: dict[str, bytes | memoryview] = {}  # the .dist-info/METADATA members
     unpack, unpack_local, local_sig = _CENTRAL.unpack_from, _LOCAL_SIZES.unpack_from, b"PK\x03\x04"
-    inflate, crc32 = zlib.decompressobj, zlib.crc32
-    pos = cd_offset
+    inflate, crc32, entry_size = zlib.decompressobj, zlib.crc32, _CENTRAL.size
     for _ in range(count):
-        if pos + _CENTRAL.size > end:
+        if pos + entry_size > end:
             return None
-        sig, _, _, flags, method, _, _, crc, csize, usize, nlen, elen, clen, _, _, _, local = (
-            unpack(data, pos)
-        )
+        sig, flags, method, crc, csize, usize, nlen, elen, clen, local = unpack(data, pos)
         if (
             sig != b"PK\x01\x02"
             or flags & 1
@@ -389,11 +439,18 @@ def _read_clean_zip(data: bytes, project: str) -> bytes | None:
         ):
             return None
         raw_name = data[pos + 46 : pos + 46 + nlen]
-        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        # (cp437 and UTF-8 agree on ASCII, which Python decodes fastest: most names)
+        name = (
+            raw_name.decode() if flags & 0x800 or raw_name.isascii() else raw_name.decode("cp437")
+        )
         pos += 46 + nlen + elen + clen
-        # (the pattern only where a cheap look finds a character it could match)
-        if name in members or (_maybe_unsafe(name) and _UNSAFE.search(name)):
+        # the pattern only where a cheap look finds a character it could match
+        if name in seen or (
+            (".." in name or "\\" in name or name[:1] == "/" or name[1:2] == ":")
+            and _UNSAFE.search(name)
+        ):
             return None
+        seen.add(name)
         is_metadata = name.endswith(".dist-info/METADATA")
         # a member that would inflate big (a bomb, or a METADATA past its limits) goes to
         # zipfile's path, which inflates in steps and refuses with the reason
@@ -410,7 +467,8 @@ def _read_clean_zip(data: bytes, project: str) -> bytes | None:
         out = raw if method == 0 else inflate(-15).decompress(raw, usize + 1)
         if len(out) != usize or crc32(out) != crc:
             return None
-        members[name] = out if is_metadata else b""  # only these kept
+        if is_metadata:
+            metadata[name] = out
     if pos != end:
         return None
-    return bytes(members[_pick_metadata(list(members), project)])
+    return bytes(metadata[_pick_metadata(list(metadata), project)])
