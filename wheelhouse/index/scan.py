@@ -12,17 +12,22 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
 from wheelhouse.errors import PublishError
 from wheelhouse.fsutil import TMP
+from wheelhouse.index import fanout
 from wheelhouse.index.fileops import FileWriter, parallel, stale_temp, write_small
 from wheelhouse.index.state import (
     META_SIZE,
     METADATA_SUFFIX,
+    PROJECT,
+    REQUIRES_PYTHON,
     SHA256,
     SIMPLE,
+    VERSION,
     FileRecord,
     Stamp,
     load_project,
@@ -31,6 +36,9 @@ from wheelhouse.index.state import (
 from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel, read_headers
 
 _PARALLEL_BYTES = 64 << 20  # new wheels read in threads from this many bytes on
+# new wheels read in forked workers from this many (a wheel's worth of bytes counts as one)
+_FORK_WHEELS = 1000
+_WHEEL_BYTES = 64 << 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,29 +223,23 @@ def read_new(todo: Sequence[Found], writer: FileWriter, sidecars: Mapping[str, s
     any page, so writing it before the pages (and even if another wheel is refused) keeps
     every published page true."""
     refused: list[tuple[Found, WheelRefused]] = []
-
-    def one(item: Found) -> None:
-        try:
-            _read_wheel(item)
-        except WheelRefused as exc:
-            refused.append((item, exc))
-            return
-        assert item.metadata is not None
-        name = item.filename + METADATA_SUFFIX
-        present = sidecars[item.source.prefix]
-        dest = f"{item.source.folder}/{name}"
-        # a new wheel's sidecar: no page links it yet, so it is written in place (one
-        # open, no rename); one that is there may be linked: replaced whole
-        if name in present or not writer.create(dest, item.metadata):
-            writer.write(dest, item.metadata)
-        present.add(name)
-        item.metadata = None
-
-    # Small wheels are mostly zipfile's Python (the GIL): threads only add contention.
-    # Big ones are mostly hashing and inflating every member (its CRC), which run outside
-    # the GIL: a cold build's new wheels, vouched for but not yet read, take half the time.
+    # Small wheels are mostly zipfile's Python (the GIL): threads only add contention, and
+    # a big run is shared by forked workers (`fanout`). Big wheels are mostly hashing and
+    # inflating every member (its CRC), which run outside the GIL: in threads, a cold
+    # build's new wheels, vouched for but not yet read, take half the time.
     to_read = sum(f.stamp[0] for f in todo if not _known(f))
-    parallel(one, todo, threads=to_read >= _PARALLEL_BYTES)
+    processes = fanout.workers(len(todo) + to_read // _WHEEL_BYTES, _FORK_WHEELS)
+    if processes:
+        _read_in_workers(todo, writer, sidecars, processes, refused)
+    else:
+
+        def one(item: Found) -> None:
+            try:
+                _read_one(item, writer, sidecars)
+            except WheelRefused as exc:
+                refused.append((item, exc))
+
+        parallel(one, todo, threads=to_read >= _PARALLEL_BYTES)
     if not refused:
         return
     refused.sort(key=lambda r: r[0].key)
@@ -249,6 +251,64 @@ def read_new(todo: Sequence[Found], writer: FileWriter, sidecars: Mapping[str, s
         message,
         hint=f"{refused[0][1].hint}; nothing was published: the index is as it was",
     )
+
+
+def _read_one(item: Found, writer: FileWriter, sidecars: Mapping[str, set[str]]) -> None:
+    """Read one wheel and write its sidecar (or raise WheelRefused)."""
+    _read_wheel(item)
+    assert item.metadata is not None
+    name = item.filename + METADATA_SUFFIX
+    present = sidecars[item.source.prefix]
+    dest = f"{item.source.folder}/{name}"
+    # a new wheel's sidecar: no page links it yet, so it is written in place (one
+    # open, no rename); one that is there may be linked: replaced whole
+    if name in present or not writer.create(dest, item.metadata):
+        writer.write(dest, item.metadata)
+    present.add(name)
+    item.metadata = None
+
+
+def _read_in_workers(
+    todo: Sequence[Found],
+    writer: FileWriter,
+    sidecars: Mapping[str, set[str]],
+    processes: int,
+    refused: list[tuple[Found, WheelRefused]],
+) -> None:
+    """`_read_one` over `todo` in forked workers: each sends back its wheels' records (or
+    refusals) and what its writer wrote; the parent fills in its own objects."""
+
+    def chunk(items: Sequence[Found]) -> tuple[list[Any], list[str]]:
+        start = len(writer.written)
+        out: list[Any] = []
+        for item in items:
+            try:
+                _read_one(item, writer, sidecars)
+            except WheelRefused as exc:
+                out.append((exc.message, exc.hint))
+                continue
+            out.append(item.rec)
+        return out, writer.written[start:]
+
+    costs = [1 + f.stamp[0] // _WHEEL_BYTES for f in todo]
+    results = fanout.run(
+        chunk, todo, costs, processes=processes, what="reading wheels", child_setup=writer.forked
+    )
+    got = iter([r for part, _ in results for r in part])
+    intern = sys.intern
+    for item in todo:
+        rec = next(got)
+        if type(rec) is tuple:
+            refused.append((item, WheelRefused(*rec)))
+            continue
+        # one string for each name, version and Requires-Python, as in-process
+        rec[PROJECT], rec[VERSION] = intern(rec[PROJECT]), intern(rec[VERSION])
+        if rec[REQUIRES_PYTHON] is not None:
+            rec[REQUIRES_PYTHON] = intern(rec[REQUIRES_PYTHON])
+        item.rec, item.fresh = rec, True
+        sidecars[item.source.prefix].add(item.filename + METADATA_SUFFIX)
+    if writer.tracking:
+        writer.written.extend(path for _, written in results for path in written)
 
 
 def _known(found: Found) -> bool:

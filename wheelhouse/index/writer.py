@@ -82,11 +82,14 @@ from typing import TYPE_CHECKING
 
 from wheelhouse.errors import PublishError
 from wheelhouse.fsutil import TMP, WAIT, Wait, crash_point, writing
+from wheelhouse.index import fanout
 from wheelhouse.index.fileops import (
+    NEW_PREFIX,
     FileWriter,
     boot_id,
     index_lock,
     remove,
+    write_project,
     write_small,
 )
 from wheelhouse.index.plan import Plan, matched_yanks, plan_run, plan_yanks, read_projects
@@ -130,7 +133,9 @@ __all__ = [
 ]
 
 COMBINED = "combined"
-NEW_PREFIX = ".new-"  # a new project's folder, before it appears whole
+# pages written by forked workers from this cost on (a page's files, plus this per page)
+_FORK_PAGES = 6000
+_PAGE_COST = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,12 +294,30 @@ def _write_pages(
             rec = f.rec
             assert rec is not None
             files.append((f.key, rec, yanks.lookup(f.filename, rec[PROJECT], rec[VERSION])[0]))
-        _write_project(writer, simple, project, files, new=project not in existing)
+        page, doc = render_project(project, files)  # the JSON page carries its state
+        write_project(writer, simple, project, page, doc, new=project not in existing)
 
-    # one at a time: file creation is kernel work, and threads on a few shared cores only
-    # added lock traffic (measured: no faster, more system time)
-    for project in changed:
-        one(project)
+    # file creation is kernel work, and threads on a few shared cores only added lock
+    # traffic (measured: no faster, more system time); a big run's pages are shared by
+    # forked workers (`fanout`), each writing whole projects
+    costs = [_PAGE_COST + len(plan.touched[p]) for p in changed]
+    processes = fanout.workers(sum(costs), _FORK_PAGES)
+    if not processes:
+        for project in changed:
+            one(project)
+        return
+
+    def chunk(projects: Sequence[str]) -> list[str]:
+        start = len(writer.written)
+        for project in projects:
+            one(project)
+        return writer.written[start:]
+
+    results = fanout.run(
+        chunk, changed, costs, processes=processes, what="writing pages", child_setup=writer.forked
+    )
+    if writer.tracking:
+        writer.written.extend(path for written in results for path in written)
 
 
 def _write_log(
@@ -343,33 +366,6 @@ def _existing_projects(simple: Path, *, dirty: bool) -> set[str]:
                     if entry.name.endswith(TMP):
                         remove(entry.path)
     return existing
-
-
-def _write_project(
-    writer: FileWriter,
-    simple: Path,
-    project: str,
-    files: Sequence[PageFile],
-    *,
-    new: bool,
-) -> None:
-    page, doc = render_project(project, files)  # the JSON page carries the project's state
-    folder = f"{simple}/{project}"
-    if not new:  # the HTML, then the JSON that says what both show
-        writer.write(f"{folder}/index.html", page)
-        writer.write(f"{folder}/index.json", doc)
-        return
-    # a new project's folder appears whole, with both pages in it: written in place in a
-    # folder no reader is sent to, then one rename
-    staging = f"{simple}/{NEW_PREFIX}{project}"
-    os.mkdir(staging)  # noqa: PTH102
-    for name, data in (("index.html", page), ("index.json", doc)):
-        if not writer.create(f"{staging}/{name}", data, track=False):
-            raise FileExistsError(f"{staging}/{name}")
-    crash_point()
-    os.rename(staging, folder)  # noqa: PTH104
-    if writer.tracking:  # (only what will be fsynced is tracked)
-        writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
 
 
 def _tidy_sources(
