@@ -145,6 +145,8 @@ class _Pool:
         self, work: Callable[[Sequence[Any]], Any], n: int, setup: Callable[[], None] | None
     ) -> None:
         parent = os.getpid()
+        import ctypes  # noqa: F401 (each worker's prctl: imported once, shared)
+
         gc.freeze()  # what exists now is never collected in a worker: its pages stay shared
         try:
             for _ in range(n):
