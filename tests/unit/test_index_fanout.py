@@ -232,3 +232,77 @@ def test_split_keeps_the_order_and_balances_the_cost() -> None:
     assert chunks[0] == [0]  # the big one alone
     assert len(chunks) <= 4
     assert fanout.split([], [], 4) == []
+
+
+def test_a_stuck_worker_is_stopped_and_the_run_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    folder = tmp_path / "t"
+    _corpus(folder)
+    real_read = index_scan._read_wheel
+
+    def stuck(found: index_scan.Found) -> None:
+        if os.getpid() != TEST_PID and found.filename.startswith("proj11-"):
+            threading.Event().wait()  # (a hung mount): never returns by itself
+        real_read(found)
+
+    monkeypatch.setattr(index_scan, "_read_wheel", stuck)
+    monkeypatch.setattr(fanout, "FORCE", 2)
+    monkeypatch.setattr(fanout, "IDLE_TIMEOUT", 0.5)
+    monkeypatch.setattr(fanout, "REAP_TIMEOUT", 0.5)
+    with pytest.raises(PublishError, match="gave no word"):
+        ix.index_target(folder)
+    assert not (folder / "simple" / "index.html").exists()
+    monkeypatch.undo()
+    ix.index_target(folder)
+    assert len(check_tree(folder / "simple")) == 24
+
+
+_PARENT = """
+import os, sys, threading
+from pathlib import Path
+from wheelhouse.index import fanout, scan
+from wheelhouse.index import writer as ix
+fanout.FORCE = 2
+parent = os.getpid()
+real = scan._read_wheel
+def read(found):
+    if os.getpid() != parent:
+        sys.stdout.write(f"{os.getpid()}\\n")
+        sys.stdout.flush()
+        threading.Event().wait()
+    real(found)
+scan._read_wheel = read
+ix.index_target(Path(sys.argv[1]))
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")  # exited (a zombie until its new parent reaps it)
+
+
+def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    folder = tmp_path / "t"
+    _corpus(folder)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(folder)], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    assert proc.stdout is not None
+    worker = int(proc.stdout.readline())
+    proc.kill()  # SIGKILL: no cleanup code runs in the parent
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    deadline = time.monotonic() + 60  # (a bound on the wait, not a timing assertion)
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _gone(worker)
