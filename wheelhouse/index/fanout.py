@@ -1,30 +1,34 @@
 """A small process fan-out for an index run's bulk work: reading new wheels (`scan.read_new`)
-and writing pages (`writer._write_pages`).
+and rendering pages (`writer._write_pages`).
 
 Threads do not help there: small wheels and pages are mostly Python (the GIL). So a big
 run forks a few workers (`os.fork`: nothing is imported again, and the parent's records
 are shared copy-on-write; the garbage collector's view is frozen first, so a worker does
-not copy every page of the heap by walking it). The work is cut into chunks of about equal
-cost, and each worker takes the next chunk from a pipe holding one byte per chunk (a read
-of one byte is atomic: a worker slowed by the machine's other load simply takes fewer).
-Each chunk's result comes back through the worker's own pipe (pickled, length-framed).
+not copy every page of the heap by walking it). Workers only compute (inflate and check
+wheels, render pages) and write nothing: each chunk's result comes back through the
+worker's own pipe (pickled, length-framed), and the parent writes its files (sidecars,
+pages) as it arrives, while the workers compute the next chunks. File creation is kernel
+work that does not get faster in parallel (measured: two processes creating files, even in
+two folders, took longer than one), so one writer overlapping the computing is what pays;
+and every write, crash point (`fsutil.crash_point`), lock and `FileWriter.written` entry
+stays in the one process that did all of them before. The work is cut into chunks of about
+equal cost, and each worker takes the next chunk from a pipe holding one byte per chunk (a
+read of one byte is atomic: a worker slowed by the machine's other load takes fewer).
 
 Only where forking is safe and pays: Linux, at least two CPUs this process may run on, no
 other thread in the process (a fork copies only the calling thread: a lock another thread
 held would stay held), and work of at least the caller's threshold. Else the caller runs
 the work in-process (`workers() == 0`).
 
-Failures: a worker's exception comes back as data and is raised again in the parent (a
-filesystem's refusal as the same OSError, naming the file); a worker that dies (killed, out
-of memory) is a PublishError saying so. Either way the parent takes the chunks not yet
-taken (the others stop after the one in hand: bounded), waits for every worker (with a
-timeout, then SIGKILL) and reaps it: no zombie. A worker never outlives the parent for
-long: the kernel sends it SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG), and it
-checks its parent before each chunk. SIGTERM and Ctrl-C in a worker unwind it as in the
-parent (a half-written file is removed). Workers inherit the run's lock (one open file
-description: held until the last of them exits, so no next run starts beside them) and
-`fsutil.crash_point`: a worker killed there fails the run, which leaves what an
-interrupted run leaves (the next run repairs it).
+Failures: a worker's exception comes back as data and is raised again in the parent; a
+worker that dies (killed, out of memory) or goes silent for IDLE_TIMEOUT is a PublishError
+saying so; the parent's own (a full disk while writing) propagates as it would in-process.
+Either way the parent takes the chunks not yet taken (the workers stop after the one in
+hand: bounded), waits for every worker (with a timeout, then SIGTERM, then SIGKILL) and
+reaps it: no zombie. A worker never outlives the parent for long: the kernel sends it
+SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG), and it checks its parent before
+each chunk. A worker holds the run's lock too (it inherits the open file description: no
+next run starts while one is left), and has nothing to leave half-written.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ FORCE: int | None = None  # tests: this many workers for any work (0: never fork
 MAX_WORKERS = 8
 IDLE_TIMEOUT = 900.0  # seconds without a word from any worker: one is stuck (a hung mount)
 REAP_TIMEOUT = 30.0  # seconds a stopped worker has to exit before it is killed
-_CHUNKS_PER_WORKER = 8  # chunks to balance the load; each one costs a pickle round trip
+_CHUNKS_PER_WORKER = 24  # to balance the load and keep each result small in memory
 _FRAME = struct.Struct("<Q")
 
 _T = TypeVar("_T")
@@ -106,31 +110,36 @@ def run(
     *,
     processes: int,
     what: str,
-    child_setup: Callable[[], None] | None = None,
-) -> list[_R]:
-    """`work` over `items` in `processes` forked workers: each chunk's result, in the
-    order of the chunks. `what` ("reading wheels") names the work in an error;
-    `child_setup` runs first in each worker."""
+    apply: Callable[[Sequence[_T], _R], None],
+) -> None:
+    """`work` over `items` in `processes` forked workers; in this process, `apply(chunk,
+    result)` for each chunk as its result comes (in any order). `what` ("reading
+    wheels") names the work in an error."""
     chunks = split(items, costs, processes * _CHUNKS_PER_WORKER)
     if not chunks:
-        return []
-    pool = _Pool(chunks, what)
+        return
+    pool = _Pool(chunks, what, apply)
     try:
-        pool.start(work, min(processes, len(chunks)), child_setup)
+        pool.start(work, min(processes, len(chunks)))
         pool.collect()
     except BaseException:
-        pool.close()  # the parent's own exception wins (Ctrl-C, a timeout)
+        pool.close()  # the parent's own exception wins (a full disk, Ctrl-C, a timeout)
         raise
     pool.close()
     pool.raise_failure()
-    return pool.results()
 
 
 class _Pool:
-    def __init__(self, chunks: Sequence[Sequence[Any]], what: str) -> None:
+    def __init__(
+        self,
+        chunks: Sequence[Sequence[Any]],
+        what: str,
+        apply: Callable[[Sequence[Any], Any], None],
+    ) -> None:
         self.chunks = chunks
         self.what = what
-        self.done: dict[int, Any] = {}
+        self.apply = apply
+        self.done: set[int] = set()
         self.pids: dict[int, int] = {}  # result pipe's fd -> pid
         self.finished: set[int] = set()  # pids that said they are done
         self.failure: BaseException | None = None
@@ -141,9 +150,7 @@ class _Pool:
         finally:
             os.close(w)  # a worker reads b"" once every chunk is taken
 
-    def start(
-        self, work: Callable[[Sequence[Any]], Any], n: int, setup: Callable[[], None] | None
-    ) -> None:
+    def start(self, work: Callable[[Sequence[Any]], Any], n: int) -> None:
         parent = os.getpid()
         import ctypes  # noqa: F401 (each worker's prctl: imported once, shared)
 
@@ -154,7 +161,7 @@ class _Pool:
                 pid = os.fork()
                 if pid == 0:  # (never returns)
                     os.close(r)
-                    _worker(parent, w, self.tickets, self.chunks, work, setup)
+                    _worker(parent, w, self.tickets, self.chunks, work)
                 os.close(w)
                 self.pids[r] = pid
         finally:
@@ -179,6 +186,8 @@ class _Pool:
                 if data:
                     buffers[fd] += data
                     self._frames(fd, buffers[fd])
+                    if not buffers[fd]:  # (its memory goes back, not kept for the next)
+                        buffers[fd] = bytearray()
                     continue
                 poll.unregister(fd)
                 del buffers[fd]
@@ -190,11 +199,12 @@ class _Pool:
             (size,) = _FRAME.unpack_from(buf)
             if len(buf) < _FRAME.size + size:
                 return
-            frame = buf[_FRAME.size : _FRAME.size + size]
-            kind, index, payload = pickle.loads(frame)  # noqa: S301 (our own child's)
+            with memoryview(buf) as view, view[_FRAME.size : _FRAME.size + size] as frame:
+                kind, index, payload = pickle.loads(frame)  # noqa: S301 (our own child's)
             del buf[: _FRAME.size + size]
             if kind == "chunk":
-                self.done[index] = payload
+                self.done.add(index)
+                self.apply(self.chunks[index], payload)
             elif kind == "done":
                 self.finished.add(self.pids[fd])
             else:
@@ -228,9 +238,6 @@ class _Pool:
                 hint="run `wheelhouse index` again: it repairs what this run left (no page "
                 "links a file that is not there)",
             )
-
-    def results(self) -> list[Any]:
-        return [self.done[i] for i in range(len(self.chunks))]
 
 
 def _drain(fd: int) -> None:
@@ -278,7 +285,6 @@ def _worker(
     tickets: int,
     chunks: Sequence[Sequence[Any]],
     work: Callable[[Sequence[Any]], Any],
-    setup: Callable[[], None] | None,
 ) -> None:
     """A forked worker's whole life: never returns, never runs the parent's exit code."""
     code = 0
@@ -286,8 +292,6 @@ def _worker(
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         _die_with(parent)
-        if setup is not None:
-            setup()
         while os.getppid() == parent:
             ticket = os.read(tickets, 1)
             if not ticket:
@@ -303,7 +307,7 @@ def _worker(
 
 
 def _stop(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # unwinds the work: a half-written file is removed
+    raise KeyboardInterrupt  # unwinds the work
 
 
 def _die_with(parent: int) -> None:

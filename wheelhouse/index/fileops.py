@@ -50,10 +50,6 @@ class FileWriter:
         # pages are read by other users (a server, a container's unprivileged user)
         self._chmod = mask & 0o644 != 0
 
-    def forked(self) -> None:
-        """In a forked worker (`fanout`): its temp files carry its own pid."""
-        self._pid = os.getpid()
-
     def write(self, dest: str, data: bytes, *, track: bool = True) -> None:
         folder, _, name = dest.rpartition("/")
         tmp = f"{folder}/.{name}.{self._pid}.{next(self._names)}{TMP}"

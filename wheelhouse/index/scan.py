@@ -21,12 +21,15 @@ from wheelhouse.fsutil import TMP
 from wheelhouse.index import fanout
 from wheelhouse.index.fileops import FileWriter, parallel, stale_temp, write_small
 from wheelhouse.index.state import (
+    INO,
     META_SIZE,
     METADATA_SUFFIX,
+    MTIME,
     PROJECT,
     REQUIRES_PYTHON,
     SHA256,
     SIMPLE,
+    SIZE,
     VERSION,
     FileRecord,
     Stamp,
@@ -255,8 +258,18 @@ def read_new(todo: Sequence[Found], writer: FileWriter, sidecars: Mapping[str, s
 
 def _read_one(item: Found, writer: FileWriter, sidecars: Mapping[str, set[str]]) -> None:
     """Read one wheel and write its sidecar (or raise WheelRefused)."""
-    _read_wheel(item)
+    _store(item, _read_wheel(item), writer, sidecars)
+
+
+def _store(
+    item: Found, cache: Path | None, writer: FileWriter, sidecars: Mapping[str, set[str]]
+) -> None:
+    """Write a wheel's sidecar (and its METADATA into the cache file `cache`)."""
     assert item.metadata is not None
+    if cache is not None:
+        # a cache: one that cannot be written (read-only, full) costs a read next time
+        with contextlib.suppress(OSError):
+            write_small(cache, item.metadata, durable=False)
     name = item.filename + METADATA_SUFFIX
     present = sidecars[item.source.prefix]
     dest = f"{item.source.folder}/{name}"
@@ -275,40 +288,38 @@ def _read_in_workers(
     processes: int,
     refused: list[tuple[Found, WheelRefused]],
 ) -> None:
-    """`_read_one` over `todo` in forked workers: each sends back its wheels' records (or
-    refusals) and what its writer wrote; the parent fills in its own objects."""
+    """`_read_wheel` over `todo` in forked workers: each sends back its wheels' records and
+    METADATA (or refusals); this process writes the sidecars as they come."""
 
-    def chunk(items: Sequence[Found]) -> tuple[list[Any], list[str]]:
-        start = len(writer.written)
-        out: list[Any] = []
+    def read(items: Sequence[Found]) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
         for item in items:
             try:
-                _read_one(item, writer, sidecars)
+                cache = _read_wheel(item)
             except WheelRefused as exc:
-                out.append((exc.message, exc.hint))
+                out.append((None, exc.message, exc.hint))
                 continue
-            out.append(item.rec)
-        return out, writer.written[start:]
+            out.append((item.rec, item.metadata, cache))
+        return out
+
+    intern = sys.intern
+
+    def store(items: Sequence[Found], results: list[tuple[Any, ...]]) -> None:
+        for item, (rec, metadata, cache) in zip(items, results, strict=True):
+            if rec is None:
+                refused.append((item, WheelRefused(metadata, cache)))
+                continue
+            # the stamp's numbers and one string for each name, version and Requires-Python
+            # shared, as in-process
+            rec[SIZE], rec[MTIME], rec[INO] = item.stamp
+            rec[PROJECT], rec[VERSION] = intern(rec[PROJECT]), intern(rec[VERSION])
+            if rec[REQUIRES_PYTHON] is not None:
+                rec[REQUIRES_PYTHON] = intern(rec[REQUIRES_PYTHON])
+            item.rec, item.metadata, item.fresh = rec, metadata, True
+            _store(item, cache, writer, sidecars)
 
     costs = [1 + f.stamp[0] // _WHEEL_BYTES for f in todo]
-    results = fanout.run(
-        chunk, todo, costs, processes=processes, what="reading wheels", child_setup=writer.forked
-    )
-    got = iter([r for part, _ in results for r in part])
-    intern = sys.intern
-    for item in todo:
-        rec = next(got)
-        if type(rec) is tuple:
-            refused.append((item, WheelRefused(*rec)))
-            continue
-        # one string for each name, version and Requires-Python, as in-process
-        rec[PROJECT], rec[VERSION] = intern(rec[PROJECT]), intern(rec[VERSION])
-        if rec[REQUIRES_PYTHON] is not None:
-            rec[REQUIRES_PYTHON] = intern(rec[REQUIRES_PYTHON])
-        item.rec, item.fresh = rec, True
-        sidecars[item.source.prefix].add(item.filename + METADATA_SUFFIX)
-    if writer.tracking:
-        writer.written.extend(path for _, written in results for path in written)
+    fanout.run(read, todo, costs, processes=processes, what="reading wheels", apply=store)
 
 
 def _known(found: Found) -> bool:
@@ -319,9 +330,9 @@ def _known(found: Found) -> bool:
     return bool(vouched and cache and (cache / f"{vouched}{METADATA_SUFFIX}").is_file())
 
 
-def _read_wheel(found: Found) -> None:
+def _read_wheel(found: Found) -> Path | None:
     """Hash the file, read its METADATA, check it against the file name: fills found.rec
-    and found.metadata, or raises WheelRefused."""
+    and found.metadata, or raises WheelRefused. The metadata cache file to write, if any."""
     vouched = found.source.sha256.get(found.filename)
     cache = found.source.metadata_cache
     cached = cache / f"{vouched}{METADATA_SUFFIX}" if vouched and cache else None
@@ -333,10 +344,6 @@ def _read_wheel(found: Found) -> None:
         sha256=vouched,
         metadata=metadata,
     )
-    if cached is not None and metadata is None:
-        # a cache: one that cannot be written (read-only, full) costs a read next time
-        with contextlib.suppress(OSError):
-            write_small(cached, info.metadata, durable=False)
     found.metadata = info.metadata
     found.fresh = True
     rp = info.requires_python
@@ -350,6 +357,7 @@ def _read_wheel(found: Found) -> None:
         hashlib.sha256(info.metadata).digest(),
         len(info.metadata),
     ]
+    return cached if cached is not None and metadata is None else None
 
 
 def _cached_metadata(cached: Path | None) -> bytes | None:

@@ -292,37 +292,35 @@ def _write_pages(
     """Project pages whose files changed, each with its state: no reader ever sees a page
     that links what is not there (sidecars were written before)."""
 
-    def one(project: str) -> None:
-        items = plan.touched[project]
+    def render(project: str) -> tuple[bytes, bytes]:
         files: list[PageFile] = []
-        for f in items:
+        for f in plan.touched[project]:
             rec = f.rec
             assert rec is not None
             files.append((f.key, rec, yanks.lookup(f.filename, rec[PROJECT], rec[VERSION])[0]))
-        page, doc = render_project(project, files)  # the JSON page carries its state
-        write_project(writer, simple, project, page, doc, new=project not in existing)
+        return render_project(project, files)  # the JSON page carries the project's state
+
+    def write(projects: Sequence[str], pages: Sequence[tuple[bytes, bytes]]) -> None:
+        for project, (page, doc) in zip(projects, pages, strict=True):
+            write_project(writer, simple, project, page, doc, new=project not in existing)
 
     # file creation is kernel work, and threads on a few shared cores only added lock
-    # traffic (measured: no faster, more system time); a big run's pages are shared by
-    # forked workers (`fanout`), each writing whole projects
+    # traffic (measured: no faster, more system time); a big run's pages are rendered by
+    # forked workers (`fanout`) while this process writes them
     costs = [_PAGE_COST + len(plan.touched[p]) for p in changed]
     processes = fanout.workers(sum(costs), _FORK_PAGES)
     if not processes:
         for project in changed:
-            one(project)
+            write((project,), (render(project),))
         return
-
-    def chunk(projects: Sequence[str]) -> list[str]:
-        start = len(writer.written)
-        for project in projects:
-            one(project)
-        return writer.written[start:]
-
-    results = fanout.run(
-        chunk, changed, costs, processes=processes, what="writing pages", child_setup=writer.forked
+    fanout.run(
+        lambda projects: [render(p) for p in projects],
+        changed,
+        costs,
+        processes=processes,
+        what="rendering pages",
+        apply=write,
     )
-    if writer.tracking:
-        writer.written.extend(path for written in results for path in written)
 
 
 def _write_log(
