@@ -160,7 +160,8 @@ class _Pool:
                 r, w = os.pipe()
                 pid = os.fork()
                 if pid == 0:  # (never returns)
-                    os.close(r)
+                    for fd in (r, *self.pids):  # (the earlier workers' pipes: theirs only)
+                        os.close(fd)
                     _worker(parent, w, self.tickets, self.chunks, work)
                 os.close(w)
                 self.pids[r] = pid
@@ -220,11 +221,12 @@ class _Pool:
         """Stop and reap every worker."""
         _drain(self.tickets)
         os.close(self.tickets)
-        for fd, pid in self.pids.items():
+        for fd in self.pids:  # a worker still sending (this process stopped reading) stops
+            os.close(fd)
+        for pid in self.pids.values():
             status = _reap(pid)
             if pid not in self.finished and status is not None:
                 self.deaths.append(_death(pid, status))
-            os.close(fd)
         self.pids.clear()
 
     def raise_failure(self) -> None:

@@ -63,10 +63,10 @@ records the kernel's boot id, and the first run after a restart re-renders every
 checks the sidecars, the only case in which written data can be lost (where there is no boot
 id, the written files are fsynced before the state is written).
 
-Cores: a big run reads its new wheels, then writes its pages, in forked workers (`fanout`:
-Linux, 2+ CPUs, no other thread); each keeps the order above within its share, the next
-step starts once every worker is done, and a worker's refusal, error or death ends the run
-as the same event in one process would (refusals gathered: one PublishError).
+Cores: a big run reads its new wheels, then renders its pages, in forked workers
+(`fanout`: Linux, 2+ CPUs, no other thread) while this process writes every file as their
+results come, in the order above (pages once every sidecar is written); a worker's
+refusal, error or death ends the run as the same event in one process would.
 
 Entry points: `index_target(folder)` for any folder of wheels, `index_combined(output,
 folders)`, and `index_all(config, targets)` for `wheelhouse index` (and the end of a build);
