@@ -307,3 +307,34 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
     while not _gone(worker) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert _gone(worker)
+
+
+def test_workers_still_sending_stop_at_once_when_this_process_fails(
+    monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    """This process fails while applying a result (a full disk): the workers, blocked
+    sending results bigger than a pipe holds, stop without being signalled."""
+    signalled: list[tuple[int, int]] = []
+    real_kill = os.kill
+
+    def kill(pid: int, sig: int) -> None:
+        signalled.append((pid, sig))
+        real_kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    monkeypatch.setattr(fanout, "REAP_TIMEOUT", 2.0)
+
+    def apply(chunk: Any, result: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/some/file")
+
+    with pytest.raises(OSError, match="No space left"):
+        fanout.run(
+            lambda chunk: b"x" * (4 << 20),
+            list(range(8)),
+            [1] * 8,
+            processes=2,
+            what="testing",
+            apply=apply,
+        )
+    assert len(forks) == 2
+    assert signalled == []
