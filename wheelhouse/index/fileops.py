@@ -1,5 +1,6 @@
-"""The file operations of an index run: whole-file replacement of pages and sidecars, the
-run lock, temp files of interrupted runs, durability, and a small thread fan-out for them.
+"""The file operations of an index run: whole-file replacement of pages and sidecars, a
+project's pages (`write_project`), the run lock, temp files of interrupted runs,
+durability, and a small thread fan-out for them.
 """
 
 from __future__ import annotations

@@ -138,7 +138,8 @@ __all__ = [
 ]
 
 COMBINED = "combined"
-# pages written by forked workers from this cost on (a page's files, plus this per page)
+# pages rendered by forked workers from this cost on (a page's files, plus this per page;
+# measured: a fan-out costs 10-30 ms, a page ~65 us to render and ~90 us to write)
 _FORK_PAGES = 6000
 _PAGE_COST = 10
 
