@@ -23,7 +23,7 @@ from fixtures_index import wheel_bytes
 from fixtures_simple import changed, check_tree, pages, parse_page, put, sha256, snapshot, swap
 
 from wheelhouse.errors import PublishError
-from wheelhouse.index import scan as index_scan
+from wheelhouse.index import reading as index_reading
 from wheelhouse.index import writer as ix
 from wheelhouse.index.fileops import FileWriter
 
@@ -227,7 +227,7 @@ def test_every_refused_wheel_is_named_at_once(out: Path) -> None:
 def test_reading_in_threads_refuses_and_publishes_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(index_scan, "_PARALLEL_BYTES", 0)  # as for big wheels: read in threads
+    monkeypatch.setattr(index_reading, "_PARALLEL_BYTES", 0)  # as for big wheels: read in threads
     folder = tmp_path / "t"
     for i in range(30):
         put(folder, f"p{i}", "1.0", requires_python=">=3.8" if i % 2 else None)

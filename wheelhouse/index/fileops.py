@@ -1,5 +1,6 @@
-"""The file operations of an index run: whole-file replacement of pages and sidecars, the
-run lock, temp files of interrupted runs, durability, and a small thread fan-out for them.
+"""The file operations of an index run: whole-file replacement of pages and sidecars, a
+project's pages (`write_project`), the run lock, temp files of interrupted runs,
+durability, and a small thread fan-out for them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from wheelhouse.fsutil import (
 )
 from wheelhouse.index.state import SIMPLE
 
+NEW_PREFIX = ".new-"  # a new project's folder, before it appears whole
 _FSYNC_EACH = 64  # up to this many written files are fsynced one by one; more: one sync()
 _T = TypeVar("_T")
 
@@ -117,6 +119,28 @@ class FileWriter:
                     finally:
                         os.close(fd)
         self.written.clear()
+
+
+def write_project(
+    writer: FileWriter, simple: Path, project: str, page: bytes, doc: bytes, *, new: bool
+) -> None:
+    """A project's two pages (see `wheelhouse.index.writer`): replaced whole, or, for a new
+    project, its folder appears whole with both pages in it."""
+    folder = f"{simple}/{project}"
+    if not new:  # the HTML, then the JSON that says what both show
+        writer.write(f"{folder}/index.html", page)
+        writer.write(f"{folder}/index.json", doc)
+        return
+    # written in place in a folder no reader is sent to, then one rename
+    staging = f"{simple}/{NEW_PREFIX}{project}"
+    os.mkdir(staging)  # noqa: PTH102
+    for name, data in (("index.html", page), ("index.json", doc)):
+        if not writer.create(f"{staging}/{name}", data, track=False):
+            raise FileExistsError(f"{staging}/{name}")
+    crash_point()
+    os.rename(staging, folder)  # noqa: PTH104
+    if writer.tracking:  # (only what will be fsynced is tracked)
+        writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
 
 
 def _name_refusal(e: OSError, dest: str) -> None:

@@ -18,13 +18,13 @@ from typing import NamedTuple
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from wheelhouse.index.fileops import FileWriter
+from wheelhouse.index.reading import read_new
 from wheelhouse.index.scan import (
     Changes,
     Found,
     check_duplicates,
     look_up,
     project_of,
-    read_new,
     sidecar_lost,
     stamp_files,
 )

@@ -1,14 +1,12 @@
-"""Finding and reading the wheels an index publishes: every wheel of its source folders
-(from a listing of each folder that changed, names and inode numbers, no stat; from the
-log for a folder that did not), its state record where the stat stamp says the file is
-unchanged, else read and checked (`wheelfile.inspect_wheel`), with its `.metadata` sidecar
-written beside it.
+"""Finding the wheels an index publishes: every wheel of its source folders (from a
+listing of each folder that changed, names and inode numbers, no stat; from the log for a
+folder that did not), and its state record where the stat stamp says the file is
+unchanged (the others are read by `reading`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import time
@@ -21,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 from wheelhouse.errors import PublishError
 from wheelhouse.fsutil import TMP
-from wheelhouse.index.fileops import FileWriter, parallel, stale_temp, write_small
+from wheelhouse.index.fileops import stale_temp
 from wheelhouse.index.state import (
     META_SIZE,
     METADATA_SUFFIX,
@@ -33,9 +31,6 @@ from wheelhouse.index.state import (
     load_project,
     same_file,
 )
-from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel, read_headers
-
-_PARALLEL_BYTES = 64 << 20  # new wheels read in threads from this many bytes on
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,105 +300,6 @@ def look_up(items: Sequence[Found], own: Mapping[str, FileRecord], trusted: bool
                 continue
         todo.append(item)
     return todo
-
-
-# -- reading -----------------------------------------------------------------------------
-
-
-def read_new(todo: Sequence[Found], writer: FileWriter, sidecars: Mapping[str, set[str]]) -> None:
-    """Read and check every new or changed wheel and write its .metadata sidecar; raise one
-    PublishError naming every refused file. A sidecar belongs to its wheel's bytes, not to
-    any page, so writing it before the pages (and even if another wheel is refused) keeps
-    every published page true."""
-    refused: list[tuple[Found, WheelRefused]] = []
-
-    def one(item: Found) -> None:
-        try:
-            _read_wheel(item)
-        except WheelRefused as exc:
-            refused.append((item, exc))
-            return
-        assert item.metadata is not None
-        name = item.filename + METADATA_SUFFIX
-        present = sidecars[item.source.prefix]
-        dest = f"{item.source.folder}/{name}"
-        # a new wheel's sidecar: no page links it yet, so it is written in place (one
-        # open, no rename); one that is there may be linked: replaced whole
-        if name in present or not writer.create(dest, item.metadata):
-            writer.write(dest, item.metadata)
-        present.add(name)
-        item.metadata = None
-
-    # Small wheels are mostly zipfile's Python (the GIL): threads only add contention.
-    # Big ones are mostly hashing and inflating every member (its CRC), which run outside
-    # the GIL: a cold build's new wheels, vouched for but not yet read, take half the time.
-    to_read = sum(f.stamp[0] for f in todo if f.stamp and not _known(f))
-    parallel(one, todo, threads=to_read >= _PARALLEL_BYTES)
-    if not refused:
-        return
-    refused.sort(key=lambda r: r[0].key)
-    lines = [f"{r[0].source.folder / r[0].filename}: {r[1].message}" for r in refused]
-    message = (
-        lines[0] if len(lines) == 1 else f"{len(lines)} wheels refused:\n  " + "\n  ".join(lines)
-    )
-    raise PublishError(
-        message,
-        hint=f"{refused[0][1].hint}; nothing was published: the index is as it was",
-    )
-
-
-def _known(found: Found) -> bool:
-    """Whether reading this wheel costs next to nothing: its hash vouched for and its
-    METADATA cached, so its members are not inflated again."""
-    vouched = found.source.sha256.get(found.filename)
-    cache = found.source.metadata_cache
-    return bool(vouched and cache and (cache / f"{vouched}{METADATA_SUFFIX}").is_file())
-
-
-def _read_wheel(found: Found) -> None:
-    """Hash the file, read its METADATA, check it against the file name: fills found.rec
-    and found.metadata, or raises WheelRefused."""
-    vouched = found.source.sha256.get(found.filename)
-    cache = found.source.metadata_cache
-    cached = cache / f"{vouched}{METADATA_SUFFIX}" if vouched and cache else None
-    assert found.stamp is not None  # (stamp_files ran)
-    metadata = _cached_metadata(cached)
-    info = inspect_wheel(
-        f"{found.source.folder}/{found.filename}",
-        filename=found.filename,
-        size=found.stamp[0],
-        sha256=vouched,
-        metadata=metadata,
-    )
-    if cached is not None and metadata is None:
-        # a cache: one that cannot be written (read-only, full) costs a read next time
-        with contextlib.suppress(OSError):
-            write_small(cached, info.metadata, durable=False)
-    found.metadata = info.metadata
-    found.fresh = True
-    rp = info.requires_python
-    # names, versions and Requires-Python repeat across thousands of records: one string each
-    found.rec = [
-        *found.stamp,
-        sys.intern(str(info.project)),
-        sys.intern(str(info.version)),
-        bytes.fromhex(info.sha256),
-        None if rp is None else sys.intern(rp),
-        hashlib.sha256(info.metadata).digest(),
-        len(info.metadata),
-    ]
-
-
-def _cached_metadata(cached: Path | None) -> bytes | None:
-    if cached is None:
-        return None
-    try:
-        metadata = cached.read_bytes()
-    except OSError:
-        return None
-    if not {"Name", "Version"} <= read_headers(metadata).keys():
-        return None  # cut short by a crash: read the wheel again
-    return metadata
 
 
 # -- checking ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from wheelhouse.fsutil import TMP, writing
-from wheelhouse.index.fileops import remove
+from wheelhouse.index.fileops import NEW_PREFIX, remove
 from wheelhouse.index.scan import (
     Changes,
     Found,
@@ -24,9 +24,6 @@ from wheelhouse.index.scan import (
     remove_stale_sidecars,
 )
 from wheelhouse.index.state import LOG_NAME, FolderStamp, IndexState, log_entry, log_lines
-
-NEW_PREFIX = ".new-"  # a new project's folder, before it appears whole
-
 
 SLACK = 50_000_000  # ns: the kernel stamps times from a clock that lags by up to a tick
 COARSE_SLACK = 2_000_000_000  # file systems that keep whole seconds (or two)
