@@ -1,4 +1,4 @@
-"""A small process fan-out for an index run's bulk work: reading new wheels (`scan.read_new`)
+"""A small process fan-out for an index run's bulk work: reading new wheels (`reading.read_new`)
 and rendering pages (`writer._write_pages`).
 
 Threads do not help there: small wheels and pages are mostly Python (the GIL). So a big
