@@ -8,7 +8,6 @@ index), so the tree can be moved, mounted or uploaded anywhere.
 from __future__ import annotations
 
 import functools
-import hashlib
 import html
 import json
 import re
@@ -146,8 +145,3 @@ def render_root(projects: Iterable[str]) -> tuple[bytes, bytes]:
     page = f"{_HEAD}<title>Simple index</title>\n</head>\n<body>\n{links}</body>\n</html>\n"
     doc = {"meta": {"api-version": API_VERSION}, "projects": [{"name": p} for p in names]}
     return page.encode(), json.dumps(doc).encode()
-
-
-def page_key(files: Sequence[PageFile]) -> str:
-    """A key of what a page shows: the page is rendered again only when it changes."""
-    return hashlib.sha256(repr(sorted(files, key=lambda f: f[0])).encode()).hexdigest()[:32]

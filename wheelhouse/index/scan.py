@@ -188,10 +188,14 @@ def _stamp_of(src: Source) -> FolderStamp:
     try:
         return folder_stamp(src.folder)
     except FileNotFoundError:
-        raise PublishError(
-            f"{src.folder} does not exist",
-            hint="run `wheelhouse build` first, or name a folder that holds wheels",
-        ) from None
+        raise _missing(src) from None
+
+
+def _missing(src: Source) -> PublishError:
+    return PublishError(
+        f"{src.folder} does not exist",
+        hint="run `wheelhouse build` first, or name a folder that holds wheels",
+    )
 
 
 def _from_log(src: Source, known: Mapping[str, str], found: list[Found]) -> set[str]:
@@ -215,11 +219,8 @@ def _list_folder(src: Source, found: list[Found], *, full: bool) -> set[str]:
     """Add the folder's wheels to `found`; the sidecars present."""
     try:
         entries = os.scandir(src.folder)  # iterated, not listed: one entry at a time in memory
-    except FileNotFoundError:
-        raise PublishError(
-            f"{src.folder} does not exist",
-            hint="run `wheelhouse build` first, or name a folder that holds wheels",
-        ) from None
+    except FileNotFoundError:  # (removed since its stamp was taken)
+        raise _missing(src) from None
     present: set[str] = set()
     prefix = src.prefix
     with entries:
