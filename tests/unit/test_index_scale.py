@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from fixtures_index import wheel_bytes
-from fixtures_simple import check_tree, put, swap
+from fixtures_simple import check_tree, put, sha256, swap
 
-from wheelhouse.index import upkeep
+from wheelhouse.index import scan, upkeep
 from wheelhouse.index import writer as ix
 from wheelhouse.index.state import LOG_NAME, load_log, load_project
 from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel
@@ -82,7 +82,7 @@ def test_one_new_wheel_reads_one_project_and_appends_to_the_log(
     loaded.clear()
     assert ix.index_target(slim).pages_removed == 1
     assert loaded == [] and log.stat().st_ino == before.st_ino
-    known, _ = load_log(slim / "simple")
+    known = load_log(slim / "simple").ino
     listed = {f["filename"] for page in check_tree(slim / "simple").values() for f in page}
     assert set(known) == listed
     assert ix.index_target(slim).pages_written == 0
@@ -99,7 +99,7 @@ def test_a_long_log_is_written_whole(out: Path, monkeypatch: pytest.MonkeyPatch)
         ix.index_target(slim)
     lines = (slim / "simple" / LOG_NAME).read_text().splitlines()
     assert len(lines) <= 2 * 4  # never more than twice the files listed
-    assert set(load_log(slim / "simple")[0]) == {p.name for p in slim.glob("*.whl")}
+    assert set(load_log(slim / "simple").ino) == {p.name for p in slim.glob("*.whl")}
 
 
 def test_the_target_and_combined_index_list_a_folder_once(
@@ -340,7 +340,7 @@ def test_a_lost_log_is_never_taken_for_an_empty_folder(
     (slim / "simple" / LOG_NAME).unlink()  # the folder is unchanged: its stamp holds
     both(out)
     assert {p: check_tree(p) for p in before} == before
-    assert set(load_log(slim / "simple")[0]) == {p.name for p in slim.glob("*.whl")}
+    assert set(load_log(slim / "simple").ino) == {p.name for p in slim.glob("*.whl")}
     (out / "simple" / LOG_NAME).write_bytes(b"")
     put(slim, "gamma", "1.0")
     both(out)
@@ -348,4 +348,83 @@ def test_a_lost_log_is_never_taken_for_an_empty_folder(
         after = check_tree(simple)
         assert set(after) == set(pages) | {"gamma"}
         assert all(after[p] == pages[p] for p in pages)
-    assert set(load_log(out / "simple")[0]) == {"slim/" + p.name for p in slim.glob("*.whl")}
+    assert set(load_log(out / "simple").ino) == {"slim/" + p.name for p in slim.glob("*.whl")}
+
+
+def test_an_incremental_run_makes_objects_only_for_the_projects_it_checks(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder's listing and the log are compared as two dicts: a wheel of a project
+    nothing touched gets no object, in the target index or the combined one."""
+    slim = out / "slim"
+    for i in range(12):
+        put(slim, f"proj{i}", "1.0")
+    both(out)
+    made: list[str] = []
+    real = scan.Found.__init__
+
+    def counting(self: scan.Found, key: str, *args: Any) -> None:
+        made.append(key)
+        real(self, key, *args)
+
+    monkeypatch.setattr(scan.Found, "__init__", counting)
+    put(slim, "proj3", "2.0")
+    swap(slim, "proj7", "1.0", requires=["x"])
+    (slim / "proj9-1.0-py3-none-any.whl").unlink()
+    listings: dict[Path, ix.Listing] = {}
+    target = ix.write_index(slim, [ix.Source(folder=slim)], listings=listings)
+    combined = ix.index_combined(out, [slim], listings=listings)
+    assert sorted(made) == [
+        "proj3-1.0-py3-none-any.whl",
+        "proj3-2.0-py3-none-any.whl",
+        "proj7-1.0-py3-none-any.whl",
+    ]  # (the combined index takes over the same objects)
+    assert (target.hashed, target.pages_written, target.pages_removed) == (2, 3, 1)
+    assert (combined.hashed, combined.pages_written, combined.pages_removed) == (0, 3, 1)
+    for simple in (slim / "simple", out / "simple"):
+        files = check_tree(simple)
+        assert "proj9" not in files and len(files["proj3"]) == 2
+        proj7 = slim / files["proj7"][0]["filename"]
+        assert files["proj7"][0]["hashes"]["sha256"] == sha256(proj7.read_bytes())
+    assert not (slim / "proj9-1.0-py3-none-any.whl.metadata").exists()
+    made.clear()
+    assert both(out).pages_written == 0 and made == []
+
+
+def test_the_log_is_read_by_stride_and_line_by_line_when_a_line_is_odd(tmp_path: Path) -> None:
+    """Every line has three fields: key, project, inode (`-`, `-` once the pages stop
+    listing the key); the last line of a key counts; a line cut short by a crash does not.
+    A line edited by hand (another number of fields) costs a slower read, not the others."""
+    log = tmp_path / LOG_NAME
+    lines = [
+        "a-1.0-py3-none-any.whl\ta\t11",
+        "b-1.0-py3-none-any.whl\tb\t12",
+        "a-1.0-py3-none-any.whl\ta\t13",  # replaced
+        "b-1.0-py3-none-any.whl\t-\t-",  # gone
+        "c-1.0-py3-none-any.whl\tc\t14",
+    ]
+    log.write_text("\n".join(lines) + "\nd-1.0-py3-none-any.whl\td\t1")  # (cut short)
+    read = load_log(tmp_path)
+    assert (read.ino, read.project, read.lines) == (
+        {"a-1.0-py3-none-any.whl": 13, "c-1.0-py3-none-any.whl": 14},
+        {"a-1.0-py3-none-any.whl": "a", "c-1.0-py3-none-any.whl": "c"},
+        5,
+    )
+    log.write_text("\n".join([*lines[:2], "junk", "x\ty\tz\tw", *lines[2:]]) + "\n")
+    odd = load_log(tmp_path)
+    assert (odd.ino, odd.project, odd.lines) == (read.ino, read.project, 7)
+    log.write_text("")
+    assert load_log(tmp_path).ino == {}
+
+
+def test_a_stray_file_in_the_index_folder_is_no_page(out: Path) -> None:
+    """Project folders are found by name (no entry per name): a file someone put among
+    them is left alone, and is not taken for a page to remove at every run."""
+    slim = out / "slim"
+    ix.index_target(slim)
+    (slim / "simple" / "NOTES.txt").write_text("mine")
+    put(slim, "alpha", "3.0")
+    assert ix.index_target(slim).pages_removed == 0
+    assert ix.index_target(slim).pages_written == 0  # the root page is not rewritten
+    assert (slim / "simple" / "NOTES.txt").read_text() == "mine"
+    assert "NOTES.txt" not in (slim / "simple" / "index.html").read_text()

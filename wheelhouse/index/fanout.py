@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import pickle
 import select
 import signal
 import struct
@@ -196,6 +195,8 @@ class _Pool:
                     self._fail(None)  # died: reaping says how
 
     def _frames(self, fd: int, buf: bytearray) -> None:
+        import pickle  # (only a run that forks: a small one never imports it)
+
         while len(buf) >= _FRAME.size:
             (size,) = _FRAME.unpack_from(buf)
             if len(buf) < _FRAME.size + size:
@@ -326,6 +327,8 @@ def _die_with(parent: int) -> None:
 
 
 def _send(fd: int, message: tuple[str, int, Any]) -> None:
+    import pickle  # (see _frames)
+
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(_FRAME.pack(len(data)) + data)
     while view:

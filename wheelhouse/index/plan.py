@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from wheelhouse.index.fileops import FileWriter
 from wheelhouse.index.reading import read_new
 from wheelhouse.index.scan import (
+    Catalog,
     Changes,
     Found,
     check_duplicates,
@@ -28,7 +29,13 @@ from wheelhouse.index.scan import (
     sidecar_lost,
     stamp_files,
 )
-from wheelhouse.index.state import METADATA_SUFFIX, FileRecord, Yanks, load_project, log_entry
+from wheelhouse.index.state import (
+    FileRecord,
+    Log,
+    Yanks,
+    load_project,
+    log_entry,
+)
 
 
 class Plan(NamedTuple):  # a NamedTuple costs less to import than a dataclass
@@ -43,7 +50,7 @@ class Plan(NamedTuple):  # a NamedTuple costs less to import than a dataclass
 
 def plan_run(
     found: Sequence[Found],
-    known: Mapping[str, str],
+    known: Log,
     existing: set[str],
     sidecars: Mapping[str, set[str]],
     *,
@@ -51,20 +58,21 @@ def plan_run(
 ) -> Plan:
     """The projects to check: those with a file that is new, gone, replaced (its inode is
     not the log's) or missing its sidecar, and those whose page is missing; all of them in
-    a full run."""
+    a full run. (A target index's incremental run takes `changes.plan_changes` instead:
+    this one compares every file.)"""
     touched: set[str] = set()
     # (what the pages list and the log forgets; nothing to forget where the log is empty)
-    keys = {f.key for f in found} if known else set()
-    get, touch = known.get, touched.add
+    keys = {f.key for f in found} if known.ino else set()
+    get, project_in_log, touch = known.ino.get, known.project, touched.add
     for f in found:  # (a plain loop: it sees every file of a changed folder, every run)
-        entry = get(f.key)
-        if entry is None:
+        ino = get(f.key)
+        if ino is None:
             # (a wheel handed on by the target's index of this run knows its project)
             project = f.project or project_of(f.filename)
             touch(project)
         else:
-            project, _, ino = entry.partition("\t")
-            if ino != str(f.ino):
+            project = project_in_log[f.key]
+            if ino != f.ino:
                 touch(project)
         f.project = project
     touched.update(_sidecar_lost(found, sidecars))
@@ -72,9 +80,9 @@ def plan_run(
     if full:
         touched = set(projects)
     else:
-        touched.update(known[k].partition("\t")[0] for k in known.keys() - keys)
+        touched.update(project_in_log[k] for k in known.ino.keys() - keys)
         touched.update(projects - existing)
-    files = _files_of(found, touched, every=touched >= projects)
+    files = files_of(found, touched, every=touched >= projects)
     return Plan(
         touched=files,
         changed={p: full or p not in existing for p in touched},
@@ -87,16 +95,17 @@ def plan_run(
 def _sidecar_lost(found: Sequence[Found], sidecars: Mapping[str, set[str]]) -> set[str]:
     """The projects of the wheels whose sidecar is missing (in the folders this index owns)."""
     lost: set[str] = set()
-    suffix = METADATA_SUFFIX
     for source, items in groupby(found, attrgetter("source")):  # (each source's are together)
         if source.owner:
             present = sidecars[source.prefix]
-            lost.update(f.project for f in items if f.filename + suffix not in present)
+            lost.update(f.project for f in items if f.filename not in present)
     return lost
 
 
-def _files_of(found: Sequence[Found], projects: set[str], *, every: bool) -> dict[str, list[Found]]:
+def files_of(found: Sequence[Found], projects: set[str], *, every: bool) -> dict[str, list[Found]]:
     """The files of each of `projects` (`every`: they are all the projects of `found`)."""
+    if isinstance(found, Catalog):  # (objects made for those files only)
+        return found.select(projects)
     files: dict[str, list[Found]] = {p: [] for p in projects}
     if every:
         for f in found:
@@ -108,15 +117,15 @@ def _files_of(found: Sequence[Found], projects: set[str], *, every: bool) -> dic
     return files
 
 
-def log_changes(plan: Plan, known: Mapping[str, str]) -> dict[str, str]:
+def log_changes(plan: Plan, known: Log) -> dict[str, str]:
     """The log entries this run adds: files that are new or replaced (both are in a
     checked project)."""
     added = {}
+    get = known.ino.get
     for items in plan.touched.values():
         for f in items:
-            entry = log_entry(f.project, f.ino)
-            if known.get(f.key) != entry:
-                added[f.key] = entry
+            if get(f.key) != f.ino:
+                added[f.key] = log_entry(f.project, f.ino)
     return added
 
 
@@ -130,7 +139,7 @@ def plan_mirrored(
     projects: set[str] = set().union(*(c.projects for c in mirror.values()))
     touched |= projects - existing
     return Plan(
-        touched=_files_of(found, touched, every=touched >= projects),
+        touched=files_of(found, touched, every=touched >= projects),
         changed={p: p not in existing for p in touched},
         projects=projects,
         found=found,

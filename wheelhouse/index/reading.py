@@ -84,14 +84,13 @@ def _store(
         # a cache: one that cannot be written (read-only, full) costs a read next time
         with contextlib.suppress(OSError):
             write_small(cache, item.metadata, durable=False)
-    name = item.filename + METADATA_SUFFIX
     present = sidecars[item.source.prefix]
-    dest = f"{item.source.folder}/{name}"
+    dest = f"{item.source.folder}/{item.filename}{METADATA_SUFFIX}"
     # a new wheel's sidecar: no page links it yet, so it is written in place (one
     # open, no rename); one that is there may be linked: replaced whole
-    if name in present or not writer.create(dest, item.metadata):
+    if item.filename in present or not writer.create(dest, item.metadata):
         writer.write(dest, item.metadata)
-    present.add(name)
+    present.add(item.filename)
     item.metadata = None
 
 

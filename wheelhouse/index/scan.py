@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from packaging.utils import canonicalize_name
 
@@ -27,6 +27,7 @@ from wheelhouse.index.state import (
     SIMPLE,
     FileRecord,
     FolderStamp,
+    Log,
     Stamp,
     load_project,
     same_file,
@@ -66,7 +67,7 @@ class Listing:
     one in the same run: one scan of each folder serves both."""
 
     wheels: Sequence[Found]  # the target index's, handed over: the next index reuses them
-    sidecars: set[str]  # the names present (the set itself: handed on, not copied)
+    sidecars: set[str]  # the wheels whose sidecar is present (the set itself: handed on)
     seen: Seen | None  # the folder's stamp before the listing (None: it was not listed)
     changes: Changes | None = None  # what the target index's run changed (see Changes)
 
@@ -131,6 +132,74 @@ class Found:
         self.metadata: bytes | None = None  # read this run: the sidecar to write
 
 
+class Catalog(Sequence[Found]):
+    """The wheels of one source folder without an object per wheel: their names, inode
+    numbers and projects (a listing compared with the log, or the log alone). A Found is
+    made for the files of the projects a run checks (`select`), and for every file only
+    where something walks them all (rare: yanks that changed, a log written whole, the
+    sidecars of removed wheels, a combined index over several folders that cannot take
+    the target's changes as its own)."""
+
+    __slots__ = ("_all", "_made", "ino", "project", "source")
+
+    def __init__(self, source: Source, ino: dict[str, int], project: dict[str, str]) -> None:
+        self.source = source
+        self.ino = ino  # file name -> inode
+        self.project = project  # file name -> project (the same names)
+        self._made: dict[str, Found] = {}
+        self._all: list[Found] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ino)
+
+    @overload
+    def __getitem__(self, index: int) -> Found: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Found]: ...
+
+    def __getitem__(self, index: int | slice) -> Found | Sequence[Found]:
+        return self.every()[index]
+
+    def __iter__(self) -> Iterator[Found]:
+        return iter(self.every())
+
+    def select(self, projects: set[str]) -> dict[str, list[Found]]:
+        """The files of each of `projects` (one pass over the names, objects for those)."""
+        files: dict[str, list[Found]] = {p: [] for p in projects}
+        if projects:
+            made, make = self._made, self._make
+            for name, project in self.project.items():
+                if project in files:
+                    files[project].append(made.get(name) or make(name))
+        return files
+
+    def every(self) -> list[Found]:
+        if self._all is None:
+            made, make = self._made, self._make
+            self._all = [made.get(name) or make(name) for name in self.ino]
+        return self._all
+
+    def _make(self, name: str) -> Found:
+        item = Found(self.source.prefix + name, self.source, name, self.ino[name])
+        item.project = self.project[name]
+        self._made[name] = item
+        return item
+
+    def handed(self, source: Source) -> Catalog:
+        """The same wheels for the next index of the run (the combined one), under its
+        prefix: the objects made so far become its own, their records its hints."""
+        new = Catalog(source, self.ino, self.project)
+        for name, item in self._made.items():
+            item.key = source.prefix + name
+            item.source = source  # (its project and stamp stay)
+            item.hint, item.rec = item.rec, None
+            item.known = item.fresh = False
+            item.metadata = None
+        new._made = self._made
+        return new
+
+
 def project_of(filename: str) -> str:
     """The project a wheel's file name names (METADATA must agree: `inspect_wheel`)."""
     return sys.intern(canonicalize_name(filename.partition("-")[0]))
@@ -144,26 +213,30 @@ def scan(
     listings: dict[Path, Listing],
     *,
     full: bool,
-    known: Mapping[str, str],
+    known: Log,
     unchanged: Mapping[str, FolderStamp],
-) -> tuple[list[Found], dict[str, set[str]], dict[str, Seen | None]]:
+) -> tuple[Sequence[Found], dict[str, set[str]], dict[str, Seen | None]]:
     """Every wheel of every source, with its inode (and, in a full run, its stamp); per
-    source prefix, the names of the sidecars present; and per prefix the folder's stamp
+    source prefix, the wheels whose sidecar is present; and per prefix the folder's stamp
     before it was listed. A folder whose stamp is still the one in `unchanged` (no entry
     added, removed or renamed since a run that saw it whole) is not listed: its wheels are
     the log's (`known`). One scandir per changed folder and no stat() per wheel (a full run
     stats each). A listing is used once (the combined index comes last): taken from
     `listings`, its wheels can be freed."""
     found: list[Found] = []
+    catalogs: list[Catalog] = []
     sidecars: dict[str, set[str]] = {}
     seen: dict[str, Seen | None] = {}
     for src in sources:
         listing = listings.pop(src.folder, None)
         if listing is not None:
-            # the target index is done with its wheels: each becomes this index's (one
-            # object per wheel for both indexes), its record a hint
             sidecars[src.prefix] = listing.sidecars
             seen[src.prefix] = listing.seen
+            if isinstance(listing.wheels, Catalog):
+                catalogs.append(listing.wheels.handed(src))
+                continue
+            # the target index is done with its wheels: each becomes this index's (one
+            # object per wheel for both indexes), its record a hint
             prefix = src.prefix
             for item in listing.wheels:
                 item.key = prefix + item.filename
@@ -174,17 +247,22 @@ def scan(
             found.extend(listing.wheels)
             continue
         before = unchanged.get(src.prefix)
-        stamp = _stamp_of(src)
+        stamp = source_stamp(src)
         if not full and before is not None and stamp == before and src.only is None:
             sidecars[src.prefix] = _from_log(src, known, found)
             seen[src.prefix] = None  # (not listed: its stamp is recorded already)
             continue
         seen[src.prefix] = Seen(stamp, time.time_ns())
         sidecars[src.prefix] = _list_folder(src, found, full=full)
+    if len(catalogs) == 1 and not found:
+        return catalogs[0], sidecars, seen
+    for catalog in catalogs:  # (several folders: an object per wheel)
+        found.extend(catalog)
     return found, sidecars, seen
 
 
-def _stamp_of(src: Source) -> FolderStamp:
+def source_stamp(src: Source) -> FolderStamp:
+    """The stamp of a source folder; PublishError when it is gone."""
     try:
         return folder_stamp(src.folder)
     except FileNotFoundError:
@@ -198,66 +276,66 @@ def _missing(src: Source) -> PublishError:
     )
 
 
-def _from_log(src: Source, known: Mapping[str, str], found: list[Found]) -> set[str]:
+def _from_log(src: Source, known: Log, found: list[Found]) -> set[str]:
     """The wheels of an unchanged folder, as the log lists them; their sidecars (present:
     the run that recorded the folder's stamp saw every one)."""
     prefix = src.prefix
     cut = len(prefix)
     present = set()
-    add = found.append
-    for key, entry in known.items():
+    add, project = found.append, known.project
+    for key, ino in known.ino.items():
         if key.startswith(prefix) and (not prefix or key.find("/", cut) < 0):
-            project, _, ino = entry.partition("\t")
-            item = Found(key, src, key[cut:], int(ino))
-            item.project = project
+            item = Found(key, src, key[cut:], ino)
+            item.project = project[key]
             add(item)
-            present.add(item.filename + METADATA_SUFFIX)
+            present.add(item.filename)
     return present
 
 
 def _list_folder(src: Source, found: list[Found], *, full: bool) -> set[str]:
-    """Add the folder's wheels to `found`; the sidecars present."""
+    """Add the folder's wheels to `found`; the wheels whose sidecar is present."""
+    wheels, present = list_wheels(src)
+    prefix, folder = src.prefix, src.folder
+    add = found.append
+    for name, ino in wheels.items():
+        item = Found(prefix + name, src, name, ino)
+        if full:
+            st = os.stat(f"{folder}/{name}")  # noqa: PTH116
+            item.stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        add(item)
+    return present
+
+
+def list_wheels(src: Source) -> tuple[dict[str, int], set[str]]:
+    """One listing of a source folder: its wheels (file name -> inode number, from the
+    directory entries: no stat) and the wheel names whose sidecar is present (a stale
+    sidecar's too). Removes the temp files of dead runs' sidecars."""
     try:
         entries = os.scandir(src.folder)  # iterated, not listed: one entry at a time in memory
     except FileNotFoundError:  # (removed since its stamp was taken)
         raise _missing(src) from None
-    present: set[str] = set()
-    prefix = src.prefix
-    with entries:
-        _add_entries(src, prefix, entries, found, present, full=full)
-    return present
-
-
-def _add_entries(
-    src: Source,
-    prefix: str,
-    entries: Iterator[os.DirEntry[str]],
-    found: list[Found],
-    present: set[str],
-    *,
-    full: bool,
-) -> None:
-    # every run sees every entry of a changed folder (a wheel and its sidecar each): kept
-    # to plain operations; the inode comes with the entry (no stat)
+    # every run that lists a folder sees every entry (a wheel and its sidecar each): kept
+    # to plain operations
     only = src.only
+    wheels: dict[str, int] = {}
+    present: set[str] = set()
     sidecar = ".whl" + METADATA_SUFFIX
     cut = -len(METADATA_SUFFIX)
-    add, keep = found.append, present.add
-    for entry in entries:
-        name = entry.name
-        if name[-4:] == ".whl":
-            if name[0] != "." and (only is None or name in only) and entry.is_file():
-                item = Found(prefix + name, src, name, entry.inode())
-                if full:
-                    st = entry.stat()
-                    item.stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
-                add(item)
-        elif name.endswith(sidecar):
-            if only is None or name[:cut] in only:
-                keep(name)  # (a wheel left out keeps its sidecar: old pages list it)
-        elif name[0] == "." and name.endswith(TMP) and stale_temp(name):  # a sidecar's
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)  # noqa: PTH108
+    keep = present.add
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if name[-4:] == ".whl":
+                if name[0] != "." and (only is None or name in only) and entry.is_file():
+                    wheels[name] = entry.inode()
+            elif name.endswith(sidecar):
+                name = name[:cut]
+                if only is None or name in only:
+                    keep(name)  # (a wheel left out keeps its sidecar: old pages list it)
+            elif name[0] == "." and name.endswith(TMP) and stale_temp(name):  # a sidecar's
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)  # noqa: PTH108
+    return wheels, present
 
 
 def stamp_files(items: Sequence[Found]) -> None:
@@ -332,12 +410,12 @@ def check_duplicates(found: Sequence[Found]) -> list[Found]:
 def sidecar_lost(item: Found, sidecars: Mapping[str, set[str]], *, dirty: bool) -> bool:
     """Whether a known wheel's sidecar is missing (or, after an interrupted run, which
     may have been cut short by a crash, has the wrong size)."""
-    name = item.filename + METADATA_SUFFIX
-    if name not in sidecars[item.source.prefix]:
+    if item.filename not in sidecars[item.source.prefix]:
         return True
     if not dirty:
         return False
     assert item.rec is not None
+    name = item.filename + METADATA_SUFFIX
     try:
         return bool((item.source.folder / name).stat().st_size != item.rec[META_SIZE])
     except OSError:
@@ -349,7 +427,6 @@ def remove_stale_sidecars(src: Source, mine: Sequence[Found], present: set[str])
     `mine` has its sidecar in `present` by now)."""
     if len(present) <= len(mine):  # none of them is stale
         return
-    wheels = {f.filename for f in mine}
-    for sidecar in present:
-        if sidecar[: -len(METADATA_SUFFIX)] not in wheels:
-            (src.folder / sidecar).unlink(missing_ok=True)
+    wheels = mine.ino.keys() if isinstance(mine, Catalog) else {f.filename for f in mine}
+    for name in present - wheels:
+        (src.folder / (name + METADATA_SUFFIX)).unlink(missing_ok=True)

@@ -10,13 +10,14 @@ the run's own small state (`simple/.index-state.json`); and PEP 592 yanks read f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -33,7 +34,7 @@ LOG_NAME = ".index-files"  # the files the pages list: an append log (see below)
 PRIVATE = "_wheelhouse"  # in each project's JSON page: what its records hold and it does not
 
 # Bump when the pages' or the state's format changes: every page is rendered again.
-FORMAT = 3
+FORMAT = 4
 
 # -- what the state remembers of each file -----------------------------------------------
 
@@ -149,36 +150,77 @@ def load_project(folder: Path) -> dict[str, FileRecord]:
 
 # The log (`simple/.index-files`): one line per change, `key<TAB>project<TAB>inode` for a
 # file the pages list from then on (a later line for the same key replaces it: the file was
-# replaced), `key<TAB>` for one they stopped listing. A run appends its changes (a few
+# replaced), `key<TAB>-<TAB>-` for one they stopped listing (three fields on every line: the
+# log is split by stride). A run appends its changes (a few
 # lines) instead of rewriting a record of every file; a run that renders every page writes
 # it whole, which also drops the lines that no longer count. The inode is what a run
 # compares a folder's listing with (a file replaced under the same name has a new one):
 # directory entries carry it, so no file is stat'ed for it.
 
 
-def load_log(simple: Path) -> tuple[dict[str, str], int]:
-    """(index key -> "project<TAB>inode" of every file the pages list, lines read)."""
+class Log(NamedTuple):
+    """What the log says the pages list: per index key, the file's inode and its project."""
+
+    ino: dict[str, int]
+    project: dict[str, str]
+    lines: int  # lines read (those that no longer count included)
+
+
+_GONE = "\t-\t-\n"  # the end of a removal's line
+
+
+def empty_log() -> Log:
+    return Log({}, {}, 0)
+
+
+def load_log(simple: Path) -> Log:
+    """The log of the index in `simple` (empty when there is none or it cannot be read). A
+    last line cut short by a crash does not count."""
     try:
         text = (simple / LOG_NAME).read_bytes().decode()
     except (OSError, UnicodeDecodeError):
-        return {}, 0
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    try:
-        # (every run reads the whole log: split and built in C, a later line of a key
-        # replacing an earlier one)
-        known = dict(line.split("\t", 1) for line in lines)
-    except ValueError:  # a line with no tab: cut short by a crash
-        known = {}
-        for line in lines:
-            key, tab, entry = line.partition("\t")
-            if tab:
-                known[key] = entry
-    if "\t\n" in text:  # removals: the key's last line is `key<TAB>`
-        for key in [k for k, entry in known.items() if not entry]:
-            del known[key]
-    return known, len(lines)
+        return empty_log()
+    end = text.rfind("\n") + 1
+    lines = text.count("\n", 0, end)
+    if not lines:
+        return empty_log()
+    # every run reads the whole log: its fields split by stride and the dicts built in C
+    # (three fields on every line, none empty, no white space in one; a later line of a
+    # key replaces an earlier one)
+    fields = (text if end == len(text) else text[:end]).split()
+    if len(fields) == 3 * lines:
+        with contextlib.suppress(ValueError):
+            return _log(fields[0::3], fields[1::3], fields[2::3], lines, _GONE in text)
+    return _log_slowly(text[:end].split("\n"), lines)  # a line edited by hand
+
+
+def _log(keys: list[str], projects: list[str], inos: list[str], lines: int, removals: bool) -> Log:
+    if not removals:
+        return Log(
+            dict(zip(keys, map(int, inos), strict=True)),
+            dict(zip(keys, projects, strict=True)),
+            lines,
+        )
+    ino = dict(zip(keys, inos, strict=True))
+    project = dict(zip(keys, projects, strict=True))
+    for key in [k for k, v in ino.items() if v == "-"]:  # the key's last line is a removal
+        del ino[key], project[key]
+    return Log(dict(zip(ino, map(int, ino.values()), strict=True)), project, lines)
+
+
+def _log_slowly(lines: list[str], count: int) -> Log:
+    log = empty_log()
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) != 3:
+            continue
+        key, project, ino = parts
+        if project == ino == "-":
+            log.ino.pop(key, None)
+            log.project.pop(key, None)
+        elif ino.isascii() and ino.isdigit():
+            log.ino[key], log.project[key] = int(ino), project
+    return log._replace(lines=count)
 
 
 def log_entry(project: str, ino: int) -> str:
@@ -189,7 +231,7 @@ def log_entry(project: str, ino: int) -> str:
 def log_lines(added: Mapping[str, str], removed: Iterable[str]) -> bytes:
     """Lines for the files the pages list from now on (key -> log_entry) and those gone."""
     return "".join(
-        [f"{k}\t\n" for k in removed] + [f"{k}\t{e}\n" for k, e in added.items()]
+        [f"{k}{_GONE}" for k in removed] + [f"{k}\t{e}\n" for k, e in added.items()]
     ).encode()
 
 

@@ -92,24 +92,37 @@ def write_log(
 
 
 def existing_projects(simple: Path, *, dirty: bool) -> set[str]:
-    """The project folders in `simple`; removes temp files interrupted runs left there
-    (this run holds the lock)."""
-    existing: set[str] = set()
-    if not simple.is_dir():
-        return existing
-    for entry in os.scandir(simple):
-        if entry.name[0] != ".":
-            if entry.is_dir():
-                existing.add(entry.name)
-        elif entry.name.startswith(NEW_PREFIX) or entry.name.endswith(TMP):
-            remove(entry.path)
+    """The project folders in `simple` (every name there but the root pages and hidden
+    ones: names, not entries, for a run that reads thousands; `drop_strays` sorts out a
+    stray file); removes temp files interrupted runs left there (this run holds the
+    lock)."""
+    try:
+        names = os.listdir(simple)  # noqa: PTH208 (names in C: no object per entry)
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    existing = set(names)
+    existing.difference_update(("index.html", "index.json"))
+    hidden = [name for name in names if name[0] == "."]
+    existing.difference_update(hidden)
+    for name in hidden:
+        if name.startswith(NEW_PREFIX) or name.endswith(TMP):
+            remove(f"{simple}/{name}")
     if dirty:  # temp files an interrupted run left in project folders
+        existing = {name for name in existing if os.path.isdir(f"{simple}/{name}")}  # noqa: PTH112
         for project in existing:
             with os.scandir(f"{simple}/{project}") as entries:
                 for entry in entries:
                     if entry.name.endswith(TMP):
                         remove(entry.path)
     return existing
+
+
+def drop_strays(simple: Path, existing: set[str], projects: set[str]) -> None:
+    """Take out of `existing` what is not a folder among the names no project has (a file
+    someone put in `simple`: not a page to remove)."""
+    for name in existing - projects:
+        if not os.path.isdir(f"{simple}/{name}"):  # noqa: PTH112
+            existing.discard(name)
 
 
 def tidy_sources(

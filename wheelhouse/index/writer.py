@@ -86,7 +86,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,6 +94,7 @@ from typing import TYPE_CHECKING
 from wheelhouse.errors import PublishError
 from wheelhouse.fsutil import WAIT, Wait, crash_point
 from wheelhouse.index import fanout
+from wheelhouse.index.delta import plan_changes
 from wheelhouse.index.fileops import (
     FileWriter,
     boot_id,
@@ -112,7 +113,7 @@ from wheelhouse.index.plan import (
     read_projects,
 )
 from wheelhouse.index.render import PageFile, render_project, render_root
-from wheelhouse.index.scan import Changes, Listing, Source, scan
+from wheelhouse.index.scan import Changes, Found, Listing, Source, scan
 from wheelhouse.index.state import (
     DIRTY_NAME,
     NO_YANKS,
@@ -123,11 +124,13 @@ from wheelhouse.index.state import (
     YANKED_NAME,
     IndexState,
     Yanks,
+    empty_log,
     load_log,
     load_state,
     load_yanks,
 )
 from wheelhouse.index.upkeep import (
+    drop_strays,
     existing_projects,
     log_stamp,
     mirror_of,
@@ -216,23 +219,35 @@ def write_index(
         trusted = old if old is not None and not dirty and old.log == log_stamp(simple) else None
         mirror, mirrors = mirror_of(sources, listings, trusted)
         # (a mirroring index need not read its log: see the module doc)
-        known, log_size = load_log(simple) if old is not None and mirror is None else ({}, 0)
+        known = load_log(simple) if old is not None and mirror is None else empty_log()
+        log_size = known.lines
         existing = existing_projects(simple, dirty=dirty)
-        found, sidecars, seen = scan(
-            sources, listings, full=dirty, known=known, unchanged=trusted.folders if trusted else {}
-        )
-        if mirror is None:
-            plan = plan_run(found, known, existing, sidecars, full=dirty)
-            # (a full run writes the log whole: no list of every file here)
-            added, removed = {} if dirty else log_changes(plan, known), known.keys() - plan.keys
+        unchanged = trusted.folders if trusted else {}
+        found: Sequence[Found]
+        removed: Collection[str]
+        if not dirty and mirror is None and _one_folder(sources, listings):
+            # a target index's incremental run: its folder's listing against the log
+            found, sidecars, seen, plan, added, removed = plan_changes(
+                sources[0], known, existing, unchanged=unchanged.get(sources[0].prefix)
+            )
         else:
-            plan = plan_mirrored(found, mirror, existing)
-            (added, removed), log_size = mirrored_log(mirror), trusted.lines if trusted else 0
+            found, sidecars, seen = scan(
+                sources, listings, full=dirty, known=known, unchanged=unchanged
+            )
+            if mirror is None:
+                plan = plan_run(found, known, existing, sidecars, full=dirty)
+                # (a full run writes the log whole: no list of every file here)
+                added = {} if dirty else log_changes(plan, known)
+                removed = known.ino.keys() - plan.keys
+            else:
+                plan = plan_mirrored(found, mirror, existing)
+                (added, removed), log_size = mirrored_log(mirror), trusted.lines if trusted else 0
         yanks_changed = old is not None and old.yanks != yanks_key
         if old is not None and yanks_changed:  # the pages of what was yanked or unyanked
             plan_yanks(plan, old.yanked, yanks.entries())
         writer = FileWriter(track=boot is None)
         hashed = read_projects(simple, plan, sidecars, writer, trusted=old is not None, dirty=dirty)
+        drop_strays(simple, existing, plan.projects)
         changed = [p for p, files in plan.touched.items() if files and plan.changed[p]]
         changed.sort()
         root_stale = (
@@ -312,6 +327,15 @@ def write_index(
             elapsed=time.perf_counter() - start,
             unmatched_yanks=tuple(sorted(yanks.keys() - matched_yanks(yanks, found))),
         )
+
+
+def _one_folder(sources: Sequence[Source], listings: Mapping[Path, Listing]) -> bool:
+    """One folder this index owns and publishes whole, not listed yet in this run: a
+    target's (`delta` plans its incremental runs)."""
+    if len(sources) != 1:
+        return False
+    src = sources[0]
+    return src.owner and not src.prefix and src.only is None and src.folder not in listings
 
 
 def _check_places(simple: Path, sources: Sequence[Source]) -> None:
