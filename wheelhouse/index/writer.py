@@ -26,15 +26,16 @@ Incremental, at a cost that follows what changed, not the size of the index: eve
 JSON carries, under the private key `_wheelhouse` (PEP 691 leaves `_` keys to the index),
 each file's stat stamp (size, mtime_ns, inode) and what its records need besides the page;
 `simple/.index-files` is an append log of the files the pages list with their inode
-numbers (`key<TAB>project<TAB>inode`, `key<TAB>` once gone), and `simple/.index-state.json`
+numbers (`key<TAB>project<TAB>inode`, `key<TAB>-<TAB>-` once gone), and `simple/.index-state.json`
 is small (format, boot id, yanks, and each source folder's stamp: inode, mtime, ctime).
 A folder whose stamp is the one recorded is not even listed: no entry was added to it,
 removed or renamed since a run that saw it whole (the stamp is recorded only when it did
 not move during that run, and was taken a clock tick or more before the listing, so that a
 later change always shows a later time). A changed folder is listed once (one scandir,
-names and inode numbers, no stat per wheel: the target's listing, its wheel objects with
-their records, is handed to the combined index of the same run, so memory holds one object
-per wheel, not two). A run checks only the projects with a file that is new, gone,
+names and inode numbers, no stat per wheel), and a target's listing is compared with its
+log as two dicts of file name -> inode, in C (`delta`): only the files of the projects
+the run checks get an object (`scan.Catalog`), and the combined index of the same run
+takes over the listing and those objects with their records. A run checks only the projects with a file that is new, gone,
 replaced (another inode under its name: `wheelhouse build`, `mv`, `install` and
 `cp --remove-destination` all make one) or missing its sidecar, and those whose page is
 missing; it stats their files, reads those projects' JSON pages, hashes only files whose
@@ -77,7 +78,8 @@ refusal, error or death ends the run as the same event in one process would.
 Entry points: `index_target(folder)` for any folder of wheels, `index_combined(output,
 folders)`, and `index_all(config, targets)` for `wheelhouse index` (and the end of a build);
 `write_index(root, sources)` under them. The pieces: `scan` (finding and reading wheels),
-`plan` (which projects a run checks, their records), `wheelfile` (one wheel), `state` (the
+`plan` (which projects a run checks, their records), `delta` (the same for a target's
+incremental run, at a cost that follows what changed), `wheelfile` (one wheel), `state` (the
 state, the log, yanks), `render` (the pages), `fileops` (atomic writes, durability),
 `upkeep` (the log's writes, the folders' stamps, leftovers).
 """
