@@ -1,19 +1,23 @@
 """A target index's incremental run, at a cost that follows what changed rather than the
 size of the index: its folder's listing and its log, each a dict of file name -> inode
-number, are compared in C (the items of one less the other's), so that only new, replaced,
-removed and sidecar-less files are looked at one by one; the wheels are a `Catalog`, with
-an object only for the files of the projects the run checks. Same plan as `plan.plan_run`,
-which compares every file (full runs, combined indexes that cannot take a target's changes).
+number, are compared in one pass of plain operations and set operations in C, so that only
+the new, replaced, removed and sidecar-less files are looked at further; the wheels are a
+`Catalog`, with an object only for the files of the projects the run checks. Same plan as
+`plan.plan_run`, which compares every file (full runs, combined indexes that cannot take a
+target's changes).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from wheelhouse.index.plan import Plan
 from wheelhouse.index.scan import (
     Catalog,
+    Listing,
     Seen,
     Source,
     list_wheels,
@@ -71,3 +75,12 @@ def plan_changes(
     )
     added = {name: log_entry(project[name], i) for name, i in new.items()}
     return Delta(catalog, {src.prefix: present}, {src.prefix: seen}, plan, added, removed)
+
+
+def covers(sources: Sequence[Source], listings: Mapping[Path, Listing]) -> bool:
+    """Whether `plan_changes` can plan an incremental run over `sources`: one folder this
+    index owns and publishes whole (a target's), not listed yet in this run."""
+    if len(sources) != 1:
+        return False
+    src = sources[0]
+    return src.owner and not src.prefix and src.only is None and src.folder not in listings

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from wheelhouse.errors import PublishError
 from wheelhouse.fsutil import TMP, writing
 from wheelhouse.index.fileops import NEW_PREFIX, remove
 from wheelhouse.index.scan import (
@@ -27,6 +28,21 @@ from wheelhouse.index.state import LOG_NAME, FolderStamp, IndexState, log_entry,
 
 SLACK = 50_000_000  # ns: the kernel stamps times from a clock that lags by up to a tick
 COARSE_SLACK = 2_000_000_000  # file systems that keep whole seconds (or two)
+
+
+def check_places(simple: Path, sources: Sequence[Source]) -> None:
+    """PublishError unless every source is a folder and `simple` is one or absent."""
+    for src in sources:
+        if not src.folder.is_dir():
+            raise PublishError(
+                f"{src.folder} does not exist or is not a folder",
+                hint="run `wheelhouse build` first, or name a folder that holds wheels",
+            )
+    if simple.is_symlink() or (simple.exists() and not simple.is_dir()):
+        raise PublishError(
+            f"{simple} exists and is not a folder",
+            hint="remove it: wheelhouse writes its index there",
+        )
 
 
 def unchanged_folders(

@@ -33,14 +33,14 @@ removed or renamed since a run that saw it whole (the stamp is recorded only whe
 not move during that run, and was taken a clock tick or more before the listing, so that a
 later change always shows a later time). A changed folder is listed once (one scandir,
 names and inode numbers, no stat per wheel), and a target's listing is compared with its
-log as two dicts of file name -> inode, in C (`delta`): only the files of the projects
-the run checks get an object (`scan.Catalog`), and the combined index of the same run
-takes over the listing and those objects with their records. A run checks only the projects with a file that is new, gone,
-replaced (another inode under its name: `wheelhouse build`, `mv`, `install` and
-`cp --remove-destination` all make one) or missing its sidecar, and those whose page is
-missing; it stats their files, reads those projects' JSON pages, hashes only files whose
-stamp changed, renders only pages whose files changed, appends a few lines to the log and
-rewrites the small state. A full run (no state, a restart, an interrupted run, `--full`)
+log as two dicts of file name -> inode (`delta`): only the files of the projects the run
+checks get an object (`scan.Catalog`), and the combined index of the same run takes over
+the listing and those objects with their records. A run checks only the projects with a
+file that is new, gone, replaced (another inode under its name: `wheelhouse build`, `mv`,
+`install` and `cp --remove-destination` all make one) or missing its sidecar, and those
+whose page is missing; it stats their files, reads those projects' JSON pages, hashes
+only files whose stamp changed, renders only pages whose files changed, appends a few
+lines to the log and rewrites the small state. A full run (no state, a restart, an interrupted run, `--full`)
 stats every wheel, renders every page and writes the log whole. Known limit: a wheel
 whose bytes are rewritten in place (`cp` over it: same name, same inode; or deleted and
 copied again between two runs where the file system reuses the inode number) is not
@@ -96,7 +96,7 @@ from typing import TYPE_CHECKING
 from wheelhouse.errors import PublishError
 from wheelhouse.fsutil import WAIT, Wait, crash_point
 from wheelhouse.index import fanout
-from wheelhouse.index.delta import plan_changes
+from wheelhouse.index.delta import covers, plan_changes
 from wheelhouse.index.fileops import (
     FileWriter,
     boot_id,
@@ -132,6 +132,7 @@ from wheelhouse.index.state import (
     load_yanks,
 )
 from wheelhouse.index.upkeep import (
+    check_places,
     drop_strays,
     existing_projects,
     log_stamp,
@@ -207,7 +208,7 @@ def write_index(
     listings = {} if listings is None else listings
     start = time.perf_counter()
     simple = root / SIMPLE
-    _check_places(simple, sources)
+    check_places(simple, sources)
     with index_lock(root, wait=wait, label=label), paused_gc():
         old = load_state(simple)
         boot = boot_id()
@@ -227,7 +228,7 @@ def write_index(
         unchanged = trusted.folders if trusted else {}
         found: Sequence[Found]
         removed: Collection[str]
-        if not dirty and mirror is None and _one_folder(sources, listings):
+        if not dirty and mirror is None and covers(sources, listings):
             # a target index's incremental run: its folder's listing against the log
             found, sidecars, seen, plan, added, removed = plan_changes(
                 sources[0], known, existing, unchanged=unchanged.get(sources[0].prefix)
@@ -328,29 +329,6 @@ def write_index(
             pages_removed=len(gone),
             elapsed=time.perf_counter() - start,
             unmatched_yanks=tuple(sorted(yanks.keys() - matched_yanks(yanks, found))),
-        )
-
-
-def _one_folder(sources: Sequence[Source], listings: Mapping[Path, Listing]) -> bool:
-    """One folder this index owns and publishes whole, not listed yet in this run: a
-    target's (`delta` plans its incremental runs)."""
-    if len(sources) != 1:
-        return False
-    src = sources[0]
-    return src.owner and not src.prefix and src.only is None and src.folder not in listings
-
-
-def _check_places(simple: Path, sources: Sequence[Source]) -> None:
-    for src in sources:
-        if not src.folder.is_dir():
-            raise PublishError(
-                f"{src.folder} does not exist or is not a folder",
-                hint="run `wheelhouse build` first, or name a folder that holds wheels",
-            )
-    if simple.is_symlink() or (simple.exists() and not simple.is_dir()):
-        raise PublishError(
-            f"{simple} exists and is not a folder",
-            hint="remove it: wheelhouse writes its index there",
         )
 
 
