@@ -17,7 +17,7 @@ import pytest
 from fixtures_index import wheel_bytes
 from fixtures_simple import check_tree, put, sha256, swap
 
-from wheelhouse.index import scan, upkeep
+from wheelhouse.index import delta, scan, state, upkeep
 from wheelhouse.index import writer as ix
 from wheelhouse.index.state import LOG_NAME, load_log, load_project
 from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel
@@ -391,10 +391,15 @@ def test_an_incremental_run_makes_objects_only_for_the_projects_it_checks(
     assert both(out).pages_written == 0 and made == []
 
 
-def test_the_log_is_read_by_stride_and_line_by_line_when_a_line_is_odd(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [1 << 18, 40])
+def test_the_log_is_read_by_stride_and_line_by_line_when_a_line_is_odd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
     """Every line has three fields: key, project, inode (`-`, `-` once the pages stop
     listing the key); the last line of a key counts; a line cut short by a crash does not.
-    A line edited by hand (another number of fields) costs a slower read, not the others."""
+    A line edited by hand (another number of fields) costs a slower read, not the others.
+    Read a slice at a time (`chunk` bytes and the rest of a line): the same."""
+    monkeypatch.setattr(state, "_CHUNK", chunk)
     log = tmp_path / LOG_NAME
     lines = [
         "a-1.0-py3-none-any.whl\ta\t11",
@@ -428,3 +433,37 @@ def test_a_stray_file_in_the_index_folder_is_no_page(out: Path) -> None:
     assert ix.index_target(slim).pages_written == 0  # the root page is not rewritten
     assert (slim / "simple" / "NOTES.txt").read_text() == "mine"
     assert "NOTES.txt" not in (slim / "simple" / "index.html").read_text()
+
+
+def test_a_run_that_only_adds_lists_the_folder_once_and_keeps_nothing_of_the_rest(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing is compared with the log as it is read; counts prove that every wheel
+    of the log is still there with its sidecar. Only a run where one is gone lists the
+    folder again, to learn which. A new wheel whose sidecar a stopped run left (written in
+    place, before its page) gets it replaced whole."""
+    slim = out / "slim"
+    ix.index_target(slim)
+    relisted: list[Path] = []
+    real = delta.list_wheels
+
+    def counting(src: scan.Source) -> Any:
+        relisted.append(src.folder)
+        return real(src)
+
+    monkeypatch.setattr(delta, "list_wheels", counting)
+    wheel = put(slim, "gamma", "1.0")
+    Path(f"{wheel}.metadata").write_bytes(b"Metadata-Version: 2.1\nName: cut sh")
+    swap(slim, "alpha", "1.0", requires=["x"])
+    report = ix.index_target(slim)
+    assert (report.hashed, relisted) == (2, [])
+    with zipfile.ZipFile(wheel) as zf:
+        assert Path(f"{wheel}.metadata").read_bytes() == zf.read("gamma-1.0.dist-info/METADATA")
+    check_tree(slim / "simple")
+    (slim / "beta-1.0-py3-none-any.whl").unlink()
+    assert ix.index_target(slim).pages_removed == 1 and relisted == [slim]
+    (slim / "alpha-1.0-py3-none-any.whl.metadata").unlink()
+    ix.index_target(slim)
+    assert relisted == [slim, slim]
+    assert (slim / "alpha-1.0-py3-none-any.whl.metadata").is_file()
+    check_tree(slim / "simple")

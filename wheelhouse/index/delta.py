@@ -1,7 +1,8 @@
 """A target index's incremental run, at a cost that follows what changed rather than the
 size of the index: its folder's listing and its log, each a dict of file name -> inode
-number, are compared in one pass of plain operations and set operations in C, so that only
-the new, replaced, removed and sidecar-less files are looked at further; the wheels are a
+number, are compared as the folder is listed (nothing is kept of a wheel the log lists
+with the same inode, and counts prove that none of the log's is gone), so that only the
+new, replaced, removed and sidecar-less files are looked at further; the wheels are a
 `Catalog`, with an object only for the files of the projects the run checks. Same plan as
 `plan.plan_run`, which compares every file (full runs, combined indexes that cannot take a
 target's changes).
@@ -20,6 +21,7 @@ from wheelhouse.index.scan import (
     Listing,
     Seen,
     Source,
+    compare_listing,
     list_wheels,
     project_of,
     source_stamp,
@@ -53,16 +55,23 @@ def plan_changes(
         present = set(ino)  # (every sidecar: the run that recorded the stamp saw them)
     else:
         seen = Seen(stamp, time.time_ns())
-        listed, present = list_wheels(src)
-        get = ino.get
-        new = {name: i for name, i in listed.items() if get(name) != i}  # new, or replaced
-        removed = ino.keys() - listed.keys()
-        touched.update(project.pop(name) for name in removed)
+        compared = compare_listing(src, ino)
+        new = compared.new  # new, or replaced (another inode)
+        if compared.whole:  # (the usual run: files added or replaced, none removed)
+            present = set(ino)  # (each has its sidecar)
+            present.update(compared.extra)
+            ino.update(new)
+            lost = [name for name in new if name not in present]
+        else:  # a wheel is gone, or a sidecar: listed again, to learn which
+            listed, present = list_wheels(src)
+            new = {name: i for name, i in listed.items() if ino.get(name) != i}
+            removed = ino.keys() - listed.keys()
+            touched.update(project.pop(name) for name in removed)
+            lost = list(listed.keys() - present)
+            ino = listed
         for name in new:
             project[name] = project_of(name)
-        lost = listed.keys() - present
         touched.update(project[name] for name in (*new, *lost))
-        ino = listed
     projects = set(project.values())
     touched |= projects - existing
     catalog = Catalog(src, ino, project)

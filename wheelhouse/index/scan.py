@@ -310,6 +310,24 @@ def list_wheels(src: Source) -> tuple[dict[str, int], set[str]]:
     """One listing of a source folder: its wheels (file name -> inode number, from the
     directory entries: no stat) and the wheel names whose sidecar is present (a stale
     sidecar's too). Removes the temp files of dead runs' sidecars."""
+    listed = compare_listing(src, {})
+    return listed.new, set(listed.extra)
+
+
+class Compared(NamedTuple):
+    """A folder's listing compared with the log (see compare_listing)."""
+
+    new: dict[str, int]  # file name -> inode: a wheel the log lacks, or has another inode of
+    whole: bool  # every wheel of the log is there, with its sidecar
+    extra: list[str]  # the wheels the log lacks whose sidecar is there (or a stale one's)
+
+
+def compare_listing(src: Source, known: Mapping[str, int]) -> Compared:
+    """One listing of a source folder, compared with the log (file name -> inode) as it is
+    read: nothing is kept of a wheel the log lists with the same inode, or of its sidecar.
+    Not `whole`: a wheel of the log is gone or has lost its sidecar (the caller lists the
+    folder with list_wheels to learn which). Removes the temp files of dead runs'
+    sidecars."""
     try:
         entries = os.scandir(src.folder)  # iterated, not listed: one entry at a time in memory
     except FileNotFoundError:  # (removed since its stamp was taken)
@@ -317,25 +335,34 @@ def list_wheels(src: Source) -> tuple[dict[str, int], set[str]]:
     # every run that lists a folder sees every entry (a wheel and its sidecar each): kept
     # to plain operations
     only = src.only
-    wheels: dict[str, int] = {}
-    present: set[str] = set()
+    new: dict[str, int] = {}
+    extra: list[str] = []
+    same = sidecars = 0
+    get, keep = known.get, extra.append
     sidecar = ".whl" + METADATA_SUFFIX
     cut = -len(METADATA_SUFFIX)
-    keep = present.add
     with entries:
         for entry in entries:
             name = entry.name
             if name[-4:] == ".whl":
                 if name[0] != "." and (only is None or name in only) and entry.is_file():
-                    wheels[name] = entry.inode()
+                    ino = entry.inode()
+                    if get(name) == ino:
+                        same += 1
+                    else:
+                        new[name] = ino
             elif name.endswith(sidecar):
                 name = name[:cut]
-                if only is None or name in only:
+                if name in known:
+                    sidecars += 1
+                elif only is None or name in only:
                     keep(name)  # (a wheel left out keeps its sidecar: old pages list it)
             elif name[0] == "." and name.endswith(TMP) and stale_temp(name):  # a sidecar's
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)  # noqa: PTH108
-    return wheels, present
+    # (a name is listed once: the counts say whether every wheel of the log was seen)
+    replaced = sum(1 for name in new if name in known)
+    return Compared(new, same + replaced == len(known) == sidecars, extra)
 
 
 def stamp_files(items: Sequence[Found]) -> None:

@@ -10,9 +10,9 @@ the run's own small state (`simple/.index-state.json`); and PEP 592 yanks read f
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
+import sys
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -173,39 +173,52 @@ def empty_log() -> Log:
     return Log({}, {}, 0)
 
 
+_CHUNK = 1 << 18  # bytes of the log decoded and split at a time (what a run holds of it)
+
+
 def load_log(simple: Path) -> Log:
     """The log of the index in `simple` (empty when there is none or it cannot be read). A
     last line cut short by a crash does not count."""
     try:
-        text = (simple / LOG_NAME).read_bytes().decode()
-    except (OSError, UnicodeDecodeError):
+        data = (simple / LOG_NAME).read_bytes()
+    except OSError:
         return empty_log()
-    end = text.rfind("\n") + 1
-    lines = text.count("\n", 0, end)
-    if not lines:
+    end = data.rfind(b"\n") + 1
+    try:
+        try:
+            return _log(data, end)
+        except ValueError:  # a line edited by hand: the others still count
+            return _log_slowly(data[:end].decode().split("\n"), data.count(b"\n", 0, end))
+    except UnicodeDecodeError:
         return empty_log()
-    # every run reads the whole log: its fields split by stride and the dicts built in C
-    # (three fields on every line, none empty, no white space in one; a later line of a
-    # key replaces an earlier one)
-    fields = (text if end == len(text) else text[:end]).split()
-    if len(fields) == 3 * lines:
-        with contextlib.suppress(ValueError):
-            return _log(fields[0::3], fields[1::3], fields[2::3], lines, _GONE in text)
-    return _log_slowly(text[:end].split("\n"), lines)  # a line edited by hand
 
 
-def _log(keys: list[str], projects: list[str], inos: list[str], lines: int, removals: bool) -> Log:
-    if not removals:
-        return Log(
-            dict(zip(keys, map(int, inos), strict=True)),
-            dict(zip(keys, projects, strict=True)),
-            lines,
-        )
-    ino = dict(zip(keys, inos, strict=True))
-    project = dict(zip(keys, projects, strict=True))
-    for key in [k for k, v in ino.items() if v == "-"]:  # the key's last line is a removal
-        del ino[key], project[key]
-    return Log(dict(zip(ino, map(int, ino.values()), strict=True)), project, lines)
+def _log(data: bytes, end: int) -> Log:
+    """Every run reads the whole log: a slice at a time, its fields split by stride and
+    the dicts filled in C (three fields on every line, none empty, no white space in one;
+    a later line of a key replaces an earlier one). Each project's name is kept once."""
+    log = empty_log()
+    ino, project, intern = log.ino, log.project, sys.intern
+    start = 0
+    while start < end:
+        stop = end if start + _CHUNK >= end else data.find(b"\n", start + _CHUNK) + 1
+        text = data[start:stop].decode()
+        fields = text.split()
+        if len(fields) != 3 * text.count("\n"):
+            raise ValueError(LOG_NAME)
+        keys, projects, inos = fields[0::3], map(intern, fields[1::3]), fields[2::3]
+        if _GONE in text:  # (line by line: a removal, then maybe the key again)
+            for key, name, number in zip(keys, projects, inos, strict=True):
+                if number == "-":
+                    ino.pop(key, None)
+                    project.pop(key, None)
+                else:
+                    ino[key], project[key] = int(number), name
+        else:
+            ino.update(zip(keys, map(int, inos), strict=True))
+            project.update(zip(keys, projects, strict=True))
+        start = stop
+    return log._replace(lines=data.count(b"\n", 0, end))
 
 
 def _log_slowly(lines: list[str], count: int) -> Log:
