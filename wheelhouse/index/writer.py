@@ -33,7 +33,7 @@ removed or renamed since a run that saw it whole (the stamp is recorded only whe
 not move during that run, and was taken a clock tick or more before the listing, so that a
 later change always shows a later time). A changed folder is listed once (one scandir,
 names and inode numbers, no stat per wheel), and a target's listing is compared with its
-log as two dicts of file name -> inode (`delta`): only the files of the projects the run
+log (file name -> inode) as it is read (`delta`): only the files of the projects the run
 checks get an object (`scan.Catalog`), and the combined index of the same run takes over
 the listing and those objects with their records. A run checks only the projects with a
 file that is new, gone, replaced (another inode under its name: `wheelhouse build`, `mv`,
