@@ -17,7 +17,7 @@ import pytest
 from fixtures_index import wheel_bytes
 from fixtures_simple import check_tree, put, sha256, swap
 
-from wheelhouse.index import delta, scan, state, upkeep
+from wheelhouse.index import scan, state, upkeep
 from wheelhouse.index import writer as ix
 from wheelhouse.index.state import LOG_NAME, load_log, load_project
 from wheelhouse.index.wheelfile import WheelRefused, inspect_wheel
@@ -445,13 +445,13 @@ def test_a_run_that_only_adds_lists_the_folder_once_and_keeps_nothing_of_the_res
     slim = out / "slim"
     ix.index_target(slim)
     relisted: list[Path] = []
-    real = delta.list_wheels
+    real = scan.list_wheels
 
     def counting(src: scan.Source) -> Any:
         relisted.append(src.folder)
         return real(src)
 
-    monkeypatch.setattr(delta, "list_wheels", counting)
+    monkeypatch.setattr("wheelhouse.index.delta.list_wheels", counting)
     wheel = put(slim, "gamma", "1.0")
     Path(f"{wheel}.metadata").write_bytes(b"Metadata-Version: 2.1\nName: cut sh")
     swap(slim, "alpha", "1.0", requires=["x"])
