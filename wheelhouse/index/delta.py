@@ -1,6 +1,6 @@
 """A target index's incremental run, at a cost that follows what changed rather than the
-size of the index: its folder's listing and its log, each a dict of file name -> inode
-number, are compared as the folder is listed (nothing is kept of a wheel the log lists
+size of the index: its folder's entries are compared with its log (a dict of file name
+-> inode number) as the folder is listed (nothing is kept of a wheel the log lists
 with the same inode, and counts prove that none of the log's is gone), so that only the
 new, replaced, removed and sidecar-less files are looked at further; the wheels are a
 `Catalog`, with an object only for the files of the projects the run checks. Same plan as

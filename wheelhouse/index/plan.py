@@ -58,7 +58,7 @@ def plan_run(
 ) -> Plan:
     """The projects to check: those with a file that is new, gone, replaced (its inode is
     not the log's) or missing its sidecar, and those whose page is missing; all of them in
-    a full run. (A target index's incremental run takes `changes.plan_changes` instead:
+    a full run. (A target index's incremental run takes `delta.plan_changes` instead:
     this one compares every file.)"""
     touched: set[str] = set()
     # (what the pages list and the log forgets; nothing to forget where the log is empty)
