@@ -2,10 +2,10 @@
 
 The layout of an index folder (`simple/`, its state file, log and markers, the `.metadata`
 sidecars beside the wheels, `yanked.toml`); what is kept: per project, what was read from
-each wheel its page lists, keyed by its stat stamp (in its JSON page, under `_wheelhouse`); the
-files every page lists with their inode numbers (`simple/.index-files`, an append log); and
-the run's own small state (`simple/.index-state.json`); and PEP 592 yanks read from
-`yanked.toml`.
+each wheel its page lists, keyed by its stat stamp (in its JSON page, under `_wheelhouse`);
+the files every page lists with their inode numbers (`simple/.index-files`, an append log,
+read with its cache: see `logcache`); and the run's own small state
+(`simple/.index-state.json`); and PEP 592 yanks read from `yanked.toml`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import json
 import sys
 import urllib.parse
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse.errors import PublishError
+from wheelhouse.index.logcache import MIN_SIZE, read_cache, stale, write_cache
 
 SIMPLE = "simple"
 STATE_NAME = ".index-state.json"
@@ -178,28 +180,47 @@ _CHUNK = 1 << 18  # bytes of the log decoded and split at a time (what a run hol
 
 def load_log(simple: Path) -> Log:
     """The log of the index in `simple` (empty when there is none or it cannot be read). A
-    last line cut short by a crash does not count."""
+    last line cut short by a crash does not count. From its cache and the lines after it
+    where it has one (`logcache`); a run that parses most of it writes the cache (the
+    caller holds the index's lock)."""
     try:
         data = (simple / LOG_NAME).read_bytes()
     except OSError:
         return empty_log()
     end = data.rfind(b"\n") + 1
+    cached = read_cache(simple, data) if end >= MIN_SIZE else None
+    start = cached.size if cached else 0
     try:
         try:
-            return _log(data, end)
+            log = _log(data, start, end, Log(cached.ino, cached.project, 0) if cached else None)
         except ValueError:  # a line edited by hand: the others still count
-            return _log_slowly(data[:end].decode().split("\n"), data.count(b"\n", 0, end))
+            start, log = 0, _log_slowly(data[:end].decode().split("\n"))
     except UnicodeDecodeError:
         return empty_log()
+    lines = data.count(b"\n", start, end) + (cached.lines if cached and start else 0)
+    if stale(end, start):
+        keys = list(log.ino)
+        crc = zlib.crc32(memoryview(data)[:end])
+        project = log.project
+        write_cache(
+            simple,
+            keys,
+            log.ino.values(),
+            map(project.__getitem__, keys),
+            size=end,
+            lines=lines,
+            crc=crc,
+        )
+    return log._replace(lines=lines)
 
 
-def _log(data: bytes, end: int) -> Log:
-    """Every run reads the whole log: a slice at a time, its fields split by stride and
-    the dicts filled in C (three fields on every line, none empty, no white space in one;
-    a later line of a key replaces an earlier one). Each project's name is kept once."""
-    log = empty_log()
+def _log(data: bytes, start: int, end: int, log: Log | None) -> Log:
+    """Every run reads the log past its cache: a slice at a time, its fields split by
+    stride and the dicts filled in C (three fields on every line, none empty, no white
+    space in one; a later line of a key replaces an earlier one). Each project's name is
+    kept once."""
+    log = log or empty_log()
     ino, project, intern = log.ino, log.project, sys.intern
-    start = 0
     while start < end:
         stop = end if start + _CHUNK >= end else data.find(b"\n", start + _CHUNK) + 1
         text = data[start:stop].decode()
@@ -218,10 +239,10 @@ def _log(data: bytes, end: int) -> Log:
             ino.update(zip(keys, map(int, inos), strict=True))
             project.update(zip(keys, projects, strict=True))
         start = stop
-    return log._replace(lines=data.count(b"\n", 0, end))
+    return log
 
 
-def _log_slowly(lines: list[str], count: int) -> Log:
+def _log_slowly(lines: list[str]) -> Log:
     log = empty_log()
     for line in lines:
         parts = line.split("\t")
@@ -233,7 +254,7 @@ def _log_slowly(lines: list[str], count: int) -> Log:
             log.project.pop(key, None)
         elif ino.isascii() and ino.isdigit():
             log.ino[key], log.project[key] = int(ino), project
-    return log._replace(lines=count)
+    return log
 
 
 def log_entry(project: str, ino: int) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from wheelhouse.errors import PublishError
 from wheelhouse.fsutil import TMP, writing
 from wheelhouse.index.fileops import NEW_PREFIX, remove
+from wheelhouse.index.logcache import stale, write_cache
 from wheelhouse.index.scan import (
     Changes,
     Found,
@@ -89,17 +91,26 @@ def write_log(
     """Append this run's changes to the log, or write it whole after a full run or when
     most of its lines no longer count; the lines in it now."""
     if whole or size > 2 * len(found) + COMPACT_AT:
-        # streamed through a temp file in slices: a log of every file is never in memory
+        # streamed through a temp file in slices: the log's text is never in memory whole
         tmp = f"{simple}/{LOG_NAME}.{os.getpid()}{TMP}"
+        size = crc = 0
         try:
             with writing(simple / LOG_NAME), open(tmp, "wb") as log:  # noqa: PTH123
                 for i in range(0, len(found), 4096):
                     part = found[i : i + 4096]
-                    log.write(log_lines({f.key: log_entry(f.project, f.ino) for f in part}, ()))
+                    lines = log_lines({f.key: log_entry(f.project, f.ino) for f in part}, ())
+                    log.write(lines)
+                    size, crc = size + len(lines), zlib.crc32(lines, crc)
             os.replace(tmp, simple / LOG_NAME)  # noqa: PTH105
         except BaseException:
             remove(tmp)
             raise
+        if stale(size, 0):  # its cache, for the next run (see logcache)
+            keys = [f.key for f in found]
+            projects = (f.project for f in found)
+            write_cache(
+                simple, keys, (f.ino for f in found), projects, size=size, lines=len(found), crc=crc
+            )
         return len(found)
     lines = log_lines(added, removed)
     with writing(simple / LOG_NAME), open(simple / LOG_NAME, "ab") as log:  # noqa: PTH123

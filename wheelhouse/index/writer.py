@@ -26,27 +26,28 @@ Incremental, at a cost that follows what changed, not the size of the index: eve
 JSON carries, under the private key `_wheelhouse` (PEP 691 leaves `_` keys to the index),
 each file's stat stamp (size, mtime_ns, inode) and what its records need besides the page;
 `simple/.index-files` is an append log of the files the pages list with their inode numbers
-(`key<TAB>project<TAB>inode`, `key<TAB>-<TAB>-` once gone), and `simple/.index-state.json`
-is small (format, boot id, yanks, and each source folder's stamp: inode, mtime, ctime). A
-folder whose stamp is the one recorded is not even listed: no entry was added to it,
-removed or renamed since a run that saw it whole (the stamp is recorded only when it did
-not move during that run, and was taken a clock tick or more before the listing, so that a
-later change always shows a later time). A changed folder is listed once (one scandir,
-names and inode numbers, no stat per wheel), and a target's listing is compared with its
-log (file name -> inode) as it is read (`delta`): only the files of the projects the run
-checks get an object (`scan.Catalog`), and the combined index of the same run takes over
-the listing and those objects with their records. A run checks only the projects with a
-file that is new, gone, replaced (another inode under its name: `wheelhouse build`, `mv`,
-`install` and `cp --remove-destination` all make one) or missing its sidecar, and those
-whose page is missing; it stats their files, reads those projects' JSON pages, hashes only
-files whose stamp changed, renders only pages whose files changed, appends a few lines to
-the log and rewrites the small state. A full run (no state, a restart, an interrupted run,
-`--full`) stats every wheel, renders every page and writes the log whole. Known limit: a
-wheel whose bytes are rewritten in place (`cp` over it: same name, same inode; or deleted
-and copied again between two runs where the file system reuses the inode number) is not
-noticed until a full run; pip and uv refuse it meanwhile (its hash is not the page's),
-never install it. A file name is one set of bytes on any index (pip's cache and CDNs assume
-it).
+(`key<TAB>project<TAB>inode`, `key<TAB>-<TAB>-` once gone; read from its cache
+`simple/.index-files.cache` and the lines after it, see `logcache`), and
+`simple/.index-state.json` is small (format, boot id, yanks, and each source folder's stamp:
+inode, mtime, ctime). A folder whose stamp is the one recorded is not even listed: no entry
+was added to it, removed or renamed since a run that saw it whole (the stamp is recorded
+only when it did not move during that run, and was taken a clock tick or more before the
+listing, so that a later change always shows a later time). A changed folder is listed once
+(one scandir, names and inode numbers, no stat per wheel), and a target's listing is
+compared with its log (file name -> inode) as it is read (`delta`): only the files of the
+projects the run checks get an object (`scan.Catalog`), and the combined index of the same
+run takes over the listing and those objects with their records. A run checks only the
+projects with a file that is new, gone, replaced (another inode under its name: `wheelhouse
+build`, `mv`, `install` and `cp --remove-destination` all make one) or missing its sidecar,
+and those whose page is missing; it stats their files, reads those projects' JSON pages,
+hashes only files whose stamp changed, renders only pages whose files changed, appends a few
+lines to the log and rewrites the small state. A full run (no state, a restart, an
+interrupted run, `--full`) stats every wheel, renders every page and writes the log whole.
+Known limit: a wheel whose bytes are rewritten in place (`cp` over it: same name, same
+inode; or deleted and copied again between two runs where the file system reuses the inode
+number) is not noticed until a full run; pip and uv refuse it meanwhile (its hash is not the
+page's), never install it. A file name is one set of bytes on any index (pip's cache and
+CDNs assume it).
 
 Atomic without a snapshot swap: pip, uv and every other client read one page per project
 and then its files, never the tree as a whole, so what a reader must never see is a page that
