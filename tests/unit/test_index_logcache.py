@@ -169,6 +169,18 @@ def test_a_line_edited_by_hand_after_the_cache_reads_the_log_line_by_line(
     assert (read.ino, read.project, read.lines) == parsed(tmp_path) and read.lines == 103
 
 
+@pytest.mark.parametrize("number", ["-5", "1" * 25])
+def test_a_number_no_inode_can_be_leaves_the_log_without_a_cache(
+    tmp_path: Path, number: str
+) -> None:
+    """An inode the cache's arrays cannot hold (a log edited by hand): no cache, no error."""
+    (tmp_path / LOG_NAME).write_text(
+        "".join(line(i) for i in range(50)) + f"x-1.0.whl\tx\t{number}\n"
+    )
+    assert load_log(tmp_path).ino["x-1.0.whl"] == int(number)
+    assert not (tmp_path / CACHE_NAME).exists()
+
+
 def test_runs_with_a_cache_publish_what_runs_without_one_do(
     out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

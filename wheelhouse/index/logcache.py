@@ -98,7 +98,10 @@ def write_cache(
     cannot be written only costs the next run its parse."""
     table: dict[str, int] = {}
     index = array("I", [table.setdefault(p, len(table)) for p in projects])
-    numbers = array("Q", inos).tobytes() + index.tobytes()
+    try:
+        numbers = array("Q", inos).tobytes() + index.tobytes()
+    except OverflowError:  # a number edited by hand into the log past an inode's range
+        return
     names_blob = "\0".join(names).encode()
     projects_blob = "\0".join(table).encode()
     body_crc = zlib.crc32(projects_blob, zlib.crc32(names_blob, zlib.crc32(numbers)))
