@@ -19,7 +19,8 @@ tool (hard links), and two phases per tool:
 
 dumb-pypi and simple503 are installed from the index into a throwaway venv (pip, with this
 machine's pip configuration; --tools-venv reuses one). Every run is a fresh process, timed
-wall-clock, its peak resident memory taken from wait4(); each phase is repeated (--repeat,
+wall-clock, its peak resident memory taken from wait4() (by a small helper that forks it, so
+that no tool reports this script's own peak: see `run`); each phase is repeated (--repeat,
 fresh copies each round, the order of the tools rotating, across sizes too) and the median
 counts. Nothing is deleted until the end: on ext4, creating files soon after thousands
 were deleted is several times slower, which would penalise whichever tool runs next.
@@ -171,30 +172,56 @@ def clone(src: Path, dest: Path) -> None:
 # -- the tools -----------------------------------------------------------------------------
 
 
+# A child's ru_maxrss on Linux starts at its parent's peak: exec records the high-water mark
+# of the address space it leaves, which fork copies and vfork shares. A tool started from
+# this script (whose corpus makes it big) would report at least this script's peak, so a
+# small helper forks each tool and reports the tool's own wall time and rusage.
+_HELPER = """
+import os, sys, time
+result, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(result, "w") as f:
+    f.write(f"{seconds} {usage.ru_maxrss}")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 def run(
     name: str, argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> tuple[float, str, int]:
-    """(wall seconds, output, peak resident memory in bytes) of one run of a tool."""
-    with tempfile.TemporaryFile() as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        timer = threading.Timer(TIMEOUT, proc.kill)
+    """(wall seconds, output, peak resident memory in bytes) of one run of a tool: its own,
+    measured by the helper around the tool alone (not the helper's start-up)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result"
+        helper = [sys.executable, "-S", "-c", _HELPER, str(result), *argv]
+        proc = subprocess.Popen(
+            helper, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        # the helper and the tool share a process group: a timeout kills both
+        timer = threading.Timer(TIMEOUT, os.killpg, (proc.pid, 9))
         timer.start()
         try:
-            # wait4: the child's own rusage (ru_maxrss: its peak RSS, in KiB on Linux)
-            _, status, usage = os.wait4(proc.pid, 0)
+            proc.wait()
         finally:
             timer.cancel()
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         log = out.read().decode(errors="replace")
-    if seconds >= TIMEOUT:
-        raise ToolFailed(f"{name}: timed out after {TIMEOUT} s")
+        measured = result.read_text().split() if result.exists() else []
+    if proc.returncode == -9 or not measured:
+        raise ToolFailed(f"{name}: timed out after {TIMEOUT} s, or its helper failed:\n{log}")
     if proc.returncode != 0:
         tail = "\n".join(log.strip().splitlines()[-25:])
         raise ToolFailed(f"{name} failed (exit {proc.returncode}):\n  $ {' '.join(argv)}\n{tail}")
-    return seconds, log, usage.ru_maxrss * 1024
+    return float(measured[0]), log, int(measured[1]) * 1024
 
 
 def tools_venv(path: Path) -> Path:

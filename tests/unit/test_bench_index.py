@@ -1,0 +1,47 @@
+"""bench/index.py reports each tool's own peak memory: on Linux a child's ru_maxrss starts
+at its parent's peak (exec records the high-water mark of the address space it leaves), so
+a tool started straight from a bench holding a big corpus would report the bench's."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    sys.path.insert(0, str(BENCH))  # (its own helpers: bench/_install.py)
+    try:
+        spec = importlib.util.spec_from_file_location("bench_index", BENCH / "index.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_index"] = module  # (its dataclasses look their module up there)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_a_tool_reports_its_own_peak_not_the_bench_s(bench: ModuleType) -> None:
+    ballast = bytearray(256 * MiB)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # resident, not just reserved
+    seconds, out, peak = bench.run("small", [sys.executable, "-c", "print('hi')"])
+    assert out == "hi\n" and 0 < seconds < 60
+    assert peak < 64 * MiB  # a bare Python: 10-20 MiB, not the 256 MiB above
+    grow = "b = bytearray(192 * 2**20); b[::4096] = b'x' * len(b[::4096])"
+    assert bench.run("big", [sys.executable, "-c", grow])[2] > 192 * MiB
+    del ballast
+
+
+def test_a_failing_tool_is_reported_with_its_exit_code(bench: ModuleType) -> None:
+    with pytest.raises(bench.ToolFailed, match=r"exit 3"):
+        bench.run("three", [sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(bench.ToolFailed, match=r"exit 127"):
+        bench.run("missing", ["/nonexistent/tool"])
