@@ -22,9 +22,11 @@ from wheelhouse.index.state import LOG_NAME, load_log
 
 @pytest.fixture(autouse=True)
 def any_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A cache for a log of any size (a real one waits for some 4,000 files)."""
+    """A cache for a log of any size (a real one waits for some 4,000 files), its names
+    written a few at a time."""
     monkeypatch.setattr(logcache, "MIN_SIZE", 1)
     monkeypatch.setattr(state, "MIN_SIZE", 1)
+    monkeypatch.setattr(logcache, "_SLICE", 7)
 
 
 def line(i: int, project: str | None = None, ino: int | None = None) -> str:
@@ -205,6 +207,7 @@ def test_runs_with_a_cache_publish_what_runs_without_one_do(
     put(slim, "delta", "1.0")
     assert ix.index_target(slim).hashed == 1
     assert check_tree(simple)["delta"] and (simple / CACHE_NAME).is_dir()
+    assert not [p.name for p in simple.iterdir() if p.name.endswith(".tmp")]
     pages = check_tree(simple)
     ix.write_index(slim, [ix.Source(folder=slim)], full=True)
     assert check_tree(simple) == pages

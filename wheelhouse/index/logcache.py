@@ -13,15 +13,16 @@ NUL-separated.
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from wheelhouse.fsutil import atomic_write
+from wheelhouse.fsutil import TMP
 
 CACHE_NAME = ".index-files.cache"
 MIN_SIZE = 1 << 18  # bytes of log (some 4,000 files) below which it is parsed whole
@@ -30,6 +31,7 @@ _MAGIC = f"wheelhouse index-files cache 1 {sys.byteorder}\n".encode()
 # the bytes of their names, the number of projects, the bytes of their names
 _HEAD = struct.Struct("<QQIIQQQQ")
 _START = len(_MAGIC) + _HEAD.size
+_SLICE = 4096  # file names encoded and written at a time
 
 
 class Cached(NamedTuple):
@@ -94,26 +96,51 @@ def write_cache(
     crc: int,
 ) -> None:
     """Describe the log's first `size` bytes (`lines` lines, CRC-32 `crc`), which say that
-    `names[i]` is the file with inode `inos[i]` of project `projects[i]`. A cache that
-    cannot be written only costs the next run its parse."""
+    `names[i]` is the file with inode `inos[i]` of project `projects[i]`. Streamed through
+    a temp file (the names a slice at a time) and renamed into place. A cache that cannot
+    be written only costs the next run its parse."""
     table: dict[str, int] = {}
     index = array("I", [table.setdefault(p, len(table)) for p in projects])
     try:
-        numbers = array("Q", inos).tobytes() + index.tobytes()
+        numbers = array("Q", inos)
     except OverflowError:  # a number edited by hand into the log past an inode's range
         return
-    names_blob = "\0".join(names).encode()
-    projects_blob = "\0".join(table).encode()
-    body_crc = zlib.crc32(projects_blob, zlib.crc32(names_blob, zlib.crc32(numbers)))
-    head = _HEAD.pack(
-        size, lines, crc, body_crc, len(names), len(names_blob), len(table), len(projects_blob)
-    )
-    with contextlib.suppress(OSError):
-        atomic_write(
-            simple / CACHE_NAME,
-            b"".join((_MAGIC, head, numbers, names_blob, projects_blob)),
-            durable=False,
-        )
+    tmp = f"{simple}/{CACHE_NAME}.{os.getpid()}{TMP}"
+    try:
+        with open(tmp, "wb") as f:  # noqa: PTH123
+            f.write(_MAGIC + bytes(_HEAD.size))  # the head, once the body is written
+            body_crc = name_bytes = 0
+            for part in _pieces(numbers, index, names):
+                f.write(part)
+                body_crc, name_bytes = zlib.crc32(part, body_crc), name_bytes + len(part)
+            name_bytes -= 12 * len(names)
+            projects_blob = "\0".join(table).encode()
+            f.write(projects_blob)
+            f.seek(len(_MAGIC))
+            f.write(
+                _HEAD.pack(
+                    size,
+                    lines,
+                    crc,
+                    zlib.crc32(projects_blob, body_crc),
+                    len(names),
+                    name_bytes,
+                    len(table),
+                    len(projects_blob),
+                )
+            )
+        os.replace(tmp, simple / CACHE_NAME)  # noqa: PTH105
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # noqa: PTH108
+
+
+def _pieces(numbers: array[int], index: array[int], names: Sequence[str]) -> Iterator[bytes]:
+    """The body but the project names: the arrays, then the file names a slice at a time."""
+    yield numbers.tobytes()
+    yield index.tobytes()
+    for i in range(0, len(names), _SLICE):
+        yield (("\0" if i else "") + "\0".join(names[i : i + _SLICE])).encode()
 
 
 def stale(size: int, cached: int) -> bool:
