@@ -181,8 +181,8 @@ _CHUNK = 1 << 18  # bytes of the log decoded and split at a time (what a run hol
 def load_log(simple: Path) -> Log:
     """The log of the index in `simple` (empty when there is none or it cannot be read). A
     last line cut short by a crash does not count. From its cache and the lines after it
-    where it has one (`logcache`); a run that parses most of it writes the cache (the
-    caller holds the index's lock)."""
+    where it has one (`logcache`); a run that parses an eighth of it or more writes the
+    cache again (the caller holds the index's lock)."""
     try:
         data = (simple / LOG_NAME).read_bytes()
     except OSError:
