@@ -25,9 +25,12 @@ fresh copies each round, the order of the tools rotating, across sizes too) and 
 counts. Nothing is deleted until the end: on ext4, creating files soon after thousands
 were deleted is several times slower, which would penalise whichever tool runs next.
 wheelhouse's own `elapsed` (the index work without Python's start-up and imports) is
-printed too. `--sizes 3000,30000,100000` benches each corpus size in turn (projects =
-size / --versions) and then prints the growth exponent k (time ~ wheels**k, 1.0 = linear)
-from the smallest to the largest size, per tool. `--against DIR` benches another checkout
+printed too, and the floor of any incremental run in Python: `wheelhouse --version` plus
+one bare listing of the folder (each entry's name and inode, as the run compares them) in
+a fresh interpreter, less its start, as a fraction of the full run. `--sizes
+3000,30000,100000` benches each corpus size in turn (projects = size / --versions) and
+then prints the growth exponent k (time ~ wheels**k, 1.0 = linear) from the smallest to
+the largest size, per tool. `--against DIR` benches another checkout
 of wheelhouse (say a clone of main) in the same rounds, as one more tool: a before/after
 in one run, where the machine's state (its load, the file system's backlog of deleted
 blocks, which slows file creation for a while: run two benches back to back and the
@@ -71,6 +74,10 @@ ZIP_TIME = (2024, 1, 2, 3, 4, 5)
 MTIME = 1_700_000_000  # every corpus file's mtime (so upload-time is deterministic too)
 TOOLS = ("dumb-pypi==1.15.0", "simple503==0.4.0")
 WHEELHOUSE: list[str] = []  # the installed console script (bench/_install.py)
+# what every incremental run must do at least: list the folder (its wheels and their
+# sidecars), each entry's name and inode, as compare_listing does; timed in a fresh
+# interpreter of wheelhouse's venv, less that interpreter's bare start
+_LISTING = "import os, sys\nfor e in os.scandir(sys.argv[1]): e.name; e.inode()"
 AGAINST: list[str] = []  # --against: the other checkout's
 
 GOAL_FULL = 2.0  # dumb-pypi's full run / wheelhouse's must be at least this
@@ -280,6 +287,7 @@ def bench_wheelhouse(
     *,
     exe: list[str] = WHEELHOUSE,
     name: str = "wheelhouse-project",
+    floor: list[float] | None = None,
 ) -> None:
     project = work / name
     project.mkdir()
@@ -304,6 +312,10 @@ def bench_wheelhouse(
         inner_times.append(sum(float(s) for s in re.findall(r"; ([0-9.]+) s\]", log)))
         if phase == "incremental" and "[1 hashed" not in log:
             row.notes.append(f"incremental run did not hash exactly one file:\n{log}")
+    if floor is not None:
+        python = str(Path(exe[0]).with_name("python"))
+        listing = run("listing", [python, "-c", _LISTING, str(folder)])[0]
+        floor.append(listing - run("python", [python, "-c", "pass"])[0])
 
 
 def bench_dumb_pypi(work: Path, corpus: Path, versions: int, venv: Path, row: Row) -> None:
@@ -345,6 +357,7 @@ class Result:
     wheels: int
     rows: dict[str, Row]
     startup: float
+    listing: float  # one listing of the incremental run's folder, less python's start
 
 
 def bench_size(
@@ -366,14 +379,17 @@ def bench_size(
     wh, wh_inner = Row(name="wheelhouse index"), Row(name="  (index work only)")
     dumb, s503 = Row(name="dumb-pypi"), Row(name="simple503")
     other, other_inner = Row(name="wheelhouse --against"), Row(name="  (its index work)")
-    startup = []
+    startup: list[float] = []
+    listing: list[float] = []
     for r in range(args.repeat):
         startup.append(run("wheelhouse --version", [*WHEELHOUSE, "--version"], cwd=work)[0])
         rounds = work / f"round-{r}"
         rounds.mkdir()
         # alternate who goes first: the page cache favours no one for long
         order = [
-            functools.partial(bench_wheelhouse, rounds, corpus, args.versions, wh, wh_inner),
+            functools.partial(
+                bench_wheelhouse, rounds, corpus, args.versions, wh, wh_inner, floor=listing
+            ),
             functools.partial(bench_dumb_pypi, rounds, corpus, args.versions, venv, dumb),
             functools.partial(bench_simple503, rounds, corpus, args.versions, venv, s503),
         ]
@@ -406,7 +422,12 @@ def bench_size(
             flush=True,
         )
     rows = {r.name: r for r in (wh, wh_inner, dumb, s503, other, other_inner) if r.full}
-    return Result(wheels=len(names), rows=rows, startup=statistics.median(startup))
+    return Result(
+        wheels=len(names),
+        rows=rows,
+        startup=statistics.median(startup),
+        listing=statistics.median(listing),
+    )
 
 
 def report_size(res: Result) -> None:
@@ -439,6 +460,11 @@ def report_size(res: Result) -> None:
     print(
         f"python start-up + imports (wheelhouse --version): {res.startup:.3f} s, "
         f"{res.startup / incr:.0%} of the incremental run"
+    )
+    least = res.startup + res.listing
+    print(
+        f"floor of an incremental run (start-up + imports, and one listing of the folder "
+        f"in Python: {res.listing:.3f} s): {least:.3f} s = {least / full:.3f} x full"
     )
     dumb = rows.get("dumb-pypi")
     inner = rows["  (index work only)"]

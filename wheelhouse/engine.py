@@ -242,10 +242,11 @@ class Engine:
         if not self._checked:
             self.check()
 
-    def _inspect_id(self, ref: str) -> str | None:
-        """The image id of `ref`, or None when it is not present. Asks the engine's API
-        socket when it is Docker's local default (a millisecond, where starting the CLI
-        costs 30 ms: a warm build is mostly this); anything else goes through the CLI."""
+    def _inspect_id(self, ref: str) -> tuple[str | None, process.Result | None]:
+        """The image id of `ref`, or None when it is not present; with the CLI's answer
+        when the CLI was asked. Asks the engine's API socket when it is Docker's local
+        default (a millisecond, where starting the CLI costs 30 ms: a warm build is mostly
+        this); anything else goes through the CLI."""
         socket_path = _local_docker_socket(self.binary)
         if socket_path is not None:
             seconds = self.timeouts.engine
@@ -254,18 +255,19 @@ class Engine:
                 command = f"GET /images/{ref}/json on unix://{socket_path}"
                 raise EngineTimeoutError(command=command, seconds=seconds, key="engine")
             if found is not _UNKNOWN:
-                return found if isinstance(found, str) else None
+                return (found if isinstance(found, str) else None), None
         res = self.run("image", "inspect", "--format", "{{.Id}}", ref)
-        return res.stdout.strip() if res.ok else None
+        return (res.stdout.strip() if res.ok else None), res
 
     def image_id(self, ref: str, *, key: str | None = None, pull: bool = True) -> str:
         """The local image id of `ref`, pulling it once if it is not present."""
-        found = self._inspect_id(ref)
+        found, res = self._inspect_id(ref)
         if found:
             return found
-        res = self.run("image", "inspect", "--format", "{{.Id}}", ref)
-        if res.ok:  # the API said no, the CLI says yes: trust the CLI
-            return res.stdout.strip()
+        if res is None:  # the API said no: the CLI is asked too, and trusted if it says yes
+            res = self.run("image", "inspect", "--format", "{{.Id}}", ref)
+            if res.ok:
+                return res.stdout.strip()
         self.ensure()  # a stopped engine fails here with a clear message, not as "no image"
         if pull:
             pulled = self.within("image", "pull", "--quiet", ref)
@@ -282,7 +284,7 @@ class Engine:
         )
 
     def has_image(self, ref: str) -> bool:
-        return self._inspect_id(ref) is not None
+        return self._inspect_id(ref)[0] is not None
 
     def build_image(
         self, tag: str, dockerfile: str, build_args: Mapping[str, str], log: Path

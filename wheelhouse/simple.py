@@ -155,7 +155,9 @@ class IndexClient:
         self.cache_dir = cache_dir
         self.ttl = ttl
         self._local = threading.local()
-        self._memo: dict[tuple[str, str, str | None], Future[list[FileLink]]] = {}
+        # a page fresh in the cache is read at once (a thread costs more than the read:
+        # starting one waits on the GIL the others hold), the others are fetched in the pool
+        self._memo: dict[tuple[str, str, str | None], Future[list[FileLink]] | list[FileLink]] = {}
         self._memo_lock = threading.Lock()
         self._links_memo: dict[str, Future[list[FileLink]]] = {}
         self._pool_: ThreadPoolExecutor | None = None
@@ -187,12 +189,16 @@ class IndexClient:
         """Start fetching a page in the background (e.g. while the resolver runs)."""
         self._future(index_url, project, hint)
 
-    def _future(self, index_url: str, project: str, hint: str | None) -> Future[list[FileLink]]:
+    def _future(
+        self, index_url: str, project: str, hint: str | None
+    ) -> Future[list[FileLink]] | list[FileLink]:
         key = (index_url, str(canonicalize_name(project)), hint)
         with self._memo_lock:
             fut = self._memo.get(key)
             if fut is None:
-                fut = self._pool.submit(self._cached_links, index_url, project, hint)
+                fut = self._fresh_links(index_url, project, hint)
+                if fut is None:
+                    fut = self._pool.submit(self._cached_links, index_url, project, hint)
                 self._memo[key] = fut
         return fut
 
@@ -202,7 +208,8 @@ class IndexClient:
         key = hashlib.sha256(f"{url}\n{hint or ''}".encode()).hexdigest()
         return self.cache_dir / "pages" / key[:2] / f"{key}.json"
 
-    def _cached_links(self, index_url: str, project: str, hint: str | None) -> list[FileLink]:
+    def _fresh_links(self, index_url: str, project: str, hint: str | None) -> list[FileLink] | None:
+        """The page's links from the cache while they are fresh, else None."""
         url = index_url.rstrip("/") + f"/{canonicalize_name(project)}/"
         cache = self._cache_file(url, hint)
         if cache is not None and self.ttl > 0:
@@ -212,6 +219,14 @@ class IndexClient:
                     return [FileLink(**d) for d in doc["links"]]
             except (OSError, ValueError, TypeError, KeyError):
                 pass
+        return None
+
+    def _cached_links(self, index_url: str, project: str, hint: str | None) -> list[FileLink]:
+        fresh = self._fresh_links(index_url, project, hint)
+        if fresh is not None:  # (written by another process since it was looked for)
+            return fresh
+        url = index_url.rstrip("/") + f"/{canonicalize_name(project)}/"
+        cache = self._cache_file(url, hint)
         links, max_age = self._fetch_links(index_url, project, hint)
         # The index's Cache-Control decides how long its answer stays fresh, as in pip's
         # and uv's HTTP caches; PAGE_TTL only where it says nothing.
@@ -285,7 +300,8 @@ class IndexClient:
         self, index_url: str, project: str, hint: str | None = None
     ) -> list[FileLink]:
         """Files of one project on one index; [] when the index does not have it."""
-        return self._future(index_url, project, hint).result()
+        fut = self._future(index_url, project, hint)
+        return fut if isinstance(fut, list) else fut.result()
 
     def _fetch_links(
         self, index_url: str, project: str, hint: str | None

@@ -228,6 +228,26 @@ def test_pip_and_uv_backends_write_identical_locks(tmp_path: Path, local_index: 
     assert "#   beta" in gamma and "#   delta" in gamma
 
 
+def test_uv_runs_no_interpreter_from_path(tmp_path: Path, local_index: LocalIndex) -> None:
+    """uv resolves for the target's Python with wheelhouse's own interpreter: it never goes
+    looking for one, which runs every python on PATH (a pyenv shim costs ~130 ms a lock,
+    and what PATH holds must not decide whether a lock works)."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    ran = tmp_path / "ran"
+    for name in ("python", "python3", "python3.11", "python3.13"):
+        shim = shims / name
+        shim.write_text(f'#!/bin/sh\necho "$0" >> {ran}\nexit 1\n')
+        shim.chmod(0o755)
+    wh = new_project(tmp_path, "uv")
+    configure(wh.project, local_index, "alpha\nepsilon\n", resolver="uv", targets={"py313": PY313})
+    env = {"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
+    out = wh("lock", "--target", "py313", env=env)
+    assert "resolved on uv in" in out.stdout
+    assert parse_lock(lock_text(wh, "py313"))["epsilon"][1] == local_index.hashes(EPSILON_313)
+    assert not ran.exists(), f"uv ran a python from PATH: {ran.read_text()}"
+
+
 def test_lock_is_byte_identical_across_runs_and_folders(
     tmp_path: Path, local_index: LocalIndex
 ) -> None:

@@ -16,6 +16,7 @@ from fixtures_silent import SocketServer
 
 from wheelhouse import engine as engine_mod
 from wheelhouse.engine import _UNKNOWN, _api_image_id, _local_docker_socket
+from wheelhouse.errors import EngineError
 
 
 def test_socket_only_where_the_cli_would_use_it(
@@ -81,3 +82,24 @@ def test_unknown_api_answer_falls_back_to_the_cli(
     engine = engine_mod.Engine(fake_docker.binary, tmp_path / "cache")
     assert engine.image_id("app:1") == "sha256:from-the-cli"
     assert engine.has_image("app:1")
+
+
+def test_the_cli_is_asked_once_where_it_answered_first(
+    fake_docker: RecordingBinary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the API (no local socket, another engine, a stopped daemon), the CLI's "no"
+    stands: one `image inspect`, then the check that names a stopped engine (each CLI
+    start costs 20-30 ms of every lock and build). The API's "no" is asked of the CLI."""
+    fake_docker.answer(exit_code=1)
+    monkeypatch.setattr(engine_mod, "_local_docker_socket", lambda binary: None)
+    engine = engine_mod.Engine(fake_docker.binary, tmp_path / "cache")
+    with pytest.raises(EngineError, match="not running"):
+        engine.image_id("app:1", pull=False)
+    assert [c[:2] for c in fake_docker.calls()] == [["image", "inspect"], ["version", "--format"]]
+
+    mark = fake_docker.mark()
+    monkeypatch.setattr(engine_mod, "_local_docker_socket", lambda binary: "/nonexistent.sock")
+    monkeypatch.setattr(engine_mod, "_api_image_id", lambda path, ref, timeout: None)
+    fake_docker.answer(stdout="sha256:from-the-cli\n")
+    assert engine.image_id("app:1") == "sha256:from-the-cli"
+    assert [c[:2] for c in fake_docker.since(mark)] == [["image", "inspect"]]
