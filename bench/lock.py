@@ -4,11 +4,13 @@
 Four tools lock the same requirements input against the same index, each in its own
 temporary project, isolated from this machine's pip/uv configuration:
 
-  wheelhouse-pip     python -m wheelhouse -C DIR --set resolver=pip lock
-  wheelhouse-uv      python -m wheelhouse -C DIR --set resolver=uv lock
+  wheelhouse-pip     wheelhouse -C DIR --set resolver=pip lock
+  wheelhouse-uv      wheelhouse -C DIR --set resolver=uv lock
   pip-compile        pip-compile --generate-hashes --allow-unsafe --strip-extras
   uv pip compile     uv pip compile --generate-hashes
 
+wheelhouse is installed as a user has it (bench/_install.py: a venv of its own, not an
+editable install), and plain uv is the uv binary of that venv, the one wheelhouse runs.
 Every tool runs once to warm its caches (pip's and uv's HTTP caches, wheelhouse's cache in
 a temporary WHEELHOUSE_CACHE_DIR), then the timed repeats run round-robin. Every run is a
 *fresh* lock: the previous output is deleted first, so no tool gets to reuse its old pins.
@@ -33,6 +35,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from _install import install_wheelhouse  # bench/ is on sys.path: this script's folder
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_INPUT = REPO / "examples" / "ml-app" / "requirements.in"
@@ -116,10 +120,11 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def uv_binary() -> str:
-    """The uv that wheelhouse itself runs (the `uv` wheel's binary), not a shell shim."""
+def uv_binary(python: str) -> str:
+    """The uv that wheelhouse itself runs (the `uv` wheel's binary in `python`'s
+    environment), not a shell shim."""
     res = subprocess.run(
-        [sys.executable, "-c", "from uv import find_uv_bin; print(find_uv_bin())"],
+        [python, "-c", "from uv import find_uv_bin; print(find_uv_bin())"],
         capture_output=True,
         text=True,
         check=False,
@@ -155,7 +160,13 @@ def copy_input(src: Path, dest_dir: Path) -> None:
 
 
 def make_tools(
-    work: Path, src: Path, index_url: str, uv: str, repeat: int, pip_compile_repeat: int
+    work: Path,
+    src: Path,
+    index_url: str,
+    wheelhouse: str,
+    uv: str,
+    repeat: int,
+    pip_compile_repeat: int,
 ) -> list[Tool]:
     cache = work / "wheelhouse-cache"  # shared by both wheelhouse tools and all their runs
     cache.mkdir()
@@ -181,9 +192,7 @@ def make_tools(
                 project=d,
                 output=d / "locks" / "slim.txt",
                 argv=[
-                    sys.executable,
-                    "-m",
-                    "wheelhouse",
+                    wheelhouse,
                     "-C",
                     str(d),
                     "--set",
@@ -361,11 +370,13 @@ def main(argv: list[str] | None = None) -> int:
             src.write_text(FALLBACK_INPUT)
             label = "built-in list (" + FALLBACK_INPUT.strip().replace("\n", ", ") + ")"
             say(f"note: {DEFAULT_INPUT.relative_to(REPO)} does not exist yet; using {label}")
+        wheelhouse = install_wheelhouse(work)
         tools = make_tools(
             work,
             src,
             args.index_url,
-            uv_binary(),
+            wheelhouse,
+            uv_binary(str(Path(wheelhouse).with_name("python"))),
             args.repeat,
             args.pip_compile_repeat or args.repeat,
         )

@@ -26,7 +26,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from wheelhouse import __version__
 from wheelhouse.config import IndexSettings
@@ -155,8 +155,8 @@ class IndexClient:
         self.cache_dir = cache_dir
         self.ttl = ttl
         self._local = threading.local()
-        # a page fresh in the cache is read at once (a thread costs more than the read:
-        # starting one waits on the GIL the others hold), the others are fetched in the pool
+        # a page fresh in the cache is read at once (starting a thread waits on the GIL
+        # the others hold: costlier than the read); the others are fetched in the pool
         self._memo: dict[tuple[str, str, str | None], Future[list[FileLink]] | list[FileLink]] = {}
         self._memo_lock = threading.Lock()
         self._links_memo: dict[str, Future[list[FileLink]]] = {}
@@ -222,12 +222,13 @@ class IndexClient:
         return None
 
     def _cached_links(self, index_url: str, project: str, hint: str | None) -> list[FileLink]:
-        fresh = self._fresh_links(index_url, project, hint)
-        if fresh is not None:  # (written by another process since it was looked for)
-            return fresh
+        if (fresh := self._fresh_links(index_url, project, hint)) is not None:
+            return fresh  # (written by another process since it was looked for)
         url = index_url.rstrip("/") + f"/{canonicalize_name(project)}/"
         cache = self._cache_file(url, hint)
         links, max_age = self._fetch_links(index_url, project, hint)
+        if hint is not None:  # the release's files alone: what is kept is read again soon
+            links = _of_release(links, project, hint)
         # The index's Cache-Control decides how long its answer stays fresh, as in pip's
         # and uv's HTTP caches; PAGE_TTL only where it says nothing.
         ttl = self.ttl if max_age is None else min(self.ttl, max_age)
@@ -299,7 +300,8 @@ class IndexClient:
     def project_links(
         self, index_url: str, project: str, hint: str | None = None
     ) -> list[FileLink]:
-        """Files of one project on one index; [] when the index does not have it."""
+        """Files of one project on one index; [] when the index does not have it. With a
+        `hint` (a version): that release's files (on an HTML page, found by its text)."""
         fut = self._future(index_url, project, hint)
         return fut if isinstance(fut, list) else fut.result()
 
@@ -472,6 +474,16 @@ def redact(url: str) -> str:
         netloc = "***@" + (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     return url
+
+
+def _of_release(links: list[FileLink], name: str, version: str) -> list[FileLink]:
+    """The links `distributions` takes for `name==version` (of numpy's thousands, a few
+    dozen), or all of them where `version` is not a version."""
+    try:
+        want = Version(version)
+    except InvalidVersion:
+        return links
+    return [d.link for d in distributions(links, name, want)]
 
 
 def distributions(links: Iterable[FileLink], name: str, version: Version) -> list[Distribution]:

@@ -15,6 +15,7 @@ an upgrade that moves the wrong pin, a --check that does not notice a change.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -246,6 +247,35 @@ def test_uv_runs_no_interpreter_from_path(tmp_path: Path, local_index: LocalInde
     assert "resolved on uv in" in out.stdout
     assert parse_lock(lock_text(wh, "py313"))["epsilon"][1] == local_index.hashes(EPSILON_313)
     assert not ran.exists(), f"uv ran a python from PATH: {ran.read_text()}"
+
+
+def test_a_lock_imports_what_it_uses(lk: Wheelhouse, local_index: LocalIndex) -> None:
+    """Start-up is most of a warm uv lock: what only a lock in a container (the store's
+    folders), a final image with packages (basestubs, packaging.requirements) or a project
+    needing system packages (build.lockprep) uses is not imported by one that needs none."""
+    configure(lk.project, local_index, "alpha\nepsilon\n", resolver="uv")
+    record = lk.project / "modules.json"
+    program = (
+        "import atexit, json, runpy, sys\n"
+        f"out = open({str(record)!r}, 'w')\n"
+        "atexit.register(lambda: out.write(json.dumps(list(sys.modules))))\n"
+        "sys.argv = ['wheelhouse', 'lock']\n"
+        "runpy.run_module('wheelhouse', run_name='__main__', alter_sys=True)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-P", "-c", program],
+        cwd=lk.project,
+        env=lk.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "resolved on uv in" in proc.stdout
+    loaded = set(json.loads(record.read_text()))
+    assert "wheelhouse.lock.hashes" in loaded  # (the record is the lock's)
+    unused = ["wheelhouse.store", "wheelhouse.lock.basestubs", "wheelhouse.build.lockprep"]
+    assert [m for m in unused if m in loaded] == []
 
 
 def test_lock_is_byte_identical_across_runs_and_folders(

@@ -23,7 +23,11 @@ PAGE = json.dumps(
                 "filename": "alpha-1.0-py3-none-any.whl",
                 "url": "alpha-1.0-py3-none-any.whl",
                 "hashes": {"sha256": SHA},
-            }
+            },
+            *(
+                {"filename": f"alpha-{v}.tar.gz", "url": f"alpha-{v}.tar.gz", "hashes": {}}
+                for v in ("1.0.1", "2.0", "11.0")
+            ),
         ],
     }
 ).encode()
@@ -73,7 +77,10 @@ def test_a_fresh_cached_page_is_read_without_a_request_or_a_thread(
     url = f"http://127.0.0.1:{index.server_address[1]}/simple"
     with IndexClient(cache_dir=tmp_path) as first:
         links = first.project_links(url, "Alpha")
-    assert [link.sha256 for link in links] == [SHA]
+    assert [link.filename for link in links] == [
+        "alpha-1.0-py3-none-any.whl",
+        *(f"alpha-{v}.tar.gz" for v in ("1.0.1", "2.0", "11.0")),
+    ]
     assert index.requests == ["/simple/alpha/"]
     for thread in pool_threads():  # the fetch's, ending after the pool's shutdown
         thread.join(timeout=10)
@@ -88,3 +95,27 @@ def test_a_fresh_cached_page_is_read_without_a_request_or_a_thread(
     with IndexClient(cache_dir=tmp_path, ttl=0) as uncached:  # no cache: fetched again
         assert uncached.project_links(url, "alpha") == links
     assert index.requests == ["/simple/alpha/", "/simple/alpha/"]
+
+
+def test_a_release_is_cached_alone_and_read_as_the_whole_page_would_be(
+    index: Index, tmp_path: Path
+) -> None:
+    """A lock asks for each pin's release (a version hint): the cache keeps that release's
+    files only (numpy's page has thousands), exactly those the whole page has of it: not
+    1.0.1 or 11.0, whose names contain "1.0"."""
+    url = f"http://127.0.0.1:{index.server_address[1]}/simple"
+    with IndexClient(cache_dir=tmp_path) as first:
+        whole = first.project_links(url, "alpha")
+        release = first.project_links(url, "alpha", "1.0")
+    assert [link.filename for link in release] == ["alpha-1.0-py3-none-any.whl"]
+    assert release == [link for link in whole if link.filename == "alpha-1.0-py3-none-any.whl"]
+    for thread in pool_threads():
+        thread.join(timeout=10)
+    cached = [p for p in (tmp_path / "pages").rglob("*.json")]
+    assert sorted(len(json.loads(p.read_bytes())["links"]) for p in cached) == [1, 4]
+    with IndexClient(cache_dir=tmp_path) as second:
+        assert second.project_links(url, "alpha", "1.0") == release
+        assert [link.filename for link in second.project_links(url, "alpha", "2.0")] == [
+            "alpha-2.0.tar.gz"
+        ]
+    assert index.requests == ["/simple/alpha/"] * 3

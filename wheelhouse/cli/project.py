@@ -151,12 +151,15 @@ def lock(
         for note in notes:
             click.echo(f"  note: {note}")
         return
-    from functools import partial
-
-    from wheelhouse.build.lockprep import metadata_image
 
     def progress(msg: str) -> None:
         click.echo(f"… {msg}", err=True)
+
+    def prepare(target: Target, project: str, output: str, tried: tuple[str, ...]) -> str | None:
+        # (imported only for a project whose metadata needs system packages)
+        from wheelhouse.build.lockprep import metadata_image
+
+        return metadata_image(cfg, obj.engine_factory(), progress, target, project, output, tried)
 
     report = lock_mod.lock(
         cfg,
@@ -167,7 +170,7 @@ def lock(
         refresh=refresh or upgrade,
         progress=progress,
         # a project whose metadata needs system packages: prepared in the builder
-        prepare=partial(metadata_image, cfg, obj.engine_factory(), progress),
+        prepare=prepare,
     )
     _render_lock(cfg, report)
 

@@ -24,7 +24,6 @@ from wheelhouse.errors import (
 )
 from wheelhouse.lock import lockfile, resolve
 from wheelhouse.lock.base import inherited, replaceable
-from wheelhouse.lock.basestubs import BaseInput, conflicts, prepare
 from wheelhouse.lock.inputs import InputFile, check_inputs
 from wheelhouse.lock.interpreter import TargetPython, target_python, unknown_note
 from wheelhouse.lock.lockfile import LockFile, Pin, damaged, lock_path
@@ -32,6 +31,7 @@ from wheelhouse.lock.resolve import Request, Resolution
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
+    from wheelhouse.lock.basestubs import BaseInput
     from wheelhouse.simple import IndexClient
 
 
@@ -169,7 +169,12 @@ def _base_input(config: Config, target: Target, engine: Callable[[], Engine]) ->
         if target.base_packages == "inherit":
             raise
         return None
-    return prepare(config, target, base) if base is not None else None
+    if base is None:
+        return None
+    # (8 ms to import, packaging.requirements with it: only for a final image with packages)
+    from wheelhouse.lock.basestubs import prepare
+
+    return prepare(config, target, base)
 
 
 def _with_stubs(target: Target, base: BaseInput | None) -> Target:
@@ -391,6 +396,7 @@ def _explained(
 ) -> ResolveError:
     """A resolution that failed under the base's pins: resolved again without them
     (preferring the base's versions), the base packages that moved are the conflict."""
+    from wheelhouse.lock.basestubs import conflicts
     from wheelhouse.lock.basestubs import seed as base_seed
 
     free = replace(request, constraints=(), seed=base_seed(base), upgrade=False)

@@ -26,7 +26,6 @@ from wheelhouse.fsutil import is_complete, publish_dir, staging_dir
 from wheelhouse.lock import piperrors
 from wheelhouse.lock.interpreter import TargetPython, check_builder, release
 from wheelhouse.lock.lockfile import Pin, parse_pins
-from wheelhouse.store import Store
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 PREPARE_ROUNDS = 4  # builder images tried for one failed metadata build (recipe, discovery)
@@ -400,6 +399,8 @@ def in_builder(req: Request, engine: Engine, *, image: str | None = None) -> Res
     if uid == 0:  # the container's user owns it: never world-writable
         os.chown(pip_cache, *user)
     pip_cache.chmod(0o700)
+    from wheelhouse.store import Store  # 4 ms to import: only for a lock in a container
+
     with staging_dir(Store(req.config.cache_dir).tmp, "lock-") as out:
         (out / "lock.txt").write_text(req.seed)
         (out / "lock.txt").chmod(0o666)
