@@ -27,10 +27,10 @@ were deleted is several times slower, which would penalise whichever tool runs n
 wheelhouse's own `elapsed` (the index work without Python's start-up and imports) is
 printed too, and the floor of any incremental run in Python: `wheelhouse --version` plus
 one bare listing of the folder (each entry's name and inode, as the run compares them) in
-a fresh interpreter, less its start, as a fraction of the full run. `--sizes
-3000,30000,100000` benches each corpus size in turn (projects = size / --versions) and
-then prints the growth exponent k (time ~ wheels**k, 1.0 = linear) from the smallest to
-the largest size, per tool. `--against DIR` benches another checkout
+a fresh interpreter, less its start, as a fraction of the full run.
+`--sizes 3000,30000,100000` benches each corpus size in turn (projects = size / --versions)
+and then prints the growth exponent k (time ~ wheels**k, 1.0 = linear) from the smallest
+to the largest size, per tool. `--against DIR` benches another checkout
 of wheelhouse (say a clone of main) in the same rounds, as one more tool: a before/after
 in one run, where the machine's state (its load, the file system's backlog of deleted
 blocks, which slows file creation for a while: run two benches back to back and the

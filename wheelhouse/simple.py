@@ -222,8 +222,7 @@ class IndexClient:
         return None
 
     def _cached_links(self, index_url: str, project: str, hint: str | None) -> list[FileLink]:
-        if (fresh := self._fresh_links(index_url, project, hint)) is not None:
-            return fresh  # (written by another process since it was looked for)
+        """The page fetched (`_future` found no fresh copy in the cache) and cached."""
         url = index_url.rstrip("/") + f"/{canonicalize_name(project)}/"
         cache = self._cache_file(url, hint)
         links, max_age = self._fetch_links(index_url, project, hint)
