@@ -10,10 +10,12 @@ limits are a few counters here, on the same parser:
 * the head (request line and headers) is counted as it arrives: past `max_head` bytes
   the answer is 431 (414 when the request line alone is over `max_url`), past
   `max_headers` headers 431, and the connection closes;
-* a head must arrive whole within `head_timeout` seconds of its first byte (408), and a
+* a head must arrive whole within `head_timeout` seconds of its first byte (408), a
   connection that sends no request is closed after `idle_timeout` seconds, from its
-  connect too (uvicorn's keep-alive timer starts only after a response): one sweep a
-  second per worker, not timers made and cancelled per request;
+  connect too (uvicorn's keep-alive timer starts only after a response), and one whose
+  client reads nothing of an answer the app waits to write (uvicorn's flow control,
+  which waits for ever) after `body_timeout`: one sweep a second per worker, not timers
+  made and cancelled per request;
 * each worker holds at most `max_connections` connections (kept below the open-file
   limit): a new one past that closes the connection idle for longest (or reading its
   head for longest: a real client sends its head in one packet), and only when none is
@@ -107,6 +109,7 @@ class HardenedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._body_bytes = 0  # body bytes of the chunk being fed (not head bytes)
         self._since = time.monotonic()  # idle or reading a head since
+        self._paused: float | None = None  # the app waits to write since (None: it does not)
 
     # -- connections --------------------------------------------------------------------
 
@@ -123,6 +126,14 @@ class HardenedProtocol(HttpToolsProtocol):
         if not _sweeping:
             _sweeping = True
             _sweep(self.loop, self.connections, self.limits)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._paused = time.monotonic()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._paused = None
 
     def _closable(self) -> bool:
         """Not in the middle of a request the app is answering."""
@@ -368,9 +379,10 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 
 def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], limits: Limits) -> None:
-    """Close what waited too long: a head not whole within head_timeout (408), a
-    connection without a request in flight for idle_timeout. Runs every second (more
-    often for timeouts under two seconds) for as long as the worker runs."""
+    """Close what waited too long: a head not whole within head_timeout (408), an
+    answer its client read nothing of for body_timeout, a connection without a request in
+    flight for idle_timeout. Runs every second (more often for timeouts under two
+    seconds) for as long as the worker runs."""
     now = time.monotonic()
     for conn in list(connections):
         if not isinstance(conn, HardenedProtocol) or conn.transport.is_closing():
@@ -379,7 +391,10 @@ def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], limits: Limit
         if conn._in_head:
             if waited > limits.head_timeout:
                 conn._refuse(408, "the request's head did not arrive in time\n")
+        elif conn._paused is not None and now - conn._paused > limits.body_timeout:
+            # abort, not close: close would wait to send what the client does not read
+            conn.transport.abort()  # (connection_lost ends the app's wait)
         elif waited > limits.idle_timeout and conn._closable():
             conn.transport.close()
-    interval = min(1.0, limits.head_timeout / 2, limits.idle_timeout / 2)
+    interval = min(1.0, limits.head_timeout / 2, limits.idle_timeout / 2, limits.body_timeout / 2)
     loop.call_later(interval, _sweep, loop, connections, limits)
