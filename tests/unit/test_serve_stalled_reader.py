@@ -22,7 +22,7 @@ from wheelhouse.serve.protocol import Limits, protocol_class
 
 SIZE = 12 << 20  # far more than the socket buffers hold (loopback: up to ~4 MiB)
 CHUNK = 64 << 10
-BODY_TIMEOUT = 1.0
+BODY_TIMEOUT = 2.0
 
 
 async def streaming_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -61,7 +61,7 @@ def port(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     thread.join(timeout=30)
 
 
-def read_until_closed(sock: socket.socket) -> int:
+def read_until_closed(sock: socket.socket, *, pause: float = 0) -> int:
     got = 0
     while True:
         try:
@@ -71,6 +71,7 @@ def read_until_closed(sock: socket.socket) -> int:
         if not chunk:
             return got
         got += len(chunk)
+        time.sleep(pause)
 
 
 def test_a_client_that_reads_nothing_of_a_streamed_answer_is_cut_off(port: int) -> None:
@@ -90,3 +91,17 @@ def test_a_client_that_reads_nothing_of_a_streamed_answer_is_cut_off(port: int) 
         sock.connect(("127.0.0.1", port))
         sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert read_until_closed(sock) > SIZE
+
+
+def test_a_slow_reader_that_keeps_reading_gets_every_byte(port: int) -> None:
+    """Progress, not speed: a client that reads a little at a time for longer than
+    body_timeout is a slow client, not a stalled one."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        started = time.monotonic()
+        got = read_until_closed(sock, pause=0.004)
+    assert got > SIZE
+    assert time.monotonic() - started > BODY_TIMEOUT  # (it did read for that long)
