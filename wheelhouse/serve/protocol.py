@@ -109,11 +109,7 @@ class HardenedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._body_bytes = 0  # body bytes of the chunk being fed (not head bytes)
         self._since = time.monotonic()  # idle or reading a head since
-        # the app waits for the client to read since (None: it does not), and the bytes
-        # the transport held then: fewer at a sweep is progress, as a writable socket is
-        # for sendfile
-        self._paused: float | None = None
-        self._pending = 0
+        self._paused: float | None = None  # the app waits to write since (None: it does not)
 
     # -- connections --------------------------------------------------------------------
 
@@ -133,7 +129,7 @@ class HardenedProtocol(HttpToolsProtocol):
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        self._paused, self._pending = time.monotonic(), self.transport.get_write_buffer_size()
+        self._paused = time.monotonic()
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -395,13 +391,9 @@ def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], limits: Limit
         if conn._in_head:
             if waited > limits.head_timeout:
                 conn._refuse(408, "the request's head did not arrive in time\n")
-        elif conn._paused is not None:
-            pending = conn.transport.get_write_buffer_size()
-            if pending < conn._pending:  # the client read: its wait starts again
-                conn._paused, conn._pending = now, pending
-            elif now - conn._paused > limits.body_timeout:
-                # abort, not close: close would wait to send what the client does not read
-                conn.transport.abort()  # (connection_lost ends the app's wait)
+        elif conn._paused is not None and now - conn._paused > limits.body_timeout:
+            # abort, not close: close would wait to send what the client does not read
+            conn.transport.abort()  # (connection_lost ends the app's wait)
         elif waited > limits.idle_timeout and conn._closable():
             conn.transport.close()
     interval = min(1.0, limits.head_timeout / 2, limits.idle_timeout / 2, limits.body_timeout / 2)
