@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -24,6 +23,7 @@ from wheelhouse.fsutil import (
     folder_lock,
     leftover_owner,
     pid_alive,
+    remove_tree,
     writing,
 )
 from wheelhouse.index.state import SIMPLE
@@ -173,7 +173,7 @@ def write_small(path: Path, data: bytes, *, durable: bool) -> None:
 def remove(path: str) -> None:
     """A file or a folder, if it is there."""
     if os.path.isdir(path) and not os.path.islink(path):  # noqa: PTH112, PTH114
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
     else:
         with contextlib.suppress(OSError):
             os.unlink(path)  # noqa: PTH108
