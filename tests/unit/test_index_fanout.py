@@ -24,6 +24,7 @@ from wheelhouse.index import writer as ix
 from wheelhouse.index.fileops import FileWriter
 from wheelhouse.index.render import render_project
 from wheelhouse.index.scan import Found
+from wheelhouse.index.snapshot import SNAPSHOT_NAME
 
 TEST_PID = os.getpid()
 
@@ -54,12 +55,13 @@ def _corpus(folder: Path) -> None:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    """Every file the indexes wrote (pages, log, sidecars), but the state (its start time)
-    and the lock."""
+    """Every file the indexes wrote (pages, log, sidecars), but the state (its start time),
+    the lock and the listing's snapshot (the folder's order and inodes)."""
+    skip = (ix.STATE_NAME, ".index.lock", SNAPSHOT_NAME)
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix != ".whl" and p.name not in (ix.STATE_NAME, ".index.lock")
+        if p.is_file() and p.suffix != ".whl" and p.name not in skip
     }
 
 

@@ -1,37 +1,71 @@
 """A target index's incremental run, at a cost that follows what changed rather than the
-size of the index: its folder's entries are compared with its log (a dict of file name
--> inode number) as the folder is listed (nothing is kept of a wheel the log lists
-with the same inode, and counts prove that none of the log's is gone), so that only the
-new, replaced, removed and sidecar-less files are looked at further; the wheels are a
-`Catalog`, with an object only for the files of the projects the run checks. Same plan as
-`plan.plan_run`, which compares every file (full runs, combined indexes that cannot take a
-target's changes).
+size of the index. Where the folder's last listing is kept beside a log it agrees with
+(`snapshot`), the listing is compared with it as bytes (`plan_listed`): only the entries
+that came, went or changed are looked at, and the wheels are a `listed.Listed` (arrays, an
+object only for the files of the projects the run checks). Else (`plan_changes`) its
+entries are compared with the log (a dict of file name -> inode number) as the folder is
+listed (nothing is kept of a wheel the log lists with the same inode, and counts prove
+that none of the log's is gone), the wheels are a `Catalog`; and the listing is kept for
+the next run. Same plan as `plan.plan_run`, which compares every file (full runs,
+combined indexes that cannot take a target's changes).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Mapping, MutableSet, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from wheelhouse.fsutil import TMP
+from wheelhouse.index.fileops import stale_temp
+from wheelhouse.index.listed import Listed, Present
 from wheelhouse.index.plan import Plan
 from wheelhouse.index.scan import (
     Catalog,
+    Found,
     Listing,
     Seen,
     Source,
     compare_listing,
     list_wheels,
+    missing_folder,
     project_of,
     source_stamp,
 )
-from wheelhouse.index.state import FolderStamp, Log, log_entry
+from wheelhouse.index.snapshot import (
+    LOOK,
+    NONE,
+    TEMP,
+    Diff,
+    Entries,
+    Snapshot,
+    diff,
+    entries_of,
+    list_entries,
+    read_snapshot,
+    write_snapshot,
+)
+from wheelhouse.index.state import (
+    METADATA_SUFFIX,
+    FolderStamp,
+    Log,
+    empty_log,
+    load_log,
+    log_entry,
+)
+
+SIDECAR = ".whl" + METADATA_SUFFIX
+_TMP = os.fsencode(TMP)
+LIMIT = 256  # entries that differ from the snapshot, plus a sixteenth of them: else the slow path
 
 
 class Delta(NamedTuple):
     found: Catalog
-    sidecars: dict[str, set[str]]  # per source prefix (one here): wheels with a sidecar
+    sidecars: dict[str, MutableSet[str]]  # per source prefix (one here): wheels with a sidecar
     seen: dict[str, Seen | None]  # the folder's stamp before it was listed (None: not listed)
     plan: Plan
     added: dict[str, str]  # the log's new lines: file name -> log entry
@@ -72,18 +106,323 @@ def plan_changes(
         for name in new:
             project[name] = project_of(name)
         touched.update(project[name] for name in (*new, *lost))
-    projects = set(project.values())
-    touched |= projects - existing
+    added = {name: log_entry(project[name], i) for name, i in new.items()}
     catalog = Catalog(src, ino, project)
+    return _delta(catalog, set(project.values()), touched, existing, present, seen, added, removed)
+
+
+def plan_listed(
+    src: Source, snap: Snapshot, existing: set[str], *, unchanged: FolderStamp | None
+) -> Delta | None:
+    """The plan of the same run as `plan_changes`, against the snapshot of the folder's last
+    listing, which agrees with the log (see snapshot.py); None when the listing differs
+    from it in too many places (then plan_changes)."""
+    stamp = source_stamp(src)
+    if unchanged is not None and stamp == unchanged:  # not listed: the snapshot's entries
+        entries = entries_of(snap.names, snap.inos)
+        listed = Listed(src, entries, snap.marks, snap.table, snap.counts)
+        present = Present(listed, set(), set(), set())
+        return _delta(listed, listed.projects(), set(), existing, present, None, {}, set())
+    seen = Seen(stamp, time.time_ns())
+    try:
+        entries = list_entries(src.folder)
+    except FileNotFoundError:
+        raise missing_folder(src) from None
+    inos = entries.inos
+    found = diff(entries.blob, inos, snap.names, snap.inos, limit=LIMIT + len(inos) // 16)
+    if found is None:
+        return None
+    marks = array("I", [NONE]) * len(inos)
+    for ei, ej, k in found.runs:
+        marks[ei : ei + k] = snap.marks[ej : ej + k]
+    listed = Listed(src, entries, marks, list(snap.table), array("I", snap.counts))
+    listed.differs = bool(found.inserted or found.deleted or found.replaced)
+    changes = _Changes(listed, {p: n for n, p in enumerate(listed.table)})
+    changes.settle(found, snap)
+    present = Present(listed, changes.gone, changes.gained, changes.stale())
+    return _delta(
+        listed,
+        listed.projects(),
+        changes.touched,
+        existing,
+        present,
+        seen,
+        changes.added,
+        changes.removed,
+    )
+
+
+class _Changes:
+    """What a listing changed against the snapshot, entry by entry."""
+
+    def __init__(self, listed: Listed, numbers: dict[str, int]) -> None:
+        self.listed = listed
+        self.numbers = numbers  # project -> its number in the table
+        self.added: dict[str, str] = {}  # wheels new or replaced: name -> log entry
+        self.removed: set[str] = set()
+        self.touched: set[str] = set()
+        self.gone: set[str] = set()  # wheels whose sidecar the listing lost
+        self.gained: set[str] = set()  # wheels whose sidecar it gained
+
+    def settle(self, found: Diff, snap: Snapshot) -> None:
+        inos = self.listed.entries.inos
+        for i, j in found.replaced:  # (the same name at its place, another inode)
+            self.look(i, snap.marks[j])
+        inserted = {self.listed.name(i): i for i in found.inserted}
+        for j, name in found.deleted:
+            i = inserted.pop(name, -1)
+            if i < 0:
+                self.deleted(name, snap.marks[j])
+                continue
+            self.listed.marks[i] = snap.marks[j]  # moved in the listing's order
+            if inos[i] != snap.inos[j]:
+                self.look(i, snap.marks[j])
+        for i in inserted.values():
+            self.look(i, NONE)
+        for i in list(self.listed.positions(LOOK)):  # come or changed as a full run ended
+            self.listed.marks[i] = NONE
+            self.look(i, NONE)
+        self.listed.forget()  # (the marks changed: found again from here on)
+        self.removed -= self.added.keys()  # (gone from the log and back: one line says it)
+        lost = self.gone - self.gained - self.removed
+        self.touched.update(self.project(name) for name in lost if self.listed.is_wheel(name))
+        for i in self.listed.positions(TEMP):  # temp files a live run had here before
+            self.temp(i)
+
+    def look(self, i: int, old: int) -> None:
+        """An entry new in the listing, or another file under a name: `old`, its mark in
+        the snapshot (a wheel's project, or NONE)."""
+        listed = self.listed
+        name = listed.name(i)
+        path = f"{listed.source.folder}/{name}"
+        if name[-4:] == ".whl" and name[0] != "." and os.path.isfile(path):  # noqa: PTH113
+            project = listed.table[old] if old < LOOK else project_of(name)
+            number = self.numbers.get(project)
+            if number is None:
+                number = self.numbers[project] = len(listed.table)
+                listed.table.append(project)
+                listed.counts.append(0)
+            if old >= LOOK:
+                listed.counts[number] += 1
+                listed.fresh.add(name)  # (no sidecar known of it)
+            listed.marks[i] = number
+            self.added[name] = log_entry(project, listed.entries.inos[i])
+            self.touched.add(project)
+        elif old < LOOK:  # a wheel of the log that is a file no more
+            listed.marks[i] = NONE
+            self.deleted(name, old)
+        elif name.endswith(SIDECAR):
+            self.gained.add(name[: -len(METADATA_SUFFIX)])
+        elif name[0] == "." and name.endswith(TMP):
+            listed.marks[i] = TEMP  # (looked at once the marks are settled)
+
+    def deleted(self, name: str, old: int) -> None:
+        """An entry of the snapshot that the listing no longer has."""
+        if old < LOOK:
+            self.listed.counts[old] -= 1
+            self.removed.add(name)
+            self.touched.add(self.listed.table[old])
+        elif name.endswith(SIDECAR):
+            self.gone.add(name[: -len(METADATA_SUFFIX)])
+
+    def temp(self, i: int) -> None:
+        name = self.listed.name(i)
+        if stale_temp(name):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.listed.source.folder}/{name}")  # noqa: PTH108
+
+    def project(self, name: str) -> str:
+        i = self.listed.index_of(name)
+        assert i is not None
+        return self.listed.table[self.listed.marks[i]]
+
+    def stale(self) -> set[str]:
+        """Wheels whose sidecar may be left: those gone, and sidecars gained by no wheel."""
+        is_wheel = self.listed.is_wheel
+        return {name for name in self.gained | (self.removed - self.gone) if not is_wheel(name)}
+
+
+def _delta(
+    found: Catalog,
+    projects: set[str],
+    touched: set[str],
+    existing: set[str],
+    present: MutableSet[str],
+    seen: Seen | None,
+    added: dict[str, str],
+    removed: set[str],
+) -> Delta:
+    """The plan: the projects the run checks (and those whose page is missing)."""
+    touched = touched | (projects - existing)
     plan = Plan(
-        touched=catalog.select(touched),
+        touched=found.select(touched),
         changed={p: p not in existing for p in touched},
         projects=projects,
-        found=catalog,
+        found=found,
         keys=set(),
     )
-    added = {name: log_entry(project[name], i) for name, i in new.items()}
-    return Delta(catalog, {src.prefix: present}, {src.prefix: seen}, plan, added, removed)
+    prefix = found.source.prefix
+    return Delta(found, {prefix: present}, {prefix: seen}, plan, added, removed)
+
+
+def snapshot_after(delta: Delta, folder: Path, lines: int) -> tuple[Snapshot, list[str]] | None:
+    """The snapshot the next run compares its listing with, once the log has this run's
+    lines (`lines` in all), and the sidecars this run wrote after its listing (their place
+    in it is unknown: they go at the end, with no inode, which the next listing puts
+    right); None where the folder was not listed. A run that compared the listing with the
+    log's dicts lists the folder again (see `listing_of`)."""
+    found = delta.found
+    present = delta.sidecars[found.source.prefix]
+    if delta.seen[found.source.prefix] is None:
+        return None
+    if isinstance(found, Listed) and isinstance(present, Present):
+        entries = found.entries
+        snap = Snapshot(
+            entries.blob, entries.inos, found.marks, found.table, found.counts, lines, len(found)
+        )
+        return snap, [n for n in present.created if found.index_of(n) is None]
+    return listing_of(folder, found, lines), []
+
+
+def listing_of(folder: Path, found: Sequence[Found], lines: int) -> Snapshot:
+    """The snapshot of a folder, listed again after a run that compared every file (a full
+    run, or one against the log's dicts), whose log now has `lines` lines and lists the
+    wheels of `found`. An entry that came or changed since the run listed the folder is
+    marked LOOK (the next run looks at it as new); a wheel of the log that went meanwhile
+    goes at the end (the next run finds it gone)."""
+    entries = list_entries(folder)
+    blob, inos = entries.blob, entries.inos
+    assert isinstance(blob, bytearray)  # (a listing's: more entries go at its end)
+    marking = _Marking(found)
+    marks = marking.mark(entries)
+    for name, ino, project in marking.left():
+        blob += os.fsencode(name) + b"\0"
+        inos.append(ino)
+        marks.append(marking.number(project))
+    counts = marking.counts
+    return Snapshot(blob, inos, marks, marking.table, counts, lines, sum(counts))
+
+
+class _Marking:
+    """Marks a listing's entries with the projects of the log's wheels: in the order of
+    `found` (a full run's, listed in the same order: no lookup), by a dict of them from
+    the first entry that is not (or from a catalog's dicts)."""
+
+    def __init__(self, found: Sequence[Found]) -> None:
+        self.found = found
+        self.next = 0  # found[next] is the wheel the listing should come to next
+        self.by_name: dict[str, tuple[int, str]] | None = None
+        if isinstance(found, Catalog):
+            self.by_name = {n: (i, found.project[n]) for n, i in found.ino.items()}
+        self.table: list[str] = []
+        self.numbers: dict[str, int] = {}
+        self.counts = array("I")
+        self.gone: list[tuple[str, int, str]] = []
+
+    def number(self, project: str) -> int:
+        n = self.numbers.get(project)
+        if n is None:
+            n = self.numbers[project] = len(self.table)
+            self.table.append(project)
+            self.counts.append(0)
+        self.counts[n] += 1
+        return n
+
+    def mark(self, entries: Entries) -> array[int]:
+        """Every entry's mark (its name cut out of the buffer in turn: no list of them)."""
+        marks = array("I")
+        append, found, k = marks.append, self.found, 0
+        want = os.fsencode(found[0].filename) if found and self.by_name is None else None
+        blob, starts = entries.blob, entries.starts
+        for i, ino in enumerate(entries.inos):
+            name = blob[starts[i] : starts[i + 1] - 1]
+            if name == want:
+                f = found[k]
+                k += 1
+                want = os.fsencode(found[k].filename) if k < len(found) else None
+                append(self.number(f.project) if f.ino == ino else self.moved(f))
+            elif name[-4:] == b".whl" or name[-4:] == _TMP:
+                if want is not None:  # out of order: by name from here on
+                    self.by_name = {f.filename: (f.ino, f.project) for f in found[k:]}
+                    want = None
+                append(self.other(os.fsdecode(bytes(name)), ino))
+            else:
+                append(NONE)
+        self.next = k
+        return marks
+
+    def moved(self, f: Found) -> int:
+        """A wheel of the log whose name is another file now: looked at by the next run,
+        which also finds the log's gone."""
+        self.gone.append((f.filename, f.ino, f.project))
+        return LOOK
+
+    def other(self, name: str, ino: int) -> int:
+        wheel = self.by_name.pop(name, None) if self.by_name is not None else None
+        if wheel is None:
+            return _mark(name)
+        if wheel[0] == ino:
+            return self.number(wheel[1])
+        self.gone.append((name, *wheel))
+        return LOOK
+
+    def left(self) -> list[tuple[str, int, str]]:
+        """The wheels of the log not listed with their inode (gone or replaced since)."""
+        if self.by_name is None:
+            rest = [(f.filename, f.ino, f.project) for f in self.found[self.next :]]
+        else:
+            rest = [(name, ino, project) for name, (ino, project) in self.by_name.items()]
+        return self.gone + rest
+
+
+def _mark(name: str) -> int:
+    """The mark of an entry that is no wheel of the log."""
+    if name[:1] == "." and name.endswith(TMP):
+        return TEMP
+    return LOOK if name[-4:] == ".whl" else NONE
+
+
+def plan_target(
+    simple: Path,
+    src: Source,
+    existing: set[str],
+    token: str | None,
+    unchanged: FolderStamp | None,
+) -> tuple[Delta, int]:
+    """The plan of an incremental run over one folder this index owns (see `covers`), and
+    the lines in its log: against the snapshot of its last listing where there is one
+    written with the log as it is (`token`: `upkeep.log_stamp`; None: there is no log, or
+    no state), else against the log. `unchanged`: see plan_changes."""
+    snap = read_snapshot(simple, token) if token is not None else None
+    if snap is not None:
+        try:
+            delta = plan_listed(src, snap, existing, unchanged=unchanged)
+        except (IndexError, OverflowError):  # (marks that do not add up: edited by hand)
+            delta = None
+        if delta is not None:
+            return delta, snap.lines
+    known = load_log(simple) if token is not None else empty_log()
+    return plan_changes(src, known, existing, unchanged=unchanged), known.lines
+
+
+def keep_listing(
+    simple: Path, src: Source, run: Delta | Sequence[Found], lines: int, token: str | None
+) -> None:
+    """Keep this run's listing for the next run to compare with, once the log is written
+    (`lines` in it, `token` its stamp now): an incremental run's (`run`: its Delta) where
+    it wrote the log or its listing is not the snapshot's (a run that changes nothing
+    writes nothing); after a full run (`run`: every wheel), the folder listed again."""
+    if token is None:
+        return
+    if not isinstance(run, Delta):
+        write_snapshot(simple, listing_of(src.folder, run, lines), token, [])
+        return
+    differs = isinstance(run.found, Listed) and run.found.differs
+    kept = (
+        snapshot_after(run, simple.parent, lines) if run.added or run.removed or differs else None
+    )
+    if kept is not None:
+        write_snapshot(simple, kept[0], token, kept[1])
 
 
 def covers(sources: Sequence[Source], listings: Mapping[Path, Listing]) -> bool:

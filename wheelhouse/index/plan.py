@@ -9,7 +9,7 @@ hashed. Nothing here writes a page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableSet, Sequence
 from itertools import groupby
 from operator import attrgetter
 from pathlib import Path
@@ -52,7 +52,7 @@ def plan_run(
     found: Sequence[Found],
     known: Log,
     existing: set[str],
-    sidecars: Mapping[str, set[str]],
+    sidecars: Mapping[str, MutableSet[str]],
     *,
     full: bool,
 ) -> Plan:
@@ -92,7 +92,7 @@ def plan_run(
     )
 
 
-def _sidecar_lost(found: Sequence[Found], sidecars: Mapping[str, set[str]]) -> set[str]:
+def _sidecar_lost(found: Sequence[Found], sidecars: Mapping[str, MutableSet[str]]) -> set[str]:
     """The projects of the wheels whose sidecar is missing (in the folders this index owns)."""
     lost: set[str] = set()
     for source, items in groupby(found, attrgetter("source")):  # (each source's are together)
@@ -170,7 +170,7 @@ def plan_yanks(plan: Plan, old: Mapping[str, str | bool], new: Mapping[str, str 
 def read_projects(
     simple: Path,
     plan: Plan,
-    sidecars: Mapping[str, set[str]],
+    sidecars: Mapping[str, MutableSet[str]],
     writer: FileWriter,
     *,
     trusted: bool,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableSet, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ _FORK_WHEELS = 1000
 _WHEEL_BYTES = 64 << 10
 
 
-def read_new(todo: Sequence[Found], writer: FileWriter, sidecars: Mapping[str, set[str]]) -> None:
+def read_new(
+    todo: Sequence[Found], writer: FileWriter, sidecars: Mapping[str, MutableSet[str]]
+) -> None:
     """Read and check every new or changed wheel and write its .metadata sidecar; raise one
     PublishError naming every refused file. A sidecar belongs to its wheel's bytes, not to
     any page, so writing it before the pages (and even if another wheel is refused) keeps
@@ -70,13 +72,13 @@ def read_new(todo: Sequence[Found], writer: FileWriter, sidecars: Mapping[str, s
     )
 
 
-def _read_one(item: Found, writer: FileWriter, sidecars: Mapping[str, set[str]]) -> None:
+def _read_one(item: Found, writer: FileWriter, sidecars: Mapping[str, MutableSet[str]]) -> None:
     """Read one wheel and write its sidecar (or raise WheelRefused)."""
     _store(item, _read_wheel(item), writer, sidecars)
 
 
 def _store(
-    item: Found, cache: Path | None, writer: FileWriter, sidecars: Mapping[str, set[str]]
+    item: Found, cache: Path | None, writer: FileWriter, sidecars: Mapping[str, MutableSet[str]]
 ) -> None:
     """Write a wheel's sidecar (and its METADATA into the cache file `cache`)."""
     assert item.metadata is not None
@@ -97,7 +99,7 @@ def _store(
 def _read_in_workers(
     todo: Sequence[Found],
     writer: FileWriter,
-    sidecars: Mapping[str, set[str]],
+    sidecars: Mapping[str, MutableSet[str]],
     processes: int,
     refused: list[tuple[Found, WheelRefused]],
 ) -> None:

@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableSet, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, overload
@@ -67,7 +67,7 @@ class Listing:
     one in the same run: one scan of each folder serves both."""
 
     wheels: Sequence[Found]  # the target index's, handed over: the next index reuses them
-    sidecars: set[str]  # the wheels whose sidecar is present (the set itself: handed on)
+    sidecars: MutableSet[str]  # the wheels whose sidecar is present (the set itself: handed on)
     seen: Seen | None  # the folder's stamp before the listing (None: it was not listed)
     changes: Changes | None = None  # what the target index's run changed (see Changes)
 
@@ -190,14 +190,23 @@ class Catalog(Sequence[Found]):
         """The same wheels for the next index of the run (the combined one), under its
         prefix: the objects made so far become its own, their records its hints."""
         new = Catalog(source, self.ino, self.project)
+        new._made = self._made
+        self._hand_over(source)
+        return new
+
+    def _hand_over(self, source: Source) -> None:
         for name, item in self._made.items():
             item.key = source.prefix + name
             item.source = source  # (its project and stamp stay)
             item.hint, item.rec = item.rec, None
             item.known = item.fresh = False
             item.metadata = None
-        new._made = self._made
-        return new
+
+    def stale_sidecars(self, present: MutableSet[str]) -> Iterable[str]:
+        """The wheels in `present` (whose sidecar is there) that are not here."""
+        if len(present) <= len(self):  # none of them is stale
+            return ()
+        return present - self.ino.keys()
 
 
 def project_of(filename: str) -> str:
@@ -215,7 +224,7 @@ def scan(
     full: bool,
     known: Log,
     unchanged: Mapping[str, FolderStamp],
-) -> tuple[Sequence[Found], dict[str, set[str]], dict[str, Seen | None]]:
+) -> tuple[Sequence[Found], dict[str, MutableSet[str]], dict[str, Seen | None]]:
     """Every wheel of every source, with its inode (and, in a full run, its stamp); per
     source prefix, the wheels whose sidecar is present; and per prefix the folder's stamp
     before it was listed. A folder whose stamp is still the one in `unchanged` (no entry
@@ -225,7 +234,7 @@ def scan(
     `listings`, its wheels can be freed."""
     found: list[Found] = []
     catalogs: list[Catalog] = []
-    sidecars: dict[str, set[str]] = {}
+    sidecars: dict[str, MutableSet[str]] = {}
     seen: dict[str, Seen | None] = {}
     for src in sources:
         listing = listings.pop(src.folder, None)
@@ -266,10 +275,10 @@ def source_stamp(src: Source) -> FolderStamp:
     try:
         return folder_stamp(src.folder)
     except FileNotFoundError:
-        raise _missing(src) from None
+        raise missing_folder(src) from None
 
 
-def _missing(src: Source) -> PublishError:
+def missing_folder(src: Source) -> PublishError:
     return PublishError(
         f"{src.folder} does not exist",
         hint="run `wheelhouse build` first, or name a folder that holds wheels",
@@ -331,7 +340,7 @@ def compare_listing(src: Source, known: Mapping[str, int]) -> Compared:
     try:
         entries = os.scandir(src.folder)  # iterated, not listed: one entry at a time in memory
     except FileNotFoundError:  # (removed since its stamp was taken)
-        raise _missing(src) from None
+        raise missing_folder(src) from None
     # every run that lists a folder sees every entry (a wheel and its sidecar each): kept
     # to plain operations
     only = src.only
@@ -434,7 +443,7 @@ def check_duplicates(found: Sequence[Found]) -> list[Found]:
     return keep
 
 
-def sidecar_lost(item: Found, sidecars: Mapping[str, set[str]], *, dirty: bool) -> bool:
+def sidecar_lost(item: Found, sidecars: Mapping[str, MutableSet[str]], *, dirty: bool) -> bool:
     """Whether a known wheel's sidecar is missing (or, after an interrupted run, which
     may have been cut short by a crash, has the wrong size)."""
     if item.filename not in sidecars[item.source.prefix]:
@@ -449,11 +458,14 @@ def sidecar_lost(item: Found, sidecars: Mapping[str, set[str]], *, dirty: bool) 
         return True
 
 
-def remove_stale_sidecars(src: Source, mine: Sequence[Found], present: set[str]) -> None:
+def remove_stale_sidecars(src: Source, mine: Sequence[Found], present: MutableSet[str]) -> None:
     """Remove the sidecars in `present` of wheels that are not in `mine` (every wheel of
     `mine` has its sidecar in `present` by now)."""
-    if len(present) <= len(mine):  # none of them is stale
+    if isinstance(mine, Catalog):
+        stale = mine.stale_sidecars(present)
+    elif len(present) <= len(mine):  # none of them is stale
         return
-    wheels = mine.ino.keys() if isinstance(mine, Catalog) else {f.filename for f in mine}
-    for name in present - wheels:
+    else:
+        stale = present - {f.filename for f in mine}
+    for name in stale:
         (src.folder / (name + METADATA_SUFFIX)).unlink(missing_ok=True)

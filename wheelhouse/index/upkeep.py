@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableSet, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -155,7 +155,7 @@ def drop_strays(simple: Path, existing: set[str], projects: set[str]) -> None:
 def tidy_sources(
     sources: Sequence[Source],
     found: Sequence[Found],
-    sidecars: Mapping[str, set[str]],
+    sidecars: Mapping[str, MutableSet[str]],
     listings: dict[Path, Listing],
     seen: Mapping[str, Seen | None],
     changes: Changes,

@@ -15,12 +15,11 @@ static HTTP server or from object storage, it carries:
 * PEP 592 yanks from `yanked.toml` (never by deleting a wheel): `data-yanked` / `yanked`.
 
 Every link is relative (`../../foo-1.0-py3-none-any.whl`, `../../slim/foo-…` in the combined
-index), so the tree can be moved, mounted or uploaded anywhere.
+index): the tree can be moved, mounted or uploaded anywhere.
 
 Validation: each new wheel is read by `wheelfile.inspect_wheel`; a file name that does not
-parse, a corrupt or truncated zip, a missing METADATA, or a file name whose project or
-version disagrees with METADATA's Name / Version is refused (PublishError) before any page
-is written.
+parse, a corrupt or truncated zip, a missing METADATA, or a name or version that is not
+METADATA's is refused (PublishError) before any page is written.
 
 Incremental, at a cost that follows what changed, not the size of the index: every page's
 JSON carries, under the private key `_wheelhouse` (PEP 691 leaves `_` keys to the index),
@@ -34,9 +33,10 @@ was added to it, removed or renamed since a run that saw it whole (the stamp is 
 only when it did not move during that run, and was taken a clock tick or more before the
 listing, so that a later change always shows a later time). A changed folder is listed once
 (one scandir, names and inode numbers, no stat per wheel), and a target's listing is
-compared with its log (file name -> inode) as it is read (`delta`): only the files of the
-projects the run checks get an object (`scan.Catalog`), and the combined index of the same
-run takes over the listing and those objects with their records. A run checks only the
+compared as bytes with the snapshot of its last one (`simple/.index-listing`, naming the
+log it agrees with: `snapshot`, `delta`), else with its log: only the files of the projects
+the run checks get an object (`listed.Listed`, `scan.Catalog`), and the combined index of
+the same run takes over the listing and those objects with their records. A run checks only the
 projects with a file that is new, gone, replaced (another inode under its name: `wheelhouse
 build`, `mv`, `install` and `cp --remove-destination` all make one) or missing its sidecar,
 and those whose page is missing; it stats their files, reads those projects' JSON pages,
@@ -88,7 +88,6 @@ state, the log, yanks), `render` (the pages), `fileops` (atomic writes, durabili
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -96,9 +95,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheelhouse.errors import PublishError
-from wheelhouse.fsutil import WAIT, Wait, crash_point
+from wheelhouse.fsutil import WAIT, Wait, crash_point, remove_tree
 from wheelhouse.index import fanout
-from wheelhouse.index.delta import covers, plan_changes
+from wheelhouse.index.delta import covers, keep_listing, plan_target
 from wheelhouse.index.fileops import (
     FileWriter,
     boot_id,
@@ -221,21 +220,22 @@ def write_index(
         dirty = full or old is None or (simple / DIRTY_NAME).exists() or old.boot != boot
         # the log is the one the state describes (not lost, cut short or edited by hand):
         # only then may a folder go unlisted, or a target's changes stand for this index's
-        trusted = old if old is not None and not dirty and old.log == log_stamp(simple) else None
+        log_now = log_stamp(simple)  # (None: no log)
+        trusted = old if old is not None and not dirty and old.log == log_now else None
         mirror, mirrors = mirror_of(sources, listings, trusted)
-        # (a mirroring index need not read its log: see the module doc)
-        known = load_log(simple) if old is not None and mirror is None else empty_log()
-        log_size = known.lines
         existing = existing_projects(simple, dirty=dirty)
         unchanged = trusted.folders if trusted else {}
         found: Sequence[Found]
         removed: Collection[str]
-        if not dirty and mirror is None and covers(sources, listings):
-            # a target index's incremental run: its folder's listing against the log
-            found, sidecars, seen, plan, added, removed = plan_changes(
-                sources[0], known, existing, unchanged=unchanged.get(sources[0].prefix)
-            )
+        delta, target = None, covers(sources, listings)  # (a target's folder, not listed yet)
+        if not dirty and mirror is None and target:  # a target's incremental run: delta.py
+            token = log_now if old is not None else None
+            delta, log_size = plan_target(simple, sources[0], existing, token, unchanged.get(""))
+            found, sidecars, seen, plan, added, removed = delta
         else:
+            # (a mirroring index need not read its log: see the module doc)
+            known = load_log(simple) if old is not None and mirror is None else empty_log()
+            log_size = known.lines
             found, sidecars, seen = scan(
                 sources, listings, full=dirty, known=known, unchanged=unchanged
             )
@@ -272,11 +272,14 @@ def write_index(
                 writer.write(f"{simple}/index.json", doc)
             for project in gone:  # after the root stopped linking them
                 crash_point()
-                shutil.rmtree(simple / project, ignore_errors=True)
+                remove_tree(simple / project)
         # the log before what the next index of the run is handed: its stamp, after
         logged = bool(added or removed or dirty)
         lines = write_log(simple, found, added, removed, log_size, whole=dirty) if logged else 0
-        token = log_stamp(simple) if logged or old is None else old.log
+        after = log_stamp(simple) if logged else log_now
+        if target and (delta is not None or dirty):  # (after the log it names)
+            keep_listing(simple, sources[0], delta or found, lines if logged else log_size, after)
+        token = after if logged or old is None else old.log
         before = trusted.log if trusted else None
         tidy_sources(
             sources,

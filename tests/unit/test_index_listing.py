@@ -1,0 +1,346 @@
+"""An incremental run against the snapshot of the folder's last listing (`snapshot`,
+`delta.plan_listed`): the compare of two listings as bytes against a plain model of it,
+and runs over random changes to a folder, each published exactly as a full run over the
+same files publishes them; a snapshot that is lost, damaged, from another log or left by
+a run that stopped is never trusted for what it does not describe."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from array import array
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures_simple import check_tree, put, swap
+
+from wheelhouse.index import delta, fileops, upkeep
+from wheelhouse.index import writer as ix
+from wheelhouse.index.snapshot import SNAPSHOT_NAME, diff, encode_names
+from wheelhouse.index.state import STATE_NAME
+
+
+@pytest.fixture(autouse=True)
+def no_slack(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upkeep, "SLACK", 0)
+
+
+# -- the compare ---------------------------------------------------------------------------
+
+
+def _encoded(names: list[str]) -> bytes:
+    return encode_names([n.encode() for n in names])
+
+
+def _check(
+    new: list[str], new_inos: list[int], old: list[str], old_inos: list[int], *, order: bool
+) -> None:
+    """diff's answer accounts for every entry of both listings exactly once, pairs only
+    equal names, and names exactly the pairs whose inode differs. It may give up only where
+    the order is another (`order`: the same order, entries added, removed and moved)."""
+    found = diff(
+        _encoded(new),
+        array("Q", new_inos),
+        _encoded(old),
+        array("Q", old_inos),
+        limit=len(new) + len(old),
+    )
+    if found is None and not order:
+        return
+    assert found is not None
+    paired_new = [i for a, _, k in found.runs for i in range(a, a + k)]
+    paired_old = [j for _, b, k in found.runs for j in range(b, b + k)]
+    assert sorted(paired_new + found.inserted) == list(range(len(new)))
+    assert sorted(paired_old + [j for j, _ in found.deleted]) == list(range(len(old)))
+    assert all(old[j] == name for j, name in found.deleted)
+    for a, b, k in found.runs:
+        assert new[a : a + k] == old[b : b + k]
+    replaced = [
+        (a + s, b + s)
+        for a, b, k in found.runs
+        for s in range(k)
+        if new_inos[a + s] != old_inos[b + s]
+    ]
+    assert found.replaced == replaced
+    # what is left over, settled by name, is exactly what changed
+    inserted = {new[i]: new_inos[i] for i in found.inserted}
+    deleted = {name: old_inos[j] for j, name in found.deleted}
+    before = dict(zip(old, old_inos, strict=True))
+    after = dict(zip(new, new_inos, strict=True))
+    changed = {n for n in before.keys() & after.keys() if before[n] != after[n]}
+    assert inserted.keys() - deleted.keys() == after.keys() - before.keys()
+    assert deleted.keys() - inserted.keys() == before.keys() - after.keys()
+    moved_or_replaced = {n for n in inserted.keys() & deleted.keys() if inserted[n] != deleted[n]}
+    assert moved_or_replaced | {new[a] for a, _ in found.replaced} == changed
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_compare_accounts_for_every_entry(seed: int) -> None:
+    rng = random.Random(seed)
+    size = rng.choice([0, 1, 5, 300, 3000])
+    old = [f"p{rng.randrange(10**9)}-{i}.whl" + rng.choice(["", ".metadata"]) for i in range(size)]
+    old_inos = [rng.randrange(1, 2**63) for _ in old]
+    new, new_inos = list(old), list(old_inos)
+    for _ in range(rng.choice([0, 1, 3, 40])):
+        op = rng.choice(["add", "add-front", "remove", "replace", "move", "add-block"])
+        if op == "add" or (op == "add-front" and new):
+            at = 0 if op == "add-front" else rng.randrange(len(new) + 1)
+            new.insert(at, f"n{rng.randrange(10**9)}.whl")
+            new_inos.insert(at, rng.randrange(1, 2**63))
+        elif op == "add-block":  # (tmpfs lists the newest first: a block of them)
+            for k in range(rng.randrange(1, 60)):
+                new.insert(0, f"b{rng.randrange(10**9)}-{k}.whl")
+                new_inos.insert(0, rng.randrange(1, 2**63))
+        elif new and op == "remove":
+            at = rng.randrange(len(new))
+            del new[at], new_inos[at]
+        elif new and op == "replace":
+            new_inos[rng.randrange(len(new))] = rng.randrange(1, 2**63)
+        elif new and op == "move":
+            at = rng.randrange(len(new))
+            name, ino = new.pop(at), new_inos.pop(at)
+            to = rng.randrange(len(new) + 1)
+            new.insert(to, name)
+            new_inos.insert(to, ino if rng.random() < 0.5 else ino + 1)
+    shuffled = rng.random() < 0.2
+    if shuffled:  # another order altogether (another file system, a copy)
+        order = list(range(len(new)))
+        rng.shuffle(order)
+        new, new_inos = [new[i] for i in order], [new_inos[i] for i in order]
+    _check(new, new_inos, old, old_inos, order=not shuffled)
+
+
+def test_the_compare_gives_up_past_its_limit() -> None:
+    old = [f"w{i}.whl" for i in range(1000)]
+    new = list(reversed(old))
+    inos = array("Q", range(1000))
+    assert diff(_encoded(new), inos, _encoded(old), inos, limit=50) is None
+    assert diff(_encoded(old), inos, _encoded(old), inos, limit=0) is not None
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+def _fast_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Per run from now on: whether it compared its listing with the snapshot."""
+    fast: list[bool] = []
+    real = delta.plan_listed
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        result = real(*args, **kw)
+        fast.append(result is not None)
+        return result
+
+    monkeypatch.setattr(delta, "plan_listed", counting)
+    return fast
+
+
+def _wheels(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.name.endswith(".whl") and p.name[0] != "."}
+
+
+def _published(out: Path) -> dict[str, Any]:
+    """What a client sees of the target's index (pages, links, hashes, sidecars), checked."""
+    slim = out / "slim"
+    pages = check_tree(slim / "simple")
+    listed = {f["filename"] for files in pages.values() for f in files}
+    assert listed == {p.name for p in slim.iterdir() if p.is_file() and p.name in _wheels(slim)}
+    return pages
+
+
+def _as_a_full_run(out: Path, tmp: Path) -> dict[str, Any]:
+    """The pages a full run over the same files writes, in a copy of the folder."""
+    copy = tmp / "copy" / "slim"
+    shutil.rmtree(copy.parent, ignore_errors=True)
+    copy.mkdir(parents=True)
+    for name in _wheels(out / "slim"):
+        if (out / "slim" / name).is_file():
+            os.link(out / "slim" / name, copy / name)
+    ix.write_index(copy, [ix.Source(folder=copy)], full=True)
+    return check_tree(copy / "simple")
+
+
+def _change(rng: random.Random, slim: Path, round_: int) -> None:
+    wheels = sorted(_wheels(slim))
+    for _ in range(rng.choice([1, 1, 2, 4])):
+        op = rng.choice(["add", "add", "new", "remove", "swap", "sidecar", "stray", "temp"])
+        victim = slim / rng.choice(wheels) if wheels else None
+        if op == "add":
+            put(slim, f"proj{rng.randrange(6)}", f"{round_}.{rng.randrange(100)}")
+        elif op == "new":
+            put(slim, f"fresh{round_}x{rng.randrange(100)}", "1.0")
+        elif op == "remove" and victim is not None and victim.is_file():
+            victim.unlink()
+            if rng.random() < 0.5:
+                Path(f"{victim}.metadata").unlink(missing_ok=True)
+        elif op == "swap" and victim is not None and victim.is_file():
+            project, version = victim.name.split("-")[:2]
+            swap(slim, project, version, requires=[f"dep{round_}"])
+        elif op == "sidecar" and victim is not None:
+            Path(f"{victim}.metadata").unlink(missing_ok=True)
+        elif op == "stray":
+            kind = rng.choice(["README.txt", ".hidden.whl", "adir.whl"])
+            if kind == "adir.whl":
+                (slim / kind).mkdir(exist_ok=True)
+            else:
+                (slim / kind).write_text(str(round_))
+        elif op == "temp":  # a sidecar's temp file left by a run that died
+            (slim / f".x-1.0-py3-none-any.whl.metadata.{2**22 + 7}.{round_}.tmp").write_text("x")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_runs_over_random_changes_publish_what_a_full_run_does(
+    out: Path, tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    slim = out / "slim"
+    for i in range(6):
+        put(slim, f"proj{i}", "0.1")
+    fast = _fast_runs(monkeypatch)
+    ix.index_target(slim)
+    for round_ in range(12):
+        _change(rng, slim, round_)
+        ix.index_target(slim)
+        assert _published(out) == _as_a_full_run(out, tmp_path)
+        assert not [p for p in slim.iterdir() if p.name.endswith(".tmp")]
+    assert fast.count(True) >= 10  # (the snapshot was there and was used)
+
+
+def _state_log(slim: Path) -> str:
+    return str(json.loads((slim / "simple" / STATE_NAME).read_bytes())["log"])
+
+
+def test_a_snapshot_not_written_with_the_log_as_it_is_is_ignored(out: Path) -> None:
+    """Lost, damaged, cut short, or from an earlier log: the run compares with the log."""
+    slim = out / "slim"
+    ix.index_target(slim)
+    snap = slim / "simple" / SNAPSHOT_NAME
+    old = snap.read_bytes()
+    put(slim, "gamma", "1.0")
+    ix.index_target(slim)  # (the log and the snapshot move on)
+    (slim / "beta-1.0-py3-none-any.whl").unlink()
+    snap.write_bytes(old)  # one from before: it still lists beta and not gamma
+    assert ix.index_target(slim).pages_removed == 1
+    _published(out)
+    for damage in (
+        lambda b: b[:-3],
+        lambda b: b[:100] + bytes([b[100] ^ 1]) + b[101:],
+        lambda b: b"",
+    ):
+        put(slim, "delta", str(len(damage(b"0123456789" * 20))))
+        snap.write_bytes(damage(snap.read_bytes()))
+        ix.index_target(slim)
+        assert _published(out) == _as_a_full_run(out, out.parent)
+    snap.unlink()
+    put(slim, "epsilon", "1.0")
+    ix.index_target(slim)
+    assert _published(out)["epsilon"] and snap.is_file()
+
+
+def test_a_run_stopped_after_its_snapshot_is_followed_by_a_right_one(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot is written once the log has the run's lines; a run stopped before its
+    state (the log no longer the state's) is followed by one whose pages are right."""
+    slim = out / "slim"
+    ix.index_target(slim)
+    put(slim, "gamma", "1.0")
+    ix.index_target(slim)
+    put(slim, "zeta", "1.0")
+    (slim / "alpha-1.0-py3-none-any.whl").unlink()
+    real = fileops.write_small
+
+    def stop(path: Path, data: bytes, **kw: Any) -> None:
+        if path.name == STATE_NAME:
+            raise KeyboardInterrupt
+        real(path, data, **kw)
+
+    monkeypatch.setattr(ix, "write_small", stop)
+    before = _state_log(slim)
+    with pytest.raises(KeyboardInterrupt):
+        ix.index_target(slim)
+    monkeypatch.setattr(ix, "write_small", real)
+    assert _state_log(slim) == before  # (the state is the one before the stopped run)
+    ix.index_target(slim)
+    pages = _published(out)
+    assert "zeta" in pages and [f["filename"] for f in pages["alpha"]] == [
+        "alpha-2.0-py3-none-any.whl"
+    ]
+
+
+@pytest.mark.parametrize("change", ["added", "removed", "replaced"])
+def test_a_wheel_that_changes_as_a_full_run_ends_is_published_by_the_next_run(
+    out: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """A full run lists its folder again as it ends, for the snapshot: a wheel that came,
+    went or was replaced in between is not the log's, and the next run, which compares
+    with that snapshot, publishes it as it is."""
+    slim = out / "slim"
+    real = delta.listing_of
+
+    def meanwhile(folder: Path, found: Any, lines: int) -> Any:
+        if change == "added":
+            put(slim, "gamma", "1.0")
+        elif change == "removed":
+            (slim / "beta-1.0-py3-none-any.whl").unlink()
+        else:
+            swap(slim, "beta", "1.0", requires=["other"])
+        return real(folder, found, lines)
+
+    monkeypatch.setattr(delta, "listing_of", meanwhile)
+    ix.index_target(slim)
+    monkeypatch.setattr(delta, "listing_of", real)
+    fast = _fast_runs(monkeypatch)
+    (slim / "README.txt").write_text("a change to the folder: it is listed")
+    ix.index_target(slim)
+    assert fast == [True]
+    pages = _published(out)
+    if change == "added":
+        assert "gamma" in pages
+    elif change == "removed":
+        assert "beta" not in pages
+    else:
+        meta = (slim / "beta-1.0-py3-none-any.whl.metadata").read_text()
+        assert "Requires-Dist: other" in meta
+    assert pages == _as_a_full_run(out, out.parent)
+
+
+def test_sidecars_lost_by_the_hundred_are_written_again(out: Path) -> None:
+    """Many differences are settled by name with one dict, not a search each."""
+    slim = out / "slim"
+    for i in range(150):
+        put(slim, f"many{i % 7}", f"1.{i}")
+    ix.index_target(slim)
+    put(slim, "gamma", "1.0")
+    ix.index_target(slim)  # (the snapshot is the incremental run's)
+    for sidecar in list(slim.glob("many*.metadata"))[:120]:
+        sidecar.unlink()
+    with pytest.MonkeyPatch.context() as mp:
+        fast = _fast_runs(mp)
+        ix.index_target(slim)
+    assert fast == [True]
+    assert len(list(slim.glob("*.metadata"))) == len(_wheels(slim)) == 155
+    assert _published(out) == _as_a_full_run(out, out.parent)
+
+
+def test_a_temp_file_of_a_live_run_is_removed_by_a_run_after_it_ended(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slim = out / "slim"
+    ix.index_target(slim)
+    put(slim, "gamma", "1.0")
+    ix.index_target(slim)
+    temp = slim / f".gamma-1.0-py3-none-any.whl.metadata.{os.getpid()}.1.tmp"
+    temp.write_bytes(b"half")
+    put(slim, "delta", "1.0")
+    monkeypatch.setattr(delta, "stale_temp", lambda name: False)  # (its run is alive)
+    ix.index_target(slim)
+    assert temp.exists()
+    monkeypatch.setattr(delta, "stale_temp", lambda name: True)  # (and now gone)
+    put(slim, "epsilon", "1.0")  # (a change: the folder is listed, the temp file as it was)
+    ix.index_target(slim)
+    assert not temp.exists()
+    _published(out)

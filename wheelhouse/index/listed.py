@@ -1,0 +1,180 @@
+"""A folder's wheels as its listing and snapshot hold them (`snapshot`): names in one
+buffer (decoded where an object is made), inodes and project numbers in arrays, an object
+only for the files a run looks at; and which of them have their sidecar, from what the
+listing changed.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from array import array
+from collections.abc import Iterable, Iterator, MutableSet
+from typing import overload
+
+from wheelhouse.index.scan import Catalog, Found, Source
+from wheelhouse.index.snapshot import LOOK, Entries
+from wheelhouse.index.state import METADATA_SUFFIX
+
+_SEARCHES = 16  # names looked up one by one (a search of the listing each): then a dict
+
+
+class Listed(Catalog):
+    """The wheels of one folder: the entries of its listing (`entries`) whose mark is a
+    project's number in `table` (see snapshot.py). `fresh`: the wheels that were not in
+    the snapshot (no sidecar is known of them)."""
+
+    __slots__ = (
+        "_bytes",
+        "_index",
+        "_lookups",
+        "counts",
+        "differs",
+        "entries",
+        "fresh",
+        "marks",
+        "table",
+    )
+
+    def __init__(
+        self,
+        source: Source,
+        entries: Entries,
+        marks: array[int],
+        table: list[str],
+        counts: array[int],
+    ) -> None:
+        super().__init__(source, {}, {})
+        self.entries, self.marks, self.table, self.counts = entries, marks, table, counts
+        self.fresh: set[str] = set()
+        self.differs = False  # from the snapshot it was made from
+        self._bytes: bytes | None = None
+        self._index: dict[bytes, int] | None = None
+        self._lookups = 0
+
+    def __len__(self) -> int:
+        return sum(self.counts)
+
+    @overload
+    def __getitem__(self, index: int) -> Found: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Found]: ...
+
+    def __getitem__(self, index: int | slice) -> Found | list[Found]:
+        return self.every()[index]
+
+    def projects(self) -> set[str]:
+        return {p for p, n in zip(self.table, self.counts, strict=True) if n}
+
+    def positions(self, number: int) -> Iterator[int]:
+        """The entries marked `number` (found in the marks' bytes, C's speed)."""
+        if self._bytes is None:
+            self._bytes = self.marks.tobytes()
+        data, pattern = self._bytes, struct.pack("=I", number)
+        at = data.find(pattern)
+        while at >= 0:
+            if at % 4 == 0:
+                yield at // 4
+                at = data.find(pattern, at + 4)
+            else:
+                at = data.find(pattern, at + 1)
+
+    def forget(self) -> None:
+        """The marks changed: `positions` reads them again."""
+        self._bytes = None
+
+    def select(self, projects: set[str]) -> dict[str, list[Found]]:
+        files: dict[str, list[Found]] = {p: [] for p in projects}
+        numbers = {p: n for n, p in enumerate(self.table) if p in files}
+        for project, number in numbers.items():
+            files[project] = [self._at(i) for i in self.positions(number)]
+        return files
+
+    def every(self) -> list[Found]:
+        if self._all is None:
+            self._all = [self._at(i) for i, m in enumerate(self.marks) if m < LOOK]
+        return self._all
+
+    def wheel_names(self) -> set[str]:
+        return {f.filename for f in self.every()}
+
+    def stale_sidecars(self, present: MutableSet[str]) -> Iterable[str]:
+        if isinstance(present, Present):
+            return present.stale
+        return present - self.wheel_names()
+
+    def name(self, i: int) -> str:
+        return os.fsdecode(self.entries.name(i))
+
+    def index_of(self, name: str) -> int | None:
+        """The entry of this name: a search of the names for the first few, then a dict of
+        them all (a run that looks up many: sidecars lost by the thousand)."""
+        key = os.fsencode(name)
+        if self._index is None:
+            self._lookups += 1
+            if self._lookups <= _SEARCHES:
+                return self.entries.find(key)
+            names = bytes(self.entries.blob[1:-1]).split(b"\0") if self.entries.inos else []
+            self._index = {n: i for i, n in enumerate(names)}
+        return self._index.get(key)
+
+    def is_wheel(self, name: str) -> bool:
+        if name in self._made:  # (an object is made for a wheel only)
+            return True
+        i = self.index_of(name)
+        return i is not None and self.marks[i] < LOOK
+
+    def _at(self, i: int) -> Found:
+        name = self.name(i)
+        item = self._made.get(name)
+        if item is None:
+            item = Found(self.source.prefix + name, self.source, name, self.entries.inos[i])
+            item.project = self.table[self.marks[i]]
+            self._made[name] = item
+        return item
+
+    def handed(self, source: Source) -> Catalog:
+        new = Listed(source, self.entries, self.marks, self.table, self.counts)
+        new.fresh, new.differs = self.fresh, self.differs
+        new._made = self._made
+        self._hand_over(source)
+        return new
+
+
+class Present(MutableSet[str]):
+    """The wheels of a `Listed` whose sidecar is there: every wheel of the snapshot's (the
+    run that wrote it left each with its sidecar, and kept those it wrote), but those
+    whose sidecar the listing lost; and the wheels whose sidecar the listing gained.
+    `created`: the sidecars this run wrote where there was none (the next snapshot keeps
+    them); `stale`: wheels gone whose sidecar may be left."""
+
+    def __init__(self, listed: Listed, gone: set[str], gained: set[str], stale: set[str]) -> None:
+        self.listed = listed
+        self.gone = gone - gained
+        self.gained = gained
+        self.stale = stale
+        self.created: list[str] = []
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or name in self.gone:
+            return False
+        if name in self.gained:
+            return True
+        return name not in self.listed.fresh and self.listed.is_wheel(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*(n for n in self.listed.wheel_names() if n in self), *self.stale])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def add(self, value: str) -> None:
+        if value not in self:
+            self.created.append(value + METADATA_SUFFIX)
+        self.gone.discard(value)
+        self.gained.add(value)
+
+    def discard(self, value: str) -> None:
+        self.gained.discard(value)
+        self.gone.add(value)

@@ -1,0 +1,323 @@
+"""The last listing of a target's folder, kept beside its log (`simple/.index-listing`), so
+that an incremental run compares the folder's listing with it as bytes, not name by name.
+
+A folder lists its entries in the same order from one run to the next where nothing moved
+(ext4 in hash order, tmpfs newest first, ...): the listing's names, joined, and its inode
+numbers, packed, are mostly the snapshot's, shifted where entries came and went. `diff`
+finds those places with memory compares and a look-ahead of some KB (a place counts where
+the entry after it follows too), and settles what is left by name, so it is exact in any
+order; past `limit` differences, or where the two stop meeting, it gives up (a listing in
+another order costs one slow run, which writes the snapshot again).
+
+The snapshot names the log it was written with (its token: inode, size and mtime, as the
+state does; any other log, and it is ignored) and carries a CRC-32 of its own body: one
+that is lost, stale, cut short or damaged only costs a run the slow path. Its body, after
+a head padded to a page (so that the names are mapped apart, where they lie): the names
+(the file system's bytes, each after a NUL, a NUL at the end); every entry's inode
+(uint64), then every entry's mark (uint32: its project's number when it is a wheel of the
+log, else NONE, TEMP or LOOK), in this machine's byte order; the project names
+(NUL-separated) and the number of wheels of each (uint32).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import mmap
+import os
+import struct
+import sys
+import zlib
+from array import array
+from itertools import accumulate
+from pathlib import Path
+from typing import NamedTuple
+
+from wheelhouse.fsutil import TMP
+
+SNAPSHOT_NAME = ".index-listing"
+NONE = 0xFFFFFFFF  # an entry that is no wheel of the log: a sidecar, anything else
+TEMP = 0xFFFFFFFE  # a temp file a live process had there: looked at again by the next run
+LOOK = 0xFFFFFFFD  # a wheel's name that came after the run listed it: the next run looks
+_MAGIC = f"wheelhouse index-listing 3 {sys.byteorder}\n".encode()
+# the log's lines, the body's CRC, the entries, the bytes of their names, the projects,
+# the bytes of their names, the wheels, the log's token (its length: then the token)
+_HEAD = struct.Struct("<QIQQQQQH")
+_BODY = mmap.ALLOCATIONGRANULARITY  # where the names start: the head, padded (mapped apart)
+_WINDOW = 1 << 16  # bytes looked ahead for the place where the listings meet again
+_STEP = 4096  # bytes compared at first: then twice as many each time
+_APART = 64  # differences in a row with no place where the two meet: another order
+
+
+# names as `encode_names` gives them (a listing's in a buffer, a snapshot's mapped)
+Blob = bytes | bytearray | mmap.mmap
+
+
+class Snapshot(NamedTuple):
+    names: Blob  # NUL, then each entry's name followed by a NUL
+    inos: array[int]  # "Q": per entry
+    marks: array[int]  # "I": per entry, its project's number in `table`, NONE, TEMP, LOOK
+    table: list[str]  # the projects
+    counts: array[int]  # "I": the wheels of each project
+    lines: int  # the log's
+    wheels: int
+
+
+def encode_names(names: list[bytes]) -> bytes:
+    """The entries' names as a snapshot holds them."""
+    return b"\0".join([b"", *names, b""]) if names else b"\0"
+
+
+def read_snapshot(simple: Path, token: str) -> Snapshot | None:
+    """The snapshot beside the log of the index in `simple`; None where there is none
+    written with the log as it is now (`token`: `upkeep.log_stamp`, which changes with
+    every write of the log). Mapped, not read: its names are compared where they lie."""
+    try:
+        with open(simple / SNAPSHOT_NAME, "rb") as f:  # noqa: PTH123
+            return _parse(f.fileno(), token.encode())
+    except (OSError, ValueError):  # (ValueError: an empty file, a map past the end)
+        return None
+
+
+def _parse(fd: int, token: bytes) -> Snapshot | None:
+    data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    if len(data) < _BODY or data[: len(_MAGIC)] != _MAGIC:
+        return None
+    lines, body_crc, entries, name_bytes, projects, project_bytes, wheels, size = _HEAD.unpack_from(
+        data, len(_MAGIC)
+    )
+    key = len(_MAGIC) + _HEAD.size
+    ino_at = _BODY + name_bytes
+    marks_at = ino_at + 8 * entries
+    table_at = marks_at + 4 * entries
+    counts_at = table_at + project_bytes
+    if (
+        size > _BODY - key
+        or data[key : key + size] != token
+        or len(data) != counts_at + 4 * projects
+    ):
+        return None
+    if zlib.crc32(memoryview(data)[_BODY:]) != body_crc or not name_bytes:
+        return None
+    names = mmap.mmap(fd, name_bytes, access=mmap.ACCESS_READ, offset=_BODY)
+    inos, marks, counts = array("Q"), array("I"), array("I")
+    inos.frombytes(data[ino_at:marks_at])
+    marks.frombytes(data[marks_at:table_at])
+    counts.frombytes(data[counts_at:])
+    table = data[table_at:counts_at].decode().split("\0") if projects else []
+    if len(table) != projects or names[:1] != b"\0" or names[-1:] != b"\0":
+        return None
+    if sum(counts) != wheels or len(marks) != entries:
+        return None
+    return Snapshot(names, inos, marks, list(map(sys.intern, table)), counts, lines, wheels)
+
+
+def write_snapshot(simple: Path, snap: Snapshot, token: str, extra: list[str]) -> None:
+    """Keep `snap`, with the entries `extra` after its own (no inode: a sidecar this run
+    wrote, see delta.py), as the listing the log describes now (`token`). Written through
+    a temp file and renamed into place; one that cannot be written only costs the next run
+    the slow path."""
+    more = encode_names([os.fsencode(n) for n in extra])[1:] if extra else b""
+    zeros, nones = array("Q", [0]) * len(extra), array("I", [NONE]) * len(extra)
+    tail = "\0".join(snap.table).encode()
+    parts = (snap.names, more, snap.inos, zeros, snap.marks, nones, tail, snap.counts)
+    body_crc = 0
+    for part in parts:
+        body_crc = zlib.crc32(part, body_crc)
+    key = token.encode()
+    head = _MAGIC + _HEAD.pack(
+        snap.lines,
+        body_crc,
+        len(snap.marks) + len(extra),
+        len(snap.names) + len(more),
+        len(snap.table),
+        len(tail),
+        snap.wheels,
+        len(key),
+    )
+    if len(head) + len(key) > _BODY:  # (a token is some 40 bytes)
+        return
+    tmp = f"{simple}/{SNAPSHOT_NAME}.{os.getpid()}{TMP}"
+    try:
+        with open(tmp, "wb") as f:  # noqa: PTH123
+            f.write(head + key + bytes(_BODY - len(head) - len(key)))
+            for part in parts:
+                f.write(part)
+        os.replace(tmp, simple / SNAPSHOT_NAME)  # noqa: PTH105
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # noqa: PTH108
+
+
+class Entries(NamedTuple):
+    """A listing: its names as `encode_names` gives them (`blob`), where each starts in it
+    (`starts`: one more at the end, the blob's length), and their inodes. No object per
+    entry: a name is cut out of the blob where it is wanted."""
+
+    blob: bytes | bytearray
+    starts: array[int]
+    inos: array[int]
+
+    def name(self, i: int) -> bytes:
+        return bytes(self.blob[self.starts[i] : self.starts[i + 1] - 1])
+
+    def find(self, name: bytes) -> int | None:
+        """The entry of this name (one search of the blob)."""
+        at = self.blob.find(b"\0" + name + b"\0") + 1
+        if not at:
+            return None
+        i = bisect.bisect_left(self.starts, at)
+        return i if self.starts[i] == at else None
+
+
+def list_entries(folder: Path) -> Entries:
+    """Every entry of `folder` in the order the file system lists them: names (as bytes,
+    into one buffer: none is decoded) and inode numbers (from the directory entries: no
+    stat). Raises FileNotFoundError."""
+    blob = bytearray(b"\0")
+    starts, inos = array("I"), array("Q")
+    start, ino = starts.append, inos.append
+    with os.scandir(os.fsencode(folder)) as entries:  # (the one loop over every entry)
+        for entry in entries:
+            start(len(blob))
+            blob += entry.name
+            blob += b"\0"
+            ino(entry.inode())
+    start(len(blob))
+    return Entries(blob, starts, inos)
+
+
+def entries_of(blob: Blob, inos: array[int]) -> Entries:
+    """The entries of a snapshot's names (where each starts, found in C)."""
+    data = bytes(blob)
+    names = data[1:-1].split(b"\0") if inos else []
+    return Entries(data, array("I", accumulate(map((1).__add__, map(len, names)), initial=1)), inos)
+
+
+# -- comparing ---------------------------------------------------------------------------
+
+
+class Diff(NamedTuple):
+    """A listing (new) against a snapshot (old), entry by entry (indexes)."""
+
+    runs: list[tuple[int, int, int]]  # (new, old, count): the same names, in a row
+    inserted: list[int]  # new entries not at their place in the old listing
+    deleted: list[tuple[int, str]]  # old entries not at their place in the new, with names
+    replaced: list[tuple[int, int]]  # (new, old) in a run: the same name, another inode
+
+
+def diff(
+    new: bytes | bytearray, new_inos: array[int], old: Blob, old_inos: array[int], *, limit: int
+) -> Diff | None:
+    """Where the listing `new` differs from `old` (both as `encode_names` gives them, with
+    their inodes); None when more than `limit` entries do, or when the two stop meeting
+    again (another order: a copy, another file system)."""
+    runs: list[tuple[int, int, int]] = []
+    inserted: list[int] = []
+    deleted: list[tuple[int, str]] = []
+    i = j = 1  # where the current entries start
+    ei = ej = 0  # their indexes
+    apart = 0  # differences in a row where neither entry comes further on in the other
+    while i < len(new) and j < len(old):
+        n = _common(new, i, old, j, len(new))
+        k = new.count(b"\0", i, i + n)  # whole entries alike
+        if k:
+            cut = new.rfind(b"\0", i, i + n) + 1
+            runs.append((ei, ej, k))
+            ei, ej, j, i = ei + k, ej + k, j + cut - i, cut
+        if i >= len(new) or j >= len(old):
+            break
+        end_new, end_old = new.index(b"\0", i) + 1, old.find(b"\0", j) + 1
+        at_new, at_old = _meet(new, i, end_new, old, j, end_old)
+        if at_new >= 0 or at_old >= 0:
+            apart = 0
+        if at_new >= 0 and (at_old < 0 or at_new - i <= at_old - j):
+            k = new.count(b"\0", i, at_new + 1)  # entries that came before it
+            inserted.extend(range(ei, ei + k))
+            ei, i = ei + k, at_new + 1
+        elif at_old >= 0:
+            k = old[j : at_old + 1].count(b"\0")
+            deleted.extend(zip(range(ej, ej + k), _names(old, j, at_old), strict=True))
+            ej, j = ej + k, at_old + 1
+        else:  # neither is near: one each, and on
+            apart += 1
+            if apart > _APART:
+                return None
+            inserted.append(ei)
+            deleted.append((ej, os.fsdecode(bytes(old[j : end_old - 1]))))
+            ei, ej, i, j = ei + 1, ej + 1, end_new, end_old
+        if len(inserted) + len(deleted) > limit:
+            return None
+    entries_new, entries_old = len(new_inos), len(old_inos)
+    if len(inserted) + len(deleted) + entries_new - ei + entries_old - ej > limit:
+        return None
+    inserted.extend(range(ei, entries_new))
+    if j < len(old):
+        deleted.extend(zip(range(ej, entries_old), _names(old, j, len(old) - 1), strict=True))
+    return Diff(runs, inserted, deleted, _replaced(runs, new_inos, old_inos))
+
+
+def _meet(
+    new: bytes | bytearray, i: int, end_new: int, old: Blob, j: int, end_old: int
+) -> tuple[int, int]:
+    """Where the old entry (at `j`) comes further on in the new listing, and the new one
+    (at `i`) in the old (-1: not within the look-ahead), each only where the entry after
+    it follows too: else a name that moved far (a sidecar kept at the end) would skip a
+    stretch."""
+    at_new = new.find(old[j - 1 : end_old], i, i + _WINDOW)
+    if at_new >= 0 and not _follows(old, end_old, new, at_new + end_old - j + 1):
+        at_new = -1
+    at_old = old.find(new[i - 1 : end_new], j, j + _WINDOW)
+    if at_old >= 0 and not _follows(new, end_new, old, at_old + end_new - i + 1):
+        at_old = -1
+    return at_new, at_old
+
+
+def _follows(a: Blob, at: int, b: Blob, to: int) -> bool:
+    """Whether the entry of `a` at `at` is the one of `b` at `to` (or `a` has none left)."""
+    if at >= len(a):
+        return True
+    entry = a[at : a.find(b"\0", at) + 1]
+    return b[to : to + len(entry)] == entry
+
+
+def _names(blob: Blob, start: int, end: int) -> list[str]:
+    """The names of the entries from `start` to the NUL at `end`."""
+    return os.fsdecode(bytes(blob[start:end])).split("\0")
+
+
+def _common(a: Blob, i: int, b: Blob, j: int, stop: int) -> int:
+    """How many bytes `a` from `i` (up to `stop`) and `b` from `j` have alike: compared a
+    block at a time, the blocks doubling, then halving into the one that differs."""
+    end = min(stop - i, len(b) - j)
+    done, step = 0, _STEP
+    while done < end:
+        n = min(step, end - done)
+        if a[i + done : i + done + n] != b[j + done : j + done + n]:
+            low, high = done, done + n  # alike up to low; not up to high
+            while high - low > 1:
+                mid = (low + high) // 2
+                if a[i + low : i + mid] == b[j + low : j + mid]:
+                    low = mid
+                else:
+                    high = mid
+            return low
+        done, step = done + n, step * 2
+    return end
+
+
+def _replaced(
+    runs: list[tuple[int, int, int]], new_inos: array[int], old_inos: array[int]
+) -> list[tuple[int, int]]:
+    """The entries of `runs` whose inode differs (their numbers compared as bytes)."""
+    a, b = new_inos.tobytes(), old_inos.tobytes()
+    out = []
+    for ei, ej, k in runs:
+        s = 0
+        while s < k:
+            same = _common(a, 8 * (ei + s), b, 8 * (ej + s), 8 * (ei + k)) // 8
+            s += same
+            if s < k:
+                out.append((ei + s, ej + s))
+                s += 1
+    return out
