@@ -341,13 +341,13 @@ class _Marking:
                 k += 1
                 want = os.fsencode(found[k].filename) if k < len(found) else None
                 append(self.number(f.project) if f.ino == ino else self.moved(f))
-            elif name[-4:] == b".whl" or name[-4:] == _TMP:
+            elif name[-4:] == b".whl":
                 if want is not None:  # out of order: by name from here on
                     self.by_name = {f.filename: (f.ino, f.project) for f in found[k:]}
                     want = None
                 append(self.other(os.fsdecode(bytes(name)), ino))
             else:
-                append(NONE)
+                append(TEMP if name[-4:] == _TMP and name[:1] == b"." else NONE)
         self.next = k
         return marks
 
@@ -358,9 +358,10 @@ class _Marking:
         return LOOK
 
     def other(self, name: str, ino: int) -> int:
+        """A wheel's name met out of `found`'s order: by name (LOOK: none of the log's)."""
         wheel = self.by_name.pop(name, None) if self.by_name is not None else None
         if wheel is None:
-            return _mark(name)
+            return LOOK
         if wheel[0] == ino:
             return self.number(wheel[1])
         self.gone.append((name, *wheel))
@@ -373,13 +374,6 @@ class _Marking:
         else:
             rest = [(name, ino, project) for name, (ino, project) in self.by_name.items()]
         return self.gone + rest
-
-
-def _mark(name: str) -> int:
-    """The mark of an entry that is no wheel of the log."""
-    if name[:1] == "." and name.endswith(TMP):
-        return TEMP
-    return LOOK if name[-4:] == ".whl" else NONE
 
 
 def plan_target(

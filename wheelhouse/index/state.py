@@ -178,21 +178,14 @@ def empty_log() -> Log:
 _CHUNK = 1 << 18  # bytes of the log decoded and split at a time (what a run holds of it)
 
 
-def read_log(simple: Path) -> bytes | None:
-    """The log's bytes (None when it cannot be read)."""
-    try:
-        return (simple / LOG_NAME).read_bytes()
-    except OSError:
-        return None
-
-
 def load_log(simple: Path) -> Log:
     """The log of the index in `simple` (empty when there is none or it cannot be read). A
     last line cut short by a crash does not count. From its cache and the lines after it
     where it has one (`logcache`); a run that parses an eighth of it or more writes the
     cache again (the caller holds the index's lock)."""
-    data = read_log(simple)
-    if data is None:
+    try:
+        data = (simple / LOG_NAME).read_bytes()
+    except OSError:
         return empty_log()
     end = data.rfind(b"\n") + 1
     cached = read_cache(simple, data) if end >= MIN_SIZE else None
