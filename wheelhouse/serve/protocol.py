@@ -101,7 +101,7 @@ class HardenedProtocol(HttpToolsProtocol):
         self._fast_answer: Callable[..., tuple[int, bytes, bytes] | None] = getattr(
             inner, "fast_answer", lambda req, client: None
         )
-        self._waiter: asyncio.Future[None] | None = None  # sendfile waits for the socket
+        self._waiter: asyncio.Future[bool] | None = None  # sendfile waits for the socket
         self._idle = True  # the parser is between two requests
         self._messages = 0  # requests begun in the bytes being fed
         self._read: FastRequest | None = None  # what the fast path answered in them
@@ -266,8 +266,8 @@ class HardenedProtocol(HttpToolsProtocol):
         self._since = time.monotonic()  # idle from now: the sweep closes it in time
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)  # sendfile sees the socket gone
+        if self._waiter is not None:
+            _wake(self._waiter, False)  # sendfile sees the socket gone
         super().connection_lost(exc)
 
     async def sendfile(self, fd: int, offset: int, count: int, cold: bool) -> int | None:
@@ -322,15 +322,17 @@ class HardenedProtocol(HttpToolsProtocol):
         """Wait until the socket (duplicated as `fd`) takes more bytes: False when the
         client read nothing for `body_timeout` seconds or the connection was lost."""
         waiter = self._waiter = self.loop.create_future()
-        self.loop.add_writer(fd, _wake, waiter)
-        timer = self.loop.call_later(self.limits.body_timeout, _wake, waiter)
+        self.loop.add_writer(fd, _wake, waiter, True)
+        # (which woke it is what it was woken with: uvloop's timers fire on a clock in
+        # whole milliseconds, when loop.time() may still read just under timer.when())
+        timer = self.loop.call_later(self.limits.body_timeout, _wake, waiter, False)
         try:
-            await waiter
+            writable = await waiter
         finally:
             self.loop.remove_writer(fd)
             timer.cancel()
             self._waiter = None
-        return not self.transport.is_closing() and self.loop.time() < timer.when()
+        return writable and not self.transport.is_closing()
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -373,9 +375,9 @@ def _warm(fd: int, offset: int, size: int) -> int:
         return 0
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
+def _wake(waiter: asyncio.Future[bool], writable: bool) -> None:
     if not waiter.done():
-        waiter.set_result(None)
+        waiter.set_result(writable)
 
 
 def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], limits: Limits) -> None:
