@@ -11,7 +11,10 @@ another order costs one slow run, which writes the snapshot again).
 
 The snapshot names the log it was written with (its token: inode, size and mtime, as the
 state does; any other log, and it is ignored) and carries a CRC-32 of its own body: one
-that is lost, stale, cut short or damaged only costs a run the slow path. Its body, after
+that is lost, stale, cut short or damaged only costs a run the slow path. It is a cache
+that only a run holding the index's lock reads, so it is written over in place (its head
+made invalid first and written last: a write cut short is no snapshot), which costs a
+tenth of a new file's pages; what lies past its body is ignored. Its body, after
 a head padded to a page (so that the names are mapped apart, where they lie): the names
 (the file system's bytes, each after a NUL, a NUL at the end); every entry's inode
 (uint64), then every entry's mark (uint32: its project's number when it is a wheel of the
@@ -23,8 +26,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import mmap
 import os
+import stat
 import struct
 import sys
 import zlib
@@ -91,19 +96,16 @@ def _parse(fd: int, token: bytes) -> Snapshot | None:
     marks_at = ino_at + 8 * entries
     table_at = marks_at + 4 * entries
     counts_at = table_at + project_bytes
-    if (
-        size > _BODY - key
-        or data[key : key + size] != token
-        or len(data) != counts_at + 4 * projects
-    ):
+    end = counts_at + 4 * projects
+    if size > _BODY - key or data[key : key + size] != token or len(data) < end:
         return None
-    if zlib.crc32(memoryview(data)[_BODY:]) != body_crc or not name_bytes:
+    if zlib.crc32(memoryview(data)[_BODY:end]) != body_crc or not name_bytes:
         return None
     names = mmap.mmap(fd, name_bytes, access=mmap.ACCESS_READ, offset=_BODY)
     inos, marks, counts = array("Q"), array("I"), array("I")
     inos.frombytes(data[ino_at:marks_at])
     marks.frombytes(data[marks_at:table_at])
-    counts.frombytes(data[counts_at:])
+    counts.frombytes(data[counts_at:end])
     table = data[table_at:counts_at].decode().split("\0") if projects else []
     if len(table) != projects or names[:1] != b"\0" or names[-1:] != b"\0":
         return None
@@ -114,9 +116,9 @@ def _parse(fd: int, token: bytes) -> Snapshot | None:
 
 def write_snapshot(simple: Path, snap: Snapshot, token: str, extra: list[str]) -> None:
     """Keep `snap`, with the entries `extra` after its own (no inode: a sidecar this run
-    wrote, see delta.py), as the listing the log describes now (`token`). Written through
-    a temp file and renamed into place; one that cannot be written only costs the next run
-    the slow path."""
+    wrote, see delta.py), as the listing the log describes now (`token`): over the last
+    one in place (see the module doc), else through a temp file renamed into place. One
+    that cannot be written only costs the next run the slow path."""
     more = encode_names([os.fsencode(n) for n in extra])[1:] if extra else b""
     zeros, nones = array("Q", [0]) * len(extra), array("I", [NONE]) * len(extra)
     tail = "\0".join(snap.table).encode()
@@ -137,16 +139,53 @@ def write_snapshot(simple: Path, snap: Snapshot, token: str, extra: list[str]) -
     )
     if len(head) + len(key) > _BODY:  # (a token is some 40 bytes)
         return
+    block = head + key + bytes(_BODY - len(head) - len(key))
+    body = sum(memoryview(part).nbytes for part in parts)
+    path = simple / SNAPSHOT_NAME
     tmp = f"{simple}/{SNAPSHOT_NAME}.{os.getpid()}{TMP}"
     try:
+        if not isinstance(snap.names, mmap.mmap) and _overwrite(path, block, parts, body):
+            return
         with open(tmp, "wb") as f:  # noqa: PTH123
-            f.write(head + key + bytes(_BODY - len(head) - len(key)))
+            f.write(block)
             for part in parts:
                 f.write(part)
-        os.replace(tmp, simple / SNAPSHOT_NAME)  # noqa: PTH105
+        os.replace(tmp, path)  # noqa: PTH105
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)  # noqa: PTH108
+
+
+def _overwrite(path: Path, block: bytes, parts: tuple[Blob | array[int], ...], body: int) -> bool:
+    """Write the snapshot over the last one, in place: False (nothing written) where there
+    is none, where it has another link (a copy's, which would change too), or where it is
+    a quarter bigger than this one (then a new file gives the space back)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > _BODY + body * 5 // 4:
+            return False
+        _put(fd, bytes(len(_MAGIC)), 0)  # (no snapshot until the head is written again)
+        at = _BODY
+        for part in parts:
+            _put(fd, part, at)
+            at += memoryview(part).nbytes
+        _put(fd, block, 0)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _put(fd: int, data: Blob | array[int], at: int) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        n = os.pwrite(fd, view, at)
+        if n <= 0:  # (a full disk: an OSError, or no progress)
+            raise OSError(errno.ENOSPC, "no space left", SNAPSHOT_NAME)
+        view, at = view[n:], at + n
 
 
 class Entries(NamedTuple):
