@@ -19,7 +19,7 @@ from fixtures_simple import check_tree, put, swap
 
 from wheelhouse.index import delta, fileops, upkeep
 from wheelhouse.index import writer as ix
-from wheelhouse.index.snapshot import SNAPSHOT_NAME, diff, encode_names
+from wheelhouse.index.snapshot import SNAPSHOT_NAME, diff, encode_names, entries_of
 from wheelhouse.index.state import STATE_NAME
 
 
@@ -42,8 +42,7 @@ def _check(
     equal names, and names exactly the pairs whose inode differs. It may give up only where
     the order is another (`order`: the same order, entries added, removed and moved)."""
     found = diff(
-        _encoded(new),
-        array("Q", new_inos),
+        entries_of(_encoded(new), array("Q", new_inos)),
         _encoded(old),
         array("Q", old_inos),
         limit=len(new) + len(old),
@@ -117,8 +116,8 @@ def test_the_compare_gives_up_past_its_limit() -> None:
     old = [f"w{i}.whl" for i in range(1000)]
     new = list(reversed(old))
     inos = array("Q", range(1000))
-    assert diff(_encoded(new), inos, _encoded(old), inos, limit=50) is None
-    assert diff(_encoded(old), inos, _encoded(old), inos, limit=0) is not None
+    assert diff(entries_of(_encoded(new), inos), _encoded(old), inos, limit=50) is None
+    assert diff(entries_of(_encoded(old), inos), _encoded(old), inos, limit=0) is not None
 
 
 # -- runs ----------------------------------------------------------------------------------

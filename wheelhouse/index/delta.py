@@ -129,7 +129,7 @@ def plan_listed(
     except FileNotFoundError:
         raise missing_folder(src) from None
     inos = entries.inos
-    found = diff(entries.blob, inos, snap.names, snap.inos, limit=LIMIT + len(inos) // 16)
+    found = diff(entries, snap.names, snap.inos, limit=LIMIT + len(inos) // 16)
     if found is None:
         return None
     marks = array("I", [NONE]) * len(inos)

@@ -50,7 +50,8 @@ _MAGIC = f"wheelhouse index-listing 3 {sys.byteorder}\n".encode()
 _HEAD = struct.Struct("<QIQQQQQH")
 _BODY = mmap.ALLOCATIONGRANULARITY  # where the names start: the head, padded (mapped apart)
 _WINDOW = 1 << 16  # bytes looked ahead for the place where the listings meet again
-_STEP = 4096  # bytes compared at first: then twice as many each time
+_STEP = 4096  # bytes compared at first: then twice as many each time, up to
+_MAX_STEP = 1 << 16  # (a slice is a copy: one this small reuses the same memory)
 _APART = 64  # differences in a row with no place where the two meet: another order
 
 
@@ -245,12 +246,11 @@ class Diff(NamedTuple):
     replaced: list[tuple[int, int]]  # (new, old) in a run: the same name, another inode
 
 
-def diff(
-    new: bytes | bytearray, new_inos: array[int], old: Blob, old_inos: array[int], *, limit: int
-) -> Diff | None:
-    """Where the listing `new` differs from `old` (both as `encode_names` gives them, with
-    their inodes); None when more than `limit` entries do, or when the two stop meeting
+def diff(listing: Entries, old: Blob, old_inos: array[int], *, limit: int) -> Diff | None:
+    """Where `listing` differs from the snapshot's names `old` (as `encode_names` gives
+    them) and inodes; None when more than `limit` entries do, or when the two stop meeting
     again (another order: a copy, another file system)."""
+    new, starts, new_inos = listing
     runs: list[tuple[int, int, int]] = []
     inserted: list[int] = []
     deleted: list[tuple[int, str]] = []
@@ -259,9 +259,10 @@ def diff(
     apart = 0  # differences in a row where neither entry comes further on in the other
     while i < len(new) and j < len(old):
         n = _common(new, i, old, j, len(new))
-        k = new.count(b"\0", i, i + n)  # whole entries alike
+        # the entries alike whole: those that end before i + n (found in their starts)
+        k = bisect.bisect_right(starts, i + n, ei + 1) - ei - 1
         if k:
-            cut = new.rfind(b"\0", i, i + n) + 1
+            cut = starts[ei + k]
             runs.append((ei, ej, k))
             ei, ej, j, i = ei + k, ej + k, j + cut - i, cut
         if i >= len(new) or j >= len(old):
@@ -327,7 +328,8 @@ def _names(blob: Blob, start: int, end: int) -> list[str]:
 
 def _common(a: Blob, i: int, b: Blob, j: int, stop: int) -> int:
     """How many bytes `a` from `i` (up to `stop`) and `b` from `j` have alike: compared a
-    block at a time, the blocks doubling, then halving into the one that differs."""
+    block at a time, the blocks doubling up to 64 KB, then halving into the one that
+    differs."""
     end = min(stop - i, len(b) - j)
     done, step = 0, _STEP
     while done < end:
@@ -341,7 +343,7 @@ def _common(a: Blob, i: int, b: Blob, j: int, stop: int) -> int:
                 else:
                     high = mid
             return low
-        done, step = done + n, step * 2
+        done, step = done + n, min(step * 2, _MAX_STEP)
     return end
 
 
