@@ -343,3 +343,100 @@ def test_a_temp_file_of_a_live_run_is_removed_by_a_run_after_it_ended(
     ix.index_target(slim)
     assert not temp.exists()
     _published(out)
+
+
+# -- the snapshot written in place ---------------------------------------------------------
+
+
+def test_the_snapshot_is_written_over_in_place_and_read_with_bytes_past_its_end(
+    out: Path,
+) -> None:
+    """A run writes the snapshot over the last one (the same file: a tenth of a new one's
+    pages); one that shrank leaves bytes past its body, which the next run ignores."""
+    slim = out / "slim"
+    for i in range(20):
+        put(slim, f"many{i}", "1.0")
+    ix.index_target(slim)
+    snap = slim / "simple" / SNAPSHOT_NAME
+    inode = snap.stat().st_ino
+    put(slim, "gamma", "1.0")
+    ix.index_target(slim)
+    assert snap.stat().st_ino == inode
+    size = snap.stat().st_size
+    for i in range(3):
+        (slim / f"many{i}-1.0-py3-none-any.whl").unlink()
+    ix.index_target(slim)
+    assert snap.stat().st_ino == inode and snap.stat().st_size == size  # (bytes left at its end)
+    with pytest.MonkeyPatch.context() as mp:
+        fast = _fast_runs(mp)
+        put(slim, "delta", "1.0")
+        ix.index_target(slim)
+    assert fast == [True]
+    assert _published(out) == _as_a_full_run(out, out.parent)
+
+
+def test_a_snapshot_much_bigger_than_its_body_is_written_anew(out: Path) -> None:
+    slim = out / "slim"
+    for i in range(40):
+        put(slim, f"many{i}", "1.0")
+    ix.index_target(slim)
+    snap = slim / "simple" / SNAPSHOT_NAME
+    inode, size = snap.stat().st_ino, snap.stat().st_size
+    for i in range(30):
+        (slim / f"many{i}-1.0-py3-none-any.whl").unlink()
+    ix.index_target(slim)
+    assert snap.stat().st_ino != inode and snap.stat().st_size < size
+    put(slim, "gamma", "1.0")
+    with pytest.MonkeyPatch.context() as mp:
+        fast = _fast_runs(mp)
+        ix.index_target(slim)
+    assert fast == [True]
+    assert _published(out) == _as_a_full_run(out, out.parent)
+
+
+def test_a_snapshot_with_another_link_is_not_written_through(out: Path, tmp_path: Path) -> None:
+    """A hard-linked copy of the index (`cp -al`) keeps its own snapshot: the run writes a
+    new file instead of writing over both."""
+    slim = out / "slim"
+    ix.index_target(slim)
+    snap = slim / "simple" / SNAPSHOT_NAME
+    other = tmp_path / "linked-listing"
+    os.link(snap, other)
+    before = other.read_bytes()
+    put(slim, "gamma", "1.0")
+    ix.index_target(slim)
+    assert other.read_bytes() == before
+    assert snap.read_bytes() != before and snap.stat().st_nlink == 1
+
+
+def test_a_snapshot_write_cut_short_is_no_snapshot(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written over in place, the head is made invalid first and written last: a write that
+    stops between (a full disk, a kill) leaves a file the next run does not trust."""
+    slim = out / "slim"
+    ix.index_target(slim)
+    put(slim, "gamma", "1.0")
+    ix.index_target(slim)
+    real = os.pwrite
+    writes: list[int] = []
+
+    def stop_after_two(fd: int, data: Any, at: int) -> int:
+        writes.append(at)
+        if len(writes) > 2:
+            raise OSError(28, "No space left on device")
+        return real(fd, data, at)
+
+    monkeypatch.setattr(os, "pwrite", stop_after_two)
+    put(slim, "delta", "1.0")
+    ix.index_target(slim)
+    monkeypatch.setattr(os, "pwrite", real)
+    assert writes[0] == 0  # (the head first)
+    fast = _fast_runs(monkeypatch)
+    put(slim, "epsilon", "1.0")
+    ix.index_target(slim)
+    assert fast == []  # (no snapshot: the log's path)
+    assert _published(out) == _as_a_full_run(out, out.parent)
+    put(slim, "zeta", "1.0")
+    ix.index_target(slim)
+    assert fast == [True]  # (and the snapshot is back)
