@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -212,11 +213,17 @@ def index(
 ) -> None:
     """Publish wheelhouse/<target>/simple/ and the combined wheelhouse/simple/: static
     PEP 503/691 indexes (with PEP 658 metadata) for pip --index-url file://… or any server."""
-    from wheelhouse.index import index_all
+    from wheelhouse.index.ahead import list_ahead
 
     cfg = obj.config()
+    targets = cfg.selected(split_names(target_names))
     wait = _wait(wait_s, no_wait, lambda msg: click.echo(f"  wait  {msg}", err=True))
-    reports = index_all(cfg, cfg.selected(split_names(target_names)), wait=wait, full=full)
+    # the first target's folder listed by a child while the index's code loads (ahead.py)
+    ahead = list_ahead(cfg.output / targets[0].name) if targets and not full else None
+    with ahead or contextlib.nullcontext():
+        from wheelhouse.index import index_all
+
+        reports = index_all(cfg, targets, wait=wait, full=full, ahead=ahead)
     _render_indexes(cfg, reports, click.echo)
 
 

@@ -123,11 +123,16 @@ def plan_listed(
         listed = Listed(src, entries, snap.marks, snap.table, snap.counts)
         present = Present(listed, set(), set(), set())
         return _delta(listed, listed.projects(), set(), existing, present, None, {}, set())
-    seen = Seen(stamp, time.time_ns())
-    try:
-        entries = list_entries(src.folder)
-    except FileNotFoundError:
-        raise missing_folder(src) from None
+    ahead = src.ahead
+    early = ahead.take(stamp) if ahead is not None else None
+    if ahead is not None and early is not None:  # (listed after this stamp and time)
+        seen, entries = Seen(stamp, ahead.at), early
+    else:
+        seen = Seen(stamp, time.time_ns())
+        try:
+            entries = list_entries(src.folder)
+        except FileNotFoundError:
+            raise missing_folder(src) from None
     inos = entries.inos
     found = diff(entries, snap.names, snap.inos, limit=LIMIT + len(inos) // 16)
     if found is None:

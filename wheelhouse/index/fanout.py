@@ -66,12 +66,12 @@ def workers(cost: int, threshold: int) -> int:
     if cost < threshold or sys.platform != "linux":
         return 0
     cpus = len(os.sched_getaffinity(0))
-    if cpus < 2 or not _single_threaded():
+    if cpus < 2 or not single_threaded():
         return 0
     return min(cpus, MAX_WORKERS)
 
 
-def _single_threaded() -> bool:
+def single_threaded() -> bool:
     """No other thread in the process, the interpreter's or a library's own (a thread just
     joined may take a moment to leave the kernel's list)."""
     for _ in range(20):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, MutableSet, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, overload
+from typing import TYPE_CHECKING, NamedTuple, overload
 
 from packaging.utils import canonicalize_name
 
@@ -32,6 +32,9 @@ from wheelhouse.index.state import (
     load_project,
     same_file,
 )
+
+if TYPE_CHECKING:
+    from wheelhouse.index.ahead import ListedAhead
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +57,9 @@ class Source:
     # the wheels to publish (a build's, whose folder still holds the wheels it removes once
     # the pages no longer list them); None: every wheel in the folder
     only: frozenset[str] | None = None
+    # the folder listed ahead by a child (see ahead.py): this run's listing where the
+    # folder did not change since
+    ahead: ListedAhead | None = None
 
     def publishes(self, filename: str) -> bool:
         return self.only is None or filename in self.only

@@ -57,9 +57,8 @@ no temp file or rename: a new wheel's sidecar (O_EXCL: one that is there is repl
 and the pages of a new project, written inside a hidden folder that one rename makes
 `<project>/`. The order keeps the promise at every instant: sidecars first, then project
 pages, then the root page, and only then are the pages of projects that are gone removed.
-A generation-folder-plus-symlink swap gives readers the same guarantee but must hard-link
-every unchanged page into each new generation and delete an old generation every run, and
-it needs symlinks, which object storage and some servers do not have.
+(A generation folder swapped by a symlink would hard-link every page into each one, and
+needs symlinks, which object storage and some servers lack.)
 
 Interruptions: the state is written last, and `simple/.index-dirty` is present while pages
 are being written, so the run after an interrupted one re-renders every page (the stamps in
@@ -67,10 +66,9 @@ the pages an interrupted run wrote spare their files a re-hash) and checks every
 size; a sidecar written in place by a run that stopped before its page is for a wheel the
 log does not list yet, so the next run reads that wheel again and replaces it whole; temp
 files of dead runs are removed. A refused wheel leaves every page and the state as they
-were. Durability: pages are not fsynced one by one (seconds for a big index); the state
-records the kernel's boot id, and the first run after a restart re-renders every page and
-checks the sidecars, the only case in which written data can be lost (where there is no boot
-id, the written files are fsynced before the state is written).
+were. Durability: no fsync per page (seconds for a big index); the state records the boot
+id, and the first run after a restart (when written data can be lost) re-renders every page
+and checks the sidecars (with no boot id: the files are fsynced before the state).
 
 Cores: a big run reads its new wheels, then renders its pages, in forked workers
 (`fanout`: Linux, 2+ CPUs, no other thread) while this process writes every file as their
@@ -146,6 +144,7 @@ from wheelhouse.index.upkeep import (
 
 if TYPE_CHECKING:
     from wheelhouse.config import Config, Target
+    from wheelhouse.index.ahead import ListedAhead
 
 __all__ = [
     "COMBINED",
@@ -437,14 +436,15 @@ def index_all(
     wait: Wait = WAIT,
     exact: bool = False,
     full: bool = False,
+    ahead: ListedAhead | None = None,
 ) -> list[IndexReport]:
     """Index each target's output folder, then the combined index over every configured
     target that has an output folder. Yanks come from `<output>/yanked.toml`. `sha256`:
     per target, the hashes of files the caller vouches for (see Source.sha256); `exact`:
     and those are all the wheels to publish for that target (a build's: see Source.only,
-    the folder may still hold wheels the build removes next); `full`: see write_index. Each index
-    holds its folder's lock (`wheelhouse/<target>/`, then `wheelhouse/`) while it runs,
-    one at a time: never one lock while waiting for another."""
+    the folder may still hold wheels the build removes next); `full`: see write_index;
+    `ahead`: a folder listed ahead (ahead.py). Each index holds its folder's lock
+    (`wheelhouse/<target>/`, then `wheelhouse/`) as it runs, never two at once."""
     if SIMPLE in config.targets:
         raise PublishError(
             f"a target named {SIMPLE!r} would have its wheels where the combined index goes "
@@ -469,6 +469,7 @@ def index_all(
             sha256=(sha256 or {}).get(target.name, {}),
             metadata_cache=metadata_cache,
             only=only.get(folder),
+            ahead=ahead if ahead is not None and ahead.folder == folder else None,
         )
         reports.append(
             write_index(
