@@ -13,6 +13,7 @@ from wheelhouse.cli.common import (
     Context,
     split_names,
     target_option,
+    verbose_logging,
 )
 
 if TYPE_CHECKING:
@@ -224,6 +225,9 @@ def index(
         from wheelhouse.index import index_all
 
         reports = index_all(cfg, targets, wait=wait, full=full, ahead=ahead)
+    if ahead is not None and verbose_logging():
+        used = "used" if ahead.used else "not used: the folder changed, or was not listed"
+        click.echo(f"  ahead  {cfg.rel(ahead.folder)}/ listed by a child ({used})", err=True)
     _render_indexes(cfg, reports, click.echo)
 
 

@@ -10,7 +10,7 @@ a zero status, and while the folder still has the stamp taken before the child l
 (an entry added, removed or renamed since: the run lists the folder itself). What the
 run then records is what it records of its own listing, with the earlier stamp and time.
 
-Only where it pays and is safe: Linux (memfd, pidfd), two CPUs or more, no other thread in
+Only where it pays and is safe: Linux (memfd), two CPUs or more, no other thread in
 this process (a fork copies one thread), and a snapshot to compare the listing with (the
 run's other paths list the folder their own way). `ListedAhead` is a context manager: on
 leaving it, a child still running is killed and every child is reaped.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import struct
 import sys
@@ -33,6 +32,7 @@ from wheelhouse.index.fanout import single_threaded
 from wheelhouse.index.snapshot import SNAPSHOT_NAME, Entries, list_entries
 
 WAIT_S = 30.0  # for the child to list the folder (a folder on a hung mount: killed then)
+KILL_WAIT_S = 5.0  # for a killed child to exit (one stuck in the kernel is left to init)
 _HEAD = struct.Struct("<QQ")  # entries, bytes of their names
 _SIMPLE = "simple"  # (state.SIMPLE: its module is what this one is loaded before)
 
@@ -42,7 +42,9 @@ class ListedAhead:
 
     def __init__(self, folder: Path, stamp: tuple[int, int, int], at: int) -> None:
         self.folder, self.stamp, self.at = folder, stamp, at
-        self._pid = 0  # the child, until it is reaped
+        self.used = False  # its listing was the run's
+        self.child = 0  # its pid
+        self._pid = 0  # the same, until it is reaped
         self._fd = -1  # the memfd it writes the listing into
 
     def __enter__(self) -> ListedAhead:
@@ -59,8 +61,10 @@ class ListedAhead:
         try:
             if stamp != self.stamp or self._reap(WAIT_S) != 0:
                 return None
-            return self._read()
-        except (OSError, ValueError):  # (no pidfd; a listing cut short or damaged)
+            entries = self._read()
+            self.used = True
+            return entries
+        except (OSError, ValueError):  # (a listing cut short or damaged)
             return None
         finally:
             self.close()
@@ -68,31 +72,28 @@ class ListedAhead:
     def close(self) -> None:
         """Kill the child where it still runs, reap it, close the memfd."""
         if self._pid:
-            try:
+            with contextlib.suppress(OSError):  # (ChildProcessError: reaped already)
                 if self._reap(0) is None:
-                    self._kill()
-            except OSError:
-                self._kill()
+                    os.kill(self._pid, signal.SIGKILL)
+                    self._reap(KILL_WAIT_S)
+            self._pid = 0
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
     def _reap(self, timeout: float) -> int | None:
-        """The child's exit code once it exited, within `timeout` (None: it runs still)."""
-        pidfd = os.pidfd_open(self._pid)
-        try:
-            if not select.select([pidfd], [], [], timeout)[0]:
+        """The child's exit code once it exited, within `timeout` (None: it runs still;
+        the run mostly comes here after the child is done: no wait at all)."""
+        deadline, pause = time.monotonic() + timeout, 0.0005
+        while True:
+            pid, status = os.waitpid(self._pid, os.WNOHANG)
+            if pid:
+                self._pid = 0
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() >= deadline:
                 return None
-        finally:
-            os.close(pidfd)
-        pid, self._pid = self._pid, 0
-        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-
-    def _kill(self) -> None:
-        pid, self._pid = self._pid, 0
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, os.WNOHANG)  # (one stuck in the kernel is reaped at exit)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
 
     def _read(self) -> Entries:
         fd = self._fd
@@ -120,14 +121,14 @@ class ListedAhead:
                 code = 0
             finally:
                 os._exit(code)
-        self._pid = pid
+        self.child = self._pid = pid
         return True
 
 
 def list_ahead(folder: Path) -> ListedAhead | None:
     """Start listing `folder` in a child (see the module doc); None where it would not pay
     or is not safe."""
-    if sys.platform != "linux" or not hasattr(os, "pidfd_open"):
+    if sys.platform != "linux" or not hasattr(os, "memfd_create"):
         return None
     try:
         if len(os.sched_getaffinity(0)) < 2 or not single_threaded():

@@ -1,0 +1,177 @@
+"""A target's folder listed ahead by a forked child (`ahead`): its listing is the run's only
+where the folder kept the stamp taken before the child listed it; a child that fails, hangs
+or is left running never costs the run its pages, and is always reaped; no child where it
+would not pay or is not safe; `wheelhouse -v index` says whether it was used."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Wheelhouse
+from fixtures_simple import check_tree, put
+
+from wheelhouse.index import ahead as ahead_mod
+from wheelhouse.index import delta, snapshot
+from wheelhouse.index import writer as ix
+from wheelhouse.index.ahead import ListedAhead, list_ahead
+
+CPUS = len(os.sched_getaffinity(0))  # (this machine's, before any test changes it)
+
+
+@pytest.fixture(autouse=True)
+def forkable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two CPUs and no other thread, whatever the machine and the test process have."""
+    monkeypatch.setattr(ahead_mod, "single_threaded", lambda: True)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+
+
+def _indexed(out: Path) -> Path:
+    slim = out / "slim"
+    ix.index_target(slim)  # (a full run: the snapshot an incremental run compares with)
+    put(slim, "gamma", "1.0")
+    return slim
+
+
+def _own_listings(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The folders the run lists itself from now on."""
+    listed: list[Path] = []
+    real = snapshot.list_entries
+
+    def counting(folder: Path) -> Any:
+        listed.append(folder)
+        return real(folder)
+
+    monkeypatch.setattr(delta, "list_entries", counting)
+    return listed
+
+
+def _run(slim: Path, ahead: ListedAhead | None) -> ix.IndexReport:
+    return ix.write_index(slim, [ix.Source(folder=slim, ahead=ahead)])
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True  # (reaped)
+    return False
+
+
+def test_a_folder_listed_ahead_is_the_runs_listing(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slim = _indexed(out)
+    listed = _own_listings(monkeypatch)
+    ahead = list_ahead(slim)
+    assert ahead is not None
+    with ahead:
+        pid = ahead.child
+        report = _run(slim, ahead)
+    assert ahead.used and listed == [] and _gone(pid)
+    assert report.hashed == 1 and report.pages_written == 2  # (gamma's page and the root)
+    assert "gamma" in check_tree(slim / "simple")
+
+
+def test_a_folder_changed_after_it_was_listed_ahead_is_listed_again(
+    out: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The stamp taken before the child listed is compared: a wheel added after the child's
+    listing means the run lists the folder itself."""
+    slim = _indexed(out)
+    done = tmp_path / "listed"
+    real = snapshot.list_entries
+
+    def listing(folder: Path) -> Any:  # (what the forked child runs)
+        entries = real(folder)
+        done.touch()
+        return entries
+
+    monkeypatch.setattr(ahead_mod, "list_entries", listing)
+    listed = _own_listings(monkeypatch)
+    ahead = list_ahead(slim)
+    assert ahead is not None
+    with ahead:
+        deadline = time.monotonic() + 30
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        put(slim, "delta", "1.0")
+        st = slim.stat()
+        os.utime(slim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # (any clock's tick)
+        _run(slim, ahead)
+    assert not ahead.used and listed == [slim]
+    assert {"gamma", "delta"} <= check_tree(slim / "simple").keys()
+
+
+@pytest.mark.parametrize("fault", ["fails", "hangs"])
+def test_a_child_that_fails_or_hangs_leaves_the_listing_to_the_run(
+    out: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    slim = _indexed(out)
+
+    def broken(folder: Path) -> Any:  # (what the forked child runs)
+        if fault == "hangs":
+            time.sleep(60)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(ahead_mod, "list_entries", broken)
+    monkeypatch.setattr(ahead_mod, "WAIT_S", 0.5)
+    listed = _own_listings(monkeypatch)
+    started = time.monotonic()
+    ahead = list_ahead(slim)
+    assert ahead is not None
+    with ahead:
+        pid = ahead.child
+        _run(slim, ahead)
+    assert time.monotonic() - started < 30  # (the hung child was not waited for)
+    assert not ahead.used and listed == [slim] and _gone(pid)
+    assert "gamma" in check_tree(slim / "simple")
+
+
+def test_a_child_left_running_is_killed_and_reaped(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that never comes to the listing (its folder unchanged, an error before it)."""
+    slim = _indexed(out)
+    monkeypatch.setattr(ahead_mod, "list_entries", lambda folder: time.sleep(60))
+    ahead = list_ahead(slim)
+    assert ahead is not None
+    with ahead:
+        pid = ahead.child
+    assert _gone(pid)
+
+
+def test_no_child_where_it_would_not_pay_or_is_not_safe(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slim = out / "slim"
+    assert list_ahead(slim) is None  # no snapshot yet: the run would not list it this way
+    ix.index_target(slim)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert list_ahead(slim) is None  # one CPU: nothing to overlap
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(ahead_mod, "single_threaded", lambda: False)
+    assert list_ahead(slim) is None  # another thread: a fork copies one thread only
+    monkeypatch.setattr(ahead_mod, "single_threaded", lambda: True)
+    ahead = list_ahead(slim)
+    assert ahead is not None
+    ahead.close()
+    assert _gone(ahead.child)
+
+
+def test_the_index_command_lists_the_first_target_ahead(wh: Wheelhouse) -> None:
+    """`wheelhouse -v index`, a real process: the second run's listing was the child's."""
+    (wh.project / "wheelhouse.toml").write_text('[targets.slim]\nextends = "slim"\n')
+    slim = wh.project / "wheelhouse" / "slim"
+    put(slim, "alpha", "1.0")
+    first = wh("-v", "index")
+    assert "ahead" not in first.stderr  # (no snapshot yet)
+    put(slim, "beta", "1.0")
+    second = wh("-v", "index")
+    # (a machine with one CPU, or a process with another thread, starts no child)
+    if CPUS > 1:
+        assert "wheelhouse/slim/ listed by a child (used)" in second.stderr, second.stderr
+    assert {"alpha", "beta"} <= check_tree(slim / "simple").keys()
