@@ -3,10 +3,10 @@ index's code: on another core, the ~30 ms listing of a 30,000-wheel folder then 
 place of the ~25 ms of imports that came before it (an incremental run's largest costs
 after Python's own start-up).
 
-The child lists the folder as `snapshot.list_entries` does and writes the listing into a
-memfd. The run takes it where it would list the folder, and only there (see
-`delta.plan_listed`): once the child has exited (within `WAIT_S`: else it is killed), with
-a zero status, and while the folder still has the stamp taken before the child listed it
+The child lists the folder as `snapshot.list_entries` does, writes the listing into a
+memfd and says so with a byte down a pipe. The run takes it where it would list the folder,
+and only there (see `delta.plan_listed`): once that byte came (within `WAIT_S`: else the
+child is killed), and while the folder still has the stamp taken before the child listed it
 (an entry added, removed or renamed since: the run lists the folder itself). What the
 run then records is what it records of its own listing, with the earlier stamp and time.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import struct
 import sys
@@ -32,7 +33,7 @@ from wheelhouse.index.fanout import single_threaded
 from wheelhouse.index.snapshot import SNAPSHOT_NAME, Entries, list_entries
 
 WAIT_S = 30.0  # for the child to list the folder (a folder on a hung mount: killed then)
-KILL_WAIT_S = 5.0  # for a killed child to exit (one stuck in the kernel is left to init)
+KILL_WAIT_S = 5.0  # for a child to exit (a killed one stuck in the kernel is left to init)
 _HEAD = struct.Struct("<QQ")  # entries, bytes of their names
 _SIMPLE = "simple"  # (state.SIMPLE: its module is what this one is loaded before)
 
@@ -46,6 +47,8 @@ class ListedAhead:
         self.child = 0  # its pid
         self._pid = 0  # the same, until it is reaped
         self._fd = -1  # the memfd it writes the listing into
+        self._done = -1  # a pipe's end: a byte once the listing is written, else EOF
+        self._wrote = False  # (that byte came: the child is leaving)
 
     def __enter__(self) -> ListedAhead:
         return self
@@ -57,9 +60,9 @@ class ListedAhead:
 
     def take(self, stamp: tuple[int, int, int]) -> Entries | None:
         """The child's listing where the folder's stamp now is still `stamp`'s (None: list
-        the folder here). Once: the child is reaped and its memfd closed."""
+        the folder here). Once: its memfd is closed (the child is reaped by `close`)."""
         try:
-            if stamp != self.stamp or self._reap(WAIT_S) != 0:
+            if stamp != self.stamp or not self._listed(WAIT_S):
                 return None
             entries = self._read()
             self.used = True
@@ -67,19 +70,31 @@ class ListedAhead:
         except (OSError, ValueError):  # (a listing cut short or damaged)
             return None
         finally:
-            self.close()
+            self._close_files()
 
     def close(self) -> None:
-        """Kill the child where it still runs, reap it, close the memfd."""
+        """Reap the child (killed first where it did not write its listing yet)."""
         if self._pid:
             with contextlib.suppress(OSError):  # (ChildProcessError: reaped already)
-                if self._reap(0) is None:
+                if not self._wrote and self._reap(0) is None:
                     os.kill(self._pid, signal.SIGKILL)
-                    self._reap(KILL_WAIT_S)
+                self._reap(KILL_WAIT_S)
             self._pid = 0
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._close_files()
+
+    def _close_files(self) -> None:
+        for fd in (self._fd, self._done):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._done = -1
+
+    def _listed(self, timeout: float) -> bool:
+        """Whether the child wrote the listing, within `timeout` (the byte it sends then
+        wakes this process at once; it is reaped later, as it leaves)."""
+        if not select.select([self._done], [], [], timeout)[0]:
+            return False
+        self._wrote = os.read(self._done, 1) == b"\0"
+        return self._wrote
 
     def _reap(self, timeout: float) -> int | None:
         """The child's exit code once it exited, within `timeout` (None: it runs still;
@@ -110,6 +125,7 @@ class ListedAhead:
         """Fork the child (False: it could not be)."""
         try:
             self._fd = os.memfd_create("wheelhouse-listing", os.MFD_CLOEXEC)
+            self._done, done = os.pipe()
             pid = os.fork()
         except OSError:
             self.close()
@@ -118,9 +134,11 @@ class ListedAhead:
             code = 1
             try:
                 _write(self._fd, list_entries(self.folder))
+                os.write(done, b"\0")
                 code = 0
             finally:
                 os._exit(code)
+        os.close(done)
         self.child = self._pid = pid
         return True
 
