@@ -440,3 +440,23 @@ def test_a_snapshot_write_cut_short_is_no_snapshot(
     put(slim, "zeta", "1.0")
     ix.index_target(slim)
     assert fast == [True]  # (and the snapshot is back)
+
+
+def test_new_projects_by_the_dozen_are_numbered_once_each(out: Path) -> None:
+    """A project's number is searched for in the table for the first few new wheels, then
+    found in a dict: either way each project has one number, its counts right."""
+    slim = out / "slim"
+    ix.index_target(slim)
+    for i in range(40):
+        put(slim, f"new{i % 25}", f"1.{i}")
+        put(slim, "alpha", f"3.{i}")
+    with pytest.MonkeyPatch.context() as mp:
+        fast = _fast_runs(mp)
+        ix.index_target(slim)
+        for i in range(3):
+            (slim / f"new{i}-1.{i}-py3-none-any.whl").unlink()
+        ix.index_target(slim)
+    assert fast == [True, True]
+    pages = _published(out)
+    assert len(pages["alpha"]) == 42 and "new0" in pages and len(pages["new0"]) == 1
+    assert pages == _as_a_full_run(out, out.parent)

@@ -60,6 +60,7 @@ from wheelhouse.index.state import (
 
 SIDECAR = ".whl" + METADATA_SUFFIX
 _TMP = os.fsencode(TMP)
+_SEARCHES = 16  # projects looked up one by one in the table (a search each): then a dict
 LIMIT = 256  # entries that differ from the snapshot, plus a sixteenth of them: else the slow path
 
 
@@ -142,7 +143,7 @@ def plan_listed(
         marks[ei : ei + k] = snap.marks[ej : ej + k]
     listed = Listed(src, entries, marks, list(snap.table), array("I", snap.counts))
     listed.differs = bool(found.inserted or found.deleted or found.replaced)
-    changes = _Changes(listed, {p: n for n, p in enumerate(listed.table)})
+    changes = _Changes(listed)
     changes.settle(found, snap)
     present = Present(listed, changes.gone, changes.gained, changes.stale())
     return _delta(
@@ -160,9 +161,10 @@ def plan_listed(
 class _Changes:
     """What a listing changed against the snapshot, entry by entry."""
 
-    def __init__(self, listed: Listed, numbers: dict[str, int]) -> None:
+    def __init__(self, listed: Listed) -> None:
         self.listed = listed
-        self.numbers = numbers  # project -> its number in the table
+        self.numbers: dict[str, int] | None = None  # project -> its number in the table
+        self.searches = 0
         self.added: dict[str, str] = {}  # wheels new or replaced: name -> log entry
         self.removed: set[str] = set()
         self.touched: set[str] = set()
@@ -202,11 +204,7 @@ class _Changes:
         path = f"{listed.source.folder}/{name}"
         if name[-4:] == ".whl" and name[0] != "." and os.path.isfile(path):  # noqa: PTH113
             project = listed.table[old] if old < LOOK else project_of(name)
-            number = self.numbers.get(project)
-            if number is None:
-                number = self.numbers[project] = len(listed.table)
-                listed.table.append(project)
-                listed.counts.append(0)
+            number = old if old < LOOK else self.number(project)
             if old >= LOOK:
                 listed.counts[number] += 1
                 listed.fresh.add(name)  # (no sidecar known of it)
@@ -220,6 +218,26 @@ class _Changes:
             self.gained.add(name[: -len(METADATA_SUFFIX)])
         elif name[0] == "." and name.endswith(TMP):
             listed.marks[i] = TEMP  # (looked at once the marks are settled)
+
+    def number(self, project: str) -> int:
+        """The project's number in the table (a new one is added): a search of the table
+        for the first few, then a dict of it (a run that adds wheels by the hundred)."""
+        table = self.listed.table
+        if self.numbers is None:
+            self.searches += 1
+            if self.searches <= _SEARCHES:
+                with contextlib.suppress(ValueError):
+                    return table.index(project)
+            else:
+                self.numbers = {p: n for n, p in enumerate(table)}
+        n = self.numbers.get(project) if self.numbers is not None else None
+        if n is None:
+            n = len(table)
+            table.append(project)
+            self.listed.counts.append(0)
+            if self.numbers is not None:
+                self.numbers[project] = n
+        return n
 
     def deleted(self, name: str, old: int) -> None:
         """An entry of the snapshot that the listing no longer has."""

@@ -10,6 +10,7 @@ import os
 import struct
 from array import array
 from collections.abc import Iterable, Iterator, MutableSet
+from itertools import compress
 from typing import overload
 
 from wheelhouse.index.scan import Catalog, Found, Source
@@ -65,7 +66,7 @@ class Listed(Catalog):
         return self.every()[index]
 
     def projects(self) -> set[str]:
-        return {p for p, n in zip(self.table, self.counts, strict=True) if n}
+        return set(compress(self.table, self.counts))  # (those with a wheel)
 
     def positions(self, number: int) -> Iterator[int]:
         """The entries marked `number` (found in the marks' bytes, C's speed)."""
