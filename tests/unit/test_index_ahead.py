@@ -175,3 +175,54 @@ def test_the_index_command_lists_the_first_target_ahead(wh: Wheelhouse) -> None:
     if CPUS > 1:
         assert "wheelhouse/slim/ listed by a child (used)" in second.stderr, second.stderr
     assert {"alpha", "beta"} <= check_tree(slim / "simple").keys()
+
+
+def test_the_names_in_another_folder_are_listed_after_the_target(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The combined index's simple/: its names, where it did not change since its stamp
+    (nor for a clock tick before); else the run lists it."""
+    slim = _indexed(out)
+    ix.index_combined(out, [slim])
+    simple, other = out / "simple", out / "other"
+    other.mkdir()
+    monkeypatch.setattr(ahead_mod, "_SLACK", 0)
+    ahead = list_ahead(slim, [simple, other, out / "missing"])
+    assert ahead is not None
+    with ahead:
+        (other / "new").mkdir()  # (changed after the stamp)
+        assert ahead.names(other) is None
+        assert ahead.names(out / "missing") is None  # (not asked for: it is not there)
+        names = ahead.names(simple)
+        assert names is not None and set(names) == set(os.listdir(simple))
+        assert ahead.names(simple) is None  # (once)
+    monkeypatch.setattr(ahead_mod, "_SLACK", 10**12)  # (as if it changed just before)
+    ahead = list_ahead(slim, [simple])
+    assert ahead is not None
+    with ahead:
+        assert ahead.names(simple) is None
+
+
+def test_the_combined_index_takes_its_names_from_the_child(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slim = _indexed(out)
+    ix.index_combined(out, [slim])
+    put(slim, "delta", "1.0")
+    monkeypatch.setattr(ahead_mod, "_SLACK", 0)
+    ahead = list_ahead(slim, [out / "simple"])
+    assert ahead is not None
+    listed: list[str] = []
+    real = os.listdir
+
+    def listing(path: Any) -> Any:  # (this process's, from now on: the child is forked)
+        listed.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listing)
+    with ahead:
+        listings: dict[Path, Any] = {}
+        ix.write_index(slim, [ix.Source(folder=slim, ahead=ahead)], listings=listings)
+        ix.index_combined(out, [slim], listings=listings, ahead=ahead)
+    assert str(out / "simple") not in listed
+    assert {"gamma", "delta"} <= check_tree(out / "simple").keys()

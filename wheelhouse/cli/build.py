@@ -220,7 +220,8 @@ def index(
     targets = cfg.selected(split_names(target_names))
     wait = _wait(wait_s, no_wait, lambda msg: click.echo(f"  wait  {msg}", err=True))
     # the first target's folder listed by a child while the index's code loads (ahead.py)
-    ahead = list_ahead(cfg.output / targets[0].name) if targets and not full else None
+    simple = cfg.output / "simple"  # (the combined index's: its names, after the folder)
+    ahead = list_ahead(cfg.output / targets[0].name, [simple]) if targets and not full else None
     with ahead or contextlib.nullcontext():
         from wheelhouse.index import index_all
 

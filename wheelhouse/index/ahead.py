@@ -1,19 +1,24 @@
 """A target's folder listed ahead, by a forked child, while `wheelhouse index` imports the
 index's code: on another core, the ~30 ms listing of a 30,000-wheel folder then takes the
 place of the ~25 ms of imports that came before it (an incremental run's largest costs
-after Python's own start-up).
+after Python's own start-up). The child then lists the names in other folders the run
+lists later (the combined index's `simple/`: see `upkeep.existing_projects`).
 
-The child lists the folder as `snapshot.list_entries` does, writes the listing into a
-memfd and says so with a byte down a pipe. The run takes it where it would list the folder,
-and only there (see `delta.plan_listed`): once that byte came (within `WAIT_S`: else the
-child is killed), and while the folder still has the stamp taken before the child listed it
-(an entry added, removed or renamed since: the run lists the folder itself). What the
-run then records is what it records of its own listing, with the earlier stamp and time.
+The child lists the target's folder as `snapshot.list_entries` does, writes the listing
+into a memfd and says so with a byte down a pipe; then each other folder's names, each
+into a memfd of its own, with a byte each. The run takes a listing where it would list the
+folder, and only there (see `delta.plan_listed`, `writer.write_index`): once its byte came
+(within `WAIT_S`: else the child is killed), and while the folder still has the stamp taken
+before the child was started (an entry added, removed or renamed since: the run lists the
+folder itself). What the run records of the target's folder is what it records of its own
+listing, with the earlier stamp and time. Another folder's names are taken only where that
+folder had not changed for a clock tick (`_SLACK`) before its stamp was taken: a change in
+the same tick would not move its stamp.
 
-Only where it pays and is safe: Linux (memfd), two CPUs or more, no other thread in
-this process (a fork copies one thread), and a snapshot to compare the listing with (the
-run's other paths list the folder their own way). `ListedAhead` is a context manager: on
-leaving it, a child still running is killed and every child is reaped.
+Only where it pays and is safe: Linux (memfd), two CPUs or more, no other thread in this
+process (a fork copies one thread), and a snapshot to compare the listing with (the run's
+other paths list the folder their own way). `ListedAhead` is a context manager: on leaving
+it, a child still running is killed and every child is reaped.
 """
 
 from __future__ import annotations
@@ -26,29 +31,38 @@ import struct
 import sys
 import time
 from array import array
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 from wheelhouse.index.fanout import single_threaded
 from wheelhouse.index.snapshot import SNAPSHOT_NAME, Entries, list_entries
 
-WAIT_S = 30.0  # for the child to list the folder (a folder on a hung mount: killed then)
+WAIT_S = 30.0  # for the child to list a folder (a folder on a hung mount: killed then)
 KILL_WAIT_S = 5.0  # for a child to exit (a killed one stuck in the kernel is left to init)
 _HEAD = struct.Struct("<QQ")  # entries, bytes of their names
-_SIMPLE = "simple"  # (state.SIMPLE: its module is what this one is loaded before)
+_SIMPLE = "simple"  # (state.SIMPLE: this module is loaded before that one)
+# (upkeep.SLACK and COARSE_SLACK, for the same reason) the kernel's clock lags a tick
+_SLACK, _COARSE_SLACK = 50_000_000, 2_000_000_000
+
+Stamp = tuple[int, int, int]  # a folder's inode, mtime_ns and ctime_ns (scan.folder_stamp)
 
 
 class ListedAhead:
-    """A child listing `folder` (its stamp `stamp` and the time `at`, both taken before)."""
+    """A child listing `folder`, then the names in `more` (the stamp of each, and the time
+    `at`, taken before it started)."""
 
-    def __init__(self, folder: Path, stamp: tuple[int, int, int], at: int) -> None:
-        self.folder, self.stamp, self.at = folder, stamp, at
-        self.used = False  # its listing was the run's
+    def __init__(self, folder: Path, more: Sequence[Path]) -> None:
+        self.folder, self.more = folder, list(more)
+        self.stamps = [_stamp(f) for f in (folder, *self.more)]
+        self.at = time.time_ns()
+        self.stamp = self.stamps[0]
+        self.used = False  # the target's listing was the run's
         self.child = 0  # its pid
         self._pid = 0  # the same, until it is reaped
-        self._fd = -1  # the memfd it writes the listing into
-        self._done = -1  # a pipe's end: a byte once the listing is written, else EOF
-        self._wrote = False  # (that byte came: the child is leaving)
+        self._files: list[int] = []  # memfds: the listing, then each folder's names
+        self._done = -1  # a pipe's end: a byte as each is written; EOF where it failed
+        self._got = 0  # the bytes that came
 
     def __enter__(self) -> ListedAhead:
         return self
@@ -58,43 +72,70 @@ class ListedAhead:
     ) -> None:
         self.close()
 
-    def take(self, stamp: tuple[int, int, int]) -> Entries | None:
-        """The child's listing where the folder's stamp now is still `stamp`'s (None: list
-        the folder here). Once: its memfd is closed (the child is reaped by `close`)."""
+    def take(self, stamp: Stamp) -> Entries | None:
+        """The child's listing of `folder` where the folder's stamp now is still `stamp`
+        (None: list the folder here). Once: its memfd is closed."""
         try:
-            if stamp != self.stamp or not self._listed(WAIT_S):
+            if stamp != self.stamp or not self._came(0):
                 return None
-            entries = self._read()
+            entries = _read_listing(self._files[0])
             self.used = True
             return entries
         except (OSError, ValueError):  # (a listing cut short or damaged)
             return None
         finally:
-            self._close_files()
+            self._close_file(0)
+
+    def names(self, folder: Path) -> list[str] | None:
+        """The names in `folder`, one of `more`, where it is as it was (None: list it)."""
+        if folder not in self.more:
+            return None
+        item = 1 + self.more.index(folder)
+        try:
+            stamp = self.stamps[item]
+            coarse = stamp[2] % 1_000_000_000 == 0
+            if stamp[2] >= self.at - (_COARSE_SLACK if coarse else _SLACK):
+                return None  # (changed just before: a later change may not show)
+            if _stamp(folder) != stamp or not self._came(item):
+                return None
+            data = _read_all(self._files[item])
+            return data.decode("utf-8", "surrogateescape").split("\0") if data else []
+        except (OSError, ValueError):
+            return None
+        finally:
+            self._close_file(item)
 
     def close(self) -> None:
-        """Reap the child (killed first where it did not write its listing yet)."""
+        """Reap the child (killed first where it is not done)."""
         if self._pid:
             with contextlib.suppress(OSError):  # (ChildProcessError: reaped already)
-                if not self._wrote and self._reap(0) is None:
+                if self._got < len(self._files) and self._reap(0) is None:
                     os.kill(self._pid, signal.SIGKILL)
                 self._reap(KILL_WAIT_S)
             self._pid = 0
-        self._close_files()
+        for i in range(len(self._files)):
+            self._close_file(i)
+        if self._done >= 0:
+            os.close(self._done)
+            self._done = -1
 
-    def _close_files(self) -> None:
-        for fd in (self._fd, self._done):
-            if fd >= 0:
-                os.close(fd)
-        self._fd = self._done = -1
+    def _close_file(self, item: int) -> None:
+        if self._files[item] >= 0:
+            os.close(self._files[item])
+            self._files[item] = -1
 
-    def _listed(self, timeout: float) -> bool:
-        """Whether the child wrote the listing, within `timeout` (the byte it sends then
-        wakes this process at once; it is reaped later, as it leaves)."""
-        if not select.select([self._done], [], [], timeout)[0]:
-            return False
-        self._wrote = os.read(self._done, 1) == b"\0"
-        return self._wrote
+    def _came(self, item: int) -> bool:
+        """Whether the child wrote `item` (0: the listing), within WAIT_S (its byte wakes
+        this process at once; the child is reaped later, as it leaves)."""
+        deadline = time.monotonic() + WAIT_S
+        while self._got <= item:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._done], [], [], left)[0]:
+                return False
+            if not os.read(self._done, 1):  # (the child failed)
+                return False
+            self._got += 1
+        return True
 
     def _reap(self, timeout: float) -> int | None:
         """The child's exit code once it exited, within `timeout` (None: it runs still;
@@ -110,21 +151,11 @@ class ListedAhead:
             time.sleep(pause)
             pause = min(pause * 2, 0.01)
 
-    def _read(self) -> Entries:
-        fd = self._fd
-        entries, size = _HEAD.unpack(os.pread(fd, _HEAD.size, 0))
-        blob = os.pread(fd, size, _HEAD.size)
-        starts, inos = array("I"), array("Q")
-        starts.frombytes(os.pread(fd, 4 * (entries + 1), _HEAD.size + size))
-        inos.frombytes(os.pread(fd, 8 * entries, _HEAD.size + size + 4 * (entries + 1)))
-        if len(blob) != size or len(starts) != entries + 1 or len(inos) != entries:
-            raise ValueError("a listing cut short")
-        return Entries(blob, starts, inos)
-
     def start(self) -> bool:
         """Fork the child (False: it could not be)."""
         try:
-            self._fd = os.memfd_create("wheelhouse-listing", os.MFD_CLOEXEC)
+            for _ in range(1 + len(self.more)):
+                self._files.append(os.memfd_create("wheelhouse-listing", os.MFD_CLOEXEC))
             self._done, done = os.pipe()
             pid = os.fork()
         except OSError:
@@ -133,8 +164,12 @@ class ListedAhead:
         if pid == 0:  # the child: list, write, and leave without this process's exit
             code = 1
             try:
-                _write(self._fd, list_entries(self.folder))
+                _write_listing(self._files[0], list_entries(self.folder))
                 os.write(done, b"\0")
+                for fd, other in zip(self._files[1:], self.more, strict=True):
+                    names = os.listdir(os.fsencode(other))  # noqa: PTH208 (bytes, in C)
+                    _write_all(fd, b"\0".join(names))
+                    os.write(done, b"\0")
                 code = 0
             finally:
                 os._exit(code)
@@ -143,9 +178,9 @@ class ListedAhead:
         return True
 
 
-def list_ahead(folder: Path) -> ListedAhead | None:
-    """Start listing `folder` in a child (see the module doc); None where it would not pay
-    or is not safe."""
+def list_ahead(folder: Path, more: Sequence[Path] = ()) -> ListedAhead | None:
+    """Start listing `folder`, then the names in each of `more`, in a child (see the module
+    doc); None where it would not pay or is not safe."""
     if sys.platform != "linux" or not hasattr(os, "memfd_create"):
         return None
     try:
@@ -153,16 +188,40 @@ def list_ahead(folder: Path) -> ListedAhead | None:
             return None
         if not os.path.isfile(f"{folder}/{_SIMPLE}/{SNAPSHOT_NAME}"):  # noqa: PTH113
             return None
-        st = os.stat(folder)  # noqa: PTH116 (scan.folder_stamp: see _SIMPLE)
+        ahead = ListedAhead(folder, [f for f in more if os.path.isdir(f)])  # noqa: PTH112
     except OSError:
         return None
-    ahead = ListedAhead(folder, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns), time.time_ns())
     return ahead if ahead.start() else None
 
 
-def _write(fd: int, entries: Entries) -> None:
-    head = _HEAD.pack(len(entries.inos), len(entries.blob))
-    for part in (head, entries.blob, entries.starts, entries.inos):
-        view = memoryview(part).cast("B")
-        while view:
-            view = view[os.write(fd, view) :]
+def _stamp(folder: Path) -> Stamp:
+    st = os.stat(folder)  # noqa: PTH116
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _write_all(fd: int, data: bytes | bytearray | array[int]) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_listing(fd: int, entries: Entries) -> None:
+    _write_all(fd, _HEAD.pack(len(entries.inos), len(entries.blob)))
+    for part in (entries.blob, entries.starts, entries.inos):
+        _write_all(fd, part)
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    return os.pread(fd, size, 0)
+
+
+def _read_listing(fd: int) -> Entries:
+    entries, size = _HEAD.unpack(os.pread(fd, _HEAD.size, 0))
+    blob = os.pread(fd, size, _HEAD.size)
+    starts, inos = array("I"), array("Q")
+    starts.frombytes(os.pread(fd, 4 * (entries + 1), _HEAD.size + size))
+    inos.frombytes(os.pread(fd, 8 * entries, _HEAD.size + size + 4 * (entries + 1)))
+    if len(blob) != size or len(starts) != entries + 1 or len(inos) != entries:
+        raise ValueError("a listing cut short")
+    return Entries(blob, starts, inos)

@@ -58,7 +58,7 @@ class Source:
     # the pages no longer list them); None: every wheel in the folder
     only: frozenset[str] | None = None
     # the folder listed ahead by a child (see ahead.py): this run's listing where the
-    # folder did not change since
+    # folder did not change since (and the names in the combined index's simple/)
     ahead: ListedAhead | None = None
 
     def publishes(self, filename: str) -> bool:

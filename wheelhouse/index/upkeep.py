@@ -118,13 +118,16 @@ def write_log(
     return size + lines.count(b"\n")
 
 
-def existing_projects(simple: Path, *, dirty: bool) -> set[str]:
+def existing_projects(simple: Path, sources: Sequence[Source], *, dirty: bool) -> set[str]:
     """The project folders in `simple` (every name there but the root pages and hidden
     ones: names, not entries, for a run that reads thousands; `drop_strays` sorts out a
-    stray file); removes temp files interrupted runs left there (this run holds the
-    lock)."""
+    stray file; listed ahead where a source's child did: see ahead.py); removes temp files
+    interrupted runs left there (this run holds the lock)."""
+    ahead = next((s.ahead for s in sources if s.ahead is not None), None)
+    names = ahead.names(simple) if ahead is not None and not dirty else None
     try:
-        names = os.listdir(simple)  # noqa: PTH208 (names in C: no object per entry)
+        if names is None:
+            names = os.listdir(simple)  # noqa: PTH208 (names in C: no object per entry)
     except (FileNotFoundError, NotADirectoryError):
         return set()
     existing = set(names)

@@ -73,15 +73,15 @@ and checks the sidecars (with no boot id: the files are fsynced before the state
 Cores: a big run reads its new wheels, then renders its pages, in forked workers
 (`fanout`: Linux, 2+ CPUs, no other thread) while this process writes every file as their
 results come, in the order above (pages once every sidecar is written); a worker's
-refusal, error or death ends the run as the same event in one process would.
+refusal, error or death ends the run as the same event in one process would. `wheelhouse
+index` has a child list a target's folder while it loads this code (`ahead`).
 
-Entry points: `index_target(folder)` for any folder of wheels, `index_combined(output,
-folders)`, and `index_all(config, targets)` for `wheelhouse index` (and the end of a build);
-`write_index(root, sources)` under them. The pieces: `scan` (finding and reading wheels),
-`plan` (which projects a run checks, their records), `delta` (the same for a target's
-incremental run, at a cost that follows what changed), `wheelfile` (one wheel), `state` (the
-state, the log, yanks), `render` (the pages), `fileops` (atomic writes, durability),
-`upkeep` (the log's writes, the folders' stamps, leftovers).
+Entry points: `index_target(folder)`, `index_combined(output, folders)`, `index_all(config,
+targets)` (`wheelhouse index`, the end of a build); `write_index(root, sources)` under them.
+Pieces: `scan` (finding and reading wheels), `plan` (which projects a run checks), `delta`
+(the same for a target's incremental run), `wheelfile` (one wheel), `state` (the state, the
+log, yanks), `render` (pages), `fileops` (atomic writes), `upkeep` (the log's writes, the
+folders' stamps, leftovers).
 """
 
 from __future__ import annotations
@@ -183,9 +183,6 @@ class IndexReport:
     unmatched_yanks: tuple[str, ...] = ()  # yanked.toml keys that match no file here
 
 
-# -- one index ---------------------------------------------------------------------------
-
-
 def write_index(
     root: Path,
     sources: Sequence[Source],
@@ -222,7 +219,7 @@ def write_index(
         log_now = log_stamp(simple)  # (None: no log)
         trusted = old if old is not None and not dirty and old.log == log_now else None
         mirror, mirrors = mirror_of(sources, listings, trusted)
-        existing = existing_projects(simple, dirty=dirty)
+        existing = existing_projects(simple, sources, dirty=dirty)
         unchanged = trusted.folders if trusted else {}
         found: Sequence[Found]
         removed: Collection[str]
@@ -400,18 +397,19 @@ def index_combined(
     label: str | None = None,
     only: Mapping[Path, frozenset[str]] | None = None,
     full: bool = False,
+    ahead: ListedAhead | None = None,
 ) -> IndexReport:
     """`output/simple/` over the wheels of every folder (each inside `output`), linked as
-    `../../<folder>/<file>`. The same file name in two folders must be the same bytes.
-    It holds the lock of `output`, not of each folder: a build removes a wheel only holding
-    that lock too, after this index stopped listing it (see build/session.py). `only`:
-    the wheels to publish of some folders (see Source.only)."""
+    `../../<folder>/<file>` (one file name in two folders: the same bytes). It holds the
+    lock of `output`, not of each folder: a build removes a wheel only holding that lock
+    too, after this index stopped listing it (build/session.py). `only`: see Source.only."""
     sources = [
         Source(
             folder=f,
             prefix=f.relative_to(output).as_posix() + "/",
             owner=False,
             only=(only or {}).get(f),
+            ahead=ahead if ahead is not None and ahead.folder == f else None,
         )
         for f in folders
     ]
@@ -495,6 +493,7 @@ def index_all(
                 label=config.rel(config.output),
                 only=only,
                 full=full,
+                ahead=ahead,
             )
         )
     return reports
