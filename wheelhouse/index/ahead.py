@@ -128,9 +128,11 @@ class ListedAhead:
         """Whether the child wrote `item` (0: the listing), within WAIT_S (its byte wakes
         this process at once; the child is reaped later, as it leaves)."""
         deadline = time.monotonic() + WAIT_S
+        poll = select.poll()  # (no limit on the descriptor's number, as select has)
+        poll.register(self._done, select.POLLIN)
         while self._got <= item:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._done], [], [], left)[0]:
+            if left <= 0 or not poll.poll(left * 1000):
                 return False
             if not os.read(self._done, 1):  # (the child failed)
                 return False
