@@ -226,3 +226,10 @@ def test_the_combined_index_takes_its_names_from_the_child(
         ix.index_combined(out, [slim], listings=listings, ahead=ahead)
     assert str(out / "simple") not in listed
     assert {"gamma", "delta"} <= check_tree(out / "simple").keys()
+
+
+def test_the_index_folder_is_named_as_the_state_names_it() -> None:
+    """ahead.py loads before state.py, so it spells the name itself: the same one."""
+    from wheelhouse.index.state import SIMPLE
+
+    assert ahead_mod.SIMPLE == SIMPLE

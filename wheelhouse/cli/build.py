@@ -214,14 +214,15 @@ def index(
 ) -> None:
     """Publish wheelhouse/<target>/simple/ and the combined wheelhouse/simple/: static
     PEP 503/691 indexes (with PEP 658 metadata) for pip --index-url file://… or any server."""
-    from wheelhouse.index.ahead import list_ahead
+    from wheelhouse.index.ahead import SIMPLE, list_ahead
 
     cfg = obj.config()
     targets = cfg.selected(split_names(target_names))
     wait = _wait(wait_s, no_wait, lambda msg: click.echo(f"  wait  {msg}", err=True))
-    # the first target's folder listed by a child while the index's code loads (ahead.py)
-    simple = cfg.output / "simple"  # (the combined index's: its names, after the folder)
-    ahead = list_ahead(cfg.output / targets[0].name, [simple]) if targets and not full else None
+    # the first target's folder listed by a child while the index's code loads (ahead.py),
+    # then the names in the combined index's folder
+    first, combined = (cfg.output / targets[0].name if targets else None), cfg.output / SIMPLE
+    ahead = list_ahead(first, [combined]) if first is not None and not full else None
     with ahead or contextlib.nullcontext():
         from wheelhouse.index import index_all
 

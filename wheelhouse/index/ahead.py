@@ -41,7 +41,7 @@ from wheelhouse.index.snapshot import SNAPSHOT_NAME, Entries, list_entries
 WAIT_S = 30.0  # for the child to list a folder (a folder on a hung mount: killed then)
 KILL_WAIT_S = 5.0  # for a child to exit (a killed one stuck in the kernel is left to init)
 _HEAD = struct.Struct("<QQ")  # entries, bytes of their names
-_SIMPLE = "simple"  # (state.SIMPLE: this module is loaded before that one)
+SIMPLE = "simple"  # an index's folder (state.SIMPLE: this module loads before that one)
 # (upkeep.SLACK and COARSE_SLACK, for the same reason) the kernel's clock lags a tick
 _SLACK, _COARSE_SLACK = 50_000_000, 2_000_000_000
 
@@ -188,7 +188,7 @@ def list_ahead(folder: Path, more: Sequence[Path] = ()) -> ListedAhead | None:
     try:
         if len(os.sched_getaffinity(0)) < 2 or not single_threaded():
             return None
-        if not os.path.isfile(f"{folder}/{_SIMPLE}/{SNAPSHOT_NAME}"):  # noqa: PTH113
+        if not os.path.isfile(f"{folder}/{SIMPLE}/{SNAPSHOT_NAME}"):  # noqa: PTH113
             return None
         ahead = ListedAhead(folder, [f for f in more if os.path.isdir(f)])  # noqa: PTH112
     except OSError:
