@@ -233,3 +233,19 @@ def test_the_index_folder_is_named_as_the_state_names_it() -> None:
     from wheelhouse.index.state import SIMPLE
 
     assert ahead_mod.SIMPLE == SIMPLE
+
+
+def test_closing_reaps_its_child_only(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that failed is reaped once: no wait for "any child" after it, which would
+    take another child of this process from whoever waits for it."""
+    slim = _indexed(out)
+    monkeypatch.setattr(ahead_mod, "list_entries", lambda folder: 1 / 0)
+    other = os.fork()
+    if other == 0:
+        time.sleep(0.3)
+        os._exit(7)
+    ahead = list_ahead(slim)
+    assert ahead is not None
+    with ahead:
+        assert ahead.take(ahead.stamp) is None  # (it failed)
+    assert os.waitstatus_to_exitcode(os.waitpid(other, 0)[1]) == 7

@@ -111,7 +111,8 @@ class ListedAhead:
             with contextlib.suppress(OSError):  # (ChildProcessError: reaped already)
                 if self._got < len(self._files) and self._reap(0) is None:
                     os.kill(self._pid, signal.SIGKILL)
-                self._reap(KILL_WAIT_S)
+                if self._pid:
+                    self._reap(KILL_WAIT_S)
             self._pid = 0
         for i in range(len(self._files)):
             self._close_file(i)
@@ -142,6 +143,7 @@ class ListedAhead:
     def _reap(self, timeout: float) -> int | None:
         """The child's exit code once it exited, within `timeout` (None: it runs still;
         the run mostly comes here after the child is done: no wait at all)."""
+        assert self._pid > 0  # (0 or -1 would wait for any child)
         deadline, pause = time.monotonic() + timeout, 0.0005
         while True:
             pid, status = os.waitpid(self._pid, os.WNOHANG)
