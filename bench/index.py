@@ -216,7 +216,13 @@ def run(
             helper, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         # the helper and the tool share a process group: a timeout kills both
-        timer = threading.Timer(TIMEOUT, os.killpg, (proc.pid, 9))
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            os.killpg(proc.pid, 9)
+
+        timer = threading.Timer(TIMEOUT, kill)
         timer.start()
         try:
             proc.wait()
@@ -225,8 +231,14 @@ def run(
         out.seek(0)
         log = out.read().decode(errors="replace")
         measured = result.read_text().split() if result.exists() else []
-    if proc.returncode == -9 or not measured:
-        raise ToolFailed(f"{name}: timed out after {TIMEOUT} s, or its helper failed:\n{log}")
+        free = shutil.disk_usage(tmp).free
+    if timed_out.is_set():
+        raise ToolFailed(f"{name}: timed out after {TIMEOUT} s:\n{log}")
+    if not measured:  # (say how the helper ended, and the space left: a full disk loses both)
+        raise ToolFailed(
+            f"{name}: its helper wrote no result (exit {proc.returncode}, "
+            f"{free / 1e9:.1f} GB free in {tempfile.gettempdir()}):\n{log}"
+        )
     if proc.returncode != 0:
         tail = "\n".join(log.strip().splitlines()[-25:])
         raise ToolFailed(f"{name} failed (exit {proc.returncode}):\n  $ {' '.join(argv)}\n{tail}")

@@ -45,3 +45,17 @@ def test_a_failing_tool_is_reported_with_its_exit_code(bench: ModuleType) -> Non
         bench.run("three", [sys.executable, "-c", "raise SystemExit(3)"])
     with pytest.raises(bench.ToolFailed, match=r"exit 127"):
         bench.run("missing", ["/nonexistent/tool"])
+
+
+def test_a_timeout_and_a_helper_that_wrote_nothing_are_told_apart(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "TIMEOUT", 1)
+    with pytest.raises(bench.ToolFailed, match=r"timed out after 1 s"):
+        bench.run("slow", [sys.executable, "-c", "import time; time.sleep(30)"])
+    monkeypatch.setattr(bench, "TIMEOUT", 600)
+    # a tool that kills its process group (the helper too): how the helper ended is said,
+    # and the space left (a full disk also loses the result and the log)
+    kill_all = "import os, signal; os.killpg(0, signal.SIGKILL)"
+    with pytest.raises(bench.ToolFailed, match=r"wrote no result \(exit -9, [0-9.]+ GB free"):
+        bench.run("group", [sys.executable, "-c", kill_all])
