@@ -228,11 +228,14 @@ def test_the_combined_index_takes_its_names_from_the_child(
     assert {"gamma", "delta"} <= check_tree(out / "simple").keys()
 
 
-def test_the_index_folder_is_named_as_the_state_names_it() -> None:
-    """ahead.py loads before state.py, so it spells the name itself: the same one."""
-    from wheelhouse.index.state import SIMPLE
+def test_what_ahead_spells_itself_is_what_the_index_modules_say(tmp_path: Path) -> None:
+    """ahead.py loads before the modules that hold these (state, scan, upkeep: their
+    imports are what it overlaps), so it spells them itself: the same ones."""
+    from wheelhouse.index import scan, state, upkeep
 
-    assert ahead_mod.SIMPLE == SIMPLE
+    assert ahead_mod.SIMPLE == state.SIMPLE
+    assert (ahead_mod._SLACK, ahead_mod._COARSE_SLACK) == (upkeep.SLACK, upkeep.COARSE_SLACK)
+    assert ahead_mod._stamp(tmp_path) == scan.folder_stamp(tmp_path)
 
 
 def test_closing_reaps_its_child_only(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
