@@ -151,6 +151,8 @@ _FS_REASONS = {
     errno.EROFS: "the filesystem is read-only",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
+    # a file over this process's size limit (`ulimit -f`) or the file system's largest
+    errno.EFBIG: "file too large for the file system, or over this process's limit (ulimit -f)",
 }
 FS_ERRNOS = frozenset(_FS_REASONS)
 
@@ -168,6 +170,19 @@ def filesystem_error(err: OSError, *, cache_dir: Path | None = None) -> Filesyst
     in_cache = path is not None and cache_dir is not None and _under(Path(path), cache_dir)
     message = f"{where} (in the cache, {cache_dir}): {reason}" if in_cache else f"{where}: {reason}"
     return FilesystemError(message, hint=_fs_hint(err.errno, in_cache=in_cache))
+
+
+def system_error(err: OSError) -> WheelhouseError:
+    """What the CLI says of an OSError no layer translated (no file system's refusal, no
+    path): the system's words, exit 1. Each layer names its file, server or command where
+    it can; this is the last word, so that no traceback reaches a user."""
+    what = err.strerror or str(err) or type(err).__name__
+    code = f" (errno {err.errno})" if err.errno else ""
+    return WheelhouseError(
+        f"the system refused an operation: {what}{code}",
+        hint="rerun with -v to see the command that failed; if it names no file or server, "
+        "report it with that output",
+    )
 
 
 def _under(path: Path, folder: Path) -> bool:
@@ -189,6 +204,8 @@ def _fs_hint(code: int | None, *, in_cache: bool) -> str:
         return f"{free if in_cache else 'free space on that disk'}, or {elsewhere}"
     if code in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"make it writable for this user, or {elsewhere}"
+    if code == errno.EFBIG:
+        return f"raise the limit (`ulimit -f unlimited`), or {elsewhere}"
     return f"check that path, or {elsewhere}"
 
 

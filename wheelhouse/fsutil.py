@@ -27,15 +27,24 @@ from wheelhouse.errors import FS_ERRNOS, OutputBusyError
 
 @contextmanager
 def writing(path: Path | str) -> Iterator[None]:
-    """A filesystem's refusal (full, read-only, not permitted) raised inside names `path`,
-    what is being written: a write() that meets a full disk names nothing, and a temp
-    file's name means nothing to the user."""
+    """A filesystem's refusal (full, read-only, not permitted, a file too large) raised
+    inside names `path`, what is being written: a write() that meets a full disk names
+    nothing, and a temp file's name means nothing to the user. So does any other error
+    that names no file (an I/O error of a failing disk)."""
     try:
         yield
     except OSError as e:
-        if e.errno in FS_ERRNOS:
-            e.filename, e.filename2 = str(path), None
+        name_refusal(e, path)
         raise
+
+
+def name_refusal(e: OSError, path: Path | str) -> None:
+    """(see `writing`) `e` names `path`, the file being written, where it names none or
+    only a temp file."""
+    if e.errno in FS_ERRNOS:
+        e.filename, e.filename2 = str(path), None
+    elif e.filename is None and e.errno is not None:  # (not Python's own OSError("..."))
+        e.filename = str(path)
 
 
 TMP = ".tmp"  # the suffix of every temp file

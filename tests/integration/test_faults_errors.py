@@ -16,7 +16,9 @@ import hashlib
 import io
 import json
 import os
+import resource
 import subprocess
+import sys
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -175,6 +177,45 @@ def test_a_full_output_disk_names_the_file_and_leaves_the_old_folder(
     wh("build")  # the wheels were kept in the cache: nothing is downloaded again
     assert index.file_requests() == []
     assert {ALPHA, GAMMA} <= set(_files(output / "slim"))
+
+
+def _limited(wh: Wheelhouse, *args: str, limit: int) -> subprocess.CompletedProcess[str]:
+    """`wheelhouse ARGS` where no file may grow past `limit` bytes (`ulimit -f`: a write
+    past it fails with EFBIG, as on a file system whose largest file is smaller)."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    # (preexec_fn: this test's process starts no thread that a fork could stop mid-lock)
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "wheelhouse", *args],
+        cwd=wh.project,
+        env=wh.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=cap,
+    )
+
+
+def test_a_file_size_limit_names_the_file_and_the_limit(
+    wh: Wheelhouse, project: Path, index: LocalIndex
+) -> None:
+    """A wheel over `ulimit -f` (or a file system's largest file): exit 20 naming the
+    file; then an index page: the same, and the next run repairs what was left."""
+    _project(
+        project, index, {ALPHA: wheel_bytes("alpha", "1.0"), GAMMA: _big_wheel("gamma", 3 << 20)}
+    )
+    err = _clean(_limited(wh, "build", "--no-index", limit=1 << 20), 20)
+    assert "file too large for the file system, or over this process's limit" in err, err
+    assert "ulimit -f unlimited" in err
+    wh("build", "--no-index")
+    simple = project / "wheelhouse" / "slim" / "simple"
+    err = _clean(_limited(wh, "index", "--full", limit=200), 20)
+    assert f"{simple}/" in err and "(ulimit -f)" in err
+    wh("index")
+    pages = (simple / "alpha" / "index.html").read_text(), (simple / "index.html").read_text()
+    assert ALPHA in pages[0] and "gamma" in pages[1]
 
 
 def test_a_full_disk_during_import_imports_nothing(wh: Wheelhouse, tmp_path: Path) -> None:
@@ -423,3 +464,21 @@ def test_index_refuses_unsafe_and_corrupt_wheels(
     assert f"{folder / GAMMA}: {text}" in err
     assert "nothing was published" in err
     assert not (folder / "simple").exists() or not list((folder / "simple").rglob("index.html"))
+
+
+def test_index_refuses_a_wheel_name_that_is_not_utf8(
+    wh: Wheelhouse, project: Path, index: LocalIndex
+) -> None:
+    """A name of bytes that are not UTF-8 parses as a wheel's, but no page can link it."""
+    _project(project, index, {ALPHA: wheel_bytes("alpha", "1.0")})
+    folder = project / "wheelhouse/slim"
+    folder.mkdir(parents=True)
+    (folder / ALPHA).write_bytes(wheel_bytes("alpha", "1.0"))
+    wh("index", "-t", "slim")
+    odd = os.fsdecode(b"alpha-1.0-py3-none-\xff.whl")
+    (folder / odd).write_bytes(wheel_bytes("alpha", "1.0"))
+    err = _clean(wh("index", "-t", "slim", check=False), 13)
+    assert "is not a valid wheel file name (bytes that are not UTF-8)" in err
+    assert "nothing was published" in err
+    (folder / odd).unlink()
+    wh("index", "-t", "slim")

@@ -90,6 +90,42 @@ def test_an_oserror_of_no_filesystem_is_not_translated() -> None:
     assert filesystem_error(OSError("no errno, no path")) is None
 
 
+def test_a_write_past_the_file_size_limit_names_the_file_and_the_limit(tmp_path: Path) -> None:
+    """EFBIG (`ulimit -f`, or a file system's largest file) from a write(), which names no
+    file, and an I/O error of a failing disk: both name what was being written."""
+    for code, reason in ((errno.EFBIG, "(ulimit -f)"), (errno.EIO, "input/output error")):
+        with pytest.raises(OSError) as info, writing(tmp_path / "page.html"):
+            raise OSError(code, os.strerror(code))
+        err = filesystem_error(info.value)
+        assert isinstance(err, FilesystemError) and err.exit_code == 20
+        assert err.message.startswith(f"{tmp_path / 'page.html'}: ") and reason in err.message
+    big = filesystem_error(OSError(errno.EFBIG, "File too large"))
+    assert big is not None and "(ulimit -f)" in big.message
+    assert big.hint is not None and "ulimit -f unlimited" in big.hint
+
+
+def test_any_other_system_error_is_a_message_and_exit_1_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The CLI's last word on an OSError no layer translated: the system's words."""
+    from click.testing import CliRunner
+
+    import wheelhouse.config
+    from wheelhouse.cli import main
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+    monkeypatch.setattr(wheelhouse.config, "load", broken)
+    result = CliRunner().invoke(main, ["-C", str(tmp_path), "targets"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert (
+        "wheelhouse: error: the system refused an operation: Transport endpoint is not "
+        "connected (errno 107)" in result.output
+    )
+    assert "rerun with -v" in result.output
+
+
 # -- not UTF-8 ------------------------------------------------------------------------------
 
 LATIN1 = "caf\xe9".encode("latin-1")

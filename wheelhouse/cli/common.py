@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from wheelhouse import config as config_mod
-from wheelhouse.errors import WheelhouseError, filesystem_error
+from wheelhouse.errors import WheelhouseError, filesystem_error, system_error
 
 if TYPE_CHECKING:
     from wheelhouse.engine import Engine
@@ -100,7 +100,8 @@ def cancellation() -> Iterator[list[int]]:
 class Group(click.Group):
     """Turns WheelhouseError into a message and its exit code, never a traceback; a
     filesystem's refusal anywhere (a full disk, a read-only folder) into a FilesystemError
-    naming the path (one translation here, not one per write); Ctrl-C into exit 130 and
+    naming the path (one translation here, not one per write), and any other error the
+    system reported into its own words and exit 1, never a traceback; Ctrl-C into exit 130 and
     SIGTERM into 143 (128 + the signal, as a shell reports them)."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -112,10 +113,7 @@ class Group(click.Group):
             except OSError as err:
                 obj = ctx.find_object(Context)
                 cache_dir = obj.loaded_cache_dir() if obj is not None else None
-                mapped = filesystem_error(err, cache_dir=cache_dir)
-                if mapped is None:
-                    raise
-                fail(mapped)
+                fail(filesystem_error(err, cache_dir=cache_dir) or system_error(err))
             except KeyboardInterrupt:
                 if signal.SIGTERM in received:
                     click.echo("wheelhouse: terminated", err=True)

@@ -13,7 +13,6 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TypeVar
 
-from wheelhouse.errors import FS_ERRNOS
 from wheelhouse.fsutil import (
     TMP,
     WAIT,
@@ -22,6 +21,7 @@ from wheelhouse.fsutil import (
     crash_point,
     folder_lock,
     leftover_owner,
+    name_refusal,
     pid_alive,
     remove_tree,
     writing,
@@ -69,7 +69,7 @@ class FileWriter:
         except FileExistsError:
             return False
         except OSError as e:
-            _name_refusal(e, dest)
+            name_refusal(e, dest)
             raise
         try:
             self._write_fd(fd, data)
@@ -77,7 +77,7 @@ class FileWriter:
             with contextlib.suppress(OSError):
                 os.unlink(dest)  # noqa: PTH108
             if isinstance(e, OSError):
-                _name_refusal(e, dest)
+                name_refusal(e, dest)
             raise
         finally:
             os.close(fd)
@@ -141,12 +141,6 @@ def write_project(
     os.rename(staging, folder)  # noqa: PTH104
     if writer.tracking:  # (only what will be fsynced is tracked)
         writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
-
-
-def _name_refusal(e: OSError, dest: str) -> None:
-    """As `fsutil.writing` does: a full or read-only file system's error names the file."""
-    if e.errno in FS_ERRNOS:
-        e.filename, e.filename2 = dest, None
 
 
 def index_lock(

@@ -129,10 +129,15 @@ _parse_tags = functools.lru_cache(maxsize=1024)(parse_tag)
 _WHEEL_NAME = re.compile(r"[\w.]+").fullmatch  # packaging's escaped project name
 
 
+_RENAME = "rename it to name-version-python-abi-platform.whl, or remove it from the folder"
+
+
 def _parse_name(name: str) -> tuple[NormalizedName, str, Version, BuildTag, frozenset[Tag]]:
     """parse_wheel_filename's answer (and the version as the name spells it): the usual
     name (no build tag) parsed here with the same checks, its version and tags parsed
     once per run; any other name, and every refusal, by packaging itself."""
+    if not name.isascii() and any("\udc80" <= c <= "\udcff" for c in name):  # (no URL)
+        raise WheelRefused("is not a valid wheel file name (bytes that are not UTF-8)", _RENAME)
     stem = name[:-4]
     if name[-4:] == ".whl" and stem.count("-") == 4:
         project, version_text, tags = stem.split("-", 2)
@@ -150,10 +155,7 @@ def _parse_name(name: str) -> tuple[NormalizedName, str, Version, BuildTag, froz
     try:
         parsed_project, version, build, parsed_tags = parse_wheel_filename(name)
     except InvalidWheelFilename as exc:
-        raise WheelRefused(
-            f"is not a valid wheel file name ({exc})",
-            "rename it to name-version-python-abi-platform.whl, or remove it from the folder",
-        ) from None
+        raise WheelRefused(f"is not a valid wheel file name ({exc})", _RENAME) from None
     return parsed_project, stem.split("-")[1], version, build, parsed_tags
 
 
