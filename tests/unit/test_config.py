@@ -6,6 +6,9 @@ explicit (empty) environment so that nothing from this machine leaks in.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -415,6 +418,27 @@ def test_wheelhouse_cache_dir_env_overrides_cache_dir(tmp_path: Path) -> None:
         tmp_path, 'cache-dir = "from-file"\n', environ={"WHEELHOUSE_CACHE_DIR": str(env_dir)}
     )
     assert cfg.cache_dir == env_dir
+
+
+def test_the_users_cache_folder_is_found_only_when_a_command_uses_it(tmp_path: Path) -> None:
+    """No cache-dir, no WHEELHOUSE_CACHE_DIR: platformdirs' answer, loaded on first use
+    (~5 ms a command that needs no cache would pay), in a process of its own."""
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from wheelhouse import config\n"
+        "cfg = config.load(Path(sys.argv[1]))\n"
+        "assert 'platformdirs' not in sys.modules\n"
+        "import platformdirs\n"
+        "assert cfg.cache_dir == Path(platformdirs.user_cache_dir('wheelhouse')), cfg.cache_dir\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WHEELHOUSE_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert load(tmp_path).cache_folder is None
 
 
 def test_engine_precedence(tmp_path: Path) -> None:

@@ -173,7 +173,7 @@ def _build(
 
     configured_cache = r.text("cache-dir")  # validated even when the env var wins
     cache = env.get("WHEELHOUSE_CACHE_DIR") or configured_cache
-    cache_dir = Path(cache).expanduser() if cache else _user_cache_dir()
+    cache_dir = Path(cache).expanduser() if cache else None
     configured_ca = r.text("ca-bundle")
     ca_path: Path | None = None
     if configured_ca:  # relative to the project, like every other path in the config
@@ -196,7 +196,7 @@ def _build(
         constraints=tuple(root / p for p in r.str_list("constraints")),
         output=root / (r.text("output") or "wheelhouse"),
         locks=root / (r.text("locks") or "locks"),
-        cache_dir=(root / cache_dir) if not cache_dir.is_absolute() else cache_dir,
+        cache_folder=root / cache_dir if cache_dir is not None else None,
         resolver=r.choice("resolver", ["pip", "uv"], "pip"),  # type: ignore[arg-type]
         engine=engine or env.get("WHEELHOUSE_ENGINE") or r.text("engine") or "docker",
         ca_bundle=ca_path.resolve() if ca_path else None,
@@ -205,9 +205,3 @@ def _build(
         targets=targets,
         timeouts=read_timeouts(r.table_of("timeouts"), source),
     )
-
-
-def _user_cache_dir() -> Path:
-    import platformdirs  # only when no cache folder is set
-
-    return Path(platformdirs.user_cache_dir("wheelhouse"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -134,7 +135,8 @@ class Config:
     constraints: tuple[Path, ...] = ()
     output: Path
     locks: Path
-    cache_dir: Path
+    # cache-dir or WHEELHOUSE_CACHE_DIR (None: the user's cache folder, see cache_dir)
+    cache_folder: Path | None = None
     resolver: Resolver = "pip"
     engine: str = "docker"
     ca_bundle: Path | None = None
@@ -145,6 +147,17 @@ class Config:
     trust: TrustSettings = field(default_factory=TrustSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
     serve: ServeSettings | None = None  # None: no [serve] table (ServeSettings() applies)
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        """The cache folder: the one set, else the user's (~/.cache/wheelhouse on Linux).
+        Found on first use: platformdirs takes ~5 ms to load, and a command that needs no
+        cache (index, targets, dockerfile) does not pay it."""
+        if self.cache_folder is not None:
+            return self.cache_folder
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("wheelhouse"))
 
     def target(self, name: str) -> Target:
         try:
