@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -124,6 +126,24 @@ def test_any_other_system_error_is_a_message_and_exit_1_not_a_traceback(
         "connected (errno 107)" in result.output
     )
     assert "rerun with -v" in result.output
+
+
+def test_an_output_closed_early_ends_quietly(tmp_path: Path) -> None:
+    """`wheelhouse targets | head -1`: click's quiet exit 1, not the system's words (a
+    reader that left is no error to report) and no traceback."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "wheelhouse", "-C", str(tmp_path), "targets"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(writer)
+    assert done.returncode == 1 and done.stderr == ""
 
 
 # -- not UTF-8 ------------------------------------------------------------------------------

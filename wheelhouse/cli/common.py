@@ -101,7 +101,8 @@ class Group(click.Group):
     """Turns WheelhouseError into a message and its exit code, never a traceback; a
     filesystem's refusal anywhere (a full disk, a read-only folder) into a FilesystemError
     naming the path (one translation here, not one per write), and any other error the
-    system reported into its own words and exit 1, never a traceback; Ctrl-C into exit 130 and
+    system reported into its own words and exit 1, never a traceback (but for an output
+    closed early, `| head`: click's main ends that quietly); Ctrl-C into exit 130 and
     SIGTERM into 143 (128 + the signal, as a shell reports them)."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -110,6 +111,8 @@ class Group(click.Group):
                 return super().invoke(ctx)
             except WheelhouseError as err:
                 fail(err)
+            except BrokenPipeError:
+                raise  # (click's main: exit 1, and nothing more written to a closed pipe)
             except OSError as err:
                 obj = ctx.find_object(Context)
                 cache_dir = obj.loaded_cache_dir() if obj is not None else None
