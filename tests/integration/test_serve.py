@@ -627,5 +627,31 @@ def test_start_up_errors(wh: Wheelhouse, tree: Path) -> None:
     try:
         res = wh("serve", "--port", str(server.port), check=False)
         assert res.returncode == 16 and "cannot listen" in res.stderr
+        assert "pick another --port" in res.stderr
     finally:
         assert server.stop() == 0
+    # a host that is not this machine's (a name that does not resolve, an address it lacks)
+    for host in ("999.1.1.1", "192.0.2.1"):
+        res = wh("serve", "--host", host, "--port", "0", check=False)
+        assert res.returncode == 16 and f"cannot listen on {host}:0" in res.stderr, res.stderr
+        assert "--host must be an address of this machine" in res.stderr
+        assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("upstream", "shown"),
+    [
+        ("notaurl", "'notaurl'"),
+        ("ftp://user:secret@example.com/simple/", "'ftp://***@example.com/simple/'"),
+        ("https://user:secret@example.com:port/simple/", "'example.com:port/simple/'"),
+        ("https:///simple/", "'https:///simple/'"),
+    ],
+)
+def test_an_upstream_that_is_no_http_url_is_refused_at_start(
+    wh: Wheelhouse, tree: Path, upstream: str, shown: str
+) -> None:
+    """Not when the first page is asked for, and never showing its credentials."""
+    res = wh("serve", "--port", "0", "--upstream", upstream, check=False, timeout=60)
+    assert res.returncode == 16, res.stdout + res.stderr
+    assert f"upstream {shown} is not the http(s) URL of an index" in res.stderr
+    assert "secret" not in res.stderr and "Traceback" not in res.stderr

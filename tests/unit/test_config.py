@@ -441,6 +441,18 @@ def test_the_users_cache_folder_is_found_only_when_a_command_uses_it(tmp_path: P
     assert load(tmp_path).cache_folder is None
 
 
+def test_a_current_folder_that_was_removed_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(ConfigError, match="the current folder no longer exists") as info:
+        config.load()
+    assert info.value.hint is not None and "-C PROJECT" in info.value.hint
+
+
 def test_engine_precedence(tmp_path: Path) -> None:
     write(tmp_path / "wheelhouse.toml", 'engine = "podman"\n')
     assert config.load(tmp_path, environ={}).engine == "podman"

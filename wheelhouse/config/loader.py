@@ -46,6 +46,17 @@ TOP_KEYS = (
 )
 
 
+def _cwd() -> Path:
+    try:
+        return Path.cwd()
+    except FileNotFoundError:  # (a shell still in a folder that was removed)
+        raise ConfigError(
+            "the current folder no longer exists: it was removed or replaced since this "
+            "shell entered it",
+            hint="cd into the project folder again, or pass -C PROJECT",
+        ) from None
+
+
 def find_config(root: Path) -> tuple[Path | None, dict[str, Any]]:
     """wheelhouse.toml wins over pyproject.toml's [tool.wheelhouse]."""
     wt = root / CONFIG_FILE
@@ -103,7 +114,7 @@ def load(
             raw = raw.get("tool", {}).get("wheelhouse", {})
         source_path: Path | None = config_file.resolve()
     else:
-        root = (root or Path.cwd()).resolve()
+        root = (root or _cwd()).resolve()
         source_path, raw = find_config(root)
     source = source_path.name if source_path else CONFIG_FILE
     if source_path and source_path.name == "pyproject.toml":

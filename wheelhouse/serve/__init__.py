@@ -20,6 +20,7 @@ zero-copy files without ASGI), paths (URL rules), settings.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 import socket
@@ -71,6 +72,8 @@ def settings_for(cfg: Config, opts: ServeOptions) -> Settings:
             "an upstream policy (min-age, exclude-newer, allow, deny) needs an upstream",
             hint="add --upstream [URL] (or `upstream` in [serve]), or drop the policy",
         )
+    if opts.upstream is not None:
+        _check_upstream(opts.upstream)
     if opts.password_file is not None and not opts.password_file.is_file():
         raise ServeError(
             f"{opts.password_file}: no such password file",
@@ -157,13 +160,42 @@ def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ServeError(
-            f"cannot listen on {host}:{port}: {exc.strerror}",
-            hint="pick another --port (0 lets the system choose), or stop what uses it",
-        ) from None
+        message = f"cannot listen on {host}:{port}: {exc.strerror}"
+        raise ServeError(message, hint=_bind_hint(exc)) from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _bind_hint(exc: OSError) -> str:
+    """What to do where the address cannot be listened on: its host, or its port."""
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            "--host must be an address of this machine: 127.0.0.1 (the default), "
+            "0.0.0.0 or :: for every interface"
+        )
+    if exc.errno == errno.EACCES:
+        return "ports below 1024 need privileges: pick --port 1024 or above (0: any free)"
+    return "pick another --port (0 lets the system choose), or stop what uses it"
+
+
+def _check_upstream(url: str) -> None:
+    """An upstream is an http(s) index: anything else would fail each request later."""
+    from urllib.parse import urlsplit
+
+    from wheelhouse.simple import redact
+
+    try:
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.hostname and parts.port != 0:
+            return
+        shown = redact(url)
+    except ValueError:  # (a port that is no number: its credentials unknown, none shown)
+        shown = url.rpartition("@")[2]
+    raise ServeError(
+        f"upstream {shown!r} is not the http(s) URL of an index",
+        hint="e.g. --upstream https://pypi.org/simple/ (or --upstream alone: PyPI)",
+    )
 
 
 def serve(
