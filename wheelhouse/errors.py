@@ -179,7 +179,7 @@ def system_error(err: OSError) -> WheelhouseError:
     what = err.strerror or str(err) or type(err).__name__
     code = f" (errno {err.errno})" if err.errno else ""
     return WheelhouseError(
-        f"the system refused an operation: {what}{code}",
+        f"the operating system reported: {what}{code}",
         hint="rerun with -v to see the command that failed; if it names no file or server, "
         "report it with that output",
     )

@@ -122,7 +122,7 @@ def test_any_other_system_error_is_a_message_and_exit_1_not_a_traceback(
     result = CliRunner().invoke(main, ["-C", str(tmp_path), "targets"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert (
-        "wheelhouse: error: the system refused an operation: Transport endpoint is not "
+        "wheelhouse: error: the operating system reported: Transport endpoint is not "
         "connected (errno 107)" in result.output
     )
     assert "rerun with -v" in result.output
