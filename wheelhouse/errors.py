@@ -176,10 +176,12 @@ def system_error(err: OSError) -> WheelhouseError:
     """What the CLI says of an OSError no layer translated (no file system's refusal, no
     path): the system's words, exit 1. Each layer names its file, server or command where
     it can; this is the last word, so that no traceback reaches a user."""
-    what = err.strerror or str(err) or type(err).__name__
-    code = f" (errno {err.errno})" if err.errno else ""
+    if err.errno:
+        message = f"the operating system reported: {err.strerror or err} (errno {err.errno})"
+    else:  # (a library's own, requests' say)
+        message = f"{type(err).__name__}: {err}"
     return WheelhouseError(
-        f"the operating system reported: {what}{code}",
+        message,
         hint="rerun with -v to see the command that failed; if it names no file or server, "
         "report it with that output",
     )

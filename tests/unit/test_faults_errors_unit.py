@@ -35,6 +35,7 @@ from wheelhouse.errors import (
     StoreAccessError,
     StoreError,
     filesystem_error,
+    system_error,
 )
 from wheelhouse.fsutil import writing
 from wheelhouse.index import WheelRefused, inspect_wheel
@@ -126,6 +127,7 @@ def test_any_other_system_error_is_a_message_and_exit_1_not_a_traceback(
         "connected (errno 107)" in result.output
     )
     assert "rerun with -v" in result.output
+    assert system_error(OSError("a library's own")).message == "OSError: a library's own"
 
 
 def test_an_output_closed_early_ends_quietly(tmp_path: Path) -> None:
