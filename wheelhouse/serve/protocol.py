@@ -108,6 +108,7 @@ class HardenedProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._body_bytes = 0  # body bytes of the chunk being fed (not head bytes)
+        self._chunk = 0  # bytes of the chunk being fed
         self._since = time.monotonic()  # idle or reading a head since
         self._paused: float | None = None  # the app waits to write since (None: it does not)
 
@@ -169,7 +170,7 @@ class HardenedProtocol(HttpToolsProtocol):
                     self._answer(*got, True)
                     return
         was_idle, self._messages, self._read = self._idle, 0, None
-        self._body_bytes = 0
+        self._body_bytes, self._chunk = 0, len(data)
         super().data_received(data)
         if self.transport.is_closing():
             return
@@ -191,6 +192,11 @@ class HardenedProtocol(HttpToolsProtocol):
             if len(_heads) >= _HEADS:
                 _heads.clear()
             _heads[data] = self._read
+
+    def _head_size(self) -> int:
+        """The head's bytes as sent: the request line and a line per header."""
+        line = len(self.parser.get_method()) + len(self.url) + 11  # (b" HTTP/1.1\r\n")
+        return line + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def _ready(self) -> bool:
         """No request in the works: the fast path may answer. (A client that does not
@@ -226,6 +232,14 @@ class HardenedProtocol(HttpToolsProtocol):
             return
         if len(self.headers) > self.limits.max_headers:
             self._refuse(431, "the request has too many headers\n")
+            return
+        # a head that ended in the chunk it grew past max_head in was not counted whole
+        # as it arrived (data_received counts the chunks of an unfinished head): its
+        # parts, counted only then
+        if self._head_bytes + self._chunk > self.limits.max_head and self._head_size() > (
+            self.limits.max_head
+        ):
+            self._refuse(431, "the request's headers are too large\n")
             return
         if self._fast_request is not None and self._ready():
             method = self.parser.get_method()
