@@ -36,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 
 from wheelhouse.index.fanout import single_threaded
-from wheelhouse.index.snapshot import SNAPSHOT_NAME, Entries, list_entries
+from wheelhouse.index.snapshot import SNAPSHOT_NAME, Entries, list_entries, put
 
 WAIT_S = 30.0  # for the child to list a folder (a folder on a hung mount: killed then)
 KILL_WAIT_S = 5.0  # for a child to exit (a killed one stuck in the kernel is left to init)
@@ -172,7 +172,7 @@ class ListedAhead:
                 os.write(done, b"\0")
                 for fd, other in zip(self._files[1:], self.more, strict=True):
                     names = os.listdir(os.fsencode(other))  # noqa: PTH208 (bytes, in C)
-                    _write_all(fd, b"\0".join(names))
+                    put(fd, b"\0".join(names), 0)
                     os.write(done, b"\0")
                 code = 0
             finally:
@@ -203,16 +203,10 @@ def _stamp(folder: Path) -> Stamp:
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _write_all(fd: int, data: bytes | bytearray | array[int]) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _write_listing(fd: int, entries: Entries) -> None:
-    _write_all(fd, _HEAD.pack(len(entries.inos), len(entries.blob)))
+    at = put(fd, _HEAD.pack(len(entries.inos), len(entries.blob)), 0)
     for part in (entries.blob, entries.starts, entries.inos):
-        _write_all(fd, part)
+        at = put(fd, part, at)
 
 
 def _read_all(fd: int) -> bytes:

@@ -169,24 +169,26 @@ def _overwrite(path: Path, block: bytes, parts: tuple[Blob | array[int], ...], b
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > _BODY + body * 5 // 4:
             return False
-        _put(fd, bytes(len(_MAGIC)), 0)  # (no snapshot until the head is written again)
+        put(fd, bytes(len(_MAGIC)), 0)  # (no snapshot until the head is written again)
         at = _BODY
         for part in parts:
-            _put(fd, part, at)
-            at += memoryview(part).nbytes
-        _put(fd, block, 0)
+            at = put(fd, part, at)
+        put(fd, block, 0)
         return True
     finally:
         os.close(fd)
 
 
-def _put(fd: int, data: Blob | array[int], at: int) -> None:
+def put(fd: int, data: Blob | array[int], at: int) -> int:
+    """Write all of `data` at offset `at` of `fd`: the offset after it. (A snapshot here,
+    a listing in a memfd in `ahead`.)"""
     view = memoryview(data).cast("B")
     while view:
         n = os.pwrite(fd, view, at)
         if n <= 0:  # (a full disk: an OSError, or no progress)
-            raise OSError(errno.ENOSPC, "no space left", SNAPSHOT_NAME)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         view, at = view[n:], at + n
+    return at
 
 
 class Entries(NamedTuple):
