@@ -441,6 +441,68 @@ def test_the_users_cache_folder_is_found_only_when_a_command_uses_it(tmp_path: P
     assert load(tmp_path).cache_folder is None
 
 
+@pytest.mark.parametrize("home", [None, "", "relative/home"])
+def test_no_home_to_find_the_cache_in_is_a_config_error_not_a_folder_named_tilde(
+    tmp_path: Path, home: str | None
+) -> None:
+    """A container run as a uid with no passwd entry and no HOME (`docker run -u 1234`):
+    the user's cache folder cannot be found. platformdirs raises (newer) or answers
+    "~/.cache/wheelhouse" (older), which would make a folder named "~" here. The CLI says
+    so (exit 3) and creates nothing; the error path never looks for the cache either."""
+    code = (
+        "import os, pwd, sys\n"
+        "def nobody(uid): raise KeyError(uid)\n"
+        "pwd.getpwuid = nobody\n"  # (this uid has no entry in /etc/passwd)
+        "from wheelhouse.cli import run\n"
+        "sys.argv = ['wheelhouse', 'cache', 'stats']\n"
+        "run()\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WHEELHOUSE_CACHE_DIR", "XDG_CACHE_HOME", "HOME")
+    }
+    if home is not None:
+        env["HOME"] = home
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "no cache folder: HOME is not set" in done.stderr
+    assert "WHEELHOUSE_CACHE_DIR" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no "~" (nor anything else) made here
+    # with the variable set, the same user gets on
+    env["WHEELHOUSE_CACHE_DIR"] = str(tmp_path / "cache")
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_cache_folder_platformdirs_leaves_relative_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """platformdirs before 4.4 answers "~/.cache/wheelhouse" where no home is found."""
+    import platformdirs
+
+    monkeypatch.setattr(platformdirs, "user_cache_dir", lambda name: f"~/.cache/{name}")
+    cfg = load(tmp_path)
+    with pytest.raises(ConfigError, match="no cache folder"):
+        _ = cfg.cache_dir
+    assert cfg.used_cache_dir() is None
+
+
 def test_a_current_folder_that_was_removed_is_named_as_such(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -128,6 +129,44 @@ def test_any_other_system_error_is_a_message_and_exit_1_not_a_traceback(
     )
     assert "rerun with -v" in result.output
     assert system_error(OSError("a library's own")).message == "OSError: a library's own"
+
+
+def test_an_error_no_layer_expected_is_one_line_exit_70_and_a_traceback_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A bug (ours or a library's) still reaches the user as one line saying so, exit 70,
+    with the traceback kept in a file for the report; click's own exits pass through."""
+    from click.testing import CliRunner
+
+    import wheelhouse.config
+    from wheelhouse.cli import main
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a library gave up")
+
+    monkeypatch.setattr(wheelhouse.config, "load", broken)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    tempfile.tempdir = None  # (read TMPDIR again)
+    try:
+        result = CliRunner().invoke(main, ["-C", str(tmp_path), "targets"])
+    finally:
+        tempfile.tempdir = None
+    assert result.exit_code == 70, result.output
+    assert "wheelhouse: internal error: RuntimeError: a library gave up" in result.output
+    assert "Traceback" not in result.output
+    [kept] = tmp_path.glob("wheelhouse-error-*.txt")
+    assert f"please report it with the traceback in {kept}" in result.output
+    trace = kept.read_text()
+    assert trace.startswith("Traceback") and "in broken" in trace
+    # where no file can be written, the traceback is shown after all
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    result = CliRunner().invoke(main, ["-C", str(tmp_path), "targets"])
+    assert result.exit_code == 70 and "in broken" in result.output
+    assert "with the traceback above" in result.output
+    # usage errors, --help and the like stay click's
+    assert CliRunner().invoke(main, ["targets", "--no-such-option"]).exit_code == 2
+    assert CliRunner().invoke(main, ["targets", "--help"]).exit_code == 0
 
 
 def test_an_output_closed_early_ends_quietly(tmp_path: Path) -> None:

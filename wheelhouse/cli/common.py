@@ -4,6 +4,7 @@ the target option and the size/age parameter types."""
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import threading
@@ -43,8 +44,9 @@ class Context:
         return self._config
 
     def loaded_cache_dir(self) -> Path | None:
-        """The cache folder, when the config is loaded (an error's hint says which it is)."""
-        return self._config.cache_dir if self._config is not None else None
+        """The cache folder, when the config is loaded and the command used it (an error's
+        hint says which it is)."""
+        return self._config.used_cache_dir() if self._config is not None else None
 
     def engine_factory(self) -> Callable[[], Engine]:
         cfg = self.config()
@@ -65,6 +67,34 @@ def fail(err: WheelhouseError) -> NoReturn:
     if err.hint:
         click.echo(f"  hint: {err.hint}", err=True)
     sys.exit(err.exit_code)
+
+
+INTERNAL = 70  # (sysexits' EX_SOFTWARE) an error of wheelhouse's own, not the user's
+
+
+def internal_error(err: Exception) -> NoReturn:
+    """An error no layer expected (a bug of wheelhouse's or of a library's): one line that
+    says so, and the traceback kept in a file of its own for the report, not shown to the
+    user (where no file can be written, shown after all)."""
+    import tempfile
+    import traceback
+
+    trace = "".join(traceback.format_exception(err))
+    click.secho(f"wheelhouse: internal error: {type(err).__name__}: {err}", fg="red", err=True)
+    try:
+        fd, path = tempfile.mkstemp(prefix="wheelhouse-error-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(trace)
+    except OSError:
+        click.echo(trace, err=True, nl=False)
+        where = "the traceback above"
+    else:
+        where = f"the traceback in {path}"
+    click.echo(
+        f"  hint: a bug in wheelhouse, not in what you gave it: please report it with {where}",
+        err=True,
+    )
+    sys.exit(INTERNAL)
 
 
 @contextmanager
@@ -102,8 +132,9 @@ class Group(click.Group):
     filesystem's refusal anywhere (a full disk, a read-only folder) into a FilesystemError
     naming the path (one translation here, not one per write), and any other error the
     system reported into its own words and exit 1, never a traceback (but for an output
-    closed early, `| head`: click's main ends that quietly); Ctrl-C into exit 130 and
-    SIGTERM into 143 (128 + the signal, as a shell reports them)."""
+    closed early, `| head`: click's main ends that quietly); any other error into one line
+    and exit 70 (`internal_error`); Ctrl-C into exit 130 and SIGTERM into 143 (128 + the
+    signal, as a shell reports them)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         with cancellation() as received:
@@ -117,6 +148,10 @@ class Group(click.Group):
                 obj = ctx.find_object(Context)
                 cache_dir = obj.loaded_cache_dir() if obj is not None else None
                 fail(filesystem_error(err, cache_dir=cache_dir) or system_error(err))
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+                raise  # (click's own: usage errors, --help, an answer of no)
+            except Exception as err:  # noqa: BLE001 (the last word: see internal_error)
+                internal_error(err)
             except KeyboardInterrupt:
                 if signal.SIGTERM in received:
                     click.echo("wheelhouse: terminated", err=True)

@@ -3,6 +3,7 @@ checking the file is the other modules' (loader.py, targets.py and one per table
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -157,7 +158,26 @@ class Config:
             return self.cache_folder
         import platformdirs
 
-        return Path(platformdirs.user_cache_dir("wheelhouse"))
+        try:
+            path = Path(platformdirs.user_cache_dir("wheelhouse"))
+        except RuntimeError:  # (platformdirs >= 4.4: no home to be found)
+            path = Path("~")
+        if not path.is_absolute():
+            # no HOME and no passwd entry for this uid (a container run as an arbitrary
+            # user): older platformdirs answer "~/.cache/…", a folder in the current one
+            raise ConfigError(
+                "no cache folder: HOME is not set (or not absolute) and this user "
+                f"(uid {os.getuid()}) has no home in /etc/passwd",
+                hint="set WHEELHOUSE_CACHE_DIR (or cache-dir in wheelhouse.toml) to a "
+                "folder, or HOME",
+            )
+        return path
+
+    def used_cache_dir(self) -> Path | None:
+        """The cache folder where this command has asked for it (an error's hint names it),
+        else None: an error path never looks for it, nor fails on it."""
+        used = self.__dict__.get("cache_dir")
+        return used if isinstance(used, Path) else None
 
     def target(self, name: str) -> Target:
         try:
