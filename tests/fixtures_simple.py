@@ -175,6 +175,32 @@ PROJECT_DETAIL_SCHEMA = {
 }
 
 
+def every_link_resolves(simple: Path) -> None:
+    """Each page on its own (a run cut short between a project's HTML and its JSON leaves
+    the two saying different things, both true): the root's projects have their pages;
+    every file link resolves to a file with the advertised sha256, every advertised
+    sidecar to the METADATA with the advertised sha256."""
+    root = json.loads((simple / "index.json").read_text())
+    named = [p["name"] for p in root["projects"]]
+    named += [str(a["href"]).rstrip("/") for a in parse_page(simple / "index.html").anchors]
+    for project in named:
+        assert (simple / project / "index.html").is_file(), f"{project}: no page"
+    for page_dir in (p for p in simple.iterdir() if p.is_dir() and p.name[0] != "."):
+        doc = json.loads((page_dir / "index.json").read_text())
+        links = [(f["url"], f["hashes"]["sha256"], f["core-metadata"]) for f in doc["files"]]
+        for a in parse_page(page_dir / "index.html").anchors:
+            url, _, fragment = str(a["href"]).partition("#sha256=")
+            meta = a.get("data-core-metadata")
+            links.append((url, fragment, {"sha256": meta.removeprefix("sha256=")} if meta else {}))
+        for url, digest, meta in links:
+            path = Path(unquote(urljoin(f"{page_dir.as_uri()}/", url)))
+            path = Path(path.as_posix().removeprefix("file:"))
+            assert sha256(path.read_bytes()) == digest, f"{page_dir.name}: {url}"
+            if meta:
+                sidecar = path.with_name(path.name + ".metadata").read_bytes()
+                assert sha256(sidecar) == meta["sha256"], f"{page_dir.name}: {url} metadata"
+
+
 def check_tree(simple: Path, *, complete: bool = True) -> dict[str, list[dict[str, Any]]]:
     """Everything a client may rely on, for every page of an index: the JSON passes the
     schema and says what the HTML says; every link is relative and resolves to a file whose

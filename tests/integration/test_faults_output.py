@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, NoReturn
@@ -27,7 +26,7 @@ from typing import IO, NoReturn
 import pytest
 from conftest import Wheelhouse, write
 from fixtures_index import LocalIndex, wheel_filename
-from fixtures_simple import check_tree, parse_page, sha256
+from fixtures_simple import check_tree, every_link_resolves, sha256
 from packaging.utils import canonicalize_name
 
 from wheelhouse.fsutil import Wait
@@ -110,7 +109,7 @@ def _consistent(output: Path, target: str = "slim", *, complete: bool = True) ->
     listed = {w["filename"]: w["sha256"] for w in manifest["wheels"]}
     assert listed.items() <= files.items(), "manifest.json names a wheel that is not there"
     for simple in (folder / "simple", output / "simple"):
-        _every_link_resolves(simple)
+        every_link_resolves(simple)
     if complete:  # and then the pages agree with each other, too
         pages = check_tree(folder / "simple")
         combined = check_tree(output / "simple")
@@ -120,32 +119,6 @@ def _consistent(output: Path, target: str = "slim", *, complete: bool = True) ->
         leftovers = [p for p in output.rglob("*") if p.name.endswith(".tmp")]
         assert leftovers == []
     return files
-
-
-def _every_link_resolves(simple: Path) -> None:
-    """Each page on its own (a run cut short between a project's HTML and its JSON leaves
-    the two saying different things, both true): the root's projects have their pages;
-    every file link resolves to a file with the advertised sha256, every advertised
-    sidecar to the METADATA with the advertised sha256."""
-    root = json.loads((simple / "index.json").read_text())
-    named = [p["name"] for p in root["projects"]]
-    named += [str(a["href"]).rstrip("/") for a in parse_page(simple / "index.html").anchors]
-    for project in named:
-        assert (simple / project / "index.html").is_file(), f"{project}: no page"
-    for page_dir in (p for p in simple.iterdir() if p.is_dir() and p.name[0] != "."):
-        doc = json.loads((page_dir / "index.json").read_text())
-        links = [(f["url"], f["hashes"]["sha256"], f["core-metadata"]) for f in doc["files"]]
-        for a in parse_page(page_dir / "index.html").anchors:
-            url, _, fragment = str(a["href"]).partition("#sha256=")
-            meta = a.get("data-core-metadata")
-            links.append((url, fragment, {"sha256": meta.removeprefix("sha256=")} if meta else {}))
-        for url, digest, meta in links:
-            path = Path(urllib.parse.unquote(urllib.parse.urljoin(f"{page_dir.as_uri()}/", url)))
-            path = Path(path.as_posix().removeprefix("file:"))
-            assert sha256(path.read_bytes()) == digest, f"{page_dir.name}: {url}"
-            if meta:
-                sidecar = path.with_name(path.name + ".metadata").read_bytes()
-                assert sha256(sidecar) == meta["sha256"], f"{page_dir.name}: {url} metadata"
 
 
 def _pip_installs(output: Path, tmp: Path, target: str = "slim") -> None:

@@ -18,7 +18,7 @@ from fixtures_index import wheel_bytes
 from fixtures_simple import check_tree, put
 
 from wheelhouse.errors import PublishError
-from wheelhouse.index import fanout
+from wheelhouse.index import fanout, wholerun
 from wheelhouse.index import reading as index_reading
 from wheelhouse.index import writer as ix
 from wheelhouse.index.fileops import FileWriter
@@ -96,9 +96,9 @@ def test_workers_write_the_same_bytes_as_one_process(
     assert forks == []
     monkeypatch.setattr(fanout, "FORCE", 2)
     written_many = _index(many)
-    # the target's index reads and writes in two workers each, the combined one only writes
-    # (it has the target's records)
-    assert len(forks) == 3 * 2
+    # a full run reads and renders in one fan-out of two workers: the target's index, then
+    # the combined one (which takes the records from the target's pages)
+    assert len(forks) == 2 * 2
     assert _tree(many) == _tree(one)
     assert written_many == written_one  # what the writers list, for fsync where it is due
     check_tree(many / "slim" / "simple")
@@ -136,10 +136,12 @@ def test_a_refused_wheel_in_a_workers_share_is_named_with_every_other(
     assert not (folder / "simple" / "index.html").exists()  # no page written
 
 
-@pytest.mark.parametrize("where", ["reading", "pages"])
+@pytest.mark.parametrize("where", ["reading", "pages", "full"])
 def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_repairs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int], where: str
 ) -> None:
+    """An incremental run's workers reading wheels or rendering pages, and a full run's
+    (which do both, their pages staged until every wheel is checked)."""
     folder = tmp_path / "t"
     _corpus(folder)
     ix.index_target(folder)
@@ -149,15 +151,16 @@ def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_repairs(
         put(folder, f"proj{i}", "1.0")
     put(folder, "proj2", "5.0")
     monkeypatch.setattr(fanout, "FORCE", 2)
-    if where == "reading":
-        real_read = index_reading._read_wheel
+    if where in ("reading", "full"):
+        module = index_reading if where == "reading" else wholerun
+        real_read = index_reading.read_wheel  # (the one both call)
 
-        def read(found: Found) -> None:
+        def read(found: Found) -> Path | None:
             if os.getpid() != TEST_PID and found.filename.startswith("proj33-"):
                 os.kill(os.getpid(), signal.SIGKILL)
-            real_read(found)
+            return real_read(found)
 
-        monkeypatch.setattr(index_reading, "_read_wheel", read)
+        monkeypatch.setattr(module, "read_wheel", read)
     else:
         real_render = render_project
 
@@ -166,17 +169,19 @@ def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_repairs(
                 os.kill(os.getpid(), signal.SIGKILL)
             return real_render(project, *a)
 
-        monkeypatch.setattr("wheelhouse.index.writer.render_project", render)
+        monkeypatch.setattr(wholerun, "render_project", render)
     with pytest.raises(PublishError, match=r"worker process .* was killed by SIGKILL") as err:
-        ix.index_target(folder)
+        ix.write_index(folder, [ix.Source(folder=folder)], full=where == "full")
     assert forks
     assert "run `wheelhouse index` again" in str(err.value)
     after = check_tree(simple, complete=False)  # every page there links what is there
     assert set(before) <= set(after) and "proj33" not in after
-    if where == "reading":
-        assert after == before  # no page written
-    else:
+    if where == "pages":
         assert (simple / ix.DIRTY_NAME).exists()  # the next run renders every page
+    else:
+        assert after == before  # no page written (a full run's staged pages: removed)
+        staged = [p.name for p in simple.iterdir() if p.name.startswith((".new-", ".staged"))]
+        assert staged == []
     monkeypatch.undo()
     ix.index_target(folder)
     assert len(check_tree(simple)) == 24 + 10
@@ -257,14 +262,14 @@ def test_a_stuck_worker_is_stopped_and_the_run_fails(
 ) -> None:
     folder = tmp_path / "t"
     _corpus(folder)
-    real_read = index_reading._read_wheel
+    real_read = index_reading.read_wheel
 
-    def stuck(found: Found) -> None:
+    def stuck(found: Found) -> Path | None:
         if os.getpid() != TEST_PID and found.filename.startswith("proj11-"):
             threading.Event().wait()  # (a hung mount): never returns by itself
-        real_read(found)
+        return real_read(found)
 
-    monkeypatch.setattr(index_reading, "_read_wheel", stuck)
+    monkeypatch.setattr(wholerun, "read_wheel", stuck)
     monkeypatch.setattr(fanout, "FORCE", 2)
     monkeypatch.setattr(fanout, "IDLE_TIMEOUT", 0.5)
     monkeypatch.setattr(fanout, "REAP_TIMEOUT", 0.5)
@@ -279,18 +284,18 @@ def test_a_stuck_worker_is_stopped_and_the_run_fails(
 _PARENT = """
 import os, sys, threading
 from pathlib import Path
-from wheelhouse.index import fanout, reading
+from wheelhouse.index import fanout, wholerun
 from wheelhouse.index import writer as ix
 fanout.FORCE = 2
 parent = os.getpid()
-real = reading._read_wheel
+real = wholerun.read_wheel
 def read(found):
     if os.getpid() != parent:
         sys.stdout.write(f"{os.getpid()}\\n")
         sys.stdout.flush()
         threading.Event().wait()
-    real(found)
-reading._read_wheel = read
+    return real(found)
+wholerun.read_wheel = read
 ix.index_target(Path(sys.argv[1]))
 """
 

@@ -16,7 +16,7 @@ import contextlib
 import os
 import time
 from array import array
-from collections.abc import Mapping, MutableSet, Sequence
+from collections.abc import Iterator, Mapping, MutableSet, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -329,14 +329,16 @@ def listing_of(folder: Path, found: Sequence[Found], lines: int) -> Snapshot:
 class _Marking:
     """Marks a listing's entries with the projects of the log's wheels: in the order of
     `found` (a full run's, listed in the same order: no lookup), by a dict of them from
-    the first entry that is not (or from a catalog's dicts)."""
+    the first entry that is not."""
 
     def __init__(self, found: Sequence[Found]) -> None:
-        self.found = found
-        self.next = 0  # found[next] is the wheel the listing should come to next
+        self.rows: Iterator[tuple[str, int, str]]  # (name, inode, project) in found's order
+        if type(found) is Catalog:  # (a full run's: its dicts, in the listing's order)
+            project = found.project
+            self.rows = ((n, i, project[n]) for n, i in found.ino.items())
+        else:
+            self.rows = ((f.filename, f.ino, f.project) for f in found)
         self.by_name: dict[str, tuple[int, str]] | None = None
-        if isinstance(found, Catalog):
-            self.by_name = {n: (i, found.project[n]) for n, i in found.ino.items()}
         self.table: list[str] = []
         self.numbers: dict[str, int] = {}
         self.counts = array("I")
@@ -354,30 +356,33 @@ class _Marking:
     def mark(self, entries: Entries) -> array[int]:
         """Every entry's mark (its name cut out of the buffer in turn: no list of them)."""
         marks = array("I")
-        append, found, k = marks.append, self.found, 0
-        want = os.fsencode(found[0].filename) if found and self.by_name is None else None
+        append, rows = marks.append, self.rows
+        row = next(rows, None)
+        want = os.fsencode(row[0]) if row is not None else None
         blob, starts = entries.blob, entries.starts
         for i, ino in enumerate(entries.inos):
             name = blob[starts[i] : starts[i + 1] - 1]
             if name == want:
-                f = found[k]
-                k += 1
-                want = os.fsencode(found[k].filename) if k < len(found) else None
-                append(self.number(f.project) if f.ino == ino else self.moved(f))
+                assert row is not None
+                append(self.number(row[2]) if row[1] == ino else self.moved(row))
+                row = next(rows, None)
+                want = os.fsencode(row[0]) if row is not None else None
             elif name[-4:] == b".whl":
-                if want is not None:  # out of order: by name from here on
-                    self.by_name = {f.filename: (f.ino, f.project) for f in found[k:]}
-                    want = None
+                if want is not None and row is not None:  # out of order: by name from here
+                    self.by_name = {row[0]: (row[1], row[2])}
+                    self.by_name.update((n, (node, p)) for n, node, p in rows)
+                    want = row = None
                 append(self.other(os.fsdecode(bytes(name)), ino))
             else:
                 append(TEMP if name[-4:] == _TMP and name[:1] == b"." else NONE)
-        self.next = k
+        if row is not None:  # (the rest: gone since, see left)
+            self.gone.append(row)
         return marks
 
-    def moved(self, f: Found) -> int:
+    def moved(self, row: tuple[str, int, str]) -> int:
         """A wheel of the log whose name is another file now: looked at by the next run,
         which also finds the log's gone."""
-        self.gone.append((f.filename, f.ino, f.project))
+        self.gone.append(row)
         return LOOK
 
     def other(self, name: str, ino: int) -> int:
@@ -393,7 +398,7 @@ class _Marking:
     def left(self) -> list[tuple[str, int, str]]:
         """The wheels of the log not listed with their inode (gone or replaced since)."""
         if self.by_name is None:
-            rest = [(f.filename, f.ino, f.project) for f in self.found[self.next :]]
+            rest = list(self.rows)
         else:
             rest = [(name, ino, project) for name, (ino, project) in self.by_name.items()]
         return self.gone + rest

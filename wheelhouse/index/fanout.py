@@ -1,5 +1,6 @@
-"""A small process fan-out for an index run's bulk work: reading new wheels (`reading.read_new`)
-and rendering pages (`writer._write_pages`).
+"""A small process fan-out for an index run's bulk work: a full run's chunks of projects
+(`wholerun.read_whole`: read, check, render), an incremental run's new wheels
+(`reading.read_new`) and pages (`wholerun.write_pages`).
 
 Threads do not help there: small wheels and pages are mostly Python (the GIL). So a big
 run forks a few workers (`os.fork`: nothing is imported again, and the parent's records

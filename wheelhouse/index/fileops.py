@@ -143,6 +143,74 @@ def write_project(
         writer.written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
 
 
+class Staging:
+    """A full run's project pages, written where no reader is sent as each project is
+    done, and published by renames once every wheel of the run is checked (`commit`):
+    a run holds no page, or record, past its project's, and a refused wheel still
+    publishes nothing (`discard`). A new project's pages go in its `.new-<project>`
+    folder, renamed to `<project>/` (as `write_project` does); an existing one's in the
+    run's own hidden folder (`.staged.<pid>.tmp`: an interrupted run's is removed with its
+    other leftovers), each renamed over its page, the HTML first."""
+
+    def __init__(self, simple: Path, writer: FileWriter, existing: set[str]) -> None:
+        self.simple = str(simple)
+        self.writer = writer
+        self.existing = existing
+        self.folder = f"{simple}/.staged.{os.getpid()}{TMP}"
+        self.new: list[str] = []
+        self.replaced: list[str] = []
+
+    def add(self, project: str, page: bytes, doc: bytes) -> None:
+        create = self.writer.create
+        if project in self.existing:
+            if not self.replaced:
+                os.mkdir(self.folder)  # noqa: PTH102
+            self.replaced.append(project)
+            files = (
+                (f"{self.folder}/{project}.html", page),
+                (f"{self.folder}/{project}.json", doc),
+            )
+        else:
+            staging = f"{self.simple}/{NEW_PREFIX}{project}"
+            os.mkdir(staging)  # noqa: PTH102
+            self.new.append(project)
+            files = ((f"{staging}/index.html", page), (f"{staging}/index.json", doc))
+        for path, data in files:
+            if not create(path, data, track=False):
+                raise FileExistsError(path)
+
+    def __len__(self) -> int:
+        return len(self.new) + len(self.replaced)
+
+    def commit(self) -> None:
+        """Publish every staged page (the caller marked the index dirty first)."""
+        simple, written, track = self.simple, self.writer.written, self.writer.tracking
+        for project in self.replaced:
+            for ext in ("html", "json"):
+                crash_point()
+                dest = f"{simple}/{project}/index.{ext}"
+                os.replace(f"{self.folder}/{project}.{ext}", dest)  # noqa: PTH105
+                if track:
+                    written.append(dest)
+        for project in self.new:
+            crash_point()
+            folder = f"{simple}/{project}"
+            os.rename(f"{simple}/{NEW_PREFIX}{project}", folder)  # noqa: PTH104
+            if track:
+                written.extend((f"{folder}/index.html", f"{folder}/index.json", folder))
+        if self.replaced:
+            os.rmdir(self.folder)  # noqa: PTH106
+        self.new, self.replaced = [], []
+
+    def discard(self) -> None:
+        """Remove what is still staged (a refused wheel: nothing is published)."""
+        if self.replaced:
+            remove(self.folder)
+        for project in self.new:
+            remove(f"{self.simple}/{NEW_PREFIX}{project}")
+        self.new, self.replaced = [], []
+
+
 def index_lock(
     root: Path, *, wait: Wait = WAIT, label: str | None = None
 ) -> AbstractContextManager[None]:

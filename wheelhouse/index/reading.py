@@ -15,7 +15,7 @@ from typing import Any
 from wheelhouse.errors import PublishError
 from wheelhouse.index import fanout
 from wheelhouse.index.fileops import FileWriter, parallel, write_small
-from wheelhouse.index.scan import Found
+from wheelhouse.index.scan import Found, Source
 from wheelhouse.index.state import (
     INO,
     METADATA_SUFFIX,
@@ -59,41 +59,56 @@ def read_new(
                 refused.append((item, exc))
 
         parallel(one, todo, threads=to_read >= _PARALLEL_BYTES)
-    if not refused:
-        return
-    refused.sort(key=lambda r: r[0].key)
-    lines = [f"{r[0].source.folder / r[0].filename}: {r[1].message}" for r in refused]
+    if refused:
+        refused.sort(key=lambda r: r[0].key)
+        raise refusal([(f"{f.source.folder / f.filename}", e.message, e.hint) for f, e in refused])
+
+
+def refusal(refused: Sequence[tuple[str, str, str]]) -> PublishError:
+    """One error naming every refused wheel (path, why, hint), in their keys' order."""
+    lines = [f"{path}: {message}" for path, message, _ in refused]
     message = (
         lines[0] if len(lines) == 1 else f"{len(lines)} wheels refused:\n  " + "\n  ".join(lines)
     )
-    raise PublishError(
+    return PublishError(
         message,
-        hint=f"{refused[0][1].hint}; nothing was published: the index is as it was",
+        hint=f"{refused[0][2]}; nothing was published: the index is as it was",
     )
 
 
 def _read_one(item: Found, writer: FileWriter, sidecars: Mapping[str, MutableSet[str]]) -> None:
     """Read one wheel and write its sidecar (or raise WheelRefused)."""
-    _store(item, _read_wheel(item), writer, sidecars)
+    _store(item, read_wheel(item), writer, sidecars)
 
 
 def _store(
     item: Found, cache: Path | None, writer: FileWriter, sidecars: Mapping[str, MutableSet[str]]
 ) -> None:
-    """Write a wheel's sidecar (and its METADATA into the cache file `cache`)."""
     assert item.metadata is not None
+    store_sidecar(item.source, item.filename, item.metadata, cache, writer, sidecars)
+    item.metadata = None
+
+
+def store_sidecar(
+    source: Source,
+    filename: str,
+    metadata: bytes,
+    cache: Path | None,
+    writer: FileWriter,
+    sidecars: Mapping[str, MutableSet[str]],
+) -> None:
+    """Write a wheel's sidecar (and its METADATA into the cache file `cache`)."""
     if cache is not None:
         # a cache: one that cannot be written (read-only, full) costs a read next time
         with contextlib.suppress(OSError):
-            write_small(cache, item.metadata, durable=False)
-    present = sidecars[item.source.prefix]
-    dest = f"{item.source.folder}/{item.filename}{METADATA_SUFFIX}"
+            write_small(cache, metadata, durable=False)
+    present = sidecars[source.prefix]
+    dest = f"{source.folder}/{filename}{METADATA_SUFFIX}"
     # a new wheel's sidecar: no page links it yet, so it is written in place (one
     # open, no rename); one that is there may be linked: replaced whole
-    if item.filename in present or not writer.create(dest, item.metadata):
-        writer.write(dest, item.metadata)
-    present.add(item.filename)
-    item.metadata = None
+    if filename in present or not writer.create(dest, metadata):
+        writer.write(dest, metadata)
+    present.add(filename)
 
 
 def _read_in_workers(
@@ -103,14 +118,14 @@ def _read_in_workers(
     processes: int,
     refused: list[tuple[Found, WheelRefused]],
 ) -> None:
-    """`_read_wheel` over `todo` in forked workers: each sends back its wheels' records and
+    """`read_wheel` over `todo` in forked workers: each sends back its wheels' records and
     METADATA (or refusals); this process writes the sidecars as they come."""
 
     def read(items: Sequence[Found]) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
         for item in items:
             try:
-                cache = _read_wheel(item)
+                cache = read_wheel(item)
             except WheelRefused as exc:
                 out.append((None, exc.message, exc.hint))
                 continue
@@ -146,7 +161,7 @@ def _known(found: Found) -> bool:
     return bool(vouched and cache and (cache / f"{vouched}{METADATA_SUFFIX}").is_file())
 
 
-def _read_wheel(found: Found) -> Path | None:
+def read_wheel(found: Found) -> Path | None:
     """Hash the file, read its METADATA, check it against the file name: fills found.rec
     and found.metadata, or raises WheelRefused. The metadata cache file to write, if any."""
     vouched = found.source.sha256.get(found.filename)

@@ -187,10 +187,26 @@ class Catalog(Sequence[Found]):
         return self._all
 
     def _make(self, name: str) -> Found:
-        item = Found(self.source.prefix + name, self.source, name, self.ino[name])
-        item.project = self.project[name]
+        item = self.transient(name)
         self._made[name] = item
         return item
+
+    def transient(self, name: str) -> Found:
+        """An object for one wheel that the catalog does not keep (see `wholerun`)."""
+        item = Found(self.source.prefix + name, self.source, name, self.ino[name])
+        item.project = self.project[name]
+        return item
+
+    def groups(self) -> dict[str, list[str]]:
+        """Each project's file names, in the listing's order."""
+        groups: dict[str, list[str]] = {}
+        for name, project in self.project.items():
+            names = groups.get(project)
+            if names is None:
+                groups[project] = [name]
+            else:
+                names.append(name)
+        return groups
 
     def handed(self, source: Source) -> Catalog:
         """The same wheels for the next index of the run (the combined one), under its

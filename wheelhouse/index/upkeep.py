@@ -9,8 +9,9 @@ from __future__ import annotations
 import gc
 import os
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, MutableSet, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 
 from wheelhouse.errors import PublishError
@@ -79,26 +80,33 @@ def unchanged_folders(
 COMPACT_AT = 1000  # log lines beyond twice the files listed: the log is written whole
 
 
+def log_rows(found: Sequence[Found]) -> Iterator[tuple[str, str, int]]:
+    """(index key, project, inode) of each wheel, for `write_log`."""
+    return ((f.key, f.project, f.ino) for f in found)
+
+
 def write_log(
     simple: Path,
-    found: Sequence[Found],
+    rows: Callable[[], Iterable[tuple[str, str, int]]],
+    count: int,
     added: Mapping[str, str],
     removed: Iterable[str],
     size: int,
     *,
     whole: bool,
 ) -> int:
-    """Append this run's changes to the log, or write it whole after a full run or when
-    most of its lines no longer count; the lines in it now."""
-    if whole or size > 2 * len(found) + COMPACT_AT:
+    """Append this run's changes to the log, or write it whole (`rows()`: every one of the
+    `count` files the pages list) after a full run or when most of its lines no longer
+    count; the lines in it now."""
+    if whole or size > 2 * count + COMPACT_AT:
         # streamed through a temp file in slices: the log's text is never in memory whole
         tmp = f"{simple}/{LOG_NAME}.{os.getpid()}{TMP}"
         size = crc = 0
         try:
             with writing(simple / LOG_NAME), open(tmp, "wb") as log:  # noqa: PTH123
-                for i in range(0, len(found), 4096):
-                    part = found[i : i + 4096]
-                    lines = log_lines({f.key: log_entry(f.project, f.ino) for f in part}, ())
+                every = iter(rows())
+                while part := list(islice(every, 4096)):
+                    lines = log_lines({key: log_entry(p, ino) for key, p, ino in part}, ())
                     log.write(lines)
                     size, crc = size + len(lines), zlib.crc32(lines, crc)
             os.replace(tmp, simple / LOG_NAME)  # noqa: PTH105
@@ -106,12 +114,11 @@ def write_log(
             remove(tmp)
             raise
         if stale(size, 0):  # its cache, for the next run (see logcache)
-            keys = [f.key for f in found]
-            projects = (f.project for f in found)
-            write_cache(
-                simple, keys, (f.ino for f in found), projects, size=size, lines=len(found), crc=crc
-            )
-        return len(found)
+            keys = [key for key, _, _ in rows()]
+            inos = (ino for _, _, ino in rows())
+            projects = (p for _, p, _ in rows())
+            write_cache(simple, keys, inos, projects, size=size, lines=count, crc=crc)
+        return count
     lines = log_lines(added, removed)
     with writing(simple / LOG_NAME), open(simple / LOG_NAME, "ab") as log:  # noqa: PTH123
         log.write(lines)

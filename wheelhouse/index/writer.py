@@ -70,18 +70,24 @@ were. Durability: no fsync per page (seconds for a big index); the state records
 id, and the first run after a restart (when written data can be lost) re-renders every page
 and checks the sidecars (with no boot id: the files are fsynced before the state).
 
-Cores: a big run reads its new wheels, then renders its pages, in forked workers
-(`fanout`: Linux, 2+ CPUs, no other thread) while this process writes every file as their
-results come, in the order above (pages once every sidecar is written); a worker's
-refusal, error or death ends the run as the same event in one process would. `wheelhouse
-index` has a child list a target's folder while it loads this code (`ahead`).
+A full run goes project by project (`wholerun`): a chunk of projects at a time, their
+wheels get their records and sidecars and their pages are rendered and staged where no
+reader is sent; once every wheel is checked, renames publish the staged pages (a refused
+wheel discards them). It holds the folders' listings and one chunk, not a record per wheel.
+
+Cores: a big full run's chunks, and a big incremental run's new wheels then its pages, go
+to forked workers (`fanout`: Linux, 2+ CPUs, no other thread) while this process writes
+every file as their results come, in the order above (pages once every sidecar is
+written); a worker's refusal, error or death ends the run as the same event in one
+process would. `wheelhouse index` has a child list a target's folder while it loads this
+code (`ahead`).
 
 Entry points: `index_target(folder)`, `index_combined(output, folders)`, `index_all(config,
 targets)` (`wheelhouse index`, the end of a build); `write_index(root, sources)` under them.
 Pieces: `scan` (finding and reading wheels), `plan` (which projects a run checks), `delta`
-(the same for a target's incremental run), `wheelfile` (one wheel), `state` (the state, the
-log, yanks), `render` (pages), `fileops` (atomic writes), `upkeep` (the log's writes, the
-folders' stamps, leftovers).
+(the same for a target's incremental run), `wholerun` (a full run), `wheelfile` (one
+wheel), `state` (the state, the log, yanks), `render` (pages), `fileops` (atomic writes),
+`upkeep` (the log's writes, the folders' stamps, leftovers).
 """
 
 from __future__ import annotations
@@ -89,22 +95,15 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheelhouse.errors import PublishError
 from wheelhouse.fsutil import WAIT, Wait, crash_point, remove_tree
-from wheelhouse.index import fanout
 from wheelhouse.index.delta import covers, keep_listing, plan_target
-from wheelhouse.index.fileops import (
-    FileWriter,
-    boot_id,
-    index_lock,
-    write_project,
-    write_small,
-)
+from wheelhouse.index.fileops import FileWriter, boot_id, index_lock, write_small
 from wheelhouse.index.plan import (
-    Plan,
     log_changes,
     matched_yanks,
     mirrored_log,
@@ -113,15 +112,13 @@ from wheelhouse.index.plan import (
     plan_yanks,
     read_projects,
 )
-from wheelhouse.index.render import PageFile, render_project, render_root
+from wheelhouse.index.render import render_root
 from wheelhouse.index.scan import Changes, Found, Listing, Source, scan
 from wheelhouse.index.state import (
     DIRTY_NAME,
     NO_YANKS,
-    PROJECT,
     SIMPLE,
     STATE_NAME,
-    VERSION,
     YANKED_NAME,
     IndexState,
     Yanks,
@@ -134,6 +131,7 @@ from wheelhouse.index.upkeep import (
     check_places,
     drop_strays,
     existing_projects,
+    log_rows,
     log_stamp,
     mirror_of,
     paused_gc,
@@ -141,6 +139,7 @@ from wheelhouse.index.upkeep import (
     unchanged_folders,
     write_log,
 )
+from wheelhouse.index.wholerun import Whole, list_whole, read_whole, write_pages
 
 if TYPE_CHECKING:
     from wheelhouse.config import Config, Target
@@ -221,49 +220,72 @@ def write_index(
         mirror, mirrors = mirror_of(sources, listings, trusted)
         existing = existing_projects(simple, sources, dirty=dirty)
         unchanged = trusted.folders if trusted else {}
-        found: Sequence[Found]
-        removed: Collection[str]
-        delta, target = None, covers(sources, listings)  # (a target's folder, not listed yet)
-        if not dirty and mirror is None and target:  # a target's incremental run: delta.py
-            token = log_now if old is not None else None
-            delta, log_size = plan_target(simple, sources[0], existing, token, unchanged.get(""))
-            found, sidecars, seen, plan, added, removed = delta
-        else:
-            # (a mirroring index need not read its log: see the module doc)
-            known = load_log(simple) if old is not None and mirror is None else empty_log()
-            log_size = known.lines
-            found, sidecars, seen = scan(
-                sources, listings, full=dirty, known=known, unchanged=unchanged
-            )
-            if mirror is None:
-                plan = plan_run(found, known, existing, sidecars, full=dirty)
-                # (a full run writes the log whole: no list of every file here)
-                added = {} if dirty else log_changes(plan, known)
-                removed = known.ino.keys() - plan.keys
-            else:
-                plan = plan_mirrored(found, mirror, existing)
-                (added, removed), log_size = mirrored_log(mirror), trusted.lines if trusted else 0
-        yanks_changed = old is not None and old.yanks != yanks_key
-        if old is not None and yanks_changed:  # the pages of what was yanked or unyanked
-            plan_yanks(plan, old.yanked, yanks.entries())
         writer = FileWriter(track=boot is None)
-        hashed = read_projects(simple, plan, sidecars, writer, trusted=old is not None, dirty=dirty)
-        drop_strays(simple, existing, plan.projects)
-        changed = [p for p, files in plan.touched.items() if files and plan.changed[p]]
-        changed.sort()
+        whole = list_whole(sources, listings) if dirty else None
+        found: Sequence[Found] | Whole
+        added: Mapping[str, str]
+        removed: Collection[str]
+        touched: Collection[str]
+        delta, target = None, covers(sources, listings)  # (a target's folder, not listed yet)
+        if whole is not None:  # a full run, project by project: wholerun.py
+            done = read_whole(simple, whole, existing, yanks, writer, trusted=old is not None)
+            found, sidecars, seen, projects = whole, whole.sidecars, whole.seen, done.projects
+            added, removed, touched, log_size = {}, (), projects, 0
+            hashed, files = done.hashed, done.files
+            changed, publish = sorted(projects), done.staging.commit
+            yanks_changed = old is not None and old.yanks != yanks_key
+        else:
+            if not dirty and mirror is None and target:  # a target's incremental run: delta.py
+                token = log_now if old is not None else None
+                delta, log_size = plan_target(
+                    simple, sources[0], existing, token, unchanged.get("")
+                )
+                found, sidecars, seen, plan, added, removed = delta
+            else:
+                # (a mirroring index need not read its log: see the module doc)
+                known = load_log(simple) if old is not None and mirror is None else empty_log()
+                log_size = known.lines
+                found, sidecars, seen = scan(
+                    sources, listings, full=dirty, known=known, unchanged=unchanged
+                )
+                if mirror is None:
+                    plan = plan_run(found, known, existing, sidecars, full=dirty)
+                    # (a full run writes the log whole: no list of every file here)
+                    added = {} if dirty else log_changes(plan, known)
+                    removed = known.ino.keys() - plan.keys
+                else:
+                    plan = plan_mirrored(found, mirror, existing)
+                    (added, removed) = mirrored_log(mirror)
+                    log_size = trusted.lines if trusted else 0
+            yanks_changed = old is not None and old.yanks != yanks_key
+            if old is not None and yanks_changed:  # the pages of what was yanked or unyanked
+                plan_yanks(plan, old.yanked, yanks.entries())
+            hashed = read_projects(
+                simple, plan, sidecars, writer, trusted=old is not None, dirty=dirty
+            )
+            changed = [p for p, files in plan.touched.items() if files and plan.changed[p]]
+            changed.sort()
+            projects, touched = plan.projects, plan.touched.keys()
+            # one file in two targets is listed once
+            files = len(found) if len(sources) == 1 else len({f.filename for f in found})
+
+            def publish() -> None:
+                write_pages(simple, plan, changed, yanks, writer, existing)
+
+        drop_strays(simple, existing, projects)
         root_stale = (
             dirty
-            or plan.projects != existing
+            or projects != existing
             or not (simple / "index.html").exists()
             or not (simple / "index.json").exists()
         )
-        gone = sorted(existing - plan.projects)
+        gone = sorted(existing - projects)
         if changed or root_stale or gone:
             # an interruption from here on leaves pages the state does not describe
             write_small(simple / DIRTY_NAME, b"", durable=boot is None)
-            _write_pages(simple, plan, changed, yanks, writer, existing)
+            publish()
             if root_stale:  # after the pages it links
-                page, doc = render_root(sorted(plan.projects))
+                page, doc = render_root(sorted(projects))
                 writer.write(f"{simple}/index.html", page)
                 writer.write(f"{simple}/index.json", doc)
             for project in gone:  # after the root stopped linking them
@@ -271,15 +293,21 @@ def write_index(
                 remove_tree(simple / project)
         # the log before what the next index of the run is handed: its stamp, after
         logged = bool(added or removed or dirty)
-        lines = write_log(simple, found, added, removed, log_size, whole=dirty) if logged else 0
+        rows = found.rows if isinstance(found, Whole) else partial(log_rows, found)
+        lines = (
+            write_log(simple, rows, len(found), added, removed, log_size, whole=dirty)
+            if logged
+            else 0
+        )
         after = log_stamp(simple) if logged else log_now
+        own = found.parts[0] if isinstance(found, Whole) else found  # (a target's: one folder)
         if target and (delta is not None or dirty):  # (after the log it names)
-            keep_listing(simple, sources[0], delta or found, lines if logged else log_size, after)
+            keep_listing(simple, sources[0], delta or own, lines if logged else log_size, after)
         token = after if logged or old is None else old.log
         before = trusted.log if trusted else None
         tidy_sources(
             sources,
-            found,
+            own,
             sidecars,
             listings,
             seen,
@@ -288,8 +316,8 @@ def write_index(
                 after=token,
                 added=added,
                 removed=frozenset(removed),
-                touched=frozenset(plan.touched),
-                projects=frozenset(plan.projects),
+                touched=frozenset(touched),
+                projects=frozenset(projects),
             ),
         )
         folders = unchanged_folders(sources, seen, old.folders if old else {})
@@ -319,60 +347,20 @@ def write_index(
             )
             write_small(simple / STATE_NAME, new.to_json(), durable=boot is None)
             (simple / DIRTY_NAME).unlink(missing_ok=True)
+        matched = (
+            found.matched_yanks(yanks) if isinstance(found, Whole) else matched_yanks(yanks, found)
+        )
         return IndexReport(
             name=name,
             path=simple,
-            projects=len(plan.projects),
-            # one file in two targets is listed once
-            files=len(found) if len(sources) == 1 else len({f.filename for f in found}),
+            projects=len(projects),
+            files=files,
             hashed=hashed,
             pages_written=len(changed) + int(root_stale),
             pages_removed=len(gone),
             elapsed=time.perf_counter() - start,
-            unmatched_yanks=tuple(sorted(yanks.keys() - matched_yanks(yanks, found))),
+            unmatched_yanks=tuple(sorted(yanks.keys() - matched)),
         )
-
-
-def _write_pages(
-    simple: Path,
-    plan: Plan,
-    changed: Sequence[str],
-    yanks: Yanks,
-    writer: FileWriter,
-    existing: set[str],
-) -> None:
-    """Project pages whose files changed, each with its state: no reader ever sees a page
-    that links what is not there (sidecars were written before)."""
-
-    def render(project: str) -> tuple[bytes, bytes]:
-        files: list[PageFile] = []
-        for f in plan.touched[project]:
-            rec = f.rec
-            assert rec is not None
-            files.append((f.key, rec, yanks.lookup(f.filename, rec[PROJECT], rec[VERSION])[0]))
-        return render_project(project, files)  # the JSON page carries the project's state
-
-    def write(projects: Sequence[str], pages: Sequence[tuple[bytes, bytes]]) -> None:
-        for project, (page, doc) in zip(projects, pages, strict=True):
-            write_project(writer, simple, project, page, doc, new=project not in existing)
-
-    # file creation is kernel work, and threads on a few shared cores only added lock
-    # traffic (measured: no faster, more system time); a big run's pages are rendered by
-    # forked workers (`fanout`) while this process writes them
-    costs = [_PAGE_COST + len(plan.touched[p]) for p in changed]
-    processes = fanout.workers(sum(costs), _FORK_PAGES)
-    if not processes:
-        for project in changed:
-            write((project,), (render(project),))
-        return
-    fanout.run(
-        lambda projects: [render(p) for p in projects],
-        changed,
-        costs,
-        processes=processes,
-        what="rendering pages",
-        apply=write,
-    )
 
 
 # -- entry points ------------------------------------------------------------------------

@@ -1,0 +1,159 @@
+"""A full index run, project by project (`wholerun`): no object, stamp or record per wheel
+outlives its chunk; the pages are staged and published once every wheel is checked, so a
+refused wheel, a dead worker or a SIGKILL at any rename leaves every reader a consistent
+index and the next run finishes the job."""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO
+from fixtures_simple import check_tree, every_link_resolves, put
+
+from wheelhouse.errors import PublishError
+from wheelhouse.index import fanout, scan, wholerun
+from wheelhouse.index import writer as ix
+from wheelhouse.index.fileops import Staging
+
+LEFTOVERS = (".new-", ".staged.")
+
+
+def leftovers(simple: Path) -> list[str]:
+    return [p.name for p in simple.iterdir() if p.name.startswith(LEFTOVERS)]
+
+
+def alive_found() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, scan.Found))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_full_run_holds_no_object_per_wheel_when_it_publishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """When the staged pages are published, no wheel has an object left (in-process: each
+    chunk's went with it; with workers, none was made here), in the target's index and in
+    the combined one (which reads the records from the target's pages, hashing nothing);
+    chunks are bounded in-process too."""
+    out = tmp_path
+    slim = out / "slim"
+    for i in range(40):
+        for v in ("1.0", "2.0", "3.0"):
+            put(slim, f"proj{i}", v)
+    monkeypatch.setattr(fanout, "FORCE", workers)
+    monkeypatch.setattr(wholerun, "CHUNK_COST", 60)  # (in-process: several chunks)
+    chunks: list[int] = []
+    real_chunk = wholerun._Reader.chunk
+
+    def chunk(self: Any, projects: Any) -> Any:
+        chunks.append(len(projects))
+        return real_chunk(self, projects)
+
+    monkeypatch.setattr(wholerun._Reader, "chunk", chunk)
+    alive: list[int] = []
+    real_commit = Staging.commit
+
+    def commit(self: Staging) -> None:
+        alive.append(alive_found())
+        real_commit(self)
+
+    monkeypatch.setattr(Staging, "commit", commit)
+    listings: dict[Path, ix.Listing] = {}
+    target = ix.write_index(slim, [ix.Source(folder=slim)], listings=listings)
+    combined = ix.index_combined(out, [slim], listings=listings)
+    assert alive == [0, 0]
+    assert (target.hashed, target.files, target.pages_written) == (120, 120, 41)
+    assert (combined.hashed, combined.files, combined.pages_written) == (0, 120, 41)
+    if not workers:
+        assert len(chunks) >= 2 * 4 and max(chunks) < 40
+    for simple in (slim / "simple", out / "simple"):
+        assert len(check_tree(simple)) == 40
+        assert leftovers(simple) == []
+
+
+def test_a_refused_wheel_in_a_full_run_publishes_nothing_and_stages_nothing(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--full over an index: pages of existing projects and of new ones are staged; a
+    refused wheel (in the last chunk) discards them all, names every refused wheel, and
+    leaves every published byte as it was."""
+    slim = out / "slim"
+    for i in range(12):
+        put(slim, f"proj{i}", "1.0")
+    ix.index_target(slim)
+    simple = slim / "simple"
+    before = {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()}
+    put(slim, "proj3", "2.0")
+    put(slim, "newproj", "1.0")
+    (slim / "zzz-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 not a zip")
+    (slim / "aaa-1.0-py3-none-any.whl").write_bytes(b"")
+    monkeypatch.setattr(wholerun, "CHUNK_COST", 30)
+    with pytest.raises(PublishError) as err:
+        ix.write_index(slim, [ix.Source(folder=slim)], full=True)
+    assert "2 wheels refused" in err.value.message
+    assert "aaa-1.0" in err.value.message and "zzz-1.0" in err.value.message
+    assert "nothing was published" in str(err.value.hint)
+    after = {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()}
+    assert after == before
+    assert leftovers(simple) == []
+
+
+_KILLED_RUN = """
+import sys
+from pathlib import Path
+from wheelhouse.index import writer as ix
+folder = Path(sys.argv[1])
+ix.write_index(folder, [ix.Source(folder=folder)], full=True)
+"""
+
+
+def test_a_full_run_killed_at_any_rename_leaves_a_consistent_index(tmp_path: Path) -> None:
+    """SIGKILL at each write step of a full run over an index with new wheels (a new
+    version, a new project: pages of existing and of new projects published from the
+    staging): every reader's view holds after each kill, and the next run completes it
+    with nothing left behind."""
+    pristine = tmp_path / "pristine"
+    for i in range(6):
+        put(pristine, f"proj{i}", "1.0")
+    ix.index_target(pristine)
+    put(pristine, "proj1", "2.0")
+    put(pristine, "newproj", "1.0")
+    projects = ["newproj", "proj0", "proj1", "proj2", "proj3", "proj4", "proj5"]
+    for n in range(1, 60):
+        work = tmp_path / f"run{n}"
+        shutil.copytree(pristine, work, copy_function=shutil.copy2)
+        before = check_tree(work / "simple")
+        proc = subprocess.run(
+            [sys.executable, "-c", _KILLED_RUN, str(work)],
+            env={**os.environ, "WHEELHOUSE_TEST_KILL_AT": str(n)},
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
+        assert proc.returncode in (0, -signal.SIGKILL), proc.stderr
+        # each page on its own: a kill between a project's HTML and its JSON leaves the
+        # two saying different things, both true
+        every_link_resolves(work / "simple")
+        assert set(before) <= {p.name for p in (work / "simple").iterdir() if p.is_dir()}
+        if proc.returncode == 0:
+            files = check_tree(work / "simple")
+            break
+        ix.index_target(work)
+        files = check_tree(work / "simple")
+        assert sorted(files) == projects and len(files["proj1"]) == 2
+        assert leftovers(work / "simple") == []
+        assert ix.index_target(work).pages_written == 0
+        shutil.rmtree(work)
+    else:
+        raise AssertionError("no run got to its end")
+    assert n > 2 * 6 + 1  # (it was killed at each of the renames that publish a page)
+    assert sorted(files) == projects and leftovers(work / "simple") == []
