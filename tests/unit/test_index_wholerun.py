@@ -19,7 +19,7 @@ from conftest import REPO
 from fixtures_simple import check_tree, every_link_resolves, put
 
 from wheelhouse.errors import PublishError
-from wheelhouse.index import fanout, scan, wholerun
+from wheelhouse.index import fanout, reading, scan, wholerun
 from wheelhouse.index import writer as ix
 from wheelhouse.index.fileops import Staging
 
@@ -104,6 +104,62 @@ def test_a_refused_wheel_in_a_full_run_publishes_nothing_and_stages_nothing(
     after = {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()}
     assert after == before
     assert leftovers(simple) == []
+
+
+def test_a_full_run_keeps_the_sidecars_of_its_wheels_and_removes_the_others(
+    tmp_path: Path,
+) -> None:
+    """After a restart or with --full every sidecar is there already: each wheel's is
+    checked (one cut short is written again), the sidecar of a wheel that is gone is
+    removed."""
+    slim = tmp_path / "slim"
+    for i in range(6):
+        put(slim, f"proj{i}", "1.0")
+    ix.index_target(slim)
+    (slim / "proj2-1.0-py3-none-any.whl").unlink()
+    short = slim / "proj3-1.0-py3-none-any.whl.metadata"
+    whole = short.read_bytes()
+    short.write_bytes(whole[:10])
+    report = ix.write_index(slim, [ix.Source(folder=slim)], full=True)
+    assert (report.files, report.hashed, report.pages_removed) == (5, 0, 1)
+    assert not (slim / "proj2-1.0-py3-none-any.whl.metadata").exists()
+    assert short.read_bytes() == whole
+    assert sorted(p.name for p in slim.glob("*.metadata")) == sorted(
+        p.name + ".metadata" for p in slim.glob("*.whl")
+    )
+    check_tree(slim / "simple")
+
+
+def test_ctrl_c_in_a_full_run_discards_what_it_staged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM, which the CLI turns into the same) in the middle of a full run:
+    the pages staged so far are removed on the way out, the published ones untouched."""
+    slim = tmp_path / "slim"
+    for i in range(12):
+        put(slim, f"proj{i}", "1.0")
+    ix.index_target(slim)
+    simple = slim / "simple"
+    before = {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()}
+    for i in range(12):
+        put(slim, f"proj{i}", "2.0")
+    monkeypatch.setattr(fanout, "FORCE", 0)
+    monkeypatch.setattr(wholerun, "CHUNK_COST", 30)  # (a chunk or two staged before)
+    staged: list[int] = []
+    real_read = reading.read_wheel  # (the one wholerun calls)
+
+    def read(found: scan.Found) -> Path | None:
+        if found.filename.startswith("proj9-2.0"):
+            staged.append(len(leftovers(simple)))
+            raise KeyboardInterrupt
+        return real_read(found)
+
+    monkeypatch.setattr(wholerun, "read_wheel", read)
+    with pytest.raises(KeyboardInterrupt):
+        ix.write_index(slim, [ix.Source(folder=slim)], full=True)
+    assert staged and staged[0] > 0  # (pages were staged when it came)
+    assert leftovers(simple) == []
+    assert {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()} == before
 
 
 _KILLED_RUN = """

@@ -106,7 +106,10 @@ def list_whole(sources: Sequence[Source], listings: dict[Path, Listing]) -> Whol
         whole.seen[src.prefix] = Seen(source_stamp(src), time.time_ns())
         wheels, present = list_wheels(src)
         whole.parts.append(Catalog(src, wheels, {name: project_of(name) for name in wheels}))
-        whole.sidecars[src.prefix] = present
+        # (the wheels' own strings, not a copy of each name cut from its sidecar's: a run
+        # after a restart or --full finds every sidecar there)
+        stale = present - wheels.keys()
+        whole.sidecars[src.prefix] = {name for name in wheels if name in present} | stale
     return whole
 
 
