@@ -464,14 +464,18 @@ def test_no_home_to_find_the_cache_in_is_a_config_error_not_a_folder_named_tilde
     }
     if home is not None:
         env["HOME"] = home
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def stats() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = stats()
     assert done.returncode == 3, done.stderr
     assert "no cache folder: HOME is not set" in done.stderr
     assert "WHEELHOUSE_CACHE_DIR" in done.stderr
@@ -479,14 +483,7 @@ def test_no_home_to_find_the_cache_in_is_a_config_error_not_a_folder_named_tilde
     assert list(tmp_path.iterdir()) == []  # no "~" (nor anything else) made here
     # with the variable set, the same user gets on
     env["WHEELHOUSE_CACHE_DIR"] = str(tmp_path / "cache")
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = stats()
     assert done.returncode == 0, done.stderr
 
 

@@ -35,6 +35,18 @@ def alive_found() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, scan.Found))
 
 
+def published(simple: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()}
+
+
+def indexed(slim: Path, projects: int = 12) -> dict[Path, bytes]:
+    """An index of `projects` projects (one wheel each): its published bytes."""
+    for i in range(projects):
+        put(slim, f"proj{i}", "1.0")
+    ix.index_target(slim)
+    return published(slim / "simple")
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_full_run_holds_no_object_per_wheel_when_it_publishes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
@@ -86,11 +98,8 @@ def test_a_refused_wheel_in_a_full_run_publishes_nothing_and_stages_nothing(
     refused wheel (in the last chunk) discards them all, names every refused wheel, and
     leaves every published byte as it was."""
     slim = out / "slim"
-    for i in range(12):
-        put(slim, f"proj{i}", "1.0")
-    ix.index_target(slim)
+    before = indexed(slim)
     simple = slim / "simple"
-    before = {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()}
     put(slim, "proj3", "2.0")
     put(slim, "newproj", "1.0")
     (slim / "zzz-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 not a zip")
@@ -101,8 +110,7 @@ def test_a_refused_wheel_in_a_full_run_publishes_nothing_and_stages_nothing(
     assert "2 wheels refused" in err.value.message
     assert "aaa-1.0" in err.value.message and "zzz-1.0" in err.value.message
     assert "nothing was published" in str(err.value.hint)
-    after = {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()}
-    assert after == before
+    assert published(simple) == before
     assert leftovers(simple) == []
 
 
@@ -113,9 +121,7 @@ def test_a_full_run_keeps_the_sidecars_of_its_wheels_and_removes_the_others(
     checked (one cut short is written again), the sidecar of a wheel that is gone is
     removed."""
     slim = tmp_path / "slim"
-    for i in range(6):
-        put(slim, f"proj{i}", "1.0")
-    ix.index_target(slim)
+    indexed(slim, 6)
     (slim / "proj2-1.0-py3-none-any.whl").unlink()
     short = slim / "proj3-1.0-py3-none-any.whl.metadata"
     whole = short.read_bytes()
@@ -136,11 +142,8 @@ def test_ctrl_c_in_a_full_run_discards_what_it_staged(
     """Ctrl-C (or SIGTERM, which the CLI turns into the same) in the middle of a full run:
     the pages staged so far are removed on the way out, the published ones untouched."""
     slim = tmp_path / "slim"
-    for i in range(12):
-        put(slim, f"proj{i}", "1.0")
-    ix.index_target(slim)
+    before = indexed(slim)
     simple = slim / "simple"
-    before = {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()}
     for i in range(12):
         put(slim, f"proj{i}", "2.0")
     monkeypatch.setattr(fanout, "FORCE", 0)
@@ -159,7 +162,7 @@ def test_ctrl_c_in_a_full_run_discards_what_it_staged(
         ix.write_index(slim, [ix.Source(folder=slim)], full=True)
     assert staged and staged[0] > 0  # (pages were staged when it came)
     assert leftovers(simple) == []
-    assert {p: p.read_bytes() for p in simple.rglob("*") if p.is_file()} == before
+    assert published(simple) == before
 
 
 _KILLED_RUN = """

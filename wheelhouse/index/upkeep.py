@@ -164,18 +164,18 @@ def drop_strays(simple: Path, existing: set[str], projects: set[str]) -> None:
 
 def tidy_sources(
     sources: Sequence[Source],
-    found: Sequence[Found],
+    wheels_of: Callable[[Source], Sequence[Found]],
     sidecars: Mapping[str, MutableSet[str]],
     listings: dict[Path, Listing],
     seen: Mapping[str, Seen | None],
     changes: Changes,
 ) -> None:
     """Remove the sidecars of wheels that are gone from the folders this index owns, and
-    hand what was learned of them to the next index of the run (with this run's `changes`
-    when this index has the one folder)."""
+    hand what was learned of them (`wheels_of` a folder) to the next index of the run
+    (with this run's `changes` when this index has the one folder)."""
     for src in sources:
         if src.owner:
-            mine = found if len(sources) == 1 else [f for f in found if f.source is src]
+            mine = wheels_of(src)
             remove_stale_sidecars(src, mine, sidecars[src.prefix])
             listings[src.folder] = Listing(
                 wheels=mine,

@@ -28,7 +28,7 @@ from packaging.utils import parse_wheel_filename
 
 from wheelhouse.index import fanout
 from wheelhouse.index.fileops import FileWriter, Staging, write_project
-from wheelhouse.index.plan import Plan
+from wheelhouse.index.plan import Plan, matched_yanks
 from wheelhouse.index.reading import read_wheel, refusal, store_sidecar
 from wheelhouse.index.render import PageFile, render_project
 from wheelhouse.index.scan import (
@@ -46,6 +46,7 @@ from wheelhouse.index.scan import (
     stamp_files,
 )
 from wheelhouse.index.state import PROJECT, VERSION, Yanks, load_project
+from wheelhouse.index.upkeep import log_rows
 from wheelhouse.index.wheelfile import WheelRefused
 
 # the work of a full run, in the units of `fanout.workers`: a wheel, plus this per page
@@ -66,6 +67,10 @@ class Whole:
     def __len__(self) -> int:
         return sum(len(part) for part in self.parts)
 
+    def part(self, src: Source) -> Catalog:
+        """The catalog of one folder."""
+        return next(part for part in self.parts if part.source is src)
+
     def rows(self) -> Iterator[tuple[str, str, int]]:
         """(index key, project, inode) of every wheel, for the log."""
         for part in self.parts:
@@ -85,6 +90,31 @@ class Whole:
                     if hit is not None:
                         matched.add(hit[0])
         return matched
+
+
+class Every:
+    """Every wheel a run found: a full run's catalogs (`wholerun.Whole`), or objects."""
+
+    def __init__(self, found: Sequence[Found] | Whole, sources: Sequence[Source]) -> None:
+        self.found, self.sources = found, sources
+
+    def rows(self) -> Iterator[tuple[str, str, int]]:
+        """(index key, project, inode) of each, for the log."""
+        found = self.found
+        return found.rows() if isinstance(found, Whole) else log_rows(found)
+
+    def of(self, src: Source) -> Sequence[Found]:
+        """The wheels of one folder."""
+        found = self.found
+        if isinstance(found, Whole):
+            return found.part(src)
+        return found if len(self.sources) == 1 else [f for f in found if f.source is src]
+
+    def matched_yanks(self, yanks: Yanks) -> set[str]:
+        found = self.found
+        return (
+            found.matched_yanks(yanks) if isinstance(found, Whole) else matched_yanks(yanks, found)
+        )
 
 
 def list_whole(sources: Sequence[Source], listings: dict[Path, Listing]) -> Whole | None:
@@ -118,6 +148,7 @@ class Done:
     """What `read_whole` did: the pages are staged, not yet published."""
 
     projects: set[str]
+    order: list[str]  # the same, sorted
     staging: Staging
     hashed: int = 0
     files: int = 0  # listed on the pages (one file name in two folders: once)
@@ -203,7 +234,7 @@ def read_whole(
     wheel, with nothing staged left and every published page untouched."""
     reader = _Reader(simple, whole, [part.groups() for part in whole.parts], yanks, trusted)
     projects = sorted(set().union(*reader.groups))
-    done = Done(projects=set(projects), staging=Staging(simple, writer, existing))
+    done = Done(projects=set(projects), order=projects, staging=Staging(simple, writer, existing))
     parts = list(zip(whole.parts, reader.groups, strict=True))
 
     def apply(chunk: Sequence[str], result: _Result) -> None:

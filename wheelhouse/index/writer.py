@@ -95,7 +95,6 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,7 +104,6 @@ from wheelhouse.index.delta import covers, keep_listing, plan_target
 from wheelhouse.index.fileops import FileWriter, boot_id, index_lock, write_small
 from wheelhouse.index.plan import (
     log_changes,
-    matched_yanks,
     mirrored_log,
     plan_mirrored,
     plan_run,
@@ -131,7 +129,6 @@ from wheelhouse.index.upkeep import (
     check_places,
     drop_strays,
     existing_projects,
-    log_rows,
     log_stamp,
     mirror_of,
     paused_gc,
@@ -139,7 +136,7 @@ from wheelhouse.index.upkeep import (
     unchanged_folders,
     write_log,
 )
-from wheelhouse.index.wholerun import Whole, list_whole, read_whole, write_pages
+from wheelhouse.index.wholerun import Every, Whole, list_whole, read_whole, write_pages
 
 if TYPE_CHECKING:
     from wheelhouse.config import Config, Target
@@ -232,7 +229,7 @@ def write_index(
             found, sidecars, seen, projects = whole, whole.sidecars, whole.seen, done.projects
             added, removed, touched, log_size = {}, (), projects, 0
             hashed, files = done.hashed, done.files
-            changed, publish = sorted(projects), done.staging.commit
+            changed, publish = done.order, done.staging.commit
             yanks_changed = old is not None and old.yanks != yanks_key
         else:
             if not dirty and mirror is None and target:  # a target's incremental run: delta.py
@@ -293,21 +290,21 @@ def write_index(
                 remove_tree(simple / project)
         # the log before what the next index of the run is handed: its stamp, after
         logged = bool(added or removed or dirty)
-        rows = found.rows if isinstance(found, Whole) else partial(log_rows, found)
+        every = Every(found, sources)
         lines = (
-            write_log(simple, rows, len(found), added, removed, log_size, whole=dirty)
+            write_log(simple, every.rows, len(found), added, removed, log_size, whole=dirty)
             if logged
             else 0
         )
         after = log_stamp(simple) if logged else log_now
-        own = found.parts[0] if isinstance(found, Whole) else found  # (a target's: one folder)
         if target and (delta is not None or dirty):  # (after the log it names)
-            keep_listing(simple, sources[0], delta or own, lines if logged else log_size, after)
+            listed = delta or every.of(sources[0])
+            keep_listing(simple, sources[0], listed, lines if logged else log_size, after)
         token = after if logged or old is None else old.log
         before = trusted.log if trusted else None
         tidy_sources(
             sources,
-            own,
+            every.of,
             sidecars,
             listings,
             seen,
@@ -347,9 +344,6 @@ def write_index(
             )
             write_small(simple / STATE_NAME, new.to_json(), durable=boot is None)
             (simple / DIRTY_NAME).unlink(missing_ok=True)
-        matched = (
-            found.matched_yanks(yanks) if isinstance(found, Whole) else matched_yanks(yanks, found)
-        )
         return IndexReport(
             name=name,
             path=simple,
@@ -359,7 +353,7 @@ def write_index(
             pages_written=len(changed) + int(root_stale),
             pages_removed=len(gone),
             elapsed=time.perf_counter() - start,
-            unmatched_yanks=tuple(sorted(yanks.keys() - matched)),
+            unmatched_yanks=tuple(sorted(yanks.keys() - every.matched_yanks(yanks))),
         )
 
 
