@@ -5,6 +5,7 @@ index and the next run finishes the job."""
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import shutil
@@ -21,7 +22,7 @@ from fixtures_simple import check_tree, every_link_resolves, put
 from wheelhouse.errors import PublishError
 from wheelhouse.index import fanout, reading, scan, wholerun
 from wheelhouse.index import writer as ix
-from wheelhouse.index.fileops import Staging
+from wheelhouse.index.fileops import FileWriter, Staging
 
 LEFTOVERS = (".new-", ".staged.")
 
@@ -134,6 +135,36 @@ def test_a_full_run_keeps_the_sidecars_of_its_wheels_and_removes_the_others(
         p.name + ".metadata" for p in slim.glob("*.whl")
     )
     check_tree(slim / "simple")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_full_disk_while_pages_are_staged_names_the_page_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """The disk fills up after some chunks' pages were staged (sidecars written): the
+    error names the page being written (the CLI makes it exit 20), what was staged is
+    removed, nothing is published, and the next run finishes the job."""
+    slim = tmp_path / "slim"
+    for i in range(30):
+        put(slim, f"proj{i:02}", "1.0")
+    monkeypatch.setattr(fanout, "FORCE", workers)
+    monkeypatch.setattr(wholerun, "CHUNK_COST", 40)
+    real = FileWriter.create
+
+    def create(self: FileWriter, dest: str, data: bytes, *, track: bool = True) -> bool:
+        if "/.new-proj2" in dest:  # (after proj0*, proj1*: staged in earlier chunks)
+            raise OSError(errno.ENOSPC, "No space left on device", dest)
+        return real(self, dest, data, track=track)
+
+    monkeypatch.setattr(FileWriter, "create", create)
+    with pytest.raises(OSError) as err:
+        ix.index_target(slim)
+    assert err.value.errno == errno.ENOSPC and "/.new-proj2" in str(err.value.filename)
+    simple = slim / "simple"
+    assert leftovers(simple) == [] and not (simple / "index.html").exists()
+    assert [p.name for p in simple.iterdir() if not p.name.startswith(".")] == []
+    monkeypatch.undo()
+    assert len(check_tree(ix.index_target(slim).path)) == 30
 
 
 def test_ctrl_c_in_a_full_run_discards_what_it_staged(
