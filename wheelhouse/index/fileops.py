@@ -179,9 +179,6 @@ class Staging:
             if not create(path, data, track=False):
                 raise FileExistsError(path)
 
-    def __len__(self) -> int:
-        return len(self.new) + len(self.replaced)
-
     def commit(self) -> None:
         """Publish every staged page (the caller marked the index dirty first)."""
         simple, written, track = self.simple, self.writer.written, self.writer.tracking

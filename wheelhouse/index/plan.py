@@ -9,7 +9,7 @@ hashed. Nothing here writes a page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableSet, Sequence
+from collections.abc import Iterable, Mapping, MutableSet, Sequence
 from itertools import groupby
 from operator import attrgetter
 from pathlib import Path
@@ -207,16 +207,17 @@ def read_projects(
     return count
 
 
-def matched_yanks(yanks: Yanks, found: Sequence[Found]) -> set[str]:
-    """The yanked.toml keys that match a file here (from file names: no record needed)."""
+def matched_yanks(yanks: Yanks, files: Iterable[tuple[str, str]]) -> set[str]:
+    """The yanked.toml keys that match a file here, of its (file name, project): from file
+    names, no record needed."""
     if not yanks.keys():
         return set()
-    names = {f.filename for f in found}
-    matched = {k for k in yanks.files if k in names}
-    for f in found:
-        if f.project in yanks.projects:
-            version = parse_wheel_filename(f.filename)[1]
-            hit = yanks.releases.get((f.project, version))
+    matched = set()
+    for filename, project in files:
+        if filename in yanks.files:
+            matched.add(filename)
+        if project in yanks.projects:
+            hit = yanks.releases.get((project, parse_wheel_filename(filename)[1]))
             if hit is not None:
                 matched.add(hit[0])
     return matched

@@ -24,8 +24,6 @@ from collections.abc import Iterator, MutableSet, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.utils import parse_wheel_filename
-
 from wheelhouse.index import fanout
 from wheelhouse.index.fileops import FileWriter, Staging, write_project
 from wheelhouse.index.plan import Plan, matched_yanks
@@ -78,18 +76,10 @@ class Whole:
             for name, ino in part.ino.items():
                 yield prefix + name, project[name], ino
 
-    def matched_yanks(self, yanks: Yanks) -> set[str]:
-        """The yanked.toml keys that match a wheel here (as `plan.matched_yanks`)."""
-        if not yanks.keys():
-            return set()
-        matched = {k for k in yanks.files if any(k in part.ino for part in self.parts)}
+    def files(self) -> Iterator[tuple[str, str]]:
+        """(file name, project) of every wheel."""
         for part in self.parts:
-            for name, project in part.project.items():
-                if project in yanks.projects:
-                    hit = yanks.releases.get((project, parse_wheel_filename(name)[1]))
-                    if hit is not None:
-                        matched.add(hit[0])
-        return matched
+            yield from part.project.items()
 
 
 class Every:
@@ -112,9 +102,12 @@ class Every:
 
     def matched_yanks(self, yanks: Yanks) -> set[str]:
         found = self.found
-        return (
-            found.matched_yanks(yanks) if isinstance(found, Whole) else matched_yanks(yanks, found)
+        if not yanks.keys():  # (iterating a catalog makes an object per wheel)
+            return set()
+        files = (
+            found.files() if isinstance(found, Whole) else ((f.filename, f.project) for f in found)
         )
+        return matched_yanks(yanks, files)
 
 
 def list_whole(sources: Sequence[Source], listings: dict[Path, Listing]) -> Whole | None:
