@@ -7,6 +7,7 @@ a run that stopped is never trusted for what it does not describe."""
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import random
 import shutil
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from fixtures_simple import check_tree, put, swap
 
-from wheelhouse.index import delta, fileops, upkeep
+from wheelhouse.index import delta, fileops, snapshot, upkeep
 from wheelhouse.index import writer as ix
 from wheelhouse.index.snapshot import SNAPSHOT_NAME, diff, encode_names, entries_of
 from wheelhouse.index.state import STATE_NAME
@@ -118,6 +119,62 @@ def test_the_compare_gives_up_past_its_limit() -> None:
     inos = array("Q", range(1000))
     assert diff(entries_of(_encoded(new), inos), _encoded(old), inos, limit=50) is None
     assert diff(entries_of(_encoded(old), inos), _encoded(old), inos, limit=0) is not None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_mapped_snapshot_is_compared_and_split_a_stretch_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """The compare lets go of a mapped snapshot's pages behind it, and a snapshot's names
+    are copied and split into their places a stretch at a time (here a page): the
+    answers are those over whole buffers."""
+    monkeypatch.setattr(snapshot, "_STRETCH", mmap.PAGESIZE)
+    rng = random.Random(seed)
+    old = [f"p{rng.randrange(10**9)}-{i}.whl" for i in range(rng.choice([1, 700, 5000]))]
+    old_inos = array("Q", [rng.randrange(1, 2**63) for _ in old])
+    new, new_inos = list(old), list(old_inos)
+    for _ in range(rng.choice([0, 3, 30])):
+        at = rng.randrange(len(new) + 1)
+        if rng.random() < 0.5 or not new or at == len(new):
+            new.insert(at, f"n{rng.randrange(10**9)}.whl")
+            new_inos.insert(at, rng.randrange(1, 2**63))
+        else:
+            del new[at], new_inos[at]
+    path = tmp_path / "names"
+    path.write_bytes(_encoded(old))
+    listing = entries_of(_encoded(new), array("Q", new_inos))
+    want = diff(listing, _encoded(old), old_inos, limit=100)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        assert diff(listing, mapped, old_inos, limit=100) == want
+        copied = entries_of(mapped, old_inos)
+    assert bytes(copied.blob) == _encoded(old)
+    assert [copied.name(i).decode() for i in range(len(old))] == old
+    assert copied.starts[-1] == len(copied.blob)
+
+
+def _rss_file() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssFile")) * 1024
+
+
+def test_the_compare_holds_a_few_pages_of_a_big_snapshot(tmp_path: Path) -> None:
+    """A run compares its listing with a mapped snapshot of 24 MiB of names (some 300,000
+    wheels with their sidecars): the pages it has compared are let go of as it goes, so
+    what it maps stays a few MiB, not the snapshot (a memory cost per wheel of every
+    incremental run)."""
+    names = [f"project-{i}-1.0-py3-none-any.whl".encode() for i in range(800_000)]
+    blob = snapshot.encode_names(names)
+    assert len(blob) > 24 << 20
+    path = tmp_path / "names"
+    path.write_bytes(blob)
+    inos = array("Q", range(len(names)))
+    listing = snapshot.Entries(bytearray(blob), None, inos)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        before = _rss_file()
+        found = diff(listing, mapped, inos, limit=10)
+        grown = _rss_file() - before
+    assert found is not None and found.runs == [(0, 0, len(names))]
+    assert grown < 4 << 20, f"{grown >> 20} MiB of the snapshot still mapped"
 
 
 # -- runs ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from wheelhouse.errors import PublishError
 from wheelhouse.index import fanout, reading, scan, wholerun
 from wheelhouse.index import writer as ix
 from wheelhouse.index.fileops import FileWriter, Staging
+from wheelhouse.index.grouped import list_grouped
 
 LEFTOVERS = (".new-", ".staged.")
 
@@ -247,3 +249,93 @@ def test_a_full_run_killed_at_any_rename_leaves_a_consistent_index(tmp_path: Pat
         raise AssertionError("no run got to its end")
     assert n > 2 * 6 + 1  # (it was killed at each of the renames that publish a page)
     assert sorted(files) == projects and leftovers(work / "simple") == []
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_full_run_tells_lost_and_stale_sidecars_apart_project_by_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """A full run knows a project's sidecars only (no set of them all): a sidecar lost or
+    cut short beside wheels that keep theirs is written again, the sidecar of a gone
+    wheel in a project that still has wheels, of a project with none left and of no
+    wheel name at all is removed, with forked workers as in-process."""
+    monkeypatch.setattr(fanout, "FORCE", workers)
+    slim = tmp_path / "slim"
+    for i in range(6):
+        put(slim, f"proj{i}", "1.0")
+    for v in ("2.0", "3.0"):
+        put(slim, "proj1", v)
+    ix.index_target(slim)
+    kept = {p.name: p.read_bytes() for p in slim.glob("*.metadata")}
+    (slim / "proj1-2.0-py3-none-any.whl").unlink()  # its sidecar is stale, proj1 stays
+    (slim / "proj1-3.0-py3-none-any.whl.metadata").unlink()  # lost
+    (slim / "proj4-1.0-py3-none-any.whl.metadata").write_bytes(b"Metadata-Version")  # short
+    (slim / "proj2-1.0-py3-none-any.whl").unlink()  # a project with no wheel left
+    (slim / "stray.whl.metadata").write_bytes(b"no wheel of that name")
+    report = ix.write_index(slim, [ix.Source(folder=slim)], full=True)
+    assert (report.files, report.projects, report.hashed) == (6, 5, 0)
+    sidecars = {p.name: p.read_bytes() for p in slim.glob("*.metadata")}
+    assert sorted(sidecars) == sorted(p.name + ".metadata" for p in slim.glob("*.whl"))
+    assert all(sidecars[name] == kept[name] for name in sidecars)  # (rewritten whole)
+    check_tree(slim / "simple")
+    every_link_resolves(slim / "simple")
+
+
+@pytest.mark.parametrize("handed", ["snapshot", "log"])
+def test_a_full_combined_index_takes_over_a_target_incremental_listing(
+    tmp_path: Path, handed: str
+) -> None:
+    """The combined index's full run (its state lost) after the target's incremental run:
+    it takes the target's listing over, whatever its kind (a snapshot's `Listed`, or the
+    log's `Catalog` where the snapshot is lost), reads every record from the target's
+    pages, and publishes every wheel once."""
+    out = tmp_path
+    slim = out / "slim"
+    for i in range(8):
+        put(slim, f"proj{i}", "1.0")
+    ix.index_target(slim)
+    ix.index_combined(out, [slim])
+    put(slim, "proj3", "2.0")
+    if handed == "log":
+        (slim / "simple" / ".index-listing").unlink()
+    (out / "simple" / ix.STATE_NAME).unlink()
+    listings: dict[Path, ix.Listing] = {}
+    target = ix.write_index(slim, [ix.Source(folder=slim)], listings=listings)
+    assert (target.files, target.hashed, target.pages_written) == (9, 1, 1)
+    combined = ix.index_combined(out, [slim], listings=listings)
+    assert (combined.files, combined.projects, combined.hashed) == (9, 8, 0)
+    assert combined.pages_written == 9  # (every page: a full run)
+    pages = check_tree(out / "simple")
+    assert sorted(f["filename"] for f in pages["proj3"]) == [
+        "proj3-1.0-py3-none-any.whl",
+        "proj3-2.0-py3-none-any.whl",
+    ]
+    every_link_resolves(out / "simple")
+
+
+def test_a_full_run_holds_its_listing_in_some_bytes_a_wheel(tmp_path: Path) -> None:
+    """What a full run holds besides one chunk is each folder's listing: the names in
+    buffers, inodes and projects in arrays: ~195 bytes a wheel with its sidecar here (a
+    project per 5 wheels), where a dict of the names, their inodes and projects, and a set
+    of the sidecars held ~430; and it still tells each project's wheels and sidecars."""
+    folder = tmp_path / "slim"
+    folder.mkdir()
+    wheels = 6000
+    for i in range(wheels):  # (the listing reads no file: empty ones will do)
+        name = f"proj{i % 1200}-1.{i}-py3-none-any.whl"
+        (folder / name).touch()
+        (folder / f"{name}.metadata").touch()
+    tracemalloc.start()
+    try:
+        part = list_grouped(ix.Source(folder=folder))
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(part) == wheels and len(part.projects()) == 1200
+    assert held / wheels < 250, f"{held / wheels:.0f} bytes a wheel"
+    names = sorted(f.filename for f in part.project_wheels("proj7"))
+    assert names == sorted(f"proj7-1.{i}-py3-none-any.whl" for i in range(7, wheels, 1200))
+    assert part.project_sidecars("proj7") == set(names)
+    assert [part.wheel_name("proj7", j) for j in range(5)] == [
+        f.filename for f in part.project_wheels("proj7")
+    ]

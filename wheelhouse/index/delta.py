@@ -333,9 +333,8 @@ class _Marking:
 
     def __init__(self, found: Sequence[Found]) -> None:
         self.rows: Iterator[tuple[str, int, str]]  # (name, inode, project) in found's order
-        if type(found) is Catalog:  # (a full run's: its dicts, in the listing's order)
-            project = found.project
-            self.rows = ((n, i, project[n]) for n, i in found.ino.items())
+        if isinstance(found, Catalog):  # (a full run's, in the listing's order: no object)
+            self.rows = found.wheel_rows()
         else:
             self.rows = ((f.filename, f.ino, f.project) for f in found)
         self.by_name: dict[str, tuple[int, str]] | None = None

@@ -97,6 +97,10 @@ class Listed(Catalog):
             self._all = [self._at(i) for i, m in enumerate(self.marks) if m < LOOK]
         return self._all
 
+    def wheel_rows(self) -> Iterator[tuple[str, int, str]]:
+        inos, table = self.entries.inos, self.table
+        return ((self.name(i), inos[i], table[m]) for i, m in enumerate(self.marks) if m < LOOK)
+
     def wheel_names(self) -> set[str]:
         return {f.filename for f in self.every()}
 

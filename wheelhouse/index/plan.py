@@ -2,7 +2,7 @@
 
 A run lists its changed source folders (`scan`), then checks only the projects with a file
 that is new, gone, replaced (another inode under its name) or missing its sidecar, or whose
-page is missing; every project in a full run. A checked project's files are stat'ed and get
+page is missing (a full run: `wholerun`). A checked project's files are stat'ed and get
 their records from the project's JSON page where the stat stamp matches, else are read and
 hashed. Nothing here writes a page.
 """
@@ -53,12 +53,10 @@ def plan_run(
     known: Log,
     existing: set[str],
     sidecars: Mapping[str, MutableSet[str]],
-    *,
-    full: bool,
 ) -> Plan:
-    """The projects to check: those with a file that is new, gone, replaced (its inode is
-    not the log's) or missing its sidecar, and those whose page is missing; all of them in
-    a full run. (A target index's incremental run takes `delta.plan_changes` instead:
+    """The projects to check in an incremental run: those with a file that is new, gone,
+    replaced (its inode is not the log's) or missing its sidecar, and those whose page is
+    missing. (A target index's incremental run takes `delta.plan_changes` instead:
     this one compares every file.)"""
     touched: set[str] = set()
     # (what the pages list and the log forgets; nothing to forget where the log is empty)
@@ -77,15 +75,12 @@ def plan_run(
         f.project = project
     touched.update(_sidecar_lost(found, sidecars))
     projects = {f.project for f in found}
-    if full:
-        touched = set(projects)
-    else:
-        touched.update(project_in_log[k] for k in known.ino.keys() - keys)
-        touched.update(projects - existing)
+    touched.update(project_in_log[k] for k in known.ino.keys() - keys)
+    touched.update(projects - existing)
     files = files_of(found, touched, every=touched >= projects)
     return Plan(
         touched=files,
-        changed={p: full or p not in existing for p in touched},
+        changed={p: p not in existing for p in touched},
         projects=projects,
         found=found,
         keys=keys,
@@ -174,7 +169,6 @@ def read_projects(
     writer: FileWriter,
     *,
     trusted: bool,
-    dirty: bool,
 ) -> int:
     """Give every file of the touched projects its record: from the project's state where
     its stamp matches, else read (writing its sidecar). Marks the projects whose page
@@ -188,15 +182,12 @@ def read_projects(
         todo.extend(look_up(items, own, trusted))
     count = len(todo)
     read_new(todo, writer, sidecars)
-    # a sidecar that went missing (or, after an interruption, may be short): again
-    # (sidecars an earlier index of this run wrote or checked need no second look)
+    # a sidecar that went missing: written again (a full run also checks each one's size)
     lost = [
         f
         for items in plan.touched.values()
         for f in items
-        if not f.fresh
-        and f.source.owner
-        and sidecar_lost(f, sidecars, dirty=dirty and f.hint is None)
+        if not f.fresh and f.source.owner and sidecar_lost(f, sidecars, dirty=False)
     ]
     read_new(lost, writer, sidecars)
     for project, items in plan.touched.items():

@@ -97,18 +97,32 @@ def store_sidecar(
     writer: FileWriter,
     sidecars: Mapping[str, MutableSet[str]],
 ) -> None:
-    """Write a wheel's sidecar (and its METADATA into the cache file `cache`)."""
+    """Write a wheel's sidecar (and its METADATA into the cache file `cache`), and add it
+    to the wheels whose sidecar is there."""
+    present = sidecars[source.prefix]
+    write_sidecar(source, filename, metadata, cache, writer, there=filename in present)
+    present.add(filename)
+
+
+def write_sidecar(
+    source: Source,
+    filename: str,
+    metadata: bytes,
+    cache: Path | None,
+    writer: FileWriter,
+    *,
+    there: bool,
+) -> None:
+    """Write a wheel's sidecar (`there`: one is there already) and the cache file."""
     if cache is not None:
         # a cache: one that cannot be written (read-only, full) costs a read next time
         with contextlib.suppress(OSError):
             write_small(cache, metadata, durable=False)
-    present = sidecars[source.prefix]
     dest = f"{source.folder}/{filename}{METADATA_SUFFIX}"
     # a new wheel's sidecar: no page links it yet, so it is written in place (one
     # open, no rename); one that is there may be linked: replaced whole
-    if filename in present or not writer.create(dest, metadata):
+    if there or not writer.create(dest, metadata):
         writer.write(dest, metadata)
-    present.add(filename)
 
 
 def _read_in_workers(

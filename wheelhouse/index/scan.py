@@ -187,26 +187,16 @@ class Catalog(Sequence[Found]):
         return self._all
 
     def _make(self, name: str) -> Found:
-        item = self.transient(name)
+        item = Found(self.source.prefix + name, self.source, name, self.ino[name])
+        item.project = self.project[name]
         self._made[name] = item
         return item
 
-    def transient(self, name: str) -> Found:
-        """An object for one wheel that the catalog does not keep (see `wholerun`)."""
-        item = Found(self.source.prefix + name, self.source, name, self.ino[name])
-        item.project = self.project[name]
-        return item
-
-    def groups(self) -> dict[str, list[str]]:
-        """Each project's file names, in the listing's order."""
-        groups: dict[str, list[str]] = {}
-        for name, project in self.project.items():
-            names = groups.get(project)
-            if names is None:
-                groups[project] = [name]
-            else:
-                names.append(name)
-        return groups
+    def wheel_rows(self) -> Iterator[tuple[str, int, str]]:
+        """(file name, inode, project) of each wheel, in the catalog's order (a listing's,
+        or the log's), with no object made."""
+        project = self.project
+        return ((name, ino, project[name]) for name, ino in self.ino.items())
 
     def handed(self, source: Source) -> Catalog:
         """The same wheels for the next index of the run (the combined one), under its
@@ -243,16 +233,15 @@ def scan(
     sources: Sequence[Source],
     listings: dict[Path, Listing],
     *,
-    full: bool,
     known: Log,
     unchanged: Mapping[str, FolderStamp],
 ) -> tuple[Sequence[Found], dict[str, MutableSet[str]], dict[str, Seen | None]]:
-    """Every wheel of every source, with its inode (and, in a full run, its stamp); per
-    source prefix, the wheels whose sidecar is present; and per prefix the folder's stamp
-    before it was listed. A folder whose stamp is still the one in `unchanged` (no entry
-    added, removed or renamed since a run that saw it whole) is not listed: its wheels are
-    the log's (`known`). One scandir per changed folder and no stat() per wheel (a full run
-    stats each). A listing is used once (the combined index comes last): taken from
+    """Every wheel of every source of an incremental run (a full run: `wholerun`), with
+    its inode; per source prefix, the wheels whose sidecar is present; and per prefix the
+    folder's stamp before it was listed. A folder whose stamp is still the one in
+    `unchanged` (no entry added, removed or renamed since a run that saw it whole) is not
+    listed: its wheels are the log's (`known`). One scandir per changed folder and no
+    stat() per wheel. A listing is used once (the combined index comes last): taken from
     `listings`, its wheels can be freed."""
     found: list[Found] = []
     catalogs: list[Catalog] = []
@@ -279,12 +268,12 @@ def scan(
             continue
         before = unchanged.get(src.prefix)
         stamp = source_stamp(src)
-        if not full and before is not None and stamp == before and src.only is None:
+        if before is not None and stamp == before and src.only is None:
             sidecars[src.prefix] = _from_log(src, known, found)
             seen[src.prefix] = None  # (not listed: its stamp is recorded already)
             continue
         seen[src.prefix] = Seen(stamp, time.time_ns())
-        sidecars[src.prefix] = _list_folder(src, found, full=full)
+        sidecars[src.prefix] = _list_folder(src, found)
     if len(catalogs) == 1 and not found:
         return catalogs[0], sidecars, seen
     for catalog in catalogs:  # (several folders: an object per wheel)
@@ -323,17 +312,11 @@ def _from_log(src: Source, known: Log, found: list[Found]) -> set[str]:
     return present
 
 
-def _list_folder(src: Source, found: list[Found], *, full: bool) -> set[str]:
+def _list_folder(src: Source, found: list[Found]) -> set[str]:
     """Add the folder's wheels to `found`; the wheels whose sidecar is present."""
     wheels, present = list_wheels(src)
-    prefix, folder = src.prefix, src.folder
-    add = found.append
-    for name, ino in wheels.items():
-        item = Found(prefix + name, src, name, ino)
-        if full:
-            st = os.stat(f"{folder}/{name}")  # noqa: PTH116
-            item.stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
-        add(item)
+    prefix = src.prefix
+    found.extend(Found(prefix + name, src, name, ino) for name, ino in wheels.items())
     return present
 
 

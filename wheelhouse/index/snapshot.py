@@ -34,7 +34,7 @@ import struct
 import sys
 import zlib
 from array import array
-from itertools import accumulate
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -53,6 +53,7 @@ _WINDOW = 1 << 16  # bytes looked ahead for the place where the listings meet ag
 _STEP = 4096  # bytes compared at first: then twice as many each time, up to
 _MAX_STEP = 1 << 16  # (a slice is a copy: one this small reuses the same memory)
 _APART = 64  # differences in a row with no place where the two meet: another order
+_STRETCH = 1 << 20  # bytes of names copied, split or compared before pages are let go of
 
 
 # names as `encode_names` gives them (a listing's in a buffer, a snapshot's mapped)
@@ -100,7 +101,7 @@ def _parse(fd: int, token: bytes) -> Snapshot | None:
     end = counts_at + 4 * projects
     if size > _BODY - key or data[key : key + size] != token or len(data) < end:
         return None
-    if zlib.crc32(memoryview(data)[_BODY:end]) != body_crc or not name_bytes:
+    if _crc(data, _BODY, end) != body_crc or not name_bytes:
         return None
     names = mmap.mmap(fd, name_bytes, access=mmap.ACCESS_READ, offset=_BODY)
     inos, marks, counts = array("Q"), array("I"), array("I")
@@ -113,6 +114,16 @@ def _parse(fd: int, token: bytes) -> Snapshot | None:
     if sum(counts) != wheels or len(marks) != entries:
         return None
     return Snapshot(names, inos, marks, list(map(sys.intern, table)), counts, lines, wheels)
+
+
+def _crc(data: mmap.mmap, start: int, end: int) -> int:
+    """The CRC-32 of a stretch of the mapped file, its pages let go of as it is read."""
+    crc = 0
+    with memoryview(data) as view:
+        for at in range(start, end, _STRETCH):
+            crc = zlib.crc32(view[at : min(at + _STRETCH, end)], crc)
+            let_go(data, at, _STRETCH)
+    return crc
 
 
 def write_snapshot(simple: Path, snap: Snapshot, token: str, extra: list[str]) -> None:
@@ -191,14 +202,22 @@ def put(fd: int, data: Blob | array[int], at: int) -> int:
     return at
 
 
-class Entries(NamedTuple):
+class Entries:
     """A listing: its names as `encode_names` gives them (`blob`), where each starts in it
     (`starts`: one more at the end, the blob's length), and their inodes. No object per
-    entry: a name is cut out of the blob where it is wanted."""
+    entry: a name is cut out of the blob where it is wanted. A snapshot's starts are found
+    where first wanted (a run over a folder that did not change may want none)."""
 
-    blob: bytes | bytearray
-    starts: array[int]
-    inos: array[int]
+    __slots__ = ("_starts", "blob", "inos")
+
+    def __init__(self, blob: bytes | bytearray, starts: array[int] | None, inos: array[int]):
+        self.blob, self._starts, self.inos = blob, starts, inos
+
+    @property
+    def starts(self) -> array[int]:
+        if self._starts is None:
+            self._starts = _starts_of(self.blob)
+        return self._starts
 
     def name(self, i: int) -> bytes:
         return bytes(self.blob[self.starts[i] : self.starts[i + 1] - 1])
@@ -230,10 +249,48 @@ def list_entries(folder: Path) -> Entries:
 
 
 def entries_of(blob: Blob, inos: array[int]) -> Entries:
-    """The entries of a snapshot's names (where each starts, found in C)."""
-    data = bytes(blob)
-    names = data[1:-1].split(b"\0") if inos else []
-    return Entries(data, array("I", accumulate(map((1).__add__, map(len, names)), initial=1)), inos)
+    """The entries of a snapshot's names: a copy (the snapshot is written over in place by
+    a later run, which may come while this one still uses them), the mapped pages let go
+    of as they are copied."""
+    if not isinstance(blob, mmap.mmap):
+        return Entries(bytes(blob), None, inos)
+    data = bytearray(len(blob))
+    for at in range(0, len(blob), _STRETCH):
+        data[at : at + _STRETCH] = blob[at : at + _STRETCH]
+        let_go(blob, at, _STRETCH)
+    return Entries(data, None, inos)
+
+
+def _starts_of(blob: bytes | bytearray) -> array[int]:
+    """Where each name starts (found in C, a stretch of the names at a time: no list of
+    them all)."""
+    starts = array("I", [1])
+    at, end = 1, len(blob) - 1  # (the names lie between the first NUL and the last)
+    while at < end:
+        stop = blob.find(b"\0", min(at + _STRETCH, end))
+        lengths = map((1).__add__, map(len, blob[at:stop].split(b"\0")))
+        starts.extend(islice(accumulate(lengths, initial=at), 1, None))
+        at = stop + 1
+    return starts
+
+
+def _let_go_behind(data: Blob, done: int, at: int) -> int:
+    """Let go of a mapped snapshot's pages from `done` (a page's start, where the last call
+    stopped) to a look-ahead before `at`, where a compare is: nothing behind it is looked
+    at again. Where it stopped now."""
+    if not isinstance(data, mmap.mmap) or at - done < _STRETCH + _WINDOW:
+        return done
+    end = (at - _WINDOW) // mmap.PAGESIZE * mmap.PAGESIZE
+    let_go(data, done, end - done)
+    return end
+
+
+def let_go(data: Blob, at: int, size: int) -> None:
+    """Drop the pages of a mapped snapshot from `at` (a page's start), `size` bytes, out of
+    this process's memory: they are read again (from the page cache) if looked at."""
+    if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        with contextlib.suppress(OSError, ValueError):
+            data.madvise(mmap.MADV_DONTNEED, at, min(size, len(data) - at))
 
 
 # -- comparing ---------------------------------------------------------------------------
@@ -252,7 +309,8 @@ def diff(listing: Entries, old: Blob, old_inos: array[int], *, limit: int) -> Di
     """Where `listing` differs from the snapshot's names `old` (as `encode_names` gives
     them) and inodes; None when more than `limit` entries do, or when the two stop meeting
     again (another order: a copy, another file system)."""
-    new, starts, new_inos = listing
+    new, starts, new_inos = listing.blob, listing.starts, listing.inos
+    dropped = 0  # the snapshot's pages before this are let go of (see let_go)
     runs: list[tuple[int, int, int]] = []
     inserted: list[int] = []
     deleted: list[tuple[int, str]] = []
@@ -290,6 +348,7 @@ def diff(listing: Entries, old: Blob, old_inos: array[int], *, limit: int) -> Di
             ei, ej, i, j = ei + 1, ej + 1, end_new, end_old
         if len(inserted) + len(deleted) > limit:
             return None
+        dropped = _let_go_behind(old, dropped, j)
     entries_new, entries_old = len(new_inos), len(old_inos)
     if len(inserted) + len(deleted) + entries_new - ei + entries_old - ej > limit:
         return None
@@ -334,7 +393,9 @@ def _common(a: Blob, i: int, b: Blob, j: int, stop: int) -> int:
     differs."""
     end = min(stop - i, len(b) - j)
     done, step = 0, _STEP
+    freed = j // mmap.PAGESIZE * mmap.PAGESIZE
     while done < end:
+        freed = _let_go_behind(b, freed, j + done)
         n = min(step, end - done)
         if a[i + done : i + done + n] != b[j + done : j + done + n]:
             low, high = done, done + n  # alike up to low; not up to high

@@ -5,16 +5,14 @@ of it is kept past its chunk. Once every wheel is checked, the staged pages are 
 by renames (a refused wheel publishes nothing, as in any run).
 
 What a full run holds besides one chunk is its listings: each folder's wheel names with
-their inode numbers and projects (`scan.Catalog`, the names grouped by project) and the
-sidecars present, some 300 bytes a wheel; not an object, a stamp and a record per wheel
-(~1 KB a wheel, when every one was read before any page was written). A big run's chunks
-go to forked workers (`fanout`: they read, check and render; this process writes the
-sidecars as each chunk comes, and stages its pages). The combined index of the same run
-takes each target's listing over and reads the records from the target's pages
+their inode numbers and projects, and the names its sidecars are for, in buffers and
+arrays grouped by project (`grouped.Grouped`, ~140 bytes a wheel with its sidecar); not
+an object, a stamp and a record per wheel (~1 KB a wheel, when every one was read before
+any page was written), nor a dict of the names and a set of the sidecars (300-500). A big run's
+chunks go to forked workers (`fanout`: they read, check and render; this process writes
+the sidecars as each chunk comes, and stages its pages). The combined index of the same
+run takes each target's listing over and reads the records from the target's pages
 (`scan.look_up`): no wheel is read twice.
-
-An incremental run, or a full one over a listing that is not a plain catalog (a
-snapshot's, handed on by a target's incremental run), plans and reads as `plan` does.
 """
 
 from __future__ import annotations
@@ -26,19 +24,17 @@ from pathlib import Path
 
 from wheelhouse.index import fanout
 from wheelhouse.index.fileops import FileWriter, Staging, write_project
+from wheelhouse.index.grouped import Grouped, Sidecars, list_grouped
 from wheelhouse.index.plan import Plan, matched_yanks
-from wheelhouse.index.reading import read_wheel, refusal, store_sidecar
+from wheelhouse.index.reading import read_wheel, refusal, write_sidecar
 from wheelhouse.index.render import PageFile, render_project
 from wheelhouse.index.scan import (
-    Catalog,
     Found,
     Listing,
     Seen,
     Source,
     check_duplicates,
-    list_wheels,
     look_up,
-    project_of,
     sidecar_lost,
     source_stamp,
     stamp_files,
@@ -56,34 +52,35 @@ CHUNK_COST = 20_000  # the most work in one chunk where the run does it in-proce
 
 @dataclass(kw_only=True)
 class Whole:
-    """Every wheel of a full run's folders: one catalog per folder, in the sources' order."""
+    """Every wheel of a full run's folders: one listing per folder, in the sources' order."""
 
-    parts: list[Catalog]
+    parts: list[Grouped]
     sidecars: dict[str, MutableSet[str]]  # per source prefix: the wheels whose sidecar is there
     seen: dict[str, Seen | None]
 
     def __len__(self) -> int:
         return sum(len(part) for part in self.parts)
 
-    def part(self, src: Source) -> Catalog:
-        """The catalog of one folder."""
+    def part(self, src: Source) -> Grouped:
+        """The listing of one folder."""
         return next(part for part in self.parts if part.source is src)
 
     def rows(self) -> Iterator[tuple[str, str, int]]:
         """(index key, project, inode) of every wheel, for the log."""
         for part in self.parts:
-            prefix, project = part.source.prefix, part.project
-            for name, ino in part.ino.items():
-                yield prefix + name, project[name], ino
+            prefix = part.source.prefix
+            for name, ino, project in part.wheel_rows():
+                yield prefix + name, project, ino
 
     def files(self) -> Iterator[tuple[str, str]]:
         """(file name, project) of every wheel."""
         for part in self.parts:
-            yield from part.project.items()
+            for name, _, project in part.wheel_rows():
+                yield name, project
 
 
 class Every:
-    """Every wheel a run found: a full run's catalogs (`wholerun.Whole`), or objects."""
+    """Every wheel a run found: a full run's listings (`wholerun.Whole`), or objects."""
 
     def __init__(self, found: Sequence[Found] | Whole, sources: Sequence[Source]) -> None:
         self.found, self.sources = found, sources
@@ -110,29 +107,23 @@ class Every:
         return matched_yanks(yanks, files)
 
 
-def list_whole(sources: Sequence[Source], listings: dict[Path, Listing]) -> Whole | None:
+def list_whole(sources: Sequence[Source], listings: dict[Path, Listing]) -> Whole:
     """Each source folder listed (once: names and inode numbers, no stat), or handed on by
-    its target's index of this run; None where a handed listing is not a plain catalog
-    (then `scan.scan` and `plan` run)."""
-    handed = [listings.get(src.folder) for src in sources]
-    if any(h is not None and type(h.wheels) is not Catalog for h in handed):
-        return None
+    its target's index of this run."""
     whole = Whole(parts=[], sidecars={}, seen={})
-    for src, listing in zip(sources, handed, strict=True):
+    for src in sources:
+        listing = listings.pop(src.folder, None)  # (used once: the combined index comes last)
         if listing is not None:
-            del listings[src.folder]  # (used once: the combined index comes last)
-            assert isinstance(listing.wheels, Catalog)
-            whole.parts.append(listing.wheels.handed(src))
+            wheels = listing.wheels
+            part = wheels.handed(src) if isinstance(wheels, Grouped) else Grouped.of(wheels, src)
+            whole.parts.append(part)
             whole.sidecars[src.prefix] = listing.sidecars
             whole.seen[src.prefix] = listing.seen
             continue
         whole.seen[src.prefix] = Seen(source_stamp(src), time.time_ns())
-        wheels, present = list_wheels(src)
-        whole.parts.append(Catalog(src, wheels, {name: project_of(name) for name in wheels}))
-        # (the wheels' own strings, not a copy of each name cut from its sidecar's: a run
-        # after a restart or --full finds every sidecar there)
-        stale = present - wheels.keys()
-        whole.sidecars[src.prefix] = {name for name in wheels if name in present} | stale
+        part = list_grouped(src)
+        whole.parts.append(part)
+        whole.sidecars[src.prefix] = Sidecars(part)
     return whole
 
 
@@ -151,11 +142,13 @@ class Done:
 @dataclass
 class _Result:
     """One chunk's work, sent back by a worker (pickled): no record, no object per wheel.
-    A project is its place in the chunk, a wheel its place in that project's names of
+    A project is its place in the chunk, a wheel its place in that project's wheels of
     each folder: this process keeps its own strings, not a copy of each."""
 
     pages: list[tuple[int, bytes, bytes]] = field(default_factory=list)
-    sidecars: list[tuple[int, int, int, bytes, Path | None]] = field(default_factory=list)
+    # (project, folder, wheel, METADATA, its cache file, whether a sidecar is there)
+    sidecars: list[tuple[int, int, int, bytes, Path | None, bool]] = field(default_factory=list)
+    stale: list[tuple[int, str]] = field(default_factory=list)  # (folder, wheel) sidecars
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # (path, why, hint)
     hashed: int = 0
     files: int = 0
@@ -165,7 +158,6 @@ class _Result:
 class _Reader:
     simple: Path
     whole: Whole
-    groups: list[dict[str, list[str]]]  # per part: each project's file names
     yanks: Yanks
     trusted: bool
 
@@ -180,22 +172,30 @@ class _Reader:
         pages; none where one of its wheels is refused."""
         items: list[Found] = []
         places: dict[int, tuple[int, int]] = {}
+        present: dict[str, MutableSet[str]] = {}  # per folder: the project's sidecars
         # (in the order of the sources: the first of one file name in two is linked)
-        for i, (part, names) in enumerate(zip(self.whole.parts, self.groups, strict=True)):
-            for j, name in enumerate(names.get(project, ())):
-                items.append(f := part.transient(name))
+        for i, part in enumerate(self.whole.parts):
+            wheels = part.project_wheels(project)
+            for j, f in enumerate(wheels):
+                items.append(f)
                 places[id(f)] = (i, j)
+            prefix = part.source.prefix
+            if not part.listed:  # (another index's listing: this run's set of them)
+                present[prefix] = self.whole.sidecars[prefix]
+                continue
+            present[prefix] = sidecars = part.project_sidecars(project)
+            if part.source.owner and sidecars:  # sidecars of wheels that are gone
+                out.stale += [(i, n) for n in sidecars - {f.filename for f in wheels}]
         stamp_files(items)
         own = load_project(self.simple / project) if self.trusted else {}
         todo = look_up(items, own, self.trusted)
         out.hashed += len(todo)
         # a sidecar that went missing, or may be short (a full run follows an
         # interruption, a restart or --full): written again
-        sidecars = self.whole.sidecars
         todo += [
             f
             for f in items
-            if f.rec is not None and f.source.owner and sidecar_lost(f, sidecars, dirty=True)
+            if f.rec is not None and f.source.owner and sidecar_lost(f, present, dirty=True)
         ]
         ok = True
         for f in todo:
@@ -206,7 +206,8 @@ class _Reader:
                 ok = False
                 continue
             assert f.metadata is not None
-            out.sidecars.append((k, *places[id(f)], f.metadata, cache))
+            there = f.filename in present[f.source.prefix]
+            out.sidecars.append((k, *places[id(f)], f.metadata, cache, there))
         if ok:
             items = check_duplicates(items)
             out.files += len(items)
@@ -225,16 +226,21 @@ def read_whole(
     """Give every wheel its record and sidecar and stage every project's pages, a chunk of
     projects at a time (see the module doc). Raises PublishError naming every refused
     wheel, with nothing staged left and every published page untouched."""
-    reader = _Reader(simple, whole, [part.groups() for part in whole.parts], yanks, trusted)
-    projects = sorted(set().union(*reader.groups))
+    reader = _Reader(simple, whole, yanks, trusted)
+    parts = whole.parts
+    projects = sorted(set().union(*(part.projects() for part in parts)))
     done = Done(projects=set(projects), order=projects, staging=Staging(simple, writer, existing))
-    parts = list(zip(whole.parts, reader.groups, strict=True))
 
     def apply(chunk: Sequence[str], result: _Result) -> None:
-        for k, i, j, metadata, cache in result.sidecars:
-            part, names = parts[i]
-            name = names[chunk[k]][j]
-            store_sidecar(part.source, name, metadata, cache, writer, whole.sidecars)
+        for k, i, j, metadata, cache, there in result.sidecars:
+            part = parts[i]
+            name = part.wheel_name(chunk[k], j)
+            write_sidecar(part.source, name, metadata, cache, writer, there=there)
+            whole.sidecars[part.source.prefix].add(name)
+        for i, name in result.stale:
+            stale = whole.sidecars[parts[i].source.prefix]
+            assert isinstance(stale, Sidecars)  # (a listed part's)
+            stale.stale.add(name)
         done.refused += result.refused
         done.hashed += result.hashed
         done.files += result.files
@@ -242,7 +248,7 @@ def read_whole(
             for k, page, doc in result.pages:
                 done.staging.add(chunk[k], page, doc)
 
-    costs = [PAGE_COST + sum(len(g.get(p, ())) for g in reader.groups) for p in projects]
+    costs = [PAGE_COST + sum(part.count(p) for part in parts) for p in projects]
     try:
         processes = fanout.workers(sum(costs), FORK_COST)
         if processes:

@@ -218,13 +218,13 @@ def write_index(
         existing = existing_projects(simple, sources, dirty=dirty)
         unchanged = trusted.folders if trusted else {}
         writer = FileWriter(track=boot is None)
-        whole = list_whole(sources, listings) if dirty else None
         found: Sequence[Found] | Whole
         added: Mapping[str, str]
         removed: Collection[str]
         touched: Collection[str]
         delta, target = None, covers(sources, listings)  # (a target's folder, not listed yet)
-        if whole is not None:  # a full run, project by project: wholerun.py
+        if dirty:  # a full run, project by project: wholerun.py
+            whole = list_whole(sources, listings)
             done = read_whole(simple, whole, existing, yanks, writer, trusted=old is not None)
             found, sidecars, seen, projects = whole, whole.sidecars, whole.seen, done.projects
             added, removed, touched, log_size = {}, (), projects, 0
@@ -232,7 +232,7 @@ def write_index(
             changed, publish = done.order, done.staging.commit
             yanks_changed = old is not None and old.yanks != yanks_key
         else:
-            if not dirty and mirror is None and target:  # a target's incremental run: delta.py
+            if mirror is None and target:  # a target's incremental run: delta.py
                 token = log_now if old is not None else None
                 delta, log_size = plan_target(
                     simple, sources[0], existing, token, unchanged.get("")
@@ -242,13 +242,10 @@ def write_index(
                 # (a mirroring index need not read its log: see the module doc)
                 known = load_log(simple) if old is not None and mirror is None else empty_log()
                 log_size = known.lines
-                found, sidecars, seen = scan(
-                    sources, listings, full=dirty, known=known, unchanged=unchanged
-                )
+                found, sidecars, seen = scan(sources, listings, known=known, unchanged=unchanged)
                 if mirror is None:
-                    plan = plan_run(found, known, existing, sidecars, full=dirty)
-                    # (a full run writes the log whole: no list of every file here)
-                    added = {} if dirty else log_changes(plan, known)
+                    plan = plan_run(found, known, existing, sidecars)
+                    added = log_changes(plan, known)
                     removed = known.ino.keys() - plan.keys
                 else:
                     plan = plan_mirrored(found, mirror, existing)
@@ -257,9 +254,7 @@ def write_index(
             yanks_changed = old is not None and old.yanks != yanks_key
             if old is not None and yanks_changed:  # the pages of what was yanked or unyanked
                 plan_yanks(plan, old.yanked, yanks.entries())
-            hashed = read_projects(
-                simple, plan, sidecars, writer, trusted=old is not None, dirty=dirty
-            )
+            hashed = read_projects(simple, plan, sidecars, writer, trusted=old is not None)
             changed = [p for p, files in plan.touched.items() if files and plan.changed[p]]
             changed.sort()
             projects, touched = plan.projects, plan.touched.keys()
