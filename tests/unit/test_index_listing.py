@@ -337,14 +337,14 @@ def test_a_wheel_that_changes_as_a_full_run_ends_is_published_by_the_next_run(
     slim = out / "slim"
     real = delta.listing_of
 
-    def meanwhile(folder: Path, found: Any, lines: int) -> Any:
+    def meanwhile(simple: Path, folder: Path, found: Any, lines: int, token: str) -> Any:
         if change == "added":
             put(slim, "gamma", "1.0")
         elif change == "removed":
             (slim / "beta-1.0-py3-none-any.whl").unlink()
         else:
             swap(slim, "beta", "1.0", requires=["other"])
-        return real(folder, found, lines)
+        return real(simple, folder, found, lines, token)
 
     monkeypatch.setattr(delta, "listing_of", meanwhile)
     ix.index_target(slim)

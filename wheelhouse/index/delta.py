@@ -41,13 +41,13 @@ from wheelhouse.index.snapshot import (
     NONE,
     TEMP,
     Diff,
-    Entries,
     Snapshot,
     diff,
     entries_of,
     list_entries,
     read_snapshot,
     write_snapshot,
+    write_streamed,
 )
 from wheelhouse.index.state import (
     METADATA_SUFFIX,
@@ -288,42 +288,42 @@ def _delta(
     return Delta(found, {prefix: present}, {prefix: seen}, plan, added, removed)
 
 
-def snapshot_after(delta: Delta, folder: Path, lines: int) -> tuple[Snapshot, list[str]] | None:
+def snapshot_after(delta: Delta, lines: int) -> tuple[Snapshot, list[str]] | None:
     """The snapshot the next run compares its listing with, once the log has this run's
-    lines (`lines` in all), and the sidecars this run wrote after its listing (their place
-    in it is unknown: they go at the end, with no inode, which the next listing puts
-    right); None where the folder was not listed. A run that compared the listing with the
-    log's dicts lists the folder again (see `listing_of`)."""
+    lines (`lines` in all), where the run compared its listing with the last snapshot: its
+    listing, and the sidecars this run wrote after it (their place in it is unknown: they
+    go at the end, with no inode, which the next listing puts right). None where the run
+    compared its listing with the log's dicts (see `listing_of`)."""
     found = delta.found
     present = delta.sidecars[found.source.prefix]
-    if delta.seen[found.source.prefix] is None:
+    if not isinstance(found, Listed) or not isinstance(present, Present):
         return None
-    if isinstance(found, Listed) and isinstance(present, Present):
-        entries = found.entries
-        snap = Snapshot(
-            entries.blob, entries.inos, found.marks, found.table, found.counts, lines, len(found)
-        )
-        return snap, [n for n in present.created if found.index_of(n) is None]
-    return listing_of(folder, found, lines), []
+    entries = found.entries
+    snap = Snapshot(
+        entries.blob, entries.inos, found.marks, found.table, found.counts, lines, len(found)
+    )
+    return snap, [n for n in present.created if found.index_of(n) is None]
 
 
-def listing_of(folder: Path, found: Sequence[Found], lines: int) -> Snapshot:
-    """The snapshot of a folder, listed again after a run that compared every file (a full
-    run, or one against the log's dicts), whose log now has `lines` lines and lists the
-    wheels of `found`. An entry that came or changed since the run listed the folder is
-    marked LOOK (the next run looks at it as new); a wheel of the log that went meanwhile
-    goes at the end (the next run finds it gone)."""
-    entries = list_entries(folder)
-    blob, inos = entries.blob, entries.inos
-    assert isinstance(blob, bytearray)  # (a listing's: more entries go at its end)
+def listing_of(simple: Path, folder: Path, found: Sequence[Found], lines: int, token: str) -> None:
+    """Keep the snapshot of a folder listed again after a run that compared every file (a
+    full run, or one against the log's dicts), whose log now has `lines` lines (`token`)
+    and lists the wheels of `found`: the names go to the file as they are listed (no
+    buffer of them all, see `write_streamed`). An entry that came or changed since the
+    run listed the folder is marked LOOK (the next run looks at it as new); a wheel of the
+    log that went meanwhile goes at the end (the next run finds it gone)."""
     marking = _Marking(found)
-    marks = marking.mark(entries)
-    for name, ino, project in marking.left():
-        blob += os.fsencode(name) + b"\0"
-        inos.append(ino)
-        marks.append(marking.number(project))
-    counts = marking.counts
-    return Snapshot(blob, inos, marks, marking.table, counts, lines, sum(counts))
+
+    def entries() -> Iterator[tuple[bytes, int, int]]:
+        mark = marking.mark
+        with os.scandir(os.fsencode(folder)) as listing:  # (the one loop over every entry)
+            for entry in listing:
+                name, ino = entry.name, entry.inode()
+                yield name, ino, mark(name, ino)
+        for gone, ino, project in marking.left():
+            yield os.fsencode(gone), ino, marking.number(project)
+
+    write_streamed(simple, token, entries(), lambda: (marking.table, marking.counts, lines))
 
 
 class _Marking:
@@ -342,6 +342,8 @@ class _Marking:
         self.numbers: dict[str, int] = {}
         self.counts = array("I")
         self.gone: list[tuple[str, int, str]] = []
+        self.row = next(self.rows, None)  # the next wheel of `found`, and its name
+        self.want = os.fsencode(self.row[0]) if self.row is not None else None
 
     def number(self, project: str) -> int:
         n = self.numbers.get(project)
@@ -352,31 +354,22 @@ class _Marking:
         self.counts[n] += 1
         return n
 
-    def mark(self, entries: Entries) -> array[int]:
-        """Every entry's mark (its name cut out of the buffer in turn: no list of them)."""
-        marks = array("I")
-        append, rows = marks.append, self.rows
-        row = next(rows, None)
-        want = os.fsencode(row[0]) if row is not None else None
-        blob, starts = entries.blob, entries.starts
-        for i, ino in enumerate(entries.inos):
-            name = blob[starts[i] : starts[i + 1] - 1]
-            if name == want:
-                assert row is not None
-                append(self.number(row[2]) if row[1] == ino else self.moved(row))
-                row = next(rows, None)
-                want = os.fsencode(row[0]) if row is not None else None
-            elif name[-4:] == b".whl":
-                if want is not None and row is not None:  # out of order: by name from here
-                    self.by_name = {row[0]: (row[1], row[2])}
-                    self.by_name.update((n, (node, p)) for n, node, p in rows)
-                    want = row = None
-                append(self.other(os.fsdecode(bytes(name)), ino))
-            else:
-                append(TEMP if name[-4:] == _TMP and name[:1] == b"." else NONE)
-        if row is not None:  # (the rest: gone since, see left)
-            self.gone.append(row)
-        return marks
+    def mark(self, name: bytes, ino: int) -> int:
+        """The mark of the listing's next entry."""
+        row = self.row
+        if name == self.want:
+            assert row is not None
+            mark = self.number(row[2]) if row[1] == ino else self.moved(row)
+            self.row = row = next(self.rows, None)
+            self.want = os.fsencode(row[0]) if row is not None else None
+            return mark
+        if name[-4:] == b".whl":
+            if row is not None:  # out of order: by name from here
+                self.by_name = {row[0]: (row[1], row[2])}
+                self.by_name.update((n, (node, p)) for n, node, p in self.rows)
+                self.want = self.row = None
+            return self.other(os.fsdecode(name), ino)
+        return TEMP if name[-4:] == _TMP and name[:1] == b"." else NONE
 
     def moved(self, row: tuple[str, int, str]) -> int:
         """A wheel of the log whose name is another file now: looked at by the next run,
@@ -396,6 +389,9 @@ class _Marking:
 
     def left(self) -> list[tuple[str, int, str]]:
         """The wheels of the log not listed with their inode (gone or replaced since)."""
+        if self.row is not None:  # (the rest of them: gone since)
+            self.gone.append(self.row)
+            self.row = self.want = None
         if self.by_name is None:
             rest = list(self.rows)
         else:
@@ -436,13 +432,15 @@ def keep_listing(
     if token is None:
         return
     if not isinstance(run, Delta):
-        write_snapshot(simple, listing_of(src.folder, run, lines), token, [])
+        listing_of(simple, src.folder, run, lines, token)
         return
     differs = isinstance(run.found, Listed) and run.found.differs
-    kept = (
-        snapshot_after(run, simple.parent, lines) if run.added or run.removed or differs else None
-    )
-    if kept is not None:
+    if run.seen[src.prefix] is None or not (run.added or run.removed or differs):
+        return  # (not listed, or nothing changed)
+    kept = snapshot_after(run, lines)
+    if kept is None:
+        listing_of(simple, src.folder, run.found, lines, token)
+    else:
         write_snapshot(simple, kept[0], token, kept[1])
 
 

@@ -18,7 +18,8 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -87,7 +88,7 @@ def _split(data: memoryview, count: int) -> list[str]:
 
 def write_cache(
     simple: Path,
-    names: Sequence[str],
+    names: Iterable[str],
     inos: Iterable[int],
     projects: Iterable[str],
     *,
@@ -96,9 +97,9 @@ def write_cache(
     crc: int,
 ) -> None:
     """Describe the log's first `size` bytes (`lines` lines, CRC-32 `crc`), which say that
-    `names[i]` is the file with inode `inos[i]` of project `projects[i]`. Streamed through
-    a temp file (the names a slice at a time) and renamed into place. A cache that cannot
-    be written only costs the next run its parse."""
+    the `i`th of `names` is the file with the `i`th of `inos`, of the `i`th of `projects`.
+    Streamed through a temp file (the names a slice at a time: no list of them) and
+    renamed into place. A cache that cannot be written only costs the next run its parse."""
     table: dict[str, int] = {}
     index = array("I", [table.setdefault(p, len(table)) for p in projects])
     try:
@@ -113,7 +114,7 @@ def write_cache(
             for part in _pieces(numbers, index, names):
                 f.write(part)
                 body_crc, name_bytes = zlib.crc32(part, body_crc), name_bytes + len(part)
-            name_bytes -= 12 * len(names)
+            name_bytes -= 12 * len(numbers)
             projects_blob = "\0".join(table).encode()
             f.write(projects_blob)
             f.seek(len(_MAGIC))
@@ -123,7 +124,7 @@ def write_cache(
                     lines,
                     crc,
                     zlib.crc32(projects_blob, body_crc),
-                    len(names),
+                    len(numbers),
                     name_bytes,
                     len(table),
                     len(projects_blob),
@@ -135,12 +136,14 @@ def write_cache(
             os.unlink(tmp)  # noqa: PTH108
 
 
-def _pieces(numbers: array[int], index: array[int], names: Sequence[str]) -> Iterator[bytes]:
+def _pieces(numbers: array[int], index: array[int], names: Iterable[str]) -> Iterator[bytes]:
     """The body but the project names: the arrays, then the file names a slice at a time."""
     yield numbers.tobytes()
     yield index.tobytes()
-    for i in range(0, len(names), _SLICE):
-        yield (("\0" if i else "") + "\0".join(names[i : i + _SLICE])).encode()
+    every, sep = iter(names), ""
+    while part := list(islice(every, _SLICE)):
+        yield (sep + "\0".join(part)).encode()
+        sep = "\0"
 
 
 def stale(size: int, cached: int) -> bool:

@@ -34,6 +34,7 @@ import struct
 import sys
 import zlib
 from array import array
+from collections.abc import Callable, Iterable
 from itertools import accumulate, islice
 from pathlib import Path
 from typing import NamedTuple
@@ -166,6 +167,58 @@ def write_snapshot(simple: Path, snap: Snapshot, token: str, extra: list[str]) -
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)  # noqa: PTH108
+
+
+def write_streamed(
+    simple: Path,
+    token: str,
+    entries: Iterable[tuple[bytes, int, int]],
+    rest: Callable[[], tuple[list[str], array[int], int]],
+) -> None:
+    """Keep a snapshot of a listing as it comes (`entries`: each name, inode and mark; then
+    `rest()`: the projects, the wheels of each and the log's lines): the names go to a
+    temp file a stretch at a time, only the inodes and marks are held; renamed into place
+    once whole. As write_snapshot, one that cannot be written (a folder gone meanwhile
+    too) only costs the next run the slow path."""
+    key = token.encode()
+    if len(_MAGIC) + _HEAD.size + len(key) > _BODY:  # (a token is some 40 bytes)
+        return
+    tmp = f"{simple}/{SNAPSHOT_NAME}.{os.getpid()}{TMP}"
+    try:
+        with open(tmp, "wb") as f:  # noqa: PTH123
+            f.write(bytes(_BODY))  # (the head, once the body is written)
+            names, inos, marks = bytearray(b"\0"), array("Q"), array("I")
+            size = crc = 0
+            for name, ino, mark in entries:
+                names += name
+                names += b"\0"
+                inos.append(ino)
+                marks.append(mark)
+                if len(names) >= _STRETCH:
+                    f.write(names)
+                    size, crc = size + len(names), zlib.crc32(names, crc)
+                    names.clear()
+            f.write(names)
+            size, crc = size + len(names), zlib.crc32(names, crc)
+            table, counts, lines = rest()
+            tail = "\0".join(table).encode()
+            for part in (inos, marks, tail, counts):
+                f.write(part)
+                crc = zlib.crc32(part, crc)
+            f.seek(0)
+            f.write(
+                _MAGIC
+                + _HEAD.pack(
+                    lines, crc, len(marks), size, len(table), len(tail), sum(counts), len(key)
+                )
+                + key
+            )
+        os.replace(tmp, simple / SNAPSHOT_NAME)  # noqa: PTH105
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # noqa: PTH108
+        if not isinstance(exc, OSError):
+            raise
 
 
 def _overwrite(path: Path, block: bytes, parts: tuple[Blob | array[int], ...], body: int) -> bool:

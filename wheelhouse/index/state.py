@@ -199,14 +199,13 @@ def load_log(simple: Path) -> Log:
         return empty_log()
     lines = data.count(b"\n", start, end) + (cached.lines if cached and start else 0)
     if stale(end, start):
-        keys = list(log.ino)
         crc = zlib.crc32(memoryview(data)[:end])
         project = log.project
         write_cache(
             simple,
-            keys,
+            log.ino,
             log.ino.values(),
-            map(project.__getitem__, keys),
+            map(project.__getitem__, log.ino),
             size=end,
             lines=lines,
             crc=crc,

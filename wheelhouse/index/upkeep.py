@@ -114,7 +114,7 @@ def write_log(
             remove(tmp)
             raise
         if stale(size, 0):  # its cache, for the next run (see logcache)
-            keys = [key for key, _, _ in rows()]
+            keys = (key for key, _, _ in rows())
             inos = (ino for _, _, ino in rows())
             projects = (p for _, p, _ in rows())
             write_cache(simple, keys, inos, projects, size=size, lines=count, crc=crc)
