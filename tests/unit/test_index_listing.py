@@ -327,6 +327,42 @@ def test_a_run_stopped_after_its_snapshot_is_followed_by_a_right_one(
     ]
 
 
+@pytest.mark.parametrize("fault", ["io", "interrupt"])
+def test_a_closing_listing_cut_short_leaves_no_snapshot_and_no_temp_file(
+    out: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """A full run's closing listing goes to the snapshot's temp file as it is listed: an
+    I/O error halfway (the folder gone, a failing disk) costs the next run its fast path
+    and nothing else; Ctrl-C halfway ends the run; neither leaves a temp file or a
+    snapshot, and the next run publishes what a full run would."""
+    slim = out / "slim"
+    simple = slim / "simple"
+    real = delta._Marking.mark
+    seen: list[bytes] = []
+
+    def mark(self: Any, name: bytes, ino: int) -> int:
+        seen.append(name)
+        if len(seen) == 3:
+            raise OSError(5, "Input/output error") if fault == "io" else KeyboardInterrupt
+        return real(self, name, ino)
+
+    monkeypatch.setattr(delta._Marking, "mark", mark)
+    if fault == "io":
+        ix.index_target(slim)
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            ix.index_target(slim)
+    assert len(seen) == 3
+    assert [p.name for p in simple.iterdir() if p.name.startswith(SNAPSHOT_NAME)] == []
+    monkeypatch.setattr(delta._Marking, "mark", real)
+    fast = _fast_runs(monkeypatch)
+    put(slim, "gamma", "1.0")
+    ix.index_target(slim)
+    assert fast == []  # (no snapshot: compared with the log)
+    assert (simple / SNAPSHOT_NAME).is_file()
+    assert _published(out) == _as_a_full_run(out, out.parent)
+
+
 @pytest.mark.parametrize("change", ["added", "removed", "replaced"])
 def test_a_wheel_that_changes_as_a_full_run_ends_is_published_by_the_next_run(
     out: Path, monkeypatch: pytest.MonkeyPatch, change: str
