@@ -498,6 +498,12 @@ def report_size(res: Result) -> None:
         )
 
 
+def _exponent(small: float, big: float, scale: float) -> str:
+    """k in big / small = (size ratio)**k; n/a where a time is below what was measured
+    (an index work of 0.000 s at the smallest size)."""
+    return f"{math.log(big / small) / scale:.3f}" if small > 0 and big > 0 else "n/a"
+
+
 def report_growth(results: list[Result]) -> None:
     """Growth exponent k in time ~ wheels**k, from the smallest to the largest size
     (1.0: linear)."""
@@ -507,12 +513,12 @@ def report_growth(results: list[Result]) -> None:
     print(f"{'tool':<22} {'full':>7} {'incremental':>12} {'peak MiB (full)':>16}")
     for name, row in first.rows.items():
         big = last.rows[name]
-        k_full = math.log(big.median(big.full) / row.median(row.full)) / scale
-        k_incr = math.log(big.median(big.incremental) / row.median(row.incremental)) / scale
+        k_full = _exponent(row.median(row.full), big.median(big.full), scale)
+        k_incr = _exponent(row.median(row.incremental), big.median(big.incremental), scale)
         memory = (
             f"{max(row.memory) / 2**20:.0f} -> {max(big.memory) / 2**20:.0f}" if row.memory else ""
         )
-        print(f"{name:<22} {k_full:>7.3f} {k_incr:>12.3f} {memory:>16}")
+        print(f"{name:<22} {k_full:>7} {k_incr:>12} {memory:>16}")
     wh = first.rows["wheelhouse index"], last.rows["wheelhouse index"]
     k = math.log(wh[1].median(wh[1].full) / wh[0].median(wh[0].full)) / scale
     print(

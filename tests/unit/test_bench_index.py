@@ -8,6 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,28 @@ def test_a_timeout_and_a_helper_that_wrote_nothing_are_told_apart(
     kill_all = "import os, signal; os.killpg(0, signal.SIGKILL)"
     with pytest.raises(bench.ToolFailed, match=r"wrote no result \(exit -9, [0-9.]+ GB free"):
         bench.run("group", [sys.executable, "-c", kill_all])
+
+
+def test_the_growth_table_takes_an_index_work_below_measure(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At 3,000 wheels an incremental run's index work measures 0.000 s: its growth
+    exponent is n/a, and the table (which ended the bench in a ZeroDivisionError) goes on
+    to every tool and the goal."""
+
+    def result(wheels: int, full: float, work: float) -> Any:
+        rows = {
+            "wheelhouse index": bench.Row(
+                name="wheelhouse index", full=[full], incremental=[0.1], memory=[25 * MiB]
+            ),
+            "  (index work only)": bench.Row(
+                name="  (index work only)", full=[full], incremental=[work]
+            ),
+        }
+        return bench.Result(wheels=wheels, rows=rows, startup=0.05, listing=0.01)
+
+    bench.report_growth([result(3000, 0.4, 0.0), result(300_000, 40.0, 0.2)])
+    out = capsys.readouterr().out
+    assert "wheelhouse index         1.000        0.000" in out
+    assert "(index work only)" in out and "n/a" in out
+    assert "goal: wheelhouse full growth <= 1.05: PASS" in out
