@@ -188,13 +188,7 @@ class Grouped(Catalog):
         return files
 
     def _at(self, i: int) -> Found:
-        name = self.names.name(i)
-        item = self._made.get(name)
-        if item is None:
-            item = Found(self.source.prefix + name, self.source, name, self.inos[i])
-            item.project = self.table[self.names.marks[i]]
-            self._made[name] = item
-        return item
+        return self._kept(self.names.name(i), self.inos[i], self.table[self.names.marks[i]])
 
     def is_wheel(self, name: str) -> bool:
         """(One search of the names: for the rare caller.)"""

@@ -131,13 +131,7 @@ class Listed(Catalog):
         return i is not None and self.marks[i] < LOOK
 
     def _at(self, i: int) -> Found:
-        name = self.name(i)
-        item = self._made.get(name)
-        if item is None:
-            item = Found(self.source.prefix + name, self.source, name, self.entries.inos[i])
-            item.project = self.table[self.marks[i]]
-            self._made[name] = item
-        return item
+        return self._kept(self.name(i), self.entries.inos[i], self.table[self.marks[i]])
 
     def handed(self, source: Source) -> Catalog:
         new = Listed(source, self.entries, self.marks, self.table, self.counts)

@@ -187,9 +187,15 @@ class Catalog(Sequence[Found]):
         return self._all
 
     def _make(self, name: str) -> Found:
-        item = Found(self.source.prefix + name, self.source, name, self.ino[name])
-        item.project = self.project[name]
-        self._made[name] = item
+        return self._kept(name, self.ino[name], self.project[name])
+
+    def _kept(self, name: str, ino: int, project: str) -> Found:
+        """The object of one wheel, made once and kept (the next index of the run takes it
+        over: see `handed`)."""
+        item = self._made.get(name)
+        if item is None:
+            item = self._made[name] = Found(self.source.prefix + name, self.source, name, ino)
+            item.project = project
         return item
 
     def wheel_rows(self) -> Iterator[tuple[str, int, str]]:
