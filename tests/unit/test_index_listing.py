@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from fixtures_simple import check_tree, put, swap
 
-from wheelhouse.index import delta, fileops, snapshot, upkeep
+from wheelhouse.index import delta, fileops, listdiff, snapshot, upkeep
 from wheelhouse.index import writer as ix
-from wheelhouse.index.snapshot import SNAPSHOT_NAME, diff, encode_names, entries_of
+from wheelhouse.index.listdiff import diff
+from wheelhouse.index.snapshot import SNAPSHOT_NAME, encode_names, entries_of
 from wheelhouse.index.state import STATE_NAME
 
 
@@ -105,12 +106,43 @@ def test_the_compare_accounts_for_every_entry(seed: int) -> None:
             to = rng.randrange(len(new) + 1)
             new.insert(to, name)
             new_inos.insert(to, ino if rng.random() < 0.5 else ino + 1)
+    if old and rng.random() < 0.3:  # sidecars a run wrote: at the snapshot's end, no inode
+        kept = sorted(rng.sample(range(len(old)), rng.randrange(len(old) + 1)))
+        unplaced = sorted(set(range(len(old))) - set(kept), key=lambda j: old[j])
+        old = [old[j] for j in kept] + [old[j] for j in unplaced]
+        old_inos = [old_inos[j] for j in kept] + [0] * len(unplaced)
     shuffled = rng.random() < 0.2
     if shuffled:  # another order altogether (another file system, a copy)
         order = list(range(len(new)))
         rng.shuffle(order)
         new, new_inos = [new[i] for i in order], [new_inos[i] for i in order]
     _check(new, new_inos, old, old_inos, order=not shuffled)
+
+
+def test_the_sidecars_a_run_wrote_are_found_by_name_and_count_as_no_difference() -> None:
+    """A run writes its sidecars after it listed the folder: its snapshot has them at its
+    end, with no inode. The next listing has them among the rest, in hash order; found by
+    name, they are no difference against the limit, and none of them is taken for the
+    place where the two listings meet (which would make a stretch between look gone)."""
+    rng = random.Random(7)
+    wheels = [f"w{rng.randrange(10**9)}-{i}-py3-none-any.whl" for i in range(400)]
+    sidecars = [w + ".metadata" for w in wheels[::2]]  # (written by the last run)
+    listed = wheels + sidecars
+    rng.shuffle(listed)  # (the file system's order, where the sidecars came)
+    placed = [n for n in listed if n not in set(sidecars)]
+    old = placed + sorted(sidecars)
+    old_inos = array("Q", [i + 1 for i in range(len(placed))] + [0] * len(sidecars))
+    gone = placed[100]
+    new = [n for n in listed if n != gone]
+    inos = {n: i for n, i in zip(old, old_inos, strict=True) if i}
+    new_inos = array("Q", [inos.get(n, 10**6 + k) for k, n in enumerate(new)])
+    found = diff(entries_of(_encoded(new), new_inos), _encoded(old), old_inos, limit=1)
+    assert found is not None
+    deleted = {name for _, name in found.deleted}
+    inserted = {new[i] for i in found.inserted}
+    assert deleted - inserted == {gone} and inserted - deleted == set()
+    assert inserted == set(sidecars)  # (settled by name: moved, their inodes learnt)
+    assert sum(k for _, _, k in found.runs) == len(placed) - 1
 
 
 def test_the_compare_gives_up_past_its_limit() -> None:
@@ -128,7 +160,8 @@ def test_a_mapped_snapshot_is_compared_and_split_a_stretch_at_a_time(
     """The compare lets go of a mapped snapshot's pages behind it, and a snapshot's names
     are copied and split into their places a stretch at a time (here a page): the
     answers are those over whole buffers."""
-    monkeypatch.setattr(snapshot, "_STRETCH", mmap.PAGESIZE)
+    monkeypatch.setattr(snapshot, "STRETCH", mmap.PAGESIZE)
+    monkeypatch.setattr(listdiff, "STRETCH", mmap.PAGESIZE)
     rng = random.Random(seed)
     old = [f"p{rng.randrange(10**9)}-{i}.whl" for i in range(rng.choice([1, 700, 5000]))]
     old_inos = array("Q", [rng.randrange(1, 2**63) for _ in old])
@@ -533,6 +566,29 @@ def test_a_snapshot_write_cut_short_is_no_snapshot(
     put(slim, "zeta", "1.0")
     ix.index_target(slim)
     assert fast == [True]  # (and the snapshot is back)
+
+
+def test_a_run_after_one_that_added_hundreds_of_wheels_still_compares(out: Path) -> None:
+    """An incremental run that adds 200 wheels writes as many sidecars after it listed the
+    folder: the next run finds them by name in its listing (in place, 400 differences:
+    past the compare's limit), compares with the snapshot still, and publishes what a full
+    run would."""
+    slim = out / "slim"
+    ix.index_target(slim)
+    put(slim, "gamma", "1.0")
+    ix.index_target(slim)  # (a run against the log: it writes the first snapshot)
+    for i in range(200):
+        put(slim, f"many{i % 40}", f"1.{i}")
+    with pytest.MonkeyPatch.context() as mp:
+        fast = _fast_runs(mp)
+        ix.index_target(slim)
+        (slim / "gamma-1.0-py3-none-any.whl").unlink()
+        put(slim, "alpha", "9.0")
+        ix.index_target(slim)
+    assert fast == [True, True]
+    pages = _published(out)
+    assert "gamma" not in pages and len(pages["many0"]) == 5
+    assert pages == _as_a_full_run(out, out.parent)
 
 
 def test_new_projects_by_the_dozen_are_numbered_once_each(out: Path) -> None:

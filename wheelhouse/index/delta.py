@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from wheelhouse.fsutil import TMP
 from wheelhouse.index.fileops import stale_temp
+from wheelhouse.index.listdiff import Diff, diff
 from wheelhouse.index.listed import Listed, Present
 from wheelhouse.index.plan import Plan
 from wheelhouse.index.scan import (
@@ -40,9 +41,7 @@ from wheelhouse.index.snapshot import (
     LOOK,
     NONE,
     TEMP,
-    Diff,
     Snapshot,
-    diff,
     entries_of,
     list_entries,
     read_snapshot,
@@ -292,8 +291,9 @@ def snapshot_after(delta: Delta, lines: int) -> tuple[Snapshot, list[str]] | Non
     """The snapshot the next run compares its listing with, once the log has this run's
     lines (`lines` in all), where the run compared its listing with the last snapshot: its
     listing, and the sidecars this run wrote after it (their place in it is unknown: they
-    go at the end, with no inode, which the next listing puts right). None where the run
-    compared its listing with the log's dicts (see `listing_of`)."""
+    go at the end in name order, with no inode; the next run finds them by name, see
+    listdiff.py). None where the run compared its listing with the log's dicts (see
+    `listing_of`)."""
     found = delta.found
     present = delta.sidecars[found.source.prefix]
     if not isinstance(found, Listed) or not isinstance(present, Present):
@@ -302,7 +302,7 @@ def snapshot_after(delta: Delta, lines: int) -> tuple[Snapshot, list[str]] | Non
     snap = Snapshot(
         entries.blob, entries.inos, found.marks, found.table, found.counts, lines, len(found)
     )
-    return snap, [n for n in present.created if found.index_of(n) is None]
+    return snap, sorted(n for n in present.created if found.index_of(n) is None)
 
 
 def listing_of(simple: Path, folder: Path, found: Sequence[Found], lines: int, token: str) -> None:

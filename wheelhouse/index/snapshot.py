@@ -3,11 +3,8 @@ that an incremental run compares the folder's listing with it as bytes, not name
 
 A folder lists its entries in the same order from one run to the next where nothing moved
 (ext4 in hash order, tmpfs newest first, ...): the listing's names, joined, and its inode
-numbers, packed, are mostly the snapshot's, shifted where entries came and went. `diff`
-finds those places with memory compares and a look-ahead of some KB (a place counts where
-the entry after it follows too), and settles what is left by name, so it is exact in any
-order; past `limit` differences, or where the two stop meeting, it gives up (a listing in
-another order costs one slow run, which writes the snapshot again).
+numbers, packed, are mostly the snapshot's, shifted where entries came and went
+(`listdiff.diff` finds those places).
 
 The snapshot names the log it was written with (its token: inode, size and mtime, as the
 state does; any other log, and it is ignored) and carries a CRC-32 of its own body: one
@@ -50,11 +47,7 @@ _MAGIC = f"wheelhouse index-listing 3 {sys.byteorder}\n".encode()
 # the bytes of their names, the wheels, the log's token (its length: then the token)
 _HEAD = struct.Struct("<QIQQQQQH")
 _BODY = mmap.ALLOCATIONGRANULARITY  # where the names start: the head, padded (mapped apart)
-_WINDOW = 1 << 16  # bytes looked ahead for the place where the listings meet again
-_STEP = 4096  # bytes compared at first: then twice as many each time, up to
-_MAX_STEP = 1 << 16  # (a slice is a copy: one this small reuses the same memory)
-_APART = 64  # differences in a row with no place where the two meet: another order
-_STRETCH = 1 << 20  # bytes of names copied, split or compared before pages are let go of
+STRETCH = 1 << 20  # bytes of names copied, split or compared before pages are let go of
 
 
 # names as `encode_names` gives them (a listing's in a buffer, a snapshot's mapped)
@@ -121,9 +114,9 @@ def _crc(data: mmap.mmap, start: int, end: int) -> int:
     """The CRC-32 of a stretch of the mapped file, its pages let go of as it is read."""
     crc = 0
     with memoryview(data) as view:
-        for at in range(start, end, _STRETCH):
-            crc = zlib.crc32(view[at : min(at + _STRETCH, end)], crc)
-            let_go(data, at, _STRETCH)
+        for at in range(start, end, STRETCH):
+            crc = zlib.crc32(view[at : min(at + STRETCH, end)], crc)
+            let_go(data, at, STRETCH)
     return crc
 
 
@@ -194,7 +187,7 @@ def write_streamed(
                 names += b"\0"
                 inos.append(ino)
                 marks.append(mark)
-                if len(names) >= _STRETCH:
+                if len(names) >= STRETCH:
                     f.write(names)
                     size, crc = size + len(names), zlib.crc32(names, crc)
                     names.clear()
@@ -308,9 +301,9 @@ def entries_of(blob: Blob, inos: array[int]) -> Entries:
     if not isinstance(blob, mmap.mmap):
         return Entries(bytes(blob), None, inos)
     data = bytearray(len(blob))
-    for at in range(0, len(blob), _STRETCH):
-        data[at : at + _STRETCH] = blob[at : at + _STRETCH]
-        let_go(blob, at, _STRETCH)
+    for at in range(0, len(blob), STRETCH):
+        data[at : at + STRETCH] = blob[at : at + STRETCH]
+        let_go(blob, at, STRETCH)
     return Entries(data, None, inos)
 
 
@@ -320,22 +313,11 @@ def _starts_of(blob: bytes | bytearray) -> array[int]:
     starts = array("I", [1])
     at, end = 1, len(blob) - 1  # (the names lie between the first NUL and the last)
     while at < end:
-        stop = blob.find(b"\0", min(at + _STRETCH, end))
+        stop = blob.find(b"\0", min(at + STRETCH, end))
         lengths = map((1).__add__, map(len, blob[at:stop].split(b"\0")))
         starts.extend(islice(accumulate(lengths, initial=at), 1, None))
         at = stop + 1
     return starts
-
-
-def _let_go_behind(data: Blob, done: int, at: int) -> int:
-    """Let go of a mapped snapshot's pages from `done` (a page's start, where the last call
-    stopped) to a look-ahead before `at`, where a compare is: nothing behind it is looked
-    at again. Where it stopped now."""
-    if not isinstance(data, mmap.mmap) or at - done < _STRETCH + _WINDOW:
-        return done
-    end = (at - _WINDOW) // mmap.PAGESIZE * mmap.PAGESIZE
-    let_go(data, done, end - done)
-    return end
 
 
 def let_go(data: Blob, at: int, size: int) -> None:
@@ -344,137 +326,3 @@ def let_go(data: Blob, at: int, size: int) -> None:
     if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
         with contextlib.suppress(OSError, ValueError):
             data.madvise(mmap.MADV_DONTNEED, at, min(size, len(data) - at))
-
-
-# -- comparing ---------------------------------------------------------------------------
-
-
-class Diff(NamedTuple):
-    """A listing (new) against a snapshot (old), entry by entry (indexes)."""
-
-    runs: list[tuple[int, int, int]]  # (new, old, count): the same names, in a row
-    inserted: list[int]  # new entries not at their place in the old listing
-    deleted: list[tuple[int, str]]  # old entries not at their place in the new, with names
-    replaced: list[tuple[int, int]]  # (new, old) in a run: the same name, another inode
-
-
-def diff(listing: Entries, old: Blob, old_inos: array[int], *, limit: int) -> Diff | None:
-    """Where `listing` differs from the snapshot's names `old` (as `encode_names` gives
-    them) and inodes; None when more than `limit` entries do, or when the two stop meeting
-    again (another order: a copy, another file system)."""
-    new, starts, new_inos = listing.blob, listing.starts, listing.inos
-    dropped = 0  # the snapshot's pages before this are let go of (see let_go)
-    runs: list[tuple[int, int, int]] = []
-    inserted: list[int] = []
-    deleted: list[tuple[int, str]] = []
-    i = j = 1  # where the current entries start
-    ei = ej = 0  # their indexes
-    apart = 0  # differences in a row where neither entry comes further on in the other
-    while i < len(new) and j < len(old):
-        n = _common(new, i, old, j, len(new))
-        # the entries alike whole: those that end before i + n (found in their starts)
-        k = bisect.bisect_right(starts, i + n, ei + 1) - ei - 1
-        if k:
-            cut = starts[ei + k]
-            runs.append((ei, ej, k))
-            ei, ej, j, i = ei + k, ej + k, j + cut - i, cut
-        if i >= len(new) or j >= len(old):
-            break
-        end_new, end_old = new.index(b"\0", i) + 1, old.find(b"\0", j) + 1
-        at_new, at_old = _meet(new, i, end_new, old, j, end_old)
-        if at_new >= 0 or at_old >= 0:
-            apart = 0
-        if at_new >= 0 and (at_old < 0 or at_new - i <= at_old - j):
-            k = new.count(b"\0", i, at_new + 1)  # entries that came before it
-            inserted.extend(range(ei, ei + k))
-            ei, i = ei + k, at_new + 1
-        elif at_old >= 0:
-            k = old[j : at_old + 1].count(b"\0")
-            deleted.extend(zip(range(ej, ej + k), _names(old, j, at_old), strict=True))
-            ej, j = ej + k, at_old + 1
-        else:  # neither is near: one each, and on
-            apart += 1
-            if apart > _APART:
-                return None
-            inserted.append(ei)
-            deleted.append((ej, os.fsdecode(bytes(old[j : end_old - 1]))))
-            ei, ej, i, j = ei + 1, ej + 1, end_new, end_old
-        if len(inserted) + len(deleted) > limit:
-            return None
-        dropped = _let_go_behind(old, dropped, j)
-    entries_new, entries_old = len(new_inos), len(old_inos)
-    if len(inserted) + len(deleted) + entries_new - ei + entries_old - ej > limit:
-        return None
-    inserted.extend(range(ei, entries_new))
-    if j < len(old):
-        deleted.extend(zip(range(ej, entries_old), _names(old, j, len(old) - 1), strict=True))
-    return Diff(runs, inserted, deleted, _replaced(runs, new_inos, old_inos))
-
-
-def _meet(
-    new: bytes | bytearray, i: int, end_new: int, old: Blob, j: int, end_old: int
-) -> tuple[int, int]:
-    """Where the old entry (at `j`) comes further on in the new listing, and the new one
-    (at `i`) in the old (-1: not within the look-ahead), each only where the entry after
-    it follows too: else a name that moved far (a sidecar kept at the end) would skip a
-    stretch."""
-    at_new = new.find(old[j - 1 : end_old], i, i + _WINDOW)
-    if at_new >= 0 and not _follows(old, end_old, new, at_new + end_old - j + 1):
-        at_new = -1
-    at_old = old.find(new[i - 1 : end_new], j, j + _WINDOW)
-    if at_old >= 0 and not _follows(new, end_new, old, at_old + end_new - i + 1):
-        at_old = -1
-    return at_new, at_old
-
-
-def _follows(a: Blob, at: int, b: Blob, to: int) -> bool:
-    """Whether the entry of `a` at `at` is the one of `b` at `to` (or `a` has none left)."""
-    if at >= len(a):
-        return True
-    entry = a[at : a.find(b"\0", at) + 1]
-    return b[to : to + len(entry)] == entry
-
-
-def _names(blob: Blob, start: int, end: int) -> list[str]:
-    """The names of the entries from `start` to the NUL at `end`."""
-    return os.fsdecode(bytes(blob[start:end])).split("\0")
-
-
-def _common(a: Blob, i: int, b: Blob, j: int, stop: int) -> int:
-    """How many bytes `a` from `i` (up to `stop`) and `b` from `j` have alike: compared a
-    block at a time, the blocks doubling up to 64 KB, then halving into the one that
-    differs."""
-    end = min(stop - i, len(b) - j)
-    done, step = 0, _STEP
-    freed = j // mmap.PAGESIZE * mmap.PAGESIZE
-    while done < end:
-        freed = _let_go_behind(b, freed, j + done)
-        n = min(step, end - done)
-        if a[i + done : i + done + n] != b[j + done : j + done + n]:
-            low, high = done, done + n  # alike up to low; not up to high
-            while high - low > 1:
-                mid = (low + high) // 2
-                if a[i + low : i + mid] == b[j + low : j + mid]:
-                    low = mid
-                else:
-                    high = mid
-            return low
-        done, step = done + n, min(step * 2, _MAX_STEP)
-    return end
-
-
-def _replaced(
-    runs: list[tuple[int, int, int]], new_inos: array[int], old_inos: array[int]
-) -> list[tuple[int, int]]:
-    """The entries of `runs` whose inode differs (their numbers compared as bytes)."""
-    a, b = new_inos.tobytes(), old_inos.tobytes()
-    out = []
-    for ei, ej, k in runs:
-        s = 0
-        while s < k:
-            same = _common(a, 8 * (ei + s), b, 8 * (ej + s), 8 * (ei + k)) // 8
-            s += same
-            if s < k:
-                out.append((ei + s, ej + s))
-                s += 1
-    return out
