@@ -285,6 +285,9 @@ class Row:
     incremental: list[float] = field(default_factory=list)
     memory: list[int] = field(default_factory=list)  # peak RSS of each full run, bytes
     memory_incremental: list[int] = field(default_factory=list)
+    # a run with nothing to do, after one that found nothing to do (wheelhouse only)
+    idle: list[float] = field(default_factory=list)
+    memory_idle: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @staticmethod
@@ -326,6 +329,14 @@ def bench_wheelhouse(
         inner_times.append(sum(float(s) for s in re.findall(r"; ([0-9.]+) s\]", log)))
         if phase == "incremental" and "[1 hashed" not in log:
             row.notes.append(f"incremental run did not hash exactly one file:\n{log}")
+    # then nothing changes: a run records the folder's stamp (the last one wrote a sidecar
+    # there), the next finds nothing to do and says so, the next stops at once
+    for _ in range(3):
+        seconds, log, memory = run("wheelhouse index", argv, env=env)
+    row.idle.append(seconds)
+    row.memory_idle.append(memory)
+    if "nothing changed" not in log and name == "wheelhouse-project":
+        row.notes.append(f"the third run with nothing to do did not stop at once:\n{log}")
     if floor is not None:
         python = str(Path(exe[0]).with_name("python"))
         listing = run("listing", [python, "-c", _LISTING, str(folder)])[0]
@@ -471,6 +482,12 @@ def report_size(res: Result) -> None:
     for row in rows.values():
         for note in row.notes:
             print(f"warning: {row.name}: {note}")
+    idle = ", ".join(
+        f"{r.name} {r.median(r.idle):.3f} s, peak {max(r.memory_idle) / 2**20:.0f} MiB"
+        for r in rows.values()
+        if r.idle
+    )
+    print(f"a run with nothing to do (after one that found nothing to do): {idle}")
     print(
         f"python start-up + imports (wheelhouse --version): {res.startup:.3f} s, "
         f"{res.startup / incr:.0%} of the incremental run"

@@ -15,7 +15,7 @@ from conftest import Wheelhouse
 from fixtures_simple import check_tree, put
 
 from wheelhouse.index import ahead as ahead_mod
-from wheelhouse.index import delta, snapshot
+from wheelhouse.index import delta, snapshot, upkeep
 from wheelhouse.index import writer as ix
 from wheelhouse.index.ahead import ListedAhead, list_ahead
 
@@ -144,6 +144,27 @@ def test_a_child_left_running_is_killed_and_reaped(
     assert _gone(pid)
 
 
+def test_no_child_for_a_folder_the_run_will_not_list(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder that still has the stamp the state records is not listed by the run (the
+    snapshot stands for it): no child lists it either, until it changes."""
+    monkeypatch.setattr(upkeep, "SLACK", 0)
+    slim = _indexed(out)
+    ix.index_target(slim)  # (it wrote gamma's sidecar: the folder's stamp moved)
+    ix.index_target(slim)  # (listed again: the stamp is recorded)
+    assert ahead_mod._recorded(slim) == ahead_mod._stamp(slim)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(ahead_mod, "single_threaded", lambda: True)
+    assert list_ahead(slim) is None
+    put(slim, "delta", "1.0")
+    ahead = list_ahead(slim)
+    assert ahead is not None
+    with ahead:
+        _run(slim, ahead)
+    assert ahead.used and "delta" in check_tree(slim / "simple")
+
+
 def test_no_child_where_it_would_not_pay_or_is_not_safe(
     out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -233,7 +254,7 @@ def test_what_ahead_spells_itself_is_what_the_index_modules_say(tmp_path: Path) 
     imports are what it overlaps), so it spells them itself: the same ones."""
     from wheelhouse.index import scan, state, upkeep
 
-    assert ahead_mod.SIMPLE == state.SIMPLE
+    assert (ahead_mod.SIMPLE, ahead_mod.STATE) == (state.SIMPLE, state.STATE_NAME)
     assert (ahead_mod._SLACK, ahead_mod._COARSE_SLACK) == (upkeep.SLACK, upkeep.COARSE_SLACK)
     assert ahead_mod._stamp(tmp_path) == scan.folder_stamp(tmp_path)
 

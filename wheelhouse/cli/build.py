@@ -239,10 +239,14 @@ def _render_indexes(
     from wheelhouse.index import COMBINED, YANKED_NAME
 
     for r in reports:
+        work = (
+            "nothing changed"
+            if r.settled
+            else f"{r.hashed} hashed, {r.pages_written} pages written, {r.pages_removed} removed"
+        )
         say(
             f"index {r.name}: {cfg.rel(r.path)}/ {r.projects} projects, {r.files} files "
-            f"[{r.hashed} hashed, {r.pages_written} pages written, {r.pages_removed} removed; "
-            f"{r.elapsed:.2f} s]"
+            f"[{work}; {r.elapsed:.2f} s]"
         )
         if r.name == COMBINED and r.unmatched_yanks:  # per target, others' yanks don't match
             say(f"  {YANKED_NAME}: no wheel matches {', '.join(r.unmatched_yanks)}")

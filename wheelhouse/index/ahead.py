@@ -24,6 +24,7 @@ it, a child still running is killed and every child is reaped.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -42,6 +43,7 @@ WAIT_S = 30.0  # for the child to list a folder (a folder on a hung mount: kille
 KILL_WAIT_S = 5.0  # for a child to exit (a killed one stuck in the kernel is left to init)
 _HEAD = struct.Struct("<QQ")  # entries, bytes of their names
 SIMPLE = "simple"  # an index's folder (state.SIMPLE: this module loads before that one)
+STATE = ".index-state.json"  # (state.STATE_NAME, for the same reason)
 # (upkeep.SLACK and COARSE_SLACK, for the same reason) the kernel's clock lags a tick
 _SLACK, _COARSE_SLACK = 50_000_000, 2_000_000_000
 
@@ -192,10 +194,23 @@ def list_ahead(folder: Path, more: Sequence[Path] = ()) -> ListedAhead | None:
             return None
         if not os.path.isfile(f"{folder}/{SIMPLE}/{SNAPSHOT_NAME}"):  # noqa: PTH113
             return None
+        if _recorded(folder) == _stamp(folder):  # (the run will not list it)
+            return None
         ahead = ListedAhead(folder, [f for f in more if os.path.isdir(f)])  # noqa: PTH112
     except OSError:
         return None
     return ahead if ahead.start() else None
+
+
+def _recorded(folder: Path) -> Stamp | None:
+    """The stamp the index's state records for `folder`: a run does not list a folder that
+    still has it (see upkeep.unchanged_folders)."""
+    try:
+        with open(f"{folder}/{SIMPLE}/{STATE}", "rb") as f:  # noqa: PTH123
+            ino, mtime, ctime = json.loads(f.read(1 << 20))["folders"][""]
+        return (int(ino), int(mtime), int(ctime))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _stamp(folder: Path) -> Stamp:

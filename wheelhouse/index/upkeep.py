@@ -65,16 +65,22 @@ def unchanged_folders(
         base = seen_at.stamp if seen_at is not None else old.get(src.prefix)
         if base is None:
             continue
-        if seen_at is not None:
-            coarse = base[2] % 1_000_000_000 == 0
-            if base[2] >= seen_at.at - (COARSE_SLACK if coarse else SLACK):
-                continue
+        if seen_at is not None and not quiet(seen_at):
+            continue
         try:
             if folder_stamp(src.folder) == base:
                 folders[src.prefix] = base
         except OSError:
             pass
     return folders
+
+
+def quiet(seen: Seen) -> bool:
+    """Whether the folder had not changed for a clock tick or more when its stamp was taken
+    (`seen.at`): a change after it shows a later time (the kernel's clock lags by up to a
+    tick, or keeps whole seconds), so the same stamp later means no change."""
+    ctime = seen.stamp[2]
+    return ctime < seen.at - (COARSE_SLACK if ctime % 1_000_000_000 == 0 else SLACK)
 
 
 COMPACT_AT = 1000  # log lines beyond twice the files listed: the log is written whole

@@ -87,14 +87,15 @@ targets)` (`wheelhouse index`, the end of a build); `write_index(root, sources)`
 Pieces: `scan` (finding and reading wheels), `plan` (which projects a run checks), `delta`
 (the same for a target's incremental run), `wholerun` (a full run), `wheelfile` (one
 wheel), `state` (the state, the log, yanks), `render` (pages), `fileops` (atomic writes),
-`upkeep` (the log's writes, the folders' stamps, leftovers).
+`upkeep` (the log's writes, the folders' stamps, leftovers), `settled` (a run with nothing
+to do stops at once).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,6 +113,7 @@ from wheelhouse.index.plan import (
 )
 from wheelhouse.index.render import render_root
 from wheelhouse.index.scan import Changes, Found, Listing, Source, scan
+from wheelhouse.index.settled import Settled, keep_settled, read_settled, simple_seen
 from wheelhouse.index.state import (
     DIRTY_NAME,
     NO_YANKS,
@@ -160,10 +162,6 @@ __all__ = [
 ]
 
 COMBINED = "combined"
-# pages rendered by forked workers from this cost on (a page's files, plus this per page;
-# measured: a fan-out costs 10-30 ms, a page ~65 us to render and ~90 us to write)
-_FORK_PAGES = 6000
-_PAGE_COST = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,6 +175,7 @@ class IndexReport:
     pages_removed: int
     elapsed: float
     unmatched_yanks: tuple[str, ...] = ()  # yanked.toml keys that match no file here
+    settled: bool = False  # nothing changed since a run that found nothing to do: settled.py
 
 
 def write_index(
@@ -203,6 +202,7 @@ def write_index(
     simple = root / SIMPLE
     check_places(simple, sources)
     with index_lock(root, wait=wait, label=label), paused_gc():
+        seen_simple = simple_seen(simple)  # (before this run writes there)
         old = load_state(simple)
         boot = boot_id()
         yanks_key = yanks.digest()
@@ -214,6 +214,9 @@ def write_index(
         # only then may a folder go unlisted, or a target's changes stand for this index's
         log_now = log_stamp(simple)  # (None: no log)
         trusted = old if old is not None and not dirty and old.log == log_now else None
+        settled = read_settled(simple, sources, trusted, yanks_key, seen_simple)
+        if settled is not None:  # nothing to do: see settled.py
+            return replace(_report(name, simple, settled, 0, 0, 0, start), settled=True)
         mirror, mirrors = mirror_of(sources, listings, trusted)
         existing = existing_projects(simple, sources, dirty=dirty)
         unchanged = trusted.folders if trusted else {}
@@ -276,13 +279,7 @@ def write_index(
             # an interruption from here on leaves pages the state does not describe
             write_small(simple / DIRTY_NAME, b"", durable=boot is None)
             publish()
-            if root_stale:  # after the pages it links
-                page, doc = render_root(sorted(projects))
-                writer.write(f"{simple}/index.html", page)
-                writer.write(f"{simple}/index.json", doc)
-            for project in gone:  # after the root stopped linking them
-                crash_point()
-                remove_tree(simple / project)
+            _root_then_gone(simple, writer, projects if root_stale else None, gone)
         # the log before what the next index of the run is handed: its stamp, after
         logged = bool(added or removed or dirty)
         every = Every(found, sources)
@@ -313,6 +310,7 @@ def write_index(
             ),
         )
         folders = unchanged_folders(sources, seen, old.folders if old else {})
+        new_state = None
         if (
             changed
             or root_stale
@@ -328,7 +326,7 @@ def write_index(
             # invalid JSON, which means a full run. Elsewhere: fsync, then the state.
             if boot is None:
                 writer.fsync()
-            new = IndexState(
+            new_state = IndexState(
                 boot=boot,
                 yanks=yanks_key,
                 yanked=yanks.entries(),
@@ -337,19 +335,45 @@ def write_index(
                 lines=lines if logged else log_size,
                 mirrors=mirrors,
             )
-            write_small(simple / STATE_NAME, new.to_json(), durable=boot is None)
+            write_small(simple / STATE_NAME, new_state.to_json(), durable=boot is None)
             (simple / DIRTY_NAME).unlink(missing_ok=True)
-        return IndexReport(
-            name=name,
-            path=simple,
-            projects=len(projects),
-            files=files,
-            hashed=hashed,
-            pages_written=len(changed) + int(root_stale),
-            pages_removed=len(gone),
-            elapsed=time.perf_counter() - start,
-            unmatched_yanks=tuple(sorted(yanks.keys() - every.matched_yanks(yanks))),
+        unmatched = tuple(sorted(yanks.keys() - every.matched_yanks(yanks)))
+        counted = Settled(len(projects), files, unmatched)
+        # (the state as it was, which this run found agreeing with its log: nothing to do)
+        keep_settled(simple, seen_simple, counted, idle=trusted is not None and not new_state)
+        return _report(
+            name, simple, counted, hashed, len(changed) + int(root_stale), len(gone), start
         )
+
+
+def _root_then_gone(
+    simple: Path, writer: FileWriter, projects: Collection[str] | None, gone: list[str]
+) -> None:
+    """The root page over `projects` (None: it stands), after the pages it links; then the
+    pages of the projects that are `gone`, once the root stopped linking them."""
+    if projects is not None:
+        page, doc = render_root(sorted(projects))
+        writer.write(f"{simple}/index.html", page)
+        writer.write(f"{simple}/index.json", doc)
+    for project in gone:
+        crash_point()
+        remove_tree(simple / project)
+
+
+def _report(
+    name: str, simple: Path, done: Settled, hashed: int, written: int, removed: int, start: float
+) -> IndexReport:
+    return IndexReport(
+        name=name,
+        path=simple,
+        projects=done.projects,
+        files=done.files,
+        hashed=hashed,
+        pages_written=written,
+        pages_removed=removed,
+        elapsed=time.perf_counter() - start,
+        unmatched_yanks=done.unmatched_yanks,
+    )
 
 
 # -- entry points ------------------------------------------------------------------------
