@@ -31,7 +31,7 @@ from wheelhouse.index.upkeep import quiet
 
 SETTLED_NAME = ".index-settled"
 _FORMAT = 1
-_MAX_BYTES = 1 << 16  # what is read of the marker (it holds some 200 bytes)
+_MAX_BYTES = 1 << 16  # read of the marker at most (it holds some 200 bytes)
 
 
 @dataclass(frozen=True)
@@ -69,12 +69,12 @@ def read_settled(
             if folder_stamp(src.folder) != state.folders[src.prefix]:
                 return None
         with open(simple / SETTLED_NAME, "rb") as f:  # noqa: PTH123
-            doc = json.loads(f.read(_MAX_BYTES))  # (one grown by hand does not parse)
+            doc = json.loads(f.read(_MAX_BYTES))
         if doc["format"] != _FORMAT or doc["state"] != _state_token(simple):
             return None
         if tuple(doc["simple"]) != seen.stamp:
             return None
-        return Settled(doc["projects"], doc["files"], tuple(map(str, doc["unmatched"])))
+        return Settled(int(doc["projects"]), int(doc["files"]), tuple(map(str, doc["unmatched"])))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -340,7 +340,7 @@ def write_index(
         unmatched = tuple(sorted(yanks.keys() - every.matched_yanks(yanks)))
         counted = Settled(len(projects), files, unmatched)
         # (the state as it was, which this run found agreeing with its log: nothing to do)
-        keep_settled(simple, seen_simple, counted, idle=trusted is not None and not new_state)
+        keep_settled(simple, seen_simple, counted, idle=trusted is not None and new_state is None)
         return _report(
             name, simple, counted, hashed, len(changed) + int(root_stale), len(gone), start
         )
