@@ -7,9 +7,10 @@ more after its last change, as the source folders' are, see `upkeep.quiet`), the
 ran under (its file's stamp) and what its report counted. The next run whose state is that
 one, whose source folders all still have the stamps the state records, and whose `simple/`
 still has that stamp, has nothing to do either: it reads two small files and stops, with no
-log, snapshot or listing read (the `wheelhouse index` of a CI job after a build that made
-nothing new). A page folder removed by hand, a stray or temp file left in `simple/`, a
-rewritten state or log all change the stamp: the run takes the usual path.
+log, snapshot or listing read (`wheelhouse index` run again by a script, a Makefile or a
+CI step over a folder that did not change). A page folder removed by hand, a stray or temp
+file left in `simple/`, a rewritten state or log all change the stamp: the run takes the
+usual path. A build's index lists its folder always (`Source.only`): never settled.
 
 The file is written over in place (a new file would change the stamp it records): one cut
 short or damaged does not parse or does not agree, and is no marker.
