@@ -5,6 +5,7 @@ the usual path, which publishes what a full run would."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -215,3 +216,42 @@ def test_the_index_command_says_when_nothing_changed(wh: Wheelhouse) -> None:
     after = wh("index").stdout
     assert "nothing changed" not in after and "3 projects, 3 files" in after
     assert "gamma" in check_tree(wh.project / "wheelhouse" / "simple")
+
+
+def test_a_full_disk_as_the_marker_is_written_costs_only_the_usual_path(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC on the marker's write (the run had nothing else to write): the run reports
+    as usual, its pages stand, and the next run takes the usual path."""
+    for _ in range(2):
+        both(out)
+    real = os.fdopen
+
+    class Full:
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def read(self, n: int) -> bytes:
+            return b""
+
+        def seek(self, at: int) -> int:
+            return at
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def truncate(self, size: int) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "fdopen", lambda fd, mode: Full(real(fd, mode)))
+        reports = both(out)
+    assert [r.files for r in reports] == [4, 4] and not any(r.settled for r in reports)
+    assert not any(r.settled for r in both(out))  # (nothing was written down)
+    check_tree(out / "simple")
