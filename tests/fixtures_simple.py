@@ -272,3 +272,20 @@ def out(tmp_path: Path) -> Path:
     put(slim, "beta", "1.0", requires=["alpha"])
     put(slim, "Foo_Bar.baz", "1.0", requires_python=">=3.8,<4")
     return o
+
+
+def fast_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Per index run from now on: whether it compared its listing with the snapshot
+    (`delta.plan_listed`), not with the log."""
+    from wheelhouse.index import delta
+
+    fast: list[bool] = []
+    real = delta.plan_listed
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        result = real(*args, **kw)
+        fast.append(result is not None)
+        return result
+
+    monkeypatch.setattr(delta, "plan_listed", counting)
+    return fast

@@ -15,7 +15,7 @@ from conftest import Wheelhouse
 from fixtures_simple import check_tree, put
 
 from wheelhouse.index import ahead as ahead_mod
-from wheelhouse.index import delta, snapshot, upkeep
+from wheelhouse.index import delta, spool, upkeep
 from wheelhouse.index import writer as ix
 from wheelhouse.index.ahead import ListedAhead, list_ahead
 
@@ -39,13 +39,14 @@ def _indexed(out: Path) -> Path:
 def _own_listings(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The folders the run lists itself from now on."""
     listed: list[Path] = []
-    real = snapshot.list_entries
+    real = spool.list_into
 
-    def counting(folder: Path) -> Any:
-        listed.append(folder)
-        return real(folder)
+    def counting(into: spool.Spool, folder: Path, mark: Any = None) -> None:
+        if mark is None:  # (a full run's closing listing is marked)
+            listed.append(folder)
+        real(into, folder, mark)
 
-    monkeypatch.setattr(delta, "list_entries", counting)
+    monkeypatch.setattr(delta, "list_into", counting)
     return listed
 
 
@@ -83,14 +84,13 @@ def test_a_folder_changed_after_it_was_listed_ahead_is_listed_again(
     listing means the run lists the folder itself."""
     slim = _indexed(out)
     done = tmp_path / "listed"
-    real = snapshot.list_entries
+    real = spool.list_into
 
-    def listing(folder: Path) -> Any:  # (what the forked child runs)
-        entries = real(folder)
+    def listing(into: spool.Spool, folder: Path) -> None:  # (what the forked child runs)
+        real(into, folder)
         done.touch()
-        return entries
 
-    monkeypatch.setattr(ahead_mod, "list_entries", listing)
+    monkeypatch.setattr(ahead_mod, "list_into", listing)
     listed = _own_listings(monkeypatch)
     ahead = list_ahead(slim)
     assert ahead is not None
@@ -112,12 +112,12 @@ def test_a_child_that_fails_or_hangs_leaves_the_listing_to_the_run(
 ) -> None:
     slim = _indexed(out)
 
-    def broken(folder: Path) -> Any:  # (what the forked child runs)
+    def broken(into: spool.Spool, folder: Path) -> Any:  # (what the forked child runs)
         if fault == "hangs":
             time.sleep(60)
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(ahead_mod, "list_entries", broken)
+    monkeypatch.setattr(ahead_mod, "list_into", broken)
     monkeypatch.setattr(ahead_mod, "WAIT_S", 0.5)
     listed = _own_listings(monkeypatch)
     started = time.monotonic()
@@ -136,7 +136,7 @@ def test_a_child_left_running_is_killed_and_reaped(
 ) -> None:
     """A run that never comes to the listing (its folder unchanged, an error before it)."""
     slim = _indexed(out)
-    monkeypatch.setattr(ahead_mod, "list_entries", lambda folder: time.sleep(60))
+    monkeypatch.setattr(ahead_mod, "list_into", lambda into, folder: time.sleep(60))
     ahead = list_ahead(slim)
     assert ahead is not None
     with ahead:
@@ -263,7 +263,7 @@ def test_closing_reaps_its_child_only(out: Path, monkeypatch: pytest.MonkeyPatch
     """A child that failed is reaped once: no wait for "any child" after it, which would
     take another child of this process from whoever waits for it."""
     slim = _indexed(out)
-    monkeypatch.setattr(ahead_mod, "list_entries", lambda folder: 1 / 0)
+    monkeypatch.setattr(ahead_mod, "list_into", lambda into, folder: 1 / 0)
     other = os.fork()
     if other == 0:
         time.sleep(0.3)

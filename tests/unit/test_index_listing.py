@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_simple import check_tree, put, swap
+from fixtures_simple import check_tree, fast_runs, put, swap
 
-from wheelhouse.index import delta, fileops, listdiff, snapshot, upkeep
+from wheelhouse.index import delta, fileops, listdiff, relisting, snapshot, upkeep
 from wheelhouse.index import writer as ix
 from wheelhouse.index.listdiff import diff
-from wheelhouse.index.snapshot import SNAPSHOT_NAME, encode_names, entries_of
+from wheelhouse.index.snapshot import SNAPSHOT_NAME, Blob, Entries, Ints, encode_names
 from wheelhouse.index.state import STATE_NAME
 
 
@@ -35,6 +35,11 @@ def no_slack(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _encoded(names: list[str]) -> bytes:
     return encode_names([n.encode() for n in names])
+
+
+def entries_of(blob: Blob, inos: Ints) -> Entries:
+    """A listing in memory (its starts found where first wanted)."""
+    return Entries(blob, None, inos)
 
 
 def _check(
@@ -157,11 +162,11 @@ def test_the_compare_gives_up_past_its_limit() -> None:
 def test_a_mapped_snapshot_is_compared_and_split_a_stretch_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
-    """The compare lets go of a mapped snapshot's pages behind it, and a snapshot's names
-    are copied and split into their places a stretch at a time (here a page): the
-    answers are those over whole buffers."""
+    """The compare lets go of the pages of a mapped snapshot and a mapped listing behind
+    it, and a snapshot's names are split into their places a stretch at a time (here a
+    page): the answers are those over whole buffers."""
     monkeypatch.setattr(snapshot, "STRETCH", mmap.PAGESIZE)
-    monkeypatch.setattr(listdiff, "STRETCH", mmap.PAGESIZE)
+    monkeypatch.setattr(listdiff, "HOLD", mmap.PAGESIZE)
     rng = random.Random(seed)
     old = [f"p{rng.randrange(10**9)}-{i}.whl" for i in range(rng.choice([1, 700, 5000]))]
     old_inos = array("Q", [rng.randrange(1, 2**63) for _ in old])
@@ -173,16 +178,25 @@ def test_a_mapped_snapshot_is_compared_and_split_a_stretch_at_a_time(
             new_inos.insert(at, rng.randrange(1, 2**63))
         else:
             del new[at], new_inos[at]
-    path = tmp_path / "names"
+    path, other = tmp_path / "names", tmp_path / "listing"
     path.write_bytes(_encoded(old))
+    other.write_bytes(_encoded(new))
     listing = entries_of(_encoded(new), array("Q", new_inos))
     want = diff(listing, _encoded(old), old_inos, limit=100)
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+    with (
+        open(path, "rb") as f,
+        open(other, "rb") as g,
+        mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        mmap.mmap(g.fileno(), 0, access=mmap.ACCESS_READ) as new_mapped,
+    ):
         assert diff(listing, mapped, old_inos, limit=100) == want
-        copied = entries_of(mapped, old_inos)
-    assert bytes(copied.blob) == _encoded(old)
-    assert [copied.name(i).decode() for i in range(len(old))] == old
-    assert copied.starts[-1] == len(copied.blob)
+        both = entries_of(new_mapped, array("Q", new_inos))
+        assert diff(both, mapped, old_inos, limit=100) == want
+        del both
+        split = entries_of(mapped, old_inos)
+        assert [split.name(i).decode() for i in range(len(old))] == old
+        assert split.starts[-1] == len(mapped)
+        del split
 
 
 def _rss_file() -> int:
@@ -211,20 +225,6 @@ def test_the_compare_holds_a_few_pages_of_a_big_snapshot(tmp_path: Path) -> None
 
 
 # -- runs ----------------------------------------------------------------------------------
-
-
-def _fast_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Per run from now on: whether it compared its listing with the snapshot."""
-    fast: list[bool] = []
-    real = delta.plan_listed
-
-    def counting(*args: Any, **kw: Any) -> Any:
-        result = real(*args, **kw)
-        fast.append(result is not None)
-        return result
-
-    monkeypatch.setattr(delta, "plan_listed", counting)
-    return fast
 
 
 def _wheels(folder: Path) -> set[str]:
@@ -288,7 +288,7 @@ def test_runs_over_random_changes_publish_what_a_full_run_does(
     slim = out / "slim"
     for i in range(6):
         put(slim, f"proj{i}", "0.1")
-    fast = _fast_runs(monkeypatch)
+    fast = fast_runs(monkeypatch)
     ix.index_target(slim)
     for round_ in range(12):
         _change(rng, slim, round_)
@@ -370,7 +370,7 @@ def test_a_closing_listing_cut_short_leaves_no_snapshot_and_no_temp_file(
     snapshot, and the next run publishes what a full run would."""
     slim = out / "slim"
     simple = slim / "simple"
-    real = delta._Marking.mark
+    real = relisting._Marking.mark
     seen: list[bytes] = []
 
     def mark(self: Any, name: bytes, ino: int) -> int:
@@ -379,7 +379,7 @@ def test_a_closing_listing_cut_short_leaves_no_snapshot_and_no_temp_file(
             raise OSError(5, "Input/output error") if fault == "io" else KeyboardInterrupt
         return real(self, name, ino)
 
-    monkeypatch.setattr(delta._Marking, "mark", mark)
+    monkeypatch.setattr(relisting._Marking, "mark", mark)
     if fault == "io":
         ix.index_target(slim)
     else:
@@ -387,8 +387,8 @@ def test_a_closing_listing_cut_short_leaves_no_snapshot_and_no_temp_file(
             ix.index_target(slim)
     assert len(seen) == 3
     assert [p.name for p in simple.iterdir() if p.name.startswith(SNAPSHOT_NAME)] == []
-    monkeypatch.setattr(delta._Marking, "mark", real)
-    fast = _fast_runs(monkeypatch)
+    monkeypatch.setattr(relisting._Marking, "mark", real)
+    fast = fast_runs(monkeypatch)
     put(slim, "gamma", "1.0")
     ix.index_target(slim)
     assert fast == []  # (no snapshot: compared with the log)
@@ -404,7 +404,7 @@ def test_a_wheel_that_changes_as_a_full_run_ends_is_published_by_the_next_run(
     went or was replaced in between is not the log's, and the next run, which compares
     with that snapshot, publishes it as it is."""
     slim = out / "slim"
-    real = delta.listing_of
+    real = relisting.listing_of
 
     def meanwhile(simple: Path, folder: Path, found: Any, lines: int, token: str) -> Any:
         if change == "added":
@@ -418,7 +418,7 @@ def test_a_wheel_that_changes_as_a_full_run_ends_is_published_by_the_next_run(
     monkeypatch.setattr(delta, "listing_of", meanwhile)
     ix.index_target(slim)
     monkeypatch.setattr(delta, "listing_of", real)
-    fast = _fast_runs(monkeypatch)
+    fast = fast_runs(monkeypatch)
     (slim / "README.txt").write_text("a change to the folder: it is listed")
     ix.index_target(slim)
     assert fast == [True]
@@ -444,7 +444,7 @@ def test_sidecars_lost_by_the_hundred_are_written_again(out: Path) -> None:
     for sidecar in list(slim.glob("many*.metadata"))[:120]:
         sidecar.unlink()
     with pytest.MonkeyPatch.context() as mp:
-        fast = _fast_runs(mp)
+        fast = fast_runs(mp)
         ix.index_target(slim)
     assert fast == [True]
     assert len(list(slim.glob("*.metadata"))) == len(_wheels(slim)) == 155
@@ -471,58 +471,43 @@ def test_a_temp_file_of_a_live_run_is_removed_by_a_run_after_it_ended(
     _published(out)
 
 
-# -- the snapshot written in place ---------------------------------------------------------
+# -- the snapshot, a new file each time ---------------------------------------------------
 
 
-def test_the_snapshot_is_written_over_in_place_and_read_with_bytes_past_its_end(
-    out: Path,
-) -> None:
-    """A run writes the snapshot over the last one (the same file: a tenth of a new one's
-    pages); one that shrank leaves bytes past its body, which the next run ignores."""
+def test_each_snapshot_is_a_new_file_and_one_still_mapped_reads_as_it_was(out: Path) -> None:
+    """A run keeps its listing as a new file renamed into place: a run that still maps the
+    last snapshot (the combined index of a run holds its target's listing) reads it as
+    it was, whatever a later run writes."""
     slim = out / "slim"
     for i in range(20):
         put(slim, f"many{i}", "1.0")
     ix.index_target(slim)
-    snap = slim / "simple" / SNAPSHOT_NAME
+    simple = slim / "simple"
+    snap = simple / SNAPSHOT_NAME
     inode = snap.stat().st_ino
+    old = snapshot.read_snapshot(simple, upkeep.log_stamp(simple) or "")
+    assert old is not None
+    names = bytes(old.names)
     put(slim, "gamma", "1.0")
-    ix.index_target(slim)
-    assert snap.stat().st_ino == inode
-    size = snap.stat().st_size
     for i in range(3):
         (slim / f"many{i}-1.0-py3-none-any.whl").unlink()
     ix.index_target(slim)
-    assert snap.stat().st_ino == inode and snap.stat().st_size == size  # (bytes left at its end)
+    assert snap.stat().st_ino != inode
+    assert bytes(old.names) == names and b"many0-1.0" in names
+    new = snapshot.read_snapshot(simple, upkeep.log_stamp(simple) or "")
+    assert new is not None and b"gamma-1.0" in bytes(new.names)
+    assert b"\0many0-1.0-py3-none-any.whl\0" not in bytes(new.names)
+    assert [p.name for p in simple.iterdir() if p.name.startswith(SNAPSHOT_NAME + ".")] == []
     with pytest.MonkeyPatch.context() as mp:
-        fast = _fast_runs(mp)
+        fast = fast_runs(mp)
         put(slim, "delta", "1.0")
         ix.index_target(slim)
     assert fast == [True]
     assert _published(out) == _as_a_full_run(out, out.parent)
 
 
-def test_a_snapshot_much_bigger_than_its_body_is_written_anew(out: Path) -> None:
-    slim = out / "slim"
-    for i in range(40):
-        put(slim, f"many{i}", "1.0")
-    ix.index_target(slim)
-    snap = slim / "simple" / SNAPSHOT_NAME
-    inode, size = snap.stat().st_ino, snap.stat().st_size
-    for i in range(30):
-        (slim / f"many{i}-1.0-py3-none-any.whl").unlink()
-    ix.index_target(slim)
-    assert snap.stat().st_ino != inode and snap.stat().st_size < size
-    put(slim, "gamma", "1.0")
-    with pytest.MonkeyPatch.context() as mp:
-        fast = _fast_runs(mp)
-        ix.index_target(slim)
-    assert fast == [True]
-    assert _published(out) == _as_a_full_run(out, out.parent)
-
-
 def test_a_snapshot_with_another_link_is_not_written_through(out: Path, tmp_path: Path) -> None:
-    """A hard-linked copy of the index (`cp -al`) keeps its own snapshot: the run writes a
-    new file instead of writing over both."""
+    """A hard-linked copy of the index (`cp -al`) keeps its own snapshot."""
     slim = out / "slim"
     ix.index_target(slim)
     snap = slim / "simple" / SNAPSHOT_NAME
@@ -535,33 +520,49 @@ def test_a_snapshot_with_another_link_is_not_written_through(out: Path, tmp_path
     assert snap.read_bytes() != before and snap.stat().st_nlink == 1
 
 
+@pytest.mark.parametrize("fault", ["head", "part"])
 def test_a_snapshot_write_cut_short_is_no_snapshot(
-    out: Path, monkeypatch: pytest.MonkeyPatch
+    out: Path, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
-    """Written over in place, the head is made invalid first and written last: a write that
-    stops between (a full disk, a kill) leaves a file the next run does not trust."""
+    """The parts are copied first and the head written last, into a temp file renamed
+    once whole: a write that stops (a full disk) leaves no temp file and no snapshot of
+    the new log; the next run takes the log's path and keeps a snapshot again."""
     slim = out / "slim"
+    simple = slim / "simple"
     ix.index_target(slim)
     put(slim, "gamma", "1.0")
     ix.index_target(slim)
-    real = os.pwrite
+    real_pwrite, real_sendfile = os.pwrite, os.sendfile
     writes: list[int] = []
 
-    def stop_after_two(fd: int, data: Any, at: int) -> int:
-        writes.append(at)
-        if len(writes) > 2:
-            raise OSError(28, "No space left on device")
-        return real(fd, data, at)
+    def snapshot_temp(fd: int) -> bool:
+        return f"/{SNAPSHOT_NAME}." in os.readlink(f"/proc/self/fd/{fd}")
 
-    monkeypatch.setattr(os, "pwrite", stop_after_two)
+    def pwrite(fd: int, data: Any, at: int) -> int:
+        if snapshot_temp(fd):
+            writes.append(at)
+            if fault == "head" and at == 0:
+                raise OSError(28, "No space left on device")
+        return real_pwrite(fd, data, at)
+
+    def sendfile(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        if fault == "part" and snapshot_temp(out_fd):
+            raise OSError(28, "No space left on device")
+        return real_sendfile(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    monkeypatch.setattr(os, "sendfile", sendfile)
     put(slim, "delta", "1.0")
     ix.index_target(slim)
-    monkeypatch.setattr(os, "pwrite", real)
-    assert writes[0] == 0  # (the head first)
-    fast = _fast_runs(monkeypatch)
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
+    monkeypatch.setattr(os, "sendfile", real_sendfile)
+    if fault == "head":
+        assert writes[-1] == 0  # (the head last)
+    assert [p.name for p in simple.iterdir() if p.name.startswith(SNAPSHOT_NAME + ".")] == []
+    fast = fast_runs(monkeypatch)
     put(slim, "epsilon", "1.0")
     ix.index_target(slim)
-    assert fast == []  # (no snapshot: the log's path)
+    assert fast == []  # (no snapshot of this log: the log's path)
     assert _published(out) == _as_a_full_run(out, out.parent)
     put(slim, "zeta", "1.0")
     ix.index_target(slim)
@@ -580,7 +581,7 @@ def test_a_run_after_one_that_added_hundreds_of_wheels_still_compares(out: Path)
     for i in range(200):
         put(slim, f"many{i % 40}", f"1.{i}")
     with pytest.MonkeyPatch.context() as mp:
-        fast = _fast_runs(mp)
+        fast = fast_runs(mp)
         ix.index_target(slim)
         (slim / "gamma-1.0-py3-none-any.whl").unlink()
         put(slim, "alpha", "9.0")
@@ -600,7 +601,7 @@ def test_new_projects_by_the_dozen_are_numbered_once_each(out: Path) -> None:
         put(slim, f"new{i % 25}", f"1.{i}")
         put(slim, "alpha", f"3.{i}")
     with pytest.MonkeyPatch.context() as mp:
-        fast = _fast_runs(mp)
+        fast = fast_runs(mp)
         ix.index_target(slim)
         for i in range(3):
             (slim / f"new{i}-1.{i}-py3-none-any.whl").unlink()

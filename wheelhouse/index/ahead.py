@@ -4,9 +4,10 @@ place of the ~25 ms of imports that came before it (an incremental run's largest
 after Python's own start-up). The child then lists the names in other folders the run
 lists later (the combined index's `simple/`: see `upkeep.existing_projects`).
 
-The child lists the target's folder as `snapshot.list_entries` does, writes the listing
-into a memfd and says so with a byte down a pipe; then each other folder's names, each
-into a memfd of its own, with a byte each. The run takes a listing where it would list the
+The child lists the target's folder into unnamed files (`spool.list_into`: the files the
+run compares where they lie, and keeps as its next snapshot) and says so down a pipe with
+the listing's figures; then each other folder's names, each into a memfd of its own, with
+a byte each. The run takes a listing where it would list the
 folder, and only there (see `delta.plan_listed`, `writer.write_index`): once its byte came
 (within `WAIT_S`: else the child is killed), and while the folder still has the stamp taken
 before the child was started (an entry added, removed or renamed since: the run lists the
@@ -31,17 +32,16 @@ import signal
 import struct
 import sys
 import time
-from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 from wheelhouse.index.fanout import single_threaded
-from wheelhouse.index.snapshot import SNAPSHOT_NAME, Entries, list_entries, put
+from wheelhouse.index.snapshot import SNAPSHOT_NAME, put
+from wheelhouse.index.spool import FIGURES, Spool, list_into
 
 WAIT_S = 30.0  # for the child to list a folder (a folder on a hung mount: killed then)
 KILL_WAIT_S = 5.0  # for a child to exit (a killed one stuck in the kernel is left to init)
-_HEAD = struct.Struct("<QQ")  # entries, bytes of their names
 SIMPLE = "simple"  # an index's folder (state.SIMPLE: this module loads before that one)
 STATE = ".index-state.json"  # (state.STATE_NAME, for the same reason)
 # (upkeep.SLACK and COARSE_SLACK, for the same reason) the kernel's clock lags a tick
@@ -62,9 +62,11 @@ class ListedAhead:
         self.used = False  # the target's listing was the run's
         self.child = 0  # its pid
         self._pid = 0  # the same, until it is reaped
-        self._files: list[int] = []  # memfds: the listing, then each folder's names
-        self._done = -1  # a pipe's end: a byte as each is written; EOF where it failed
-        self._got = 0  # the bytes that came
+        self.spool: Spool | None = None  # the listing's files
+        self._files: list[int] = []  # memfds: each other folder's names (-1: none)
+        self._done = -1  # a pipe's end: the figures, then a byte as each is written
+        self._got = 0  # the items that came
+        self._figures = b""  # the listing's, as they came
 
     def __enter__(self) -> ListedAhead:
         return self
@@ -74,19 +76,20 @@ class ListedAhead:
     ) -> None:
         self.close()
 
-    def take(self, stamp: Stamp) -> Entries | None:
+    def take(self, stamp: Stamp) -> Spool | None:
         """The child's listing of `folder` where the folder's stamp now is still `stamp`
-        (None: list the folder here). Once: its memfd is closed."""
+        (None: list the folder here). Once: the spool is the caller's from here."""
+        spool, self.spool = self.spool, None
         try:
-            if stamp != self.stamp or not self._came(0):
-                return None
-            entries = _read_listing(self._files[0])
-            self.used = True
-            return entries
-        except (OSError, ValueError):  # (a listing cut short or damaged)
+            if spool is None or stamp != self.stamp or not self._came(0):
+                raise ValueError("not listed ahead")
+            spool.take_figures(self._figures)
+        except (OSError, ValueError, struct.error):  # (a listing cut short or damaged)
+            if spool is not None:
+                spool.close()
             return None
-        finally:
-            self._close_file(0)
+        self.used = True
+        return spool
 
     def names(self, folder: Path) -> list[str] | None:
         """The names in `folder`, one of `more`, where it is as it was (None: list it)."""
@@ -100,24 +103,27 @@ class ListedAhead:
                 return None  # (changed just before: a later change may not show)
             if _stamp(folder) != stamp or not self._came(item):
                 return None
-            data = _read_all(self._files[item])
+            data = _read_all(self._files[item - 1])
             return data.decode("utf-8", "surrogateescape").split("\0") if data else []
         except (OSError, ValueError):
             return None
         finally:
-            self._close_file(item)
+            self._close_file(item - 1)
 
     def close(self) -> None:
         """Reap the child (killed first where it is not done)."""
         if self._pid:
             with contextlib.suppress(OSError):  # (ChildProcessError: reaped already)
-                if self._got < len(self._files) and self._reap(0) is None:
+                if self._got < 1 + len(self._files) and self._reap(0) is None:
                     os.kill(self._pid, signal.SIGKILL)
                 if self._pid:
                     self._reap(KILL_WAIT_S)
             self._pid = 0
         for i in range(len(self._files)):
             self._close_file(i)
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
         if self._done >= 0:
             os.close(self._done)
             self._done = -1
@@ -128,17 +134,24 @@ class ListedAhead:
             self._files[item] = -1
 
     def _came(self, item: int) -> bool:
-        """Whether the child wrote `item` (0: the listing), within WAIT_S (its byte wakes
-        this process at once; the child is reaped later, as it leaves)."""
+        """Whether the child wrote `item` (0: the listing, its figures; then a byte each),
+        within WAIT_S (what it writes wakes this process at once; the child is reaped
+        later, as it leaves)."""
         deadline = time.monotonic() + WAIT_S
         poll = select.poll()  # (no limit on the descriptor's number, as select has)
         poll.register(self._done, select.POLLIN)
         while self._got <= item:
+            want = FIGURES.size - len(self._figures) if not self._got else 1
             left = deadline - time.monotonic()
             if left <= 0 or not poll.poll(left * 1000):
                 return False
-            if not os.read(self._done, 1):  # (the child failed)
+            data = os.read(self._done, want)
+            if not data:  # (the child failed)
                 return False
+            if not self._got:
+                self._figures += data
+                if len(self._figures) < FIGURES.size:
+                    continue
             self._got += 1
         return True
 
@@ -160,8 +173,9 @@ class ListedAhead:
     def start(self) -> bool:
         """Fork the child (False: it could not be)."""
         try:
-            for _ in range(1 + len(self.more)):
-                self._files.append(os.memfd_create("wheelhouse-listing", os.MFD_CLOEXEC))
+            self.spool = Spool(self.folder / SIMPLE)
+            for _ in self.more:
+                self._files.append(os.memfd_create("wheelhouse-names", os.MFD_CLOEXEC))
             self._done, done = os.pipe()
             pid = os.fork()
         except OSError:
@@ -170,9 +184,9 @@ class ListedAhead:
         if pid == 0:  # the child: list, write, and leave without this process's exit
             code = 1
             try:
-                _write_listing(self._files[0], list_entries(self.folder))
-                os.write(done, b"\0")
-                for fd, other in zip(self._files[1:], self.more, strict=True):
+                list_into(self.spool, self.folder)
+                os.write(done, self.spool.figures())  # (under PIPE_BUF: written at once)
+                for fd, other in zip(self._files, self.more, strict=True):
                     names = os.listdir(os.fsencode(other))  # noqa: PTH208 (bytes, in C)
                     put(fd, b"\0".join(names), 0)
                     os.write(done, b"\0")
@@ -218,23 +232,6 @@ def _stamp(folder: Path) -> Stamp:
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _write_listing(fd: int, entries: Entries) -> None:
-    at = put(fd, _HEAD.pack(len(entries.inos), len(entries.blob)), 0)
-    for part in (entries.blob, entries.starts, entries.inos):
-        at = put(fd, part, at)
-
-
 def _read_all(fd: int) -> bytes:
     size = os.fstat(fd).st_size
     return os.pread(fd, size, 0)
-
-
-def _read_listing(fd: int) -> Entries:
-    entries, size = _HEAD.unpack(os.pread(fd, _HEAD.size, 0))
-    blob = os.pread(fd, size, _HEAD.size)
-    starts, inos = array("I"), array("Q")
-    starts.frombytes(os.pread(fd, 4 * (entries + 1), _HEAD.size + size))
-    inos.frombytes(os.pread(fd, 8 * entries, _HEAD.size + size + 4 * (entries + 1)))
-    if len(blob) != size or len(starts) != entries + 1 or len(inos) != entries:
-        raise ValueError("a listing cut short")
-    return Entries(blob, starts, inos)

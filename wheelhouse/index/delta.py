@@ -13,10 +13,11 @@ combined indexes that cannot take a target's changes).
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import time
 from array import array
-from collections.abc import Iterator, Mapping, MutableSet, Sequence
+from collections.abc import Mapping, MutableSet, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,6 +26,7 @@ from wheelhouse.index.fileops import stale_temp
 from wheelhouse.index.listdiff import Diff, diff
 from wheelhouse.index.listed import Listed, Present
 from wheelhouse.index.plan import Plan
+from wheelhouse.index.relisting import listing_of
 from wheelhouse.index.scan import (
     Catalog,
     Found,
@@ -40,14 +42,17 @@ from wheelhouse.index.scan import (
 from wheelhouse.index.snapshot import (
     LOOK,
     NONE,
+    STRETCH,
     TEMP,
+    Entries,
+    Ints,
     Snapshot,
-    entries_of,
-    list_entries,
+    let_go,
+    map_of,
+    publish,
     read_snapshot,
-    write_snapshot,
-    write_streamed,
 )
+from wheelhouse.index.spool import Spool, list_into, spool_more
 from wheelhouse.index.state import (
     METADATA_SUFFIX,
     FolderStamp,
@@ -112,36 +117,50 @@ def plan_changes(
 
 
 def plan_listed(
-    src: Source, snap: Snapshot, existing: set[str], *, unchanged: FolderStamp | None
+    simple: Path,
+    src: Source,
+    snap: Snapshot,
+    existing: set[str],
+    *,
+    unchanged: FolderStamp | None,
 ) -> Delta | None:
     """The plan of the same run as `plan_changes`, against the snapshot of the folder's last
     listing, which agrees with the log (see snapshot.py); None when the listing differs
-    from it in too many places (then plan_changes)."""
+    from it in too many places, or cannot be written down (then plan_changes). The
+    listing goes to unnamed files in `simple` (`spool`): compared and marked where it
+    lies, then the next snapshot."""
     stamp = source_stamp(src)
     if unchanged is not None and stamp == unchanged:  # not listed: the snapshot's entries
-        entries = entries_of(snap.names, snap.inos)
+        entries = Entries(snap.names, snap.starts, snap.inos)  # (a snapshot is never rewritten)
         listed = Listed(src, entries, snap.marks, snap.table, snap.counts)
         present = Present(listed, set(), set(), set())
         return _delta(listed, listed.projects(), set(), existing, present, None, {}, set())
     ahead = src.ahead
-    early = ahead.take(stamp) if ahead is not None else None
-    if ahead is not None and early is not None:  # (listed after this stamp and time)
-        seen, entries = Seen(stamp, ahead.at), early
+    spool = ahead.take(stamp) if ahead is not None else None
+    if ahead is not None and spool is not None:  # (listed after this stamp and time)
+        seen = Seen(stamp, ahead.at)
     else:
         seen = Seen(stamp, time.time_ns())
         try:
-            entries = list_entries(src.folder)
-        except FileNotFoundError:
-            raise missing_folder(src) from None
-    inos = entries.inos
-    found = diff(entries, snap.names, snap.inos, limit=LIMIT + len(inos) // 16)
-    if found is None:
+            spool = Spool(simple)
+        except OSError:
+            return None
+        try:
+            list_into(spool, src.folder)
+        except OSError as exc:  # (its files not written: a full disk, say; the slow path)
+            spool.close()
+            if isinstance(exc, FileNotFoundError) and not src.folder.is_dir():
+                raise missing_folder(src) from None
+            return None
+    try:
+        compared = _compared(src, spool, snap)
+    except BaseException:
+        spool.close()
+        raise
+    if compared is None:
+        spool.close()
         return None
-    marks = array("I", [NONE]) * len(inos)
-    for ei, ej, k in found.runs:
-        marks[ei : ei + k] = snap.marks[ej : ej + k]
-    listed = Listed(src, entries, marks, list(snap.table), array("I", snap.counts))
-    listed.differs = bool(found.inserted or found.deleted or found.replaced)
+    found, listed = compared
     changes = _Changes(listed)
     changes.settle(found, snap)
     present = Present(listed, changes.gone, changes.gained, changes.stale())
@@ -155,6 +174,35 @@ def plan_listed(
         changes.added,
         changes.removed,
     )
+
+
+def _compared(src: Source, spool: Spool, snap: Snapshot) -> tuple[Diff, Listed] | None:
+    """The listing in `spool` compared with the snapshot, its marks the snapshot's where
+    the two agree (NONE elsewhere, settled next); None where they differ too much."""
+    entries = spool.mapped()
+    found = diff(entries, snap.names, snap.inos, limit=LIMIT + len(entries.inos) // 16)
+    if found is None:
+        return None
+    marks = spool.new_marks(NONE)
+    for ei, ej, k in found.runs:
+        _copy_marks(marks, ei, snap.marks, ej, k)
+    listed = Listed(src, entries, marks, list(snap.table), array("I", snap.counts))
+    listed.spool = spool
+    listed.differs = bool(found.inserted or found.deleted or found.replaced)
+    return found, listed
+
+
+def _copy_marks(marks: Ints, at: int, old: Ints, start: int, count: int) -> None:
+    """Copy `count` of the snapshot's marks from `start` into the listing's from `at`, a
+    stretch at a time, the pages of each map let go of after each."""
+    step, page = STRETCH // 4, mmap.PAGESIZE
+    with memoryview(marks) as to, memoryview(old) as of:
+        for k in range(0, count, step):
+            n = min(step, count - k)
+            to[at + k : at + k + n] = of[start + k : start + k + n]
+            for data, first in ((map_of(marks), at + k), (map_of(old), start + k)):
+                if data is not None:
+                    let_go(data, 4 * first // page * page, 4 * n + page)
 
 
 class _Changes:
@@ -191,7 +239,10 @@ class _Changes:
         self.listed.forget()  # (the marks changed: found again from here on)
         self.removed -= self.added.keys()  # (gone from the log and back: one line says it)
         lost = self.gone - self.gained - self.removed
-        self.touched.update(self.project(name) for name in lost if self.listed.is_wheel(name))
+        marks, table = self.listed.marks, self.listed.table
+        for i in self.listed.indexes(lost).values():  # (the wheels whose sidecar was lost)
+            if marks[i] < LOOK:
+                self.touched.add(table[marks[i]])
         for i in self.listed.positions(TEMP):  # temp files a live run had here before
             self.temp(i)
 
@@ -253,15 +304,10 @@ class _Changes:
             with contextlib.suppress(OSError):
                 os.unlink(f"{self.listed.source.folder}/{name}")  # noqa: PTH108
 
-    def project(self, name: str) -> str:
-        i = self.listed.index_of(name)
-        assert i is not None
-        return self.listed.table[self.listed.marks[i]]
-
     def stale(self) -> set[str]:
         """Wheels whose sidecar may be left: those gone, and sidecars gained by no wheel."""
-        is_wheel = self.listed.is_wheel
-        return {name for name in self.gained | (self.removed - self.gone) if not is_wheel(name)}
+        names = self.gained | (self.removed - self.gone)
+        return names - self.listed.wheels_of(names)
 
 
 def _delta(
@@ -287,116 +333,31 @@ def _delta(
     return Delta(found, {prefix: present}, {prefix: seen}, plan, added, removed)
 
 
-def snapshot_after(delta: Delta, lines: int) -> tuple[Snapshot, list[str]] | None:
-    """The snapshot the next run compares its listing with, once the log has this run's
-    lines (`lines` in all), where the run compared its listing with the last snapshot: its
-    listing, and the sidecars this run wrote after it (their place in it is unknown: they
-    go at the end in name order, with no inode; the next run finds them by name, see
-    listdiff.py). None where the run compared its listing with the log's dicts (see
-    `listing_of`)."""
+def _snapshot_after(simple: Path, delta: Delta, lines: int, token: str) -> bool:
+    """Keep the snapshot the next run compares its listing with, once the log has this
+    run's lines (`lines` in all, `token` its stamp), where the run compared its listing
+    with the last snapshot: its listing (the spool's files, marked), and the sidecars this
+    run wrote after it (their place in it is unknown: they go at the end in name order,
+    with no inode; the next run finds them by name, see listdiff.py). False where the run
+    compared its listing with the log's dicts (see `listing_of`)."""
     found = delta.found
     present = delta.sidecars[found.source.prefix]
     if not isinstance(found, Listed) or not isinstance(present, Present):
-        return None
-    entries = found.entries
-    snap = Snapshot(
-        entries.blob, entries.inos, found.marks, found.table, found.counts, lines, len(found)
-    )
-    return snap, sorted(n for n in present.created if found.index_of(n) is None)
-
-
-def listing_of(simple: Path, folder: Path, found: Sequence[Found], lines: int, token: str) -> None:
-    """Keep the snapshot of a folder listed again after a run that compared every file (a
-    full run, or one against the log's dicts), whose log now has `lines` lines (`token`)
-    and lists the wheels of `found`: the names go to the file as they are listed (no
-    buffer of them all, see `write_streamed`). An entry that came or changed since the
-    run listed the folder is marked LOOK (the next run looks at it as new); a wheel of the
-    log that went meanwhile goes at the end (the next run finds it gone)."""
-    marking = _Marking(found)
-
-    def entries() -> Iterator[tuple[bytes, int, int]]:
-        mark = marking.mark
-        with os.scandir(os.fsencode(folder)) as listing:  # (the one loop over every entry)
-            for entry in listing:
-                name, ino = entry.name, entry.inode()
-                yield name, ino, mark(name, ino)
-        for gone, ino, project in marking.left():
-            yield os.fsencode(gone), ino, marking.number(project)
-
-    write_streamed(simple, token, entries(), lambda: (marking.table, marking.counts, lines))
-
-
-class _Marking:
-    """Marks a listing's entries with the projects of the log's wheels: in the order of
-    `found` (a full run's, listed in the same order: no lookup), by a dict of them from
-    the first entry that is not."""
-
-    def __init__(self, found: Sequence[Found]) -> None:
-        self.rows: Iterator[tuple[str, int, str]]  # (name, inode, project) in found's order
-        if isinstance(found, Catalog):  # (a full run's, in the listing's order: no object)
-            self.rows = found.wheel_rows()
-        else:
-            self.rows = ((f.filename, f.ino, f.project) for f in found)
-        self.by_name: dict[str, tuple[int, str]] | None = None
-        self.table: list[str] = []
-        self.numbers: dict[str, int] = {}
-        self.counts = array("I")
-        self.gone: list[tuple[str, int, str]] = []
-        self.row = next(self.rows, None)  # the next wheel of `found`, and its name
-        self.want = os.fsencode(self.row[0]) if self.row is not None else None
-
-    def number(self, project: str) -> int:
-        n = self.numbers.get(project)
-        if n is None:
-            n = self.numbers[project] = len(self.table)
-            self.table.append(project)
-            self.counts.append(0)
-        self.counts[n] += 1
-        return n
-
-    def mark(self, name: bytes, ino: int) -> int:
-        """The mark of the listing's next entry."""
-        row = self.row
-        if name == self.want:
-            assert row is not None
-            mark = self.number(row[2]) if row[1] == ino else self.moved(row)
-            self.row = row = next(self.rows, None)
-            self.want = os.fsencode(row[0]) if row is not None else None
-            return mark
-        if name[-4:] == b".whl":
-            if row is not None:  # out of order: by name from here
-                self.by_name = {row[0]: (row[1], row[2])}
-                self.by_name.update((n, (node, p)) for n, node, p in self.rows)
-                self.want = self.row = None
-            return self.other(os.fsdecode(name), ino)
-        return TEMP if name[-4:] == _TMP and name[:1] == b"." else NONE
-
-    def moved(self, row: tuple[str, int, str]) -> int:
-        """A wheel of the log whose name is another file now: looked at by the next run,
-        which also finds the log's gone."""
-        self.gone.append(row)
-        return LOOK
-
-    def other(self, name: str, ino: int) -> int:
-        """A wheel's name met out of `found`'s order: by name (LOOK: none of the log's)."""
-        wheel = self.by_name.pop(name, None) if self.by_name is not None else None
-        if wheel is None:
-            return LOOK
-        if wheel[0] == ino:
-            return self.number(wheel[1])
-        self.gone.append((name, *wheel))
-        return LOOK
-
-    def left(self) -> list[tuple[str, int, str]]:
-        """The wheels of the log not listed with their inode (gone or replaced since)."""
-        if self.row is not None:  # (the rest of them: gone since)
-            self.gone.append(self.row)
-            self.row = self.want = None
-        if self.by_name is None:
-            rest = list(self.rows)
-        else:
-            rest = [(name, ino, project) for name, (ino, project) in self.by_name.items()]
-        return self.gone + rest
+        return False
+    spool = found.spool
+    if spool is None:
+        return False
+    try:
+        created = set(present.created)
+        tail = sorted(created - found.indexes(created).keys())
+        spool_more(spool, [(os.fsencode(name), 0, NONE) for name in tail])
+        publish(simple, token, spool, found.table, found.counts, lines)
+    except OSError:  # (a full disk: the next run takes the slow path)
+        pass
+    finally:
+        spool.close()
+        found.spool = None
+    return True
 
 
 def plan_target(
@@ -413,7 +374,7 @@ def plan_target(
     snap = read_snapshot(simple, token) if token is not None else None
     if snap is not None:
         try:
-            delta = plan_listed(src, snap, existing, unchanged=unchanged)
+            delta = plan_listed(simple, src, snap, existing, unchanged=unchanged)
         except (IndexError, OverflowError):  # (marks that do not add up: edited by hand)
             delta = None
         if delta is not None:
@@ -437,11 +398,8 @@ def keep_listing(
     differs = isinstance(run.found, Listed) and run.found.differs
     if run.seen[src.prefix] is None or not (run.added or run.removed or differs):
         return  # (not listed, or nothing changed)
-    kept = snapshot_after(run, lines)
-    if kept is None:
+    if not _snapshot_after(simple, run, lines, token):
         listing_of(simple, src.folder, run.found, lines, token)
-    else:
-        write_snapshot(simple, kept[0], token, kept[1])
 
 
 def covers(sources: Sequence[Source], listings: Mapping[Path, Listing]) -> bool:

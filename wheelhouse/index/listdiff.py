@@ -22,12 +22,12 @@ from __future__ import annotations
 import bisect
 import mmap
 import os
-from array import array
 from typing import NamedTuple
 
-from wheelhouse.index.snapshot import STRETCH, Blob, Entries, let_go
+from wheelhouse.index.snapshot import Blob, Entries, Ints, let_go, raw
 
 _WINDOW = 1 << 16  # bytes looked ahead for the place where the listings meet again
+HOLD = 1 << 18  # bytes of a map's pages compared before they are let go of
 _NEAR = 512  # bytes within which the entry after a place must come in the other listing
 _STEP = 4096  # bytes compared at first: then twice as many each time, up to
 _MAX_STEP = 1 << 16  # (a slice is a copy: one this small reuses the same memory)
@@ -47,7 +47,7 @@ class _Unplaced:
     """The snapshot's last entries with no inode (no place in it): where they start (in
     bytes and entries), their names, and how many of them the listing has had so far."""
 
-    def __init__(self, old: Blob, old_inos: array[int]) -> None:
+    def __init__(self, old: Blob, old_inos: Ints) -> None:
         count = first = len(old_inos)
         while first and not old_inos[first - 1]:
             first -= 1
@@ -66,7 +66,7 @@ class _Unplaced:
         self.found += 1
         return True
 
-    def within(self, limit: int, unpaired: int, new: bytes | bytearray, i: int) -> bool:
+    def within(self, limit: int, unpaired: int, new: Blob, i: int) -> bool:
         """Whether the listing differs in `limit` entries or fewer, where `unpaired` entries of
         both are at no place in the other (each of them among it), the listing's from `i`
         on looked up among these first."""
@@ -83,14 +83,14 @@ class _Unplaced:
         return [(j, os.fsdecode(name)) for name, j in self.names.items()]
 
 
-def diff(listing: Entries, old: Blob, old_inos: array[int], *, limit: int) -> Diff | None:
+def diff(listing: Entries, old: Blob, old_inos: Ints, *, limit: int) -> Diff | None:
     """Where `listing` differs from the snapshot's names `old` (as `encode_names` gives
     them) and inodes; None when more than `limit` entries do, or when the two stop meeting
     again (another order: a copy, another file system)."""
     new, starts, new_inos = listing.blob, listing.starts, listing.inos
     unplaced = _Unplaced(old, old_inos)
     placed = unplaced.at  # (the compare in place stops here)
-    dropped = 0  # the snapshot's pages before this are let go of (see let_go)
+    dropped = dropped_new = 0  # the pages of each before these are let go of (see let_go)
     runs: list[tuple[int, int, int]] = []
     inserted: list[int] = []
     deleted: list[tuple[int, str]] = []
@@ -107,7 +107,7 @@ def diff(listing: Entries, old: Blob, old_inos: array[int], *, limit: int) -> Di
             ei, ej, j, i = ei + k, ej + k, j + cut - i, cut
         if i >= len(new) or j >= placed:
             break
-        end_new = new.index(b"\0", i) + 1
+        end_new = new.find(b"\0", i) + 1
         if unplaced.has(bytes(new[i : end_new - 1])):
             inserted.append(ei)
             ei, i = ei + 1, end_new
@@ -117,7 +117,7 @@ def diff(listing: Entries, old: Blob, old_inos: array[int], *, limit: int) -> Di
         if at_new >= 0 or at_old >= 0:
             apart = 0
         if at_new >= 0 and (at_old < 0 or at_new - i <= at_old - j):
-            k = new.count(b"\0", i, at_new + 1)  # entries that came before it
+            k = new[i : at_new + 1].count(b"\0")  # entries that came before it
             inserted.extend(range(ei, ei + k))
             ei, i = ei + k, at_new + 1
         elif at_old >= 0:
@@ -134,6 +134,7 @@ def diff(listing: Entries, old: Blob, old_inos: array[int], *, limit: int) -> Di
         if len(inserted) + len(deleted) - unplaced.found > limit:
             return None
         dropped = _let_go_behind(old, dropped, j)
+        dropped_new = _let_go_behind(new, dropped_new, i)
     unpaired = len(inserted) + len(deleted) + len(new_inos) - ei + unplaced.first - ej
     if not unplaced.within(limit, unpaired, new, i):
         return None
@@ -141,11 +142,13 @@ def diff(listing: Entries, old: Blob, old_inos: array[int], *, limit: int) -> Di
     if j < placed:
         deleted.extend(zip(range(ej, unplaced.first), _names(old, j, placed - 1), strict=True))
     deleted.extend(unplaced.deleted())
-    return Diff(runs, inserted, deleted, _replaced(runs, new_inos, old_inos))
+    replaced = _replaced(runs, new_inos, old_inos)
+    _let_go_all(new, old, raw(new_inos), raw(old_inos))  # (every map was looked at)
+    return Diff(runs, inserted, deleted, replaced)
 
 
 def _meet(
-    new: bytes | bytearray, i: int, end_new: int, old: Blob, j: int, end_old: int, placed: int
+    new: Blob, i: int, end_new: int, old: Blob, j: int, end_old: int, placed: int
 ) -> tuple[int, int]:
     """Where the old entry (at `j`) comes further on in the new listing, and the new one
     (at `i`) in the old up to `placed` (-1: not within the look-ahead), each only where the
@@ -174,14 +177,19 @@ def _names(blob: Blob, start: int, end: int) -> list[str]:
 
 
 def _let_go_behind(data: Blob, done: int, at: int) -> int:
-    """Let go of a mapped snapshot's pages from `done` (a page's start, where the last call
+    """Let go of a mapped listing's pages from `done` (a page's start, where the last call
     stopped) to a look-ahead before `at`, where a compare is: nothing behind it is looked
     at again. Where it stopped now."""
-    if not isinstance(data, mmap.mmap) or at - done < STRETCH + _WINDOW:
+    if not isinstance(data, mmap.mmap) or at - done < HOLD + _WINDOW:
         return done
     end = (at - _WINDOW) // mmap.PAGESIZE * mmap.PAGESIZE
     let_go(data, done, end - done)
     return end
+
+
+def _let_go_all(*maps: Blob) -> None:
+    for data in maps:
+        let_go(data, 0, len(data))
 
 
 def _common(a: Blob, i: int, b: Blob, j: int, stop: int, b_stop: int) -> int:
@@ -190,8 +198,9 @@ def _common(a: Blob, i: int, b: Blob, j: int, stop: int, b_stop: int) -> int:
     the one that differs."""
     end = min(stop - i, b_stop - j)
     done, step = 0, _STEP
-    freed = j // mmap.PAGESIZE * mmap.PAGESIZE
+    freed_a, freed = i // mmap.PAGESIZE * mmap.PAGESIZE, j // mmap.PAGESIZE * mmap.PAGESIZE
     while done < end:
+        freed_a = _let_go_behind(a, freed_a, i + done)
         freed = _let_go_behind(b, freed, j + done)
         n = min(step, end - done)
         if a[i + done : i + done + n] != b[j + done : j + done + n]:
@@ -208,10 +217,11 @@ def _common(a: Blob, i: int, b: Blob, j: int, stop: int, b_stop: int) -> int:
 
 
 def _replaced(
-    runs: list[tuple[int, int, int]], new_inos: array[int], old_inos: array[int]
+    runs: list[tuple[int, int, int]], new_inos: Ints, old_inos: Ints
 ) -> list[tuple[int, int]]:
-    """The entries of `runs` whose inode differs (their numbers compared as bytes)."""
-    a, b = new_inos.tobytes(), old_inos.tobytes()
+    """The entries of `runs` whose inode differs (their numbers compared as bytes, where
+    they lie)."""
+    a, b = raw(new_inos), raw(old_inos)
     out = []
     for ei, ej, k in runs:
         s = 0

@@ -1,11 +1,12 @@
-"""A folder's wheels as its listing and snapshot hold them (`snapshot`): names in one
-buffer (decoded where an object is made), inodes and project numbers in arrays, an object
-only for the files a run looks at; and which of them have their sidecar, from what the
-listing changed.
+"""A folder's wheels as its listing and snapshot hold them (`snapshot`, `spool`): names,
+inodes and project numbers mapped where they lie (a name decoded where an object is made),
+an object only for the files a run looks at; and which of them have their sidecar, from
+what the listing changed.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from array import array
@@ -14,7 +15,8 @@ from itertools import compress
 from typing import overload
 
 from wheelhouse.index.scan import Catalog, Found, Source
-from wheelhouse.index.snapshot import LOOK, Entries
+from wheelhouse.index.snapshot import LOOK, Blob, Entries, Ints, let_go, raw
+from wheelhouse.index.spool import Spool
 from wheelhouse.index.state import METADATA_SUFFIX
 
 _SEARCHES = 16  # names looked up one by one (a search of the listing each): then a dict
@@ -34,6 +36,7 @@ class Listed(Catalog):
         "entries",
         "fresh",
         "marks",
+        "spool",
         "table",
     )
 
@@ -41,7 +44,7 @@ class Listed(Catalog):
         self,
         source: Source,
         entries: Entries,
-        marks: array[int],
+        marks: Ints,
         table: list[str],
         counts: array[int],
     ) -> None:
@@ -49,7 +52,8 @@ class Listed(Catalog):
         self.entries, self.marks, self.table, self.counts = entries, marks, table, counts
         self.fresh: set[str] = set()
         self.differs = False  # from the snapshot it was made from
-        self._bytes: bytes | None = None
+        self._bytes: Blob | None = None
+        self.spool: Spool | None = None  # the listing's files: the next snapshot's (delta.py)
         self._index: dict[bytes, int] | None = None
         self._lookups = 0
 
@@ -69,9 +73,10 @@ class Listed(Catalog):
         return set(compress(self.table, self.counts))  # (those with a wheel)
 
     def positions(self, number: int) -> Iterator[int]:
-        """The entries marked `number` (found in the marks' bytes, C's speed)."""
+        """The entries marked `number` (found in the marks' bytes where they lie, C's
+        speed; a map's pages let go of after)."""
         if self._bytes is None:
-            self._bytes = self.marks.tobytes()
+            self._bytes = raw(self.marks)
         data, pattern = self._bytes, struct.pack("=I", number)
         at = data.find(pattern)
         while at >= 0:
@@ -80,10 +85,19 @@ class Listed(Catalog):
                 at = data.find(pattern, at + 4)
             else:
                 at = data.find(pattern, at + 1)
+        if isinstance(data, mmap.mmap):
+            let_go(data, 0, len(data))
 
     def forget(self) -> None:
-        """The marks changed: `positions` reads them again."""
+        """The marks changed: `positions` reads them again (a copy's; a map is theirs)."""
         self._bytes = None
+
+    def indexes(self, names: set[str]) -> dict[str, int]:
+        """The entries of these names that are here (many looked up in one pass)."""
+        if self._index is not None:
+            return {n: i for n in names if (i := self._index.get(os.fsencode(n))) is not None}
+        found = self.entries.indexes({os.fsencode(n) for n in names})
+        return {os.fsdecode(n): i for n, i in found.items()}
 
     def select(self, projects: set[str]) -> dict[str, list[Found]]:
         files: dict[str, list[Found]] = {p: [] for p in projects}
@@ -114,7 +128,7 @@ class Listed(Catalog):
 
     def index_of(self, name: str) -> int | None:
         """The entry of this name: a search of the names for the first few, then a dict of
-        them all (a run that looks up many: sidecars lost by the thousand)."""
+        them all (a run that looks up many one at a time; many at once: `indexes`)."""
         key = os.fsencode(name)
         if self._index is None:
             self._lookups += 1
@@ -130,12 +144,17 @@ class Listed(Catalog):
         i = self.index_of(name)
         return i is not None and self.marks[i] < LOOK
 
+    def wheels_of(self, names: set[str]) -> set[str]:
+        """Those of `names` that are wheels here (one pass for them all: see `indexes`)."""
+        found = self.indexes(names - self._made.keys())
+        return (names & self._made.keys()) | {n for n, i in found.items() if self.marks[i] < LOOK}
+
     def _at(self, i: int) -> Found:
         return self._kept(self.name(i), self.entries.inos[i], self.table[self.marks[i]])
 
     def handed(self, source: Source) -> Catalog:
         new = Listed(source, self.entries, self.marks, self.table, self.counts)
-        new.fresh, new.differs = self.fresh, self.differs
+        new.fresh, new.differs, new.spool = self.fresh, self.differs, self.spool
         new._made = self._made
         self._hand_over(source)
         return new
