@@ -9,7 +9,7 @@ import errno
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +255,28 @@ def test_split_keeps_the_order_and_balances_the_cost() -> None:
     assert chunks[0] == [0]  # the big one alone
     assert len(chunks) <= 4
     assert fanout.split([], [], 4) == []
+
+
+def test_a_big_runs_chunks_stay_small_and_each_is_applied_once() -> None:
+    """A chunk's cost is bounded (its result's memory does not grow with the run): 700
+    items of a chunk's cost each make 700 chunks, each applied once (more than one byte's
+    worth of tickets)."""
+    items = list(range(700))
+    seen: list[int] = []
+
+    def apply(chunk: Sequence[int], result: list[int]) -> None:
+        assert list(chunk) == result and len(chunk) == 1
+        seen.extend(result)
+
+    fanout.run(
+        lambda chunk: [x for x in chunk],
+        items,
+        [fanout.MOST_COST] * len(items),
+        processes=2,
+        what="testing",
+        apply=apply,
+    )
+    assert sorted(seen) == items
 
 
 def test_a_stuck_worker_is_stopped_and_the_run_fails(

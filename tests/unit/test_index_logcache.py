@@ -6,6 +6,7 @@ the time a run takes."""
 from __future__ import annotations
 
 import struct
+import tracemalloc
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -213,3 +214,35 @@ def test_runs_with_a_cache_publish_what_runs_without_one_do(
     pages = check_tree(simple)
     ix.write_index(slim, [ix.Source(folder=slim)], full=True)
     assert check_tree(simple) == pages
+
+
+def test_the_cache_is_written_a_slice_at_a_time(tmp_path: Path) -> None:
+    """A log written whole (a full run's) has its cache written as its rows come, a slice
+    at a time: what the write holds does not grow with the files (it held their inodes and
+    projects' numbers in arrays, and a list of the numbers, some 20 bytes a file); and what
+    it wrote reads back as the log it describes."""
+    files = 100_000
+    log = "".join(line(i, f"p{i % 50}", i + 1) for i in range(files)).encode()
+
+    def rows() -> Any:
+        return ((f"p{i % 50}-{i}.0-py3-none-any.whl", i + 1, f"p{i % 50}") for i in range(files))
+
+    tracemalloc.start()
+    try:
+        logcache.write_cache(
+            tmp_path,
+            (name for name, _, _ in rows()),
+            (ino for _, ino, _ in rows()),
+            (project for _, _, project in rows()),
+            size=len(log),
+            lines=files,
+            crc=zlib.crc32(log),
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * files, f"{peak / files:.0f} bytes a file at the peak"
+    cached = read_cache(tmp_path, log)
+    assert cached is not None and cached.lines == files and len(cached.ino) == files
+    assert cached.ino["p3-53.0-py3-none-any.whl"] == 54
+    assert cached.project["p3-53.0-py3-none-any.whl"] == "p3"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import mmap
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ from conftest import REPO
 from fixtures_simple import check_tree, every_link_resolves, put
 
 from wheelhouse.errors import PublishError
-from wheelhouse.index import fanout, reading, scan, wholerun
+from wheelhouse.index import fanout, grouped, reading, scan, snapshot, wholerun
 from wheelhouse.index import writer as ix
 from wheelhouse.index.fileops import FileWriter, Staging
 from wheelhouse.index.grouped import list_grouped
@@ -313,29 +314,80 @@ def test_a_full_combined_index_takes_over_a_target_incremental_listing(
     every_link_resolves(out / "simple")
 
 
-def test_a_full_run_holds_its_listing_in_some_bytes_a_wheel(tmp_path: Path) -> None:
-    """What a full run holds besides one chunk is each folder's listing: the names in
-    buffers, inodes and projects in arrays: ~195 bytes a wheel with its sidecar here (a
-    project per 5 wheels), where a dict of the names, their inodes and projects, and a set
-    of the sidecars held ~430; and it still tells each project's wheels and sidecars."""
-    folder = tmp_path / "slim"
+def _listed_folder(folder: Path, wheels: int, projects: int) -> None:
     folder.mkdir()
-    wheels = 6000
     for i in range(wheels):  # (the listing reads no file: empty ones will do)
-        name = f"proj{i % 1200}-1.{i}-py3-none-any.whl"
+        name = f"proj{i % projects}-1.{i}-py3-none-any.whl"
         (folder / name).touch()
         (folder / f"{name}.metadata").touch()
+
+
+def _held(folder: Path, where: Path | None) -> tuple[int, grouped.Grouped]:
     tracemalloc.start()
     try:
-        part = list_grouped(ix.Source(folder=folder))
-        held = tracemalloc.get_traced_memory()[0]
+        part = list_grouped(ix.Source(folder=folder), where)
+        return tracemalloc.get_traced_memory()[0], part
     finally:
         tracemalloc.stop()
-    assert len(part) == wheels and len(part.projects()) == 1200
-    assert held / wheels < 250, f"{held / wheels:.0f} bytes a wheel"
+
+
+def test_a_full_runs_listing_is_held_only_where_it_is_small(tmp_path: Path) -> None:
+    """What a full run holds besides one chunk is each folder's listing. Held (a small
+    folder, or no place for files): the names in buffers, inodes and projects in arrays,
+    ~195 bytes a wheel with its sidecar here (a project per 5 wheels), where a dict of the
+    names, their inodes and projects, and a set of the sidecars held ~430. Where it is big,
+    it goes to unnamed files as it comes and is mapped (grouped.Names): three times the
+    wheels in the same projects hold no more; and each project's wheels and sidecars are
+    told apart the same."""
+    small, big = tmp_path / "small", tmp_path / "big"
+    _listed_folder(small, 6000, 1200)
+    _listed_folder(big, 18000, 1200)
+    held, part = _held(small, None)
+    assert len(part) == 6000 and len(part.projects()) == 1200
+    assert held / 6000 < 250, f"{held / 6000:.0f} bytes a wheel"
+    spooled, _ = _held(small, tmp_path)
+    more, part = _held(big, tmp_path)
+    assert isinstance(part.names.blob, mmap.mmap)
+    assert len(part) == 18000 and len(part.projects()) == 1200
+    assert (more - spooled) / 12000 < 8, f"{(more - spooled) / 12000:.0f} bytes a wheel more"
+    wheels = 18000
     names = sorted(f.filename for f in part.project_wheels("proj7"))
     assert names == sorted(f"proj7-1.{i}-py3-none-any.whl" for i in range(7, wheels, 1200))
     assert part.project_sidecars("proj7") == set(names)
-    assert [part.wheel_name("proj7", j) for j in range(5)] == [
+    assert [part.wheel_name("proj7", j) for j in range(15)] == [
         f.filename for f in part.project_wheels("proj7")
     ]
+
+
+@pytest.mark.parametrize("fault", [None, "full disk"])
+def test_a_listing_in_files_publishes_what_a_held_one_does(
+    out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str | None
+) -> None:
+    """A listing of more than a batch (here 4 names) goes to unnamed files; a disk that
+    fills up as they are written has the run hold its listing instead (what was written
+    read back): either way the full run publishes what a held listing does."""
+    slim = out / "slim"
+    for i in range(30):
+        put(slim, f"proj{i % 7}", f"1.{i}")
+    ix.write_index(slim, [ix.Source(folder=slim)])  # (the sidecars)
+    copy = tmp_path / "copy"
+    shutil.copytree(slim, copy)
+    ix.write_index(copy, [ix.Source(folder=copy)], full=True)
+    monkeypatch.setattr(grouped, "_BATCH", 4)
+    if fault:
+        real, calls = snapshot.put, []
+
+        def filling(fd: int, data: Any, at: int) -> int:
+            calls.append(at)
+            if len(calls) > 9:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(fd, data, at)
+
+        monkeypatch.setattr(grouped, "put", filling)
+    part = list_grouped(ix.Source(folder=slim), tmp_path)
+    assert isinstance(part.names.blob, mmap.mmap) == (fault is None)
+    assert sorted(part.project_sidecars("proj3")) == sorted(
+        f.filename for f in part.project_wheels("proj3")
+    )
+    ix.write_index(slim, [ix.Source(folder=slim)], full=True)
+    assert check_tree(slim / "simple") == check_tree(copy / "simple")

@@ -13,8 +13,11 @@ work that does not get faster in parallel (measured: two processes creating file
 two folders, took longer than one), so one writer overlapping the computing is what pays;
 and every write, crash point (`fsutil.crash_point`), lock and `FileWriter.written` entry
 stays in the one process that did all of them before. The work is cut into chunks of about
-equal cost, and each worker takes the next chunk from a pipe holding one byte per chunk (a
-read of one byte is atomic: a worker slowed by the machine's other load takes fewer).
+equal cost, and each worker takes the next chunk from a pipe holding two bytes per chunk
+(its number: a pipe's reads are atomic, and every ticket is written before any is read; a
+worker slowed by the machine's other load takes fewer). A chunk's cost is bounded
+(`MOST_COST`), so what one result holds (its pages, its sidecars) does not grow with the
+run: a bigger run has more chunks, not bigger ones.
 
 Only where forking is safe and pays: Linux, at least two CPUs this process may run on, no
 other thread in the process (a fork copies only the calling thread: a lock another thread
@@ -52,7 +55,10 @@ FORCE: int | None = None  # tests: this many workers for any work (0: never fork
 MAX_WORKERS = 8
 IDLE_TIMEOUT = 900.0  # seconds without a word from any worker: one is stuck (a hung mount)
 REAP_TIMEOUT = 30.0  # seconds a stopped worker has to exit before it is killed
-_CHUNKS_PER_WORKER = 24  # to balance the load and keep each result small in memory
+_CHUNKS_PER_WORKER = 24  # to balance the load
+MOST_COST = 2000  # a chunk's cost at most, where it has more than one item: its result's size
+_TICKET = struct.Struct("<H")  # a chunk's number, in the tickets' pipe
+_MOST_CHUNKS = 2048  # (their tickets, 4 KB, fit any pipe's buffer: written at once)
 _FRAME = struct.Struct("<Q")
 
 _T = TypeVar("_T")
@@ -90,7 +96,7 @@ def single_threaded() -> bool:
 def split(items: Sequence[_T], costs: Sequence[int], parts: int) -> list[Sequence[_T]]:
     """`items` cut, in order, into up to `parts` slices of about equal cost."""
     total = sum(costs)
-    parts = max(1, min(parts, len(items), 255))  # (a chunk's ticket is one byte)
+    parts = max(1, min(parts, len(items), _MOST_CHUNKS))
     chunks: list[Sequence[_T]] = []
     start, acc = 0, 0
     for i, cost in enumerate(costs):
@@ -115,7 +121,7 @@ def run(
     """`work` over `items` in `processes` forked workers; in this process, `apply(chunk,
     result)` for each chunk as its result comes (in any order). `what` ("reading
     wheels") names the work in an error."""
-    chunks = split(items, costs, processes * _CHUNKS_PER_WORKER)
+    chunks = split(items, costs, max(processes * _CHUNKS_PER_WORKER, -(-sum(costs) // MOST_COST)))
     if not chunks:
         return
     pool = _Pool(chunks, what, apply)
@@ -146,7 +152,7 @@ class _Pool:
         self.deaths: list[str] = []
         self.tickets, w = os.pipe()
         try:
-            os.write(w, bytes(range(len(chunks))))  # fits a pipe's buffer: never blocks
+            os.write(w, b"".join(map(_TICKET.pack, range(len(chunks)))))  # (never blocks)
         finally:
             os.close(w)  # a worker reads b"" once every chunk is taken
 
@@ -297,11 +303,12 @@ def _worker(
         signal.signal(signal.SIGINT, _stop)
         _die_with(parent)
         while os.getppid() == parent:
-            ticket = os.read(tickets, 1)
-            if not ticket:
+            ticket = os.read(tickets, _TICKET.size)
+            if len(ticket) < _TICKET.size:  # (b"": every chunk is taken)
                 _send(out, ("done", 0, None))
                 break
-            _send(out, ("chunk", ticket[0], work(chunks[ticket[0]])))
+            (index,) = _TICKET.unpack(ticket)
+            _send(out, ("chunk", index, work(chunks[index])))
     except BaseException as e:  # noqa: BLE001 (all of it goes back to the parent)
         code = 1
         with contextlib.suppress(BaseException):  # (else the parent sees the pipe close)

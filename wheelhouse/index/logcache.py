@@ -101,20 +101,25 @@ def write_cache(
     Streamed through a temp file (the names a slice at a time: no list of them) and
     renamed into place. A cache that cannot be written only costs the next run its parse."""
     table: dict[str, int] = {}
-    index = array("I", [table.setdefault(p, len(table)) for p in projects])
-    try:
-        numbers = array("Q", inos)
-    except OverflowError:  # a number edited by hand into the log past an inode's range
-        return
+    numbers = (table.setdefault(p, len(table)) for p in projects)
     tmp = f"{simple}/{CACHE_NAME}.{os.getpid()}{TMP}"
     try:
         with open(tmp, "wb") as f:  # noqa: PTH123
             f.write(_MAGIC + bytes(_HEAD.size))  # the head, once the body is written
             body_crc = name_bytes = 0
-            for part in _pieces(numbers, index, names):
+            counts = []
+            for kind, values in (("Q", inos), ("I", numbers)):  # (a slice at a time)
+                counts.append(0)
+                every = iter(values)
+                while values_part := array(kind, islice(every, _SLICE)):
+                    f.write(values_part)
+                    body_crc = zlib.crc32(values_part, body_crc)
+                    counts[-1] += len(values_part)
+            if counts[0] != counts[1]:
+                raise ValueError("the rows changed as they were written")
+            for part in _pieces(names):
                 f.write(part)
                 body_crc, name_bytes = zlib.crc32(part, body_crc), name_bytes + len(part)
-            name_bytes -= 12 * len(numbers)
             projects_blob = "\0".join(table).encode()
             f.write(projects_blob)
             f.seek(len(_MAGIC))
@@ -124,22 +129,20 @@ def write_cache(
                     lines,
                     crc,
                     zlib.crc32(projects_blob, body_crc),
-                    len(numbers),
+                    counts[0],
                     name_bytes,
                     len(table),
                     len(projects_blob),
                 )
             )
         os.replace(tmp, simple / CACHE_NAME)  # noqa: PTH105
-    except OSError:
+    except (OSError, OverflowError, ValueError):  # (a number past an inode's range: by hand)
         with contextlib.suppress(OSError):
             os.unlink(tmp)  # noqa: PTH108
 
 
-def _pieces(numbers: array[int], index: array[int], names: Iterable[str]) -> Iterator[bytes]:
-    """The body but the project names: the arrays, then the file names a slice at a time."""
-    yield numbers.tobytes()
-    yield index.tobytes()
+def _pieces(names: Iterable[str]) -> Iterator[bytes]:
+    """The file names, a slice at a time."""
     every, sep = iter(names), ""
     while part := list(islice(every, _SLICE)):
         yield (sep + "\0".join(part)).encode()

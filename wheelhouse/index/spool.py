@@ -80,10 +80,10 @@ class Spool:
     def mapped(self) -> Entries:
         """The listing, mapped (nothing read yet)."""
         n = self.entries
-        blob = _map(self.names, self.name_bytes)
-        starts = _map(self.starts, 4 * (n + 1))
+        blob = map_file(self.names, self.name_bytes)
+        starts = map_file(self.starts, 4 * (n + 1))
         assert blob is not None and starts is not None  # (a NUL, and one start at least)
-        return Entries(blob, _cast(starts, "I"), _cast(_map(self.inos, 8 * n), "Q"))
+        return Entries(blob, ints_of(starts, "I"), ints_of(map_file(self.inos, 8 * n), "Q"))
 
     def new_marks(self, fill: int) -> Ints:
         """A file of the listing's marks, each `fill`, mapped to be written (see delta.py)."""
@@ -91,14 +91,14 @@ class Spool:
             self._files.append(unnamed(self.where))
         size = 4 * self.entries
         os.ftruncate(self.marks, size)
-        data = _map(self.marks, size, write=True)
+        data = map_file(self.marks, size, write=True)
         if data is None:
             return array("I")
         pattern = struct.pack("=I", fill)
         for at in range(0, size, 1 << 16):
             n = min(1 << 16, size - at)
             data[at : at + n] = pattern * (n // 4)
-        return _cast(data, "I")
+        return ints_of(data, "I")
 
     def close(self) -> None:
         for fd in self._files:
@@ -216,12 +216,14 @@ class _Writer:
         spool.crcs = self.crcs
 
 
-def _map(fd: int, size: int, *, write: bool = False) -> mmap.mmap | None:
+def map_file(fd: int, size: int, *, write: bool = False) -> mmap.mmap | None:
+    """The first `size` bytes of a file, mapped (None: there are none)."""
     if not size:  # (a map of nothing cannot be made)
         return None
     access = mmap.ACCESS_WRITE if write else mmap.ACCESS_READ
     return mmap.mmap(fd, size, access=access)
 
 
-def _cast(data: mmap.mmap | None, kind: Literal["I", "Q"]) -> Ints:
+def ints_of(data: mmap.mmap | None, kind: Literal["I", "Q"]) -> Ints:
+    """A map's numbers (none: an empty array)."""
     return memoryview(data).cast(kind) if data is not None else array(kind)

@@ -5,10 +5,12 @@ of it is kept past its chunk. Once every wheel is checked, the staged pages are 
 by renames (a refused wheel publishes nothing, as in any run).
 
 What a full run holds besides one chunk is its listings: each folder's wheel names with
-their inode numbers and projects, and the names its sidecars are for, in buffers and
-arrays grouped by project (`grouped.Grouped`, ~140 bytes a wheel with its sidecar); not
-an object, a stamp and a record per wheel (~1 KB a wheel, when every one was read before
-any page was written), nor a dict of the names and a set of the sidecars (300-500). A big run's
+their inode numbers and projects, and the names its sidecars are for, grouped by project
+(`grouped.Grouped`: held for a small folder, in unnamed files for a big one); not an
+object, a stamp and a record per wheel (~1 KB a wheel, when every one was read before
+any page was written), nor a dict of the names and a set of the sidecars (300-500). A
+chunk's cost is bounded (`fanout.MOST_COST`): a bigger run has more chunks, not bigger
+ones, and each chunk's pages of the listing are let go of after it. A big run's
 chunks go to forked workers (`fanout`: they read, check and render; this process writes
 the sidecars as each chunk comes, and stages its pages). The combined index of the same
 run takes each target's listing over and reads the records from the target's pages
@@ -107,21 +109,25 @@ class Every:
         return matched_yanks(yanks, files)
 
 
-def list_whole(sources: Sequence[Source], listings: dict[Path, Listing]) -> Whole:
+def list_whole(sources: Sequence[Source], listings: dict[Path, Listing], where: Path) -> Whole:
     """Each source folder listed (once: names and inode numbers, no stat), or handed on by
-    its target's index of this run."""
+    its target's index of this run; a big listing into unnamed files in `where` (the
+    index's `simple/`: see grouped.Names)."""
     whole = Whole(parts=[], sidecars={}, seen={})
     for src in sources:
         listing = listings.pop(src.folder, None)  # (used once: the combined index comes last)
         if listing is not None:
             wheels = listing.wheels
-            part = wheels.handed(src) if isinstance(wheels, Grouped) else Grouped.of(wheels, src)
+            if isinstance(wheels, Grouped):
+                part = wheels.handed(src)
+            else:
+                part = Grouped.of(wheels, src, where)
             whole.parts.append(part)
             whole.sidecars[src.prefix] = listing.sidecars
             whole.seen[src.prefix] = listing.seen
             continue
         whole.seen[src.prefix] = Seen(source_stamp(src), time.time_ns())
-        part = list_grouped(src)
+        part = list_grouped(src, where)
         whole.parts.append(part)
         whole.sidecars[src.prefix] = Sidecars(part)
     return whole
@@ -165,6 +171,8 @@ class _Reader:
         out = _Result()
         for k, project in enumerate(projects):
             self.project(k, project, out)
+        for part in self.whole.parts:  # (what is left of the listings is not looked at again)
+            part.let_go()
         return out
 
     def project(self, k: int, project: str, out: _Result) -> None:
@@ -247,6 +255,8 @@ def read_whole(
         if not done.refused:  # (after a refusal nothing is staged: it would be discarded)
             for k, page, doc in result.pages:
                 done.staging.add(chunk[k], page, doc)
+        for part in parts:
+            part.let_go()
 
     costs = [PAGE_COST + sum(part.count(p) for part in parts) for p in projects]
     try:

@@ -227,7 +227,7 @@ def write_index(
         touched: Collection[str]
         delta, target = None, covers(sources, listings)  # (a target's folder, not listed yet)
         if dirty:  # a full run, project by project: wholerun.py
-            whole = list_whole(sources, listings)
+            whole = list_whole(sources, listings, simple)
             done = read_whole(simple, whole, existing, yanks, writer, trusted=old is not None)
             found, sidecars, seen, projects = whole, whole.sidecars, whole.seen, done.projects
             added, removed, touched, log_size = {}, (), projects, 0
