@@ -32,7 +32,9 @@ a fresh interpreter, less its start, as a fraction of the full run (on two CPUs 
 can come in under that floor).
 `--sizes 3000,30000,100000` benches each corpus size in turn (projects = size / --versions)
 and then prints the growth exponent k (time ~ wheels**k, 1.0 = linear) from the smallest
-to the largest size, per tool. `--against DIR` benches another checkout
+to the largest size, per tool; with `--same-projects`, every size has the first size's
+projects and more versions of each (what a run's memory grows with: the wheels, or the
+projects as the root page lists them). `--against DIR` benches another checkout
 of wheelhouse (say a clone of main) in the same rounds, as one more tool: a before/after
 in one run, where the machine's state (its load, the file system's backlog of deleted
 blocks, which slows file creation for a while: run two benches back to back and the
@@ -527,15 +529,17 @@ def report_growth(results: list[Result]) -> None:
     first, last = results[0], results[-1]
     scale = math.log(last.wheels / first.wheels)
     print(f"\n== growth from {first.wheels} to {last.wheels} wheels (1.0 = linear) ==")
-    print(f"{'tool':<22} {'full':>7} {'incremental':>12} {'peak MiB (full)':>16}")
+    print(f"{'tool':<22} {'full':>7} {'incremental':>12} {'peak MiB: full, incremental':>28}")
     for name, row in first.rows.items():
         big = last.rows[name]
         k_full = _exponent(row.median(row.full), big.median(big.full), scale)
         k_incr = _exponent(row.median(row.incremental), big.median(big.incremental), scale)
-        memory = (
-            f"{max(row.memory) / 2**20:.0f} -> {max(big.memory) / 2**20:.0f}" if row.memory else ""
+        memory = ", ".join(
+            f"{max(a) / 2**20:.0f} -> {max(b) / 2**20:.0f}"
+            for a, b in ((row.memory, big.memory), (row.memory_incremental, big.memory_incremental))
+            if a and b
         )
-        print(f"{name:<22} {k_full:>7} {k_incr:>12} {memory:>16}")
+        print(f"{name:<22} {k_full:>7} {k_incr:>12} {memory:>28}")
     wh = first.rows["wheelhouse index"], last.rows["wheelhouse index"]
     k = math.log(wh[1].median(wh[1].full) / wh[0].median(wh[0].full)) / scale
     print(
@@ -552,6 +556,11 @@ def main() -> int:
         help="corpus sizes in wheels, comma-separated (e.g. 3000,30000,100000): each is "
         "benched in turn (projects = size / versions), then the growth between them",
     )
+    parser.add_argument(
+        "--same-projects",
+        action="store_true",
+        help="every size has the first size's projects, more versions of each",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="rounds (median counts)")
     parser.add_argument("--skip-simple503", action="store_true", help="the slowest tool")
     parser.add_argument("--tools-venv", type=Path, help="a venv to install/reuse the tools in")
@@ -562,9 +571,16 @@ def main() -> int:
         help="another wheelhouse checkout (e.g. a clone of main) benched in the same rounds",
     )
     args = parser.parse_args()
-    sizes = [args.projects]
+    sizes = [(args.projects, args)]
     if args.sizes:
-        sizes = [max(1, int(n) // args.versions) for n in args.sizes.split(",")]
+        wheels = [int(n) for n in args.sizes.split(",")]
+        first = max(1, wheels[0] // args.versions)
+        sizes = [
+            (first, argparse.Namespace(**{**vars(args), "versions": max(1, n // first)}))
+            if args.same_projects
+            else (max(1, n // args.versions), args)
+            for n in wheels
+        ]
 
     work = Path(tempfile.mkdtemp(prefix="wheelhouse-bench-index-"))
     try:
@@ -575,8 +591,8 @@ def main() -> int:
                 install_wheelhouse(work, repo=args.against.resolve(), venv_name="against-venv")
             ]
         results = []
-        for turn, projects in enumerate(sizes):
-            results.append(bench_size(work, args, venv, projects, turn))
+        for turn, (projects, shape) in enumerate(sizes):
+            results.append(bench_size(work, shape, venv, projects, turn))
             report_size(results[-1])
         if len(results) > 1:
             report_growth(results)

@@ -72,7 +72,11 @@ def test_the_growth_table_takes_an_index_work_below_measure(
     def result(wheels: int, full: float, work: float) -> Any:
         rows = {
             "wheelhouse index": bench.Row(
-                name="wheelhouse index", full=[full], incremental=[0.1], memory=[25 * MiB]
+                name="wheelhouse index",
+                full=[full],
+                incremental=[0.1],
+                memory=[25 * MiB],
+                memory_incremental=[(20 + wheels // 300_000) * MiB],
             ),
             "  (index work only)": bench.Row(
                 name="  (index work only)", full=[full], incremental=[work]
@@ -85,3 +89,4 @@ def test_the_growth_table_takes_an_index_work_below_measure(
     assert "wheelhouse index         1.000        0.000" in out
     assert "(index work only)" in out and "n/a" in out
     assert "goal: wheelhouse full growth <= 1.05: PASS" in out
+    assert "25 -> 25, 20 -> 21" in out  # (each run's peak memory, full and incremental)

@@ -9,6 +9,7 @@ big folios: a chunk's names looked up at random would map most of it). What a fu
 holds besides one chunk of projects is then the projects. A project's sidecars tell its
 lost and stale ones apart (no set of every sidecar).
 """
+
 from __future__ import annotations
 
 import contextlib
