@@ -106,6 +106,28 @@ def test_a_folder_changed_after_it_was_listed_ahead_is_listed_again(
     assert {"gamma", "delta"} <= check_tree(slim / "simple").keys()
 
 
+def test_a_listing_whose_files_are_cut_short_is_not_taken(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figures the child sends are checked against its files (a map past a file's end
+    would kill the run with SIGBUS): one cut short leaves the listing to the run."""
+    slim = _indexed(out)
+    real = spool.list_into
+
+    def short(into: spool.Spool, folder: Path) -> None:  # (what the forked child runs)
+        real(into, folder)
+        os.ftruncate(into.inos, 8)
+
+    monkeypatch.setattr(ahead_mod, "list_into", short)
+    listed = _own_listings(monkeypatch)
+    ahead = list_ahead(slim)
+    assert ahead is not None
+    with ahead:
+        _run(slim, ahead)
+    assert not ahead.used and listed == [slim]
+    assert "gamma" in check_tree(slim / "simple")
+
+
 @pytest.mark.parametrize("fault", ["fails", "hangs"])
 def test_a_child_that_fails_or_hangs_leaves_the_listing_to_the_run(
     out: Path, monkeypatch: pytest.MonkeyPatch, fault: str

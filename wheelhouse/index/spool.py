@@ -74,8 +74,10 @@ class Spool:
         """The figures another process listed this spool with (`figures`)."""
         self.entries, self.name_bytes, *crcs = FIGURES.unpack(data)
         self.crcs[:3] = crcs
-        if os.fstat(self.names).st_size != self.name_bytes:
-            raise ValueError("a listing cut short")
+        sizes = (self.name_bytes, 4 * (self.entries + 1), 8 * self.entries)
+        for fd, size in zip((self.names, self.starts, self.inos), sizes, strict=True):
+            if os.fstat(fd).st_size != size:  # (a map past a file's end would kill)
+                raise ValueError("a listing cut short")
 
     def mapped(self) -> Entries:
         """The listing, mapped (nothing read yet)."""
