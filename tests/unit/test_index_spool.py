@@ -222,3 +222,24 @@ def test_an_incremental_run_holds_no_copy_of_its_listing(tmp_path: Path) -> None
     names = 40_000 * (len(pad) + 8)
     assert held < names // 4, f"{held >> 10} KiB held for {names >> 10} KiB of names"
     assert "99.0" in str(check_tree(slim / "simple")["proj1"])
+
+
+def test_no_descriptor_left_to_map_the_listing_costs_only_the_fast_path(
+    out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slim = out / "slim"
+    ix.index_target(slim)
+    put(slim, "gamma", "1.0")
+    fast = fast_runs(monkeypatch)
+
+    def no_map(*args: Any, **kw: Any) -> Any:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(spool, "map_file", no_map)
+        ix.index_target(slim)
+    assert fast == [False]
+    assert "gamma" in check_tree(slim / "simple")
+    put(slim, "delta", "1.0")
+    ix.index_target(slim)
+    assert fast == [False, True]

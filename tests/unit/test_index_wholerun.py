@@ -359,13 +359,14 @@ def test_a_full_runs_listing_is_held_only_where_it_is_small(tmp_path: Path) -> N
     ]
 
 
-@pytest.mark.parametrize("fault", [None, "full disk"])
+@pytest.mark.parametrize("fault", [None, "full disk", "no map"])
 def test_a_listing_in_files_publishes_what_a_held_one_does(
     out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str | None
 ) -> None:
     """A listing of more than a batch (here 4 names) goes to unnamed files; a disk that
-    fills up as they are written has the run hold its listing instead (what was written
-    read back): either way the full run publishes what a held listing does."""
+    fills up as they are written, or no descriptor left to map them, has the run hold its
+    listing instead (what was written read back): either way the full run publishes what
+    a held listing does."""
     slim = out / "slim"
     for i in range(30):
         put(slim, f"proj{i % 7}", f"1.{i}")
@@ -374,7 +375,13 @@ def test_a_listing_in_files_publishes_what_a_held_one_does(
     shutil.copytree(slim, copy)
     ix.write_index(copy, [ix.Source(folder=copy)], full=True)
     monkeypatch.setattr(grouped, "_BATCH", 4)
-    if fault:
+    if fault == "no map":
+
+        def no_map(*args: Any, **kw: Any) -> Any:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        monkeypatch.setattr(grouped, "map_file", no_map)
+    elif fault:
         real, calls = snapshot.put, []
 
         def filling(fd: int, data: Any, at: int) -> int:

@@ -154,6 +154,8 @@ def plan_listed(
             return None
     try:
         compared = _compared(src, spool, snap)
+    except OSError:  # (no descriptor or map left: the slow path lists the folder itself)
+        compared = None
     except BaseException:
         spool.close()
         raise

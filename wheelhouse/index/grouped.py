@@ -145,13 +145,13 @@ class Names:
         count = len(self._marks) + self._sizes[2] // 4
         if self._files:
             self._write()
-            files, sizes = self._files, self._sizes
-            self.blob = map_file(files[0], sizes[0]) or bytearray(b"\0")
-            self.starts = ints_of(map_file(files[1], sizes[1]), "I")
-            self.marks = ints_of(map_file(files[2], sizes[2]), "I")
-            self.inos = ints_of(map_file(files[3], sizes[3]), "Q")
-            with contextlib.suppress(OSError):
-                self.order = self._new_order(count)
+        if self._files:
+            try:
+                self._map(count)
+            except OSError:  # (no descriptor or map left: this run holds its listing)
+                self._hold()
+                self.blob, self.starts = self._blob, self._starts
+                self.marks, self.inos, self.order = self._marks, self._inos, array("I")
         marks = self.marks
         counts = Counter(marks)
         self.first = array("I", accumulate((counts[n] for n in range(projects)), initial=0))
@@ -165,6 +165,14 @@ class Names:
         if self._order < 0:  # (held: the maps keep what they map)
             self._close_files()
         self.let_go()
+
+    def _map(self, count: int) -> None:
+        files, sizes = self._files, self._sizes
+        self.blob = map_file(files[0], sizes[0]) or bytearray(b"\0")
+        self.starts = ints_of(map_file(files[1], sizes[1]), "I")
+        self.marks = ints_of(map_file(files[2], sizes[2]), "I")
+        self.inos = ints_of(map_file(files[3], sizes[3]), "Q")
+        self.order = self._new_order(count)
 
     def _new_order(self, count: int) -> Ints:
         assert self._where is not None
