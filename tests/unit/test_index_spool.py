@@ -171,24 +171,32 @@ def test_other_unnamed_files_serve_as_well(
     ]
 
 
-def test_a_full_disk_as_the_listing_is_written_costs_only_the_fast_path(
-    out: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("where", "error"),
+    [("put", errno.ENOSPC), ("map_file", errno.EMFILE)],
+    ids=["full disk as it is written", "no descriptor left to map it"],
+)
+def test_a_listing_that_cannot_be_kept_costs_only_the_fast_path(
+    out: Path, monkeypatch: pytest.MonkeyPatch, where: str, error: int
 ) -> None:
     slim = out / "slim"
     ix.index_target(slim)
     put(slim, "gamma", "1.0")
+    fast = fast_runs(monkeypatch)
 
-    def full(*args: Any) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def failing(*args: Any, **kw: Any) -> Any:
+        raise OSError(error, os.strerror(error))
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(spool, "put", full)
+        mp.setattr(spool, where, failing)
         report = ix.index_target(slim)
-    assert report.hashed == 1
+    assert fast == [False] and report.hashed == 1
     assert "gamma" in check_tree(slim / "simple")
-    put(slim, "delta", "1.0")
-    ix.index_target(slim)
-    assert {"gamma", "delta"} <= check_tree(slim / "simple").keys()
+    for name in ("delta", "epsilon"):  # (a snapshot kept again: by the first of them, at most)
+        put(slim, name, "1.0")
+        ix.index_target(slim)
+    assert fast[-1] is True
+    assert {"gamma", "delta", "epsilon"} <= check_tree(slim / "simple").keys()
 
 
 _HELD = """
@@ -222,24 +230,3 @@ def test_an_incremental_run_holds_no_copy_of_its_listing(tmp_path: Path) -> None
     names = 40_000 * (len(pad) + 8)
     assert held < names // 4, f"{held >> 10} KiB held for {names >> 10} KiB of names"
     assert "99.0" in str(check_tree(slim / "simple")["proj1"])
-
-
-def test_no_descriptor_left_to_map_the_listing_costs_only_the_fast_path(
-    out: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    slim = out / "slim"
-    ix.index_target(slim)
-    put(slim, "gamma", "1.0")
-    fast = fast_runs(monkeypatch)
-
-    def no_map(*args: Any, **kw: Any) -> Any:
-        raise OSError(errno.EMFILE, "Too many open files")
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(spool, "map_file", no_map)
-        ix.index_target(slim)
-    assert fast == [False]
-    assert "gamma" in check_tree(slim / "simple")
-    put(slim, "delta", "1.0")
-    ix.index_target(slim)
-    assert fast == [False, True]
