@@ -56,7 +56,9 @@ MAX_WORKERS = 8
 IDLE_TIMEOUT = 900.0  # seconds without a word from any worker: one is stuck (a hung mount)
 REAP_TIMEOUT = 30.0  # seconds a stopped worker has to exit before it is killed
 _CHUNKS_PER_WORKER = 24  # to balance the load
-MOST_COST = 2000  # a chunk's cost at most, where it has more than one item: its result's size
+# a chunk's cost at most, where it has more than one item: its result's size (~530 pages
+# of 5 wheels: a few MB; below 100,000 wheels the chunks per worker set the size)
+MOST_COST = 8000
 _TICKET = struct.Struct("<H")  # a chunk's number, in the tickets' pipe
 _MOST_CHUNKS = 2048  # (their tickets, 4 KB, fit any pipe's buffer: written at once)
 _FRAME = struct.Struct("<Q")

@@ -350,11 +350,6 @@ class Grouped(Catalog):
         for name, ino, number in self.names.rows():
             yield name, ino, table[number]
 
-    def let_go(self) -> None:
-        """Let go of the pages of the listing's maps (see Names)."""
-        self.names.let_go()
-        self.sidecars.let_go()
-
     def every(self) -> list[Found]:
         if self._all is None:
             self._all = [self._kept(name, ino, project) for name, ino, project in self.wheel_rows()]

@@ -10,7 +10,7 @@ their inode numbers and projects, and the names its sidecars are for, grouped by
 object, a stamp and a record per wheel (~1 KB a wheel, when every one was read before
 any page was written), nor a dict of the names and a set of the sidecars (300-500). A
 chunk's cost is bounded (`fanout.MOST_COST`): a bigger run has more chunks, not bigger
-ones, and each chunk's pages of the listing are let go of after it. A big run's
+ones. A big run's
 chunks go to forked workers (`fanout`: they read, check and render; this process writes
 the sidecars as each chunk comes, and stages its pages). The combined index of the same
 run takes each target's listing over and reads the records from the target's pages
@@ -171,8 +171,6 @@ class _Reader:
         out = _Result()
         for k, project in enumerate(projects):
             self.project(k, project, out)
-        for part in self.whole.parts:  # (what is left of the listings is not looked at again)
-            part.let_go()
         return out
 
     def project(self, k: int, project: str, out: _Result) -> None:
@@ -255,8 +253,6 @@ def read_whole(
         if not done.refused:  # (after a refusal nothing is staged: it would be discarded)
             for k, page, doc in result.pages:
                 done.staging.add(chunk[k], page, doc)
-        for part in parts:
-            part.let_go()
 
     costs = [PAGE_COST + sum(part.count(p) for part in parts) for p in projects]
     try:
