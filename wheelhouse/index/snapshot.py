@@ -228,7 +228,8 @@ def _copy(src: int, dst: int, size: int, at: int, *, crc: bool = False) -> int:
         except OSError as exc:  # (not Linux: a stretch at a time)
             if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP):
                 raise
-            return _copy(src, dst, size, at, crc=True) and 0
+            _copy(src, dst, size, at, crc=True)
+            return 0
         if n <= 0:
             raise OSError(errno.ENOSPC, "a listing cut short")
         done += n

@@ -49,7 +49,9 @@ class Spool:
             raise
         self.where = where
         self.entries = self.name_bytes = 0
-        self.crcs = [0, 0, 0, 0]  # names, starts, inodes, marks (as written in order)
+        # the names', starts' and inodes' as written (the marks' is taken as the snapshot is
+        # published: a run writes them in place)
+        self.crcs = [0, 0, 0]
 
     @property
     def names(self) -> int:
@@ -68,12 +70,12 @@ class Spool:
         return self._files[3] if len(self._files) > 3 else -1
 
     def figures(self) -> bytes:
-        return FIGURES.pack(self.entries, self.name_bytes, *self.crcs[:3])
+        return FIGURES.pack(self.entries, self.name_bytes, *self.crcs)
 
     def take_figures(self, data: bytes) -> None:
         """The figures another process listed this spool with (`figures`)."""
         self.entries, self.name_bytes, *crcs = FIGURES.unpack(data)
-        self.crcs[:3] = crcs
+        self.crcs = crcs
         sizes = (self.name_bytes, 4 * (self.entries + 1), 8 * self.entries)
         for fd, size in zip((self.names, self.starts, self.inos), sizes, strict=True):
             if os.fstat(fd).st_size != size:  # (a map past a file's end would kill)
@@ -174,7 +176,7 @@ class _Writer:
         self.more = more  # after the listing: its last start, its end, is the next name's
         self.size, self.count = (spool.name_bytes, n) if more else (0, 0)
         self.at = [self.size, 4 * (n + 1), 8 * n, 4 * n] if more else [0, 0, 0, 0]
-        self.crcs = list(spool.crcs) if more else [0, 0, 0, 0]
+        self.crcs = list(spool.crcs) if more else [0, 0, 0]
         if not more:
             self.blob += b"\0"
 
@@ -199,7 +201,8 @@ class _Writer:
             if fd < 0:
                 raise OSError(errno.EBADF, "a spool with no file for its marks")
             self.at[k] = put(fd, part, self.at[k])
-            self.crcs[k] = zlib.crc32(part, self.crcs[k])
+            if k < len(self.crcs):  # (not the marks': see Spool)
+                self.crcs[k] = zlib.crc32(part, self.crcs[k])
         self.size += len(self.blob)
         self.count += len(self.inos)
         self.blob.clear()
